@@ -1,0 +1,49 @@
+# Shared set-up for scripts/*.sh: installs system packages, the Python venv and builds release.
+# Sourced, not executed. Idempotent: a second run does nothing that is already done.
+
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+VENV=${VENV:-$ROOT/.venv}
+export HF_HUB_DISABLE_XET=1
+export HF_HUB_DISABLE_TELEMETRY=1
+
+APT_PACKAGES=(curl fio attr psmisc)
+
+setup_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== apt install ${missing[*]}"
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+setup_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "== python venv at $VENV"
+    python3 -m venv "$VENV"
+  fi
+  local stamp="$VENV/.requirements.sha"
+  local want; want=$(sha256sum "$ROOT/scripts/requirements.txt" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -r "$ROOT/scripts/requirements.txt"
+    echo "$want" > "$stamp"
+  fi
+}
+
+setup_build() {
+  echo "== cargo build --release"
+  (cd "$ROOT" && cargo build --release --bins)
+  export HUB_EMULATOR="$ROOT/target/release/hub-emulator"
+  export HUBFS="$ROOT/target/release/hubfs"
+}
+
+setup_all() {
+  setup_apt
+  setup_venv
+  setup_build
+}
