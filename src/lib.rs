@@ -1,9 +1,21 @@
 //! hubfs: mount Hugging Face Hub repositories as local directories.
 //!
-//! Layers (see design.md): [`repo`] names things, [`hub`] speaks HTTP, `cache` keeps blocks on
-//! disk, `fs` implements POSIX semantics as `Result<_, Errno>`, `fuse` glues it to the kernel, and
-//! [`emulator`] is a local Hub for tests, demos and benchmarks.
+//! Layers (see design.md), each knowing nothing of the ones above it:
+//! - [`repo`]: names (repo types, ids, revisions, `hf://` paths) shared by everything;
+//! - [`hub`]: the Hub client, the only code that speaks HTTP;
+//! - [`cache`]: blocks of file content and metadata kept on disk;
+//! - [`read`]: lazy, parallel, de-duplicated reads through the cache;
+//! - [`fs`]: POSIX semantics as `Result<_, Errno>`, independent of FUSE;
+//! - [`fuse`]: the thin adapter to the kernel;
+//! - [`daemon`]: options, mounting, the control socket;
+//! - [`emulator`]: a local Hub for tests, demos and benchmarks.
 
+pub mod cache;
+pub mod daemon;
 pub mod emulator;
+pub mod fs;
+pub mod fuse;
 pub mod hub;
+pub mod read;
 pub mod repo;
+pub mod units;

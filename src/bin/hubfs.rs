@@ -1,1 +1,225 @@
-fn main() {}
+//! `hubfs`: mount Hugging Face Hub repos as local directories.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use hubfs::daemon::{self, control, mountpoint, ready, MountOptions};
+use hubfs::units::{format_size, parse_size};
+
+#[derive(Parser)]
+#[command(name = "hubfs", version, about = "Mount Hugging Face Hub repositories as local directories")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mount a repo (at a revision, optionally a sub-directory) or the whole Hub.
+    ///
+    /// SOURCE: [hf://][datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBPATH], or hf:// alone for
+    /// the whole Hub. REVISION is a branch, tag, commit id or refs/pr/N (percent-encode '/').
+    Mount(MountArgs),
+    /// Unmount a hubfs mount (plain `umount` works too).
+    Unmount {
+        mountpoint: PathBuf,
+    },
+    /// Show a running mount's revisions and counters (requests, bytes, cache hits...).
+    Status {
+        mountpoint: PathBuf,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct MountArgs {
+    source: String,
+    mountpoint: PathBuf,
+    /// Stay attached to the terminal instead of returning once the mount is live.
+    #[arg(long, short = 'f')]
+    foreground: bool,
+    /// Hub endpoint.
+    #[arg(long, env = "HF_ENDPOINT", default_value = "https://huggingface.co")]
+    endpoint: String,
+    /// Read the token from this file (else HF_TOKEN, HF_TOKEN_PATH, $HF_HOME/token).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Block cache and metadata directory [default: $XDG_CACHE_HOME/hubfs or ~/.cache/hubfs].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Largest size of the block cache (e.g. 500M, 10G).
+    #[arg(long, default_value = "10G", value_parser = parse_size)]
+    cache_size: u64,
+    /// Never write, even on a branch.
+    #[arg(long)]
+    read_only: bool,
+    /// Check branches for new commits every SECS seconds (open files keep their commit).
+    #[arg(long, value_name = "SECS")]
+    refresh: Option<u64>,
+    /// Let other users access the mount.
+    #[arg(long)]
+    allow_other: bool,
+    /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    offline: bool,
+    /// Where the background daemon writes its log [default: CACHE_DIR/hubfs.log].
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Threads reading kernel requests.
+    #[arg(long, default_value_t = 4)]
+    fuse_threads: usize,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hubfs=info,warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn mount(args: MountArgs) -> Result<(), String> {
+    let opts = MountOptions {
+        source: args.source.clone(),
+        mountpoint: args.mountpoint.clone(),
+        endpoint: args.endpoint.clone(),
+        token_file: args.token_file.clone(),
+        cache_dir: args.cache_dir.clone().unwrap_or_else(daemon::default_cache_dir),
+        cache_size: args.cache_size,
+        read_only: args.read_only,
+        refresh: args.refresh.map(Duration::from_secs),
+        allow_other: args.allow_other,
+        offline: args.offline || daemon::env_offline(),
+        fuse_threads: args.fuse_threads,
+    };
+    if args.foreground {
+        init_logging();
+        return daemon::run(opts, ready::ReadyPipe::from_env());
+    }
+    // Fail fast on what can be checked here, then start the daemon and wait for its verdict.
+    hubfs::repo::HfPath::parse(&args.source).map_err(|e| e.to_string())?;
+    mountpoint::check_mountpoint(&args.mountpoint)?;
+    std::fs::create_dir_all(&opts.cache_dir)
+        .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
+    let log_path = args
+        .log_file
+        .clone()
+        .unwrap_or_else(|| opts.cache_dir.join("hubfs.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("finding the hubfs binary: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("mount")
+        .arg(&args.source)
+        .arg(&args.mountpoint)
+        .arg("--foreground")
+        .arg("--endpoint")
+        .arg(&args.endpoint)
+        .arg("--cache-dir")
+        .arg(&opts.cache_dir)
+        .arg("--cache-size")
+        .arg(opts.cache_size.to_string())
+        .arg("--fuse-threads")
+        .arg(args.fuse_threads.to_string());
+    // Only a path to the token crosses argv; the token itself stays in the environment/file.
+    if let Some(t) = &args.token_file {
+        cmd.arg("--token-file").arg(t);
+    }
+    if let Some(r) = args.refresh {
+        cmd.arg("--refresh").arg(r.to_string());
+    }
+    for (flag, on) in [
+        ("--read-only", args.read_only),
+        ("--allow-other", args.allow_other),
+        ("--offline", opts.offline),
+    ] {
+        if on {
+            cmd.arg(flag);
+        }
+    }
+    ready::spawn_daemon(cmd, log)
+        .map_err(|e| format!("{e} (daemon log: {})", log_path.display()))
+}
+
+fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
+    let answer = control::request(
+        &mountpoint,
+        &serde_json::json!({"cmd": "status"}),
+        Duration::from_secs(10),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        return Ok(());
+    }
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    println!("mount:       {}", answer["root"].as_str().unwrap_or("?"));
+    if answer["offline"].as_bool() == Some(true) {
+        println!("mode:        offline");
+    }
+    for v in answer["views"].as_array().into_iter().flatten() {
+        println!(
+            "revision:    {} -> {} ({} files known)",
+            v["revision"].as_str().unwrap_or("?"),
+            v["commit"].as_str().unwrap_or("?"),
+            n(&v["files_known"])
+        );
+    }
+    let r = &answer["read"];
+    println!(
+        "reads:       {} ({} served)",
+        n(&r["reads"]),
+        format_size(n(&r["bytes_read"]))
+    );
+    println!(
+        "blocks:      {} hits, {} misses",
+        n(&r["block_hits"]),
+        n(&r["block_misses"])
+    );
+    println!(
+        "fetched:     {} in {} range requests ({} resumed, {} failed)",
+        format_size(n(&r["bytes_fetched"])),
+        n(&r["fetches"]),
+        n(&r["fetch_resumes"]),
+        n(&r["fetch_failures"])
+    );
+    let c = &answer["cache"];
+    println!(
+        "cache:       {} of {} used, {} evictions",
+        format_size(n(&c["used_bytes"])),
+        format_size(n(&c["max_bytes"])),
+        n(&c["evictions"])
+    );
+    if let Some(h) = answer.get("hub").filter(|h| !h.is_null()) {
+        println!(
+            "hub:         {} requests, {} retries",
+            n(&h["requests"]),
+            n(&h["retries"])
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mount(args) => mount(args),
+        Command::Unmount { mountpoint } => mountpoint::unmount(&mountpoint),
+        Command::Status { mountpoint, json } => status(mountpoint, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubfs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The control socket of a running mount: `hubfs status` (and later `sync`) talk to the daemon
+//! through a Unix socket named after the mountpoint, one JSON request line, one JSON answer line.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// Directory of control sockets: the user's runtime dir, else a private dir under /tmp.
+fn socket_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("hubfs");
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    if uid == 0 {
+        PathBuf::from("/run/hubfs")
+    } else {
+        PathBuf::from(format!("/tmp/hubfs-{uid}"))
+    }
+}
+
+/// The socket of the mount at `mountpoint` (canonical path).
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    let digest = Sha256::digest(mountpoint.as_os_str().as_encoded_bytes());
+    socket_dir().join(format!("{}.sock", &hex::encode(digest)[..20]))
+}
+
+/// Serves requests on the socket of `mountpoint` until the returned guard is dropped.
+pub fn serve<H, F>(mountpoint: &Path, handler: H) -> std::io::Result<SocketGuard>
+where
+    H: Fn(Value) -> F + Send + Sync + 'static,
+    F: Future<Output = Value> + Send + 'static,
+{
+    let path = socket_path(mountpoint);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    let handler = Arc::new(handler);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                let mut reader = tokio::io::BufReader::new(read);
+                if reader.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let answer = match serde_json::from_str::<Value>(&line) {
+                    Ok(req) => handler(req).await,
+                    Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
+                };
+                let mut out = answer.to_string();
+                out.push('\n');
+                let _ = write.write_all(out.as_bytes()).await;
+            });
+        }
+    });
+    Ok(SocketGuard { path, task })
+}
+
+/// Removes the socket when the daemon stops.
+pub struct SocketGuard {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Sends one request to the mount at `mountpoint` and returns its answer.
+pub fn request(mountpoint: &Path, req: &Value, timeout: Duration) -> Result<Value, String> {
+    let canonical = mountpoint
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", mountpoint.display()))?;
+    let path = socket_path(&canonical);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+        format!(
+            "{} is not a running hubfs mount ({}: {e})",
+            mountpoint.display(),
+            path.display()
+        )
+    })?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|_| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    let mut line = req.to_string();
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| format!("sending to the daemon: {e}"))?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| format!("waiting for the daemon: {e}"))?;
+    serde_json::from_str(&answer).map_err(|e| format!("bad answer from the daemon: {e}"))
+}

@@ -1,0 +1,204 @@
+//! The mount daemon: turns command-line options into a running FUSE session.
+//!
+//! `run` wires the layers together (token → Hub client → cache → filesystem core → FUSE
+//! adapter), mounts, reports readiness to the parent `hubfs mount`, serves the control socket,
+//! and unmounts cleanly on SIGTERM/SIGINT or when someone runs `umount`.
+
+pub mod control;
+pub mod mountpoint;
+pub mod ready;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, MetaStore};
+use crate::fs::services::token_fingerprint;
+use crate::fs::{FsConfig, HubFs, MountRoot, Services};
+use crate::fuse::{FuseAdapter, KernelTuning};
+use crate::hub::{HubClient, HubConfig, Token};
+use crate::read::{ReadConfig, ReadPath};
+use crate::repo::HfPath;
+use ready::ReadyPipe;
+
+/// Everything `hubfs mount` was asked to do.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    pub source: String,
+    pub mountpoint: PathBuf,
+    pub endpoint: String,
+    pub token_file: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub cache_size: u64,
+    pub read_only: bool,
+    pub refresh: Option<Duration>,
+    pub allow_other: bool,
+    pub offline: bool,
+    /// FUSE worker threads reading /dev/fuse.
+    pub fuse_threads: usize,
+}
+
+/// `$XDG_CACHE_HOME/hubfs`, else `~/.cache/hubfs`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("hubfs");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache").join("hubfs")
+}
+
+/// huggingface_hub's truthy values for HF_HUB_OFFLINE.
+pub fn env_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| matches!(v.to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE"))
+        .unwrap_or(false)
+}
+
+/// Runs the mount in this process until it is unmounted. Failures before the mount is live are
+/// returned (and sent through `ready`); afterwards they are logged.
+pub fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
+    let result = run_inner(&opts, &mut ready);
+    if let Err(e) = &result {
+        ready.fail(e);
+    }
+    result
+}
+
+fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
+    let source = HfPath::parse(&opts.source).map_err(|e| e.to_string())?;
+    let mountpoint = mountpoint::check_mountpoint(&opts.mountpoint)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("hubfs-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+
+    let token = Token::discover(opts.token_file.as_deref()).map_err(|e| e.to_string())?;
+    let fingerprint = token.as_ref().map(token_fingerprint);
+    let client = if opts.offline {
+        None
+    } else {
+        let endpoint = url::Url::parse(opts.endpoint.trim_end_matches('/'))
+            .map_err(|e| format!("bad endpoint {:?}: {e}", opts.endpoint))?;
+        let _guard = rt.enter();
+        Some(HubClient::new(HubConfig::new(endpoint, token)).map_err(|e| e.to_string())?)
+    };
+
+    std::fs::create_dir_all(&opts.cache_dir)
+        .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
+    let (cache_lock, cache_dir) = lock_cache_dir(&opts.cache_dir)
+        .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
+    let cache = BlockCache::open(CacheConfig {
+        dir: cache_dir.join("blocks"),
+        max_bytes: opts.cache_size,
+        ..CacheConfig::default()
+    })
+    .map_err(|e| format!("opening the block cache in {}: {e}", cache_dir.display()))?;
+    let meta = MetaStore::open(cache_dir.join("meta"))
+        .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?;
+    let reader = Arc::new(ReadPath::new(
+        client.clone(),
+        Arc::new(cache),
+        ReadConfig::default(),
+    ));
+    let svc = Arc::new(Services {
+        client,
+        meta: Arc::new(meta),
+        reader,
+        token_fingerprint: fingerprint,
+        rt: rt.handle().clone(),
+    });
+    let root = match source {
+        HfPath::Hub => MountRoot::Hub,
+        HfPath::Repo {
+            repo,
+            revision,
+            subpath,
+        } => MountRoot::Repo {
+            repo,
+            revision,
+            subpath,
+        },
+    };
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let fs_cfg = FsConfig {
+        uid,
+        gid,
+        branch_ttl: opts.refresh.unwrap_or(FsConfig::default().branch_ttl),
+        refresh: opts.refresh,
+        ..FsConfig::default()
+    };
+    let fs = rt
+        .block_on(HubFs::new(svc, fs_cfg, root))
+        .map_err(|e| e.to_string())?;
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::FSName(format!("hubfs:{}", opts.source)),
+        fuser::MountOption::Subtype("hubfs".into()),
+        fuser::MountOption::RO,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::DefaultPermissions,
+    ];
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+        config
+            .mount_options
+            .push(fuser::MountOption::CUSTOM("allow_other".into()));
+    }
+    config.n_threads = Some(opts.fuse_threads.max(1));
+    config.clone_fd = true;
+    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone(), KernelTuning::default());
+    let mut session = fuser::Session::new(adapter, &mountpoint, &config)
+        .map_err(|e| format!("mounting on {}: {e}", mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+
+    let control = {
+        let _guard = rt.enter();
+        let fs = fs.clone();
+        control::serve(&mountpoint, move |req| {
+            let fs = fs.clone();
+            async move { handle_control(&fs, req) }
+        })
+        .map_err(|e| format!("control socket: {e}"))?
+    };
+    tracing::info!("mounted {} on {}", opts.source, mountpoint.display());
+    ready.ok();
+
+    // Unmount on SIGTERM / SIGINT; a plain `umount` ends the session by itself.
+    let mp = mountpoint.clone();
+    rt.spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot watch SIGTERM: {e}");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("signal received: unmounting {}", mp.display());
+        if let Err(e) = unmounter.unmount() {
+            tracing::warn!("unmount of {} failed: {e}", mp.display());
+        }
+    });
+    let result = session.run();
+    drop(control);
+    drop(cache_lock);
+    tracing::info!("unmounted {}", mountpoint.display());
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result.map_err(|e| format!("FUSE session ended with an error: {e}"))
+}
+
+fn handle_control(fs: &Arc<HubFs>, req: serde_json::Value) -> serde_json::Value {
+    match req.get("cmd").and_then(|c| c.as_str()) {
+        Some("status") => fs.status(),
+        other => serde_json::json!({"error": format!("unknown command {other:?}")}),
+    }
+}

@@ -1,0 +1,434 @@
+//! The filesystem core: POSIX semantics over Hub repos, as `Result<_, Errno>`.
+//!
+//! Kernel-independent: the FUSE adapter (`crate::fuse`) only translates. The core owns the inode
+//! table, the views (revision directories) and their snapshots, open file and directory
+//! handles, and maps every operation to snapshot lookups and the read path.
+
+mod attr;
+mod errno;
+mod inode;
+mod namespace;
+pub mod services;
+pub mod snapshot;
+pub mod tree;
+mod view;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+pub use attr::{Attr, Entry, FileKind};
+pub use errno::Errno;
+pub use inode::{InodeKey, ROOT_INO};
+pub use services::Services;
+pub use snapshot::SnapshotError;
+
+use crate::read::{Blob, ReadStream};
+use crate::repo::RepoRef;
+use inode::InodeTable;
+use snapshot::Snapshot;
+use tree::Node;
+use view::View;
+
+/// Behaviour of the filesystem core. Defaults carry their reasons.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    /// Owner shown for every file: the user who mounted.
+    pub uid: u32,
+    pub gid: u32,
+    /// How long the kernel may trust entries and attributes of a commit-pinned view: they never
+    /// change, so "forever" (a day keeps the number sane).
+    pub pinned_ttl: Duration,
+    /// Same for views of branches and tags: they change only on refresh, so the refresh period
+    /// (or a day without `--refresh`).
+    pub branch_ttl: Duration,
+    /// Virtual directories of a whole-Hub mount (lists of repos) change as repos are created.
+    pub virtual_ttl: Duration,
+    /// Re-resolve branch views this often; None = never (a view stays on its first commit).
+    pub refresh: Option<Duration>,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            uid: 0,
+            gid: 0,
+            pinned_ttl: Duration::from_secs(86_400),
+            branch_ttl: Duration::from_secs(86_400),
+            virtual_ttl: Duration::from_secs(30),
+            refresh: None,
+        }
+    }
+}
+
+/// What a mount shows at its root.
+#[derive(Debug, Clone)]
+pub enum MountRoot {
+    /// `hf://`: every repo of the Hub, autofs style.
+    Hub,
+    /// One repo at one revision, optionally only a sub-directory of it.
+    Repo {
+        repo: RepoRef,
+        revision: Option<String>,
+        subpath: String,
+    },
+}
+
+/// An open regular file.
+pub struct OpenFile {
+    pub snapshot: Arc<Snapshot>,
+    pub stream: ReadStream,
+}
+
+/// An open directory: its listing, taken once at opendir so paging through it is consistent.
+pub struct OpenDir {
+    pub entries: Vec<(String, u64, FileKind, Option<Attr>)>,
+}
+
+/// Answer to `open`.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub fh: u64,
+    /// The kernel may keep pages cached from earlier opens: the content is the same.
+    pub keep_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub files: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+pub struct HubFs {
+    pub svc: Arc<Services>,
+    cfg: FsConfig,
+    root: MountRoot,
+    inodes: InodeTable,
+    views: namespace::Views,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
+    next_fh: AtomicU64,
+}
+
+/// Target of a `Path` inode: its view and path.
+struct Located {
+    view: Arc<View>,
+    path: String,
+}
+
+impl HubFs {
+    /// Builds the core. A single-repo mount resolves its revision now, so a bad repo, revision
+    /// or token fails the mount instead of the first `ls`.
+    pub async fn new(
+        svc: Arc<Services>,
+        cfg: FsConfig,
+        root: MountRoot,
+    ) -> Result<Arc<HubFs>, SnapshotError> {
+        let views = namespace::Views::default();
+        let root_key = match &root {
+            MountRoot::Hub => InodeKey::HubRoot,
+            MountRoot::Repo {
+                repo,
+                revision,
+                subpath,
+            } => {
+                let snap = Snapshot::open(&svc, repo, revision.as_deref()).await?;
+                if !subpath.is_empty() {
+                    match snap.lookup(subpath).await {
+                        Ok(Node::Dir) => {}
+                        Ok(Node::File(_)) => {
+                            return Err(SnapshotError::NotCached(format!(
+                                "{subpath} is a file, not a directory"
+                            )))
+                        }
+                        Err(_) => {
+                            return Err(SnapshotError::Hub(crate::hub::HubError::EntryNotFound {
+                                path: subpath.clone(),
+                            }))
+                        }
+                    }
+                }
+                let view = views.insert(snap, revision.clone());
+                InodeKey::Path {
+                    view: view.id,
+                    path: subpath.clone(),
+                }
+            }
+        };
+        let fs = Arc::new(HubFs {
+            svc,
+            cfg,
+            root,
+            inodes: InodeTable::new(root_key),
+            views,
+            files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        });
+        if let Some(period) = fs.cfg.refresh {
+            fs.spawn_refresher(period);
+        }
+        Ok(fs)
+    }
+
+    fn spawn_refresher(self: &Arc<Self>, period: Duration) {
+        let weak = Arc::downgrade(self);
+        self.svc.rt.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(fs) = weak.upgrade() else { break };
+                for view in fs.views.all() {
+                    if let Err(e) = view.refresh(&fs.svc).await {
+                        tracing::warn!("refreshing {}: {e}", view.label());
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.cfg
+    }
+
+    fn locate(&self, ino: u64) -> Result<(InodeKey, Option<Located>), Errno> {
+        let key = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
+        let located = match &key {
+            InodeKey::Path { view, path } => Some(Located {
+                view: self.views.get(*view).ok_or(Errno::ENOENT)?,
+                path: path.clone(),
+            }),
+            _ => None,
+        };
+        Ok((key, located))
+    }
+
+    fn ttl_of(&self, view: Option<&View>) -> Duration {
+        match view {
+            Some(v) if v.pinned => self.cfg.pinned_ttl,
+            Some(_) => self.cfg.branch_ttl,
+            None => self.cfg.virtual_ttl,
+        }
+    }
+
+    fn node_attr(&self, ino: u64, snap: &Snapshot, node: &Node) -> Attr {
+        match node {
+            Node::File(f) => Attr::file(ino, f.size, snap.mtime, &self.cfg),
+            Node::Dir => Attr::dir(ino, snap.mtime, &self.cfg),
+        }
+    }
+
+    /// Hands an entry for `key` to the kernel (counts one lookup).
+    fn entry_for(&self, key: InodeKey, view: Option<&View>, node: &Node) -> Entry {
+        let ino = self.inodes.lookup(key);
+        let attr = match view {
+            Some(v) => self.node_attr(ino, &v.snapshot(), node),
+            None => Attr::dir(ino, std::time::SystemTime::UNIX_EPOCH, &self.cfg),
+        };
+        Entry {
+            attr,
+            ttl: self.ttl_of(view),
+        }
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Entry, Errno> {
+        if name.is_empty() || name.contains('/') {
+            return Err(Errno::ENOENT);
+        }
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let (key, located) = self.locate(parent)?;
+        if let Some(Located { view, path }) = located {
+            let child = join(&path, name);
+            let node = view.snapshot().lookup(&child).await?;
+            let key = InodeKey::Path {
+                view: view.id,
+                path: child,
+            };
+            return Ok(self.entry_for(key, Some(&view), &node));
+        }
+        match self.views.lookup_virtual(&self.svc, &key, name).await? {
+            namespace::VirtualChild::Dir(child) => Ok(self.entry_for(child, None, &Node::Dir)),
+            namespace::VirtualChild::Repo(view) => {
+                let key = InodeKey::Path {
+                    view: view.id,
+                    path: String::new(),
+                };
+                Ok(self.entry_for(key, Some(&view), &Node::Dir))
+            }
+        }
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Entry, Errno> {
+        let (_, located) = self.locate(ino)?;
+        match located {
+            Some(Located { view, path }) => {
+                let snap = view.snapshot();
+                let node = snap.lookup(&path).await?;
+                Ok(Entry {
+                    attr: self.node_attr(ino, &snap, &node),
+                    ttl: self.ttl_of(Some(&view)),
+                })
+            }
+            None => Ok(Entry {
+                attr: Attr::dir(ino, std::time::SystemTime::UNIX_EPOCH, &self.cfg),
+                ttl: self.cfg.virtual_ttl,
+            }),
+        }
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.forget(ino, n);
+    }
+
+    /// Lists a directory once; readdir pages through this listing.
+    pub async fn opendir(&self, ino: u64) -> Result<u64, Errno> {
+        let (key, located) = self.locate(ino)?;
+        let mut entries = Vec::new();
+        match located {
+            Some(Located { view, path }) => {
+                let snap = view.snapshot();
+                match snap.lookup(&path).await? {
+                    Node::Dir => {}
+                    Node::File(_) => return Err(Errno::ENOTDIR),
+                }
+                for (name, node) in snap.list_dir(&path).await? {
+                    let kind = match node {
+                        Node::File(_) => FileKind::File,
+                        Node::Dir => FileKind::Dir,
+                    };
+                    // Inode numbers for listed entries are assigned when the kernel looks them
+                    // up (readdirplus does); plain readdir reports a stable placeholder.
+                    let attr = Some(self.node_attr(0, &snap, &node));
+                    entries.push((name, 0, kind, attr));
+                }
+            }
+            None => {
+                for name in self.views.list_virtual(&self.svc, &key).await? {
+                    entries.push((name, 0, FileKind::Dir, None));
+                }
+            }
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().insert(fh, Arc::new(OpenDir { entries }));
+        Ok(fh)
+    }
+
+    pub fn dir_handle(&self, fh: u64) -> Result<Arc<OpenDir>, Errno> {
+        self.dirs.lock().get(&fh).cloned().ok_or(Errno::EBADF)
+    }
+
+    /// The entry of one listed child, counted as a kernel lookup (for readdirplus).
+    pub async fn listed_entry(&self, dir_ino: u64, name: &str) -> Result<Entry, Errno> {
+        self.lookup(dir_ino, name).await
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().remove(&fh);
+    }
+
+    pub async fn open(&self, ino: u64, flags: i32) -> Result<Opened, Errno> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            return Err(Errno::EROFS);
+        }
+        let (_, located) = self.locate(ino)?;
+        let Some(Located { view, path }) = located else {
+            return Err(Errno::EISDIR);
+        };
+        let snap = view.snapshot();
+        let info = match snap.lookup(&path).await? {
+            Node::File(f) => f,
+            Node::Dir => return Err(Errno::EISDIR),
+        };
+        let key = info.blob_key().ok_or_else(|| {
+            tracing::warn!("{}: {path} has a malformed object id", snap.repo);
+            Errno::EIO
+        })?;
+        let same_content = self.inodes.note_open(ino, &info.oid);
+        let blob = Arc::new(Blob {
+            repo: snap.repo.clone(),
+            commit: snap.commit.clone(),
+            path: path.clone(),
+            key,
+            size: info.size,
+            sha256: info.lfs_sha256.clone(),
+        });
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().insert(
+            fh,
+            Arc::new(OpenFile {
+                snapshot: snap,
+                stream: ReadStream::new(blob),
+            }),
+        );
+        Ok(Opened {
+            fh,
+            keep_cache: view.pinned || same_content,
+        })
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let file = self.files.lock().get(&fh).cloned().ok_or(Errno::EBADF)?;
+        self.svc.reader.read(&file.stream, offset, size).await
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.files.lock().remove(&fh);
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        let stats = self.svc.reader.cache().stats();
+        let bsize = 4096u64;
+        StatFs {
+            blocks: stats.max_bytes / bsize,
+            bfree: stats.max_bytes.saturating_sub(stats.used_bytes) / bsize,
+            files: self.inodes.len() as u64,
+            bsize: bsize as u32,
+            namelen: 255,
+        }
+    }
+
+    /// Counters for `hubfs status`.
+    pub fn status(&self) -> serde_json::Value {
+        let cache = self.svc.reader.cache().stats();
+        let hub = self.svc.client.as_ref().map(|c| c.stats());
+        serde_json::json!({
+            "root": match &self.root {
+                MountRoot::Hub => "hf://".to_string(),
+                MountRoot::Repo { repo, revision, subpath } => format!(
+                    "{repo}{}{}{subpath}",
+                    revision.as_deref().map(|r| format!("@{r}")).unwrap_or_default(),
+                    if subpath.is_empty() { "" } else { "/" },
+                ),
+            },
+            "offline": self.svc.client.is_none(),
+            "views": self.views.all().iter().map(|v| serde_json::json!({
+                "revision": v.label(),
+                "commit": v.snapshot().commit,
+                "files_known": v.snapshot().file_count(),
+            })).collect::<Vec<_>>(),
+            "inodes": self.inodes.len(),
+            "open_files": self.files.lock().len(),
+            "read": &self.svc.reader.stats,
+            "inflight_blocks": self.svc.reader.inflight_blocks(),
+            "cache": cache,
+            "hub": hub,
+        })
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}

@@ -1,0 +1,28 @@
+//! The shared services every part of the filesystem core uses: the Hub client (absent when
+//! offline), the metadata store, the read path and the runtime that runs background work.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::cache::MetaStore;
+use crate::hub::{HubClient, Token};
+use crate::read::ReadPath;
+
+pub struct Services {
+    /// None in offline mode: nothing may touch the network.
+    pub client: Option<HubClient>,
+    pub meta: Arc<MetaStore>,
+    pub reader: Arc<ReadPath>,
+    /// Identifies the mount's token in persisted metadata without storing the token.
+    pub token_fingerprint: Option<String>,
+    pub rt: tokio::runtime::Handle,
+}
+
+/// A stable, non-reversible name for a token: enough to recognise it again, useless to steal.
+pub fn token_fingerprint(token: &Token) -> String {
+    let mut h = Sha256::new();
+    h.update(b"hubfs token fingerprint v1\0");
+    h.update(token.secret().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}

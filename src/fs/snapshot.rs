@@ -1,0 +1,492 @@
+//! A snapshot: one repo at one commit, the immutable thing every revision directory serves.
+//!
+//! Resolving a revision (branch, tag, sha, PR ref) yields a commit; everything below is read
+//! from that commit's tree, so listings, sizes and bytes never change under a reader and can be
+//! cached for good. Metadata arrives three ways, cheapest first:
+//! 1. the persisted complete listing of the commit (a previous mount listed it);
+//! 2. the `siblings` of the repo-info answer that resolved the revision: file names, sizes and
+//!    ids in the same round trip, used as positive hints so the first lookup costs nothing;
+//! 3. the tree API: one directory on demand, plus one recursive listing of the whole repo
+//!    started by the first `readdir`, which completes every directory when it ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use super::errno::Errno;
+use super::services::Services;
+use super::tree::{FileInfo, Lookup, Node, TreeIndex};
+use crate::hub::types::{RepoInfo, TreeEntry};
+use crate::hub::HubError;
+use crate::repo::RepoRef;
+
+/// Why a snapshot could not be opened. Shown to users by `hubfs mount`.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    #[error("offline: {0}")]
+    NotCached(String),
+    #[error("the Hub answered without a commit id for {0}")]
+    NoCommit(String),
+}
+
+impl From<&SnapshotError> for Errno {
+    fn from(e: &SnapshotError) -> Errno {
+        match e {
+            SnapshotError::Hub(h) => Errno::from(h),
+            SnapshotError::NotCached(_) => Errno::ENOENT,
+            SnapshotError::NoCommit(_) => Errno::EIO,
+        }
+    }
+}
+
+/// What is remembered about a resolved revision, for offline mounts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RevisionRecord {
+    commit: String,
+    private: bool,
+    mtime_secs: u64,
+    /// Fingerprints of tokens that could read this (private) repo; offline mounts of a private
+    /// repo need one of them, so the cache never shows a private repo to a stranger.
+    tokens: Vec<String>,
+}
+
+/// Compact persisted form of a tree entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredEntry {
+    p: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<FileInfo>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredTree {
+    complete: bool,
+    entries: Vec<StoredEntry>,
+}
+
+type LoadFuture = Shared<BoxFuture<'static, Result<(), Errno>>>;
+
+#[derive(Default)]
+enum FullListing {
+    #[default]
+    NotStarted,
+    Running,
+    Done,
+}
+
+pub struct Snapshot {
+    pub repo: RepoRef,
+    pub commit: String,
+    /// Date of the commit: the mtime of everything in the snapshot.
+    pub mtime: SystemTime,
+    pub private: bool,
+    index: RwLock<TreeIndex>,
+    hints: HashMap<String, Node>,
+    dir_loads: Mutex<HashMap<String, LoadFuture>>,
+    full: Mutex<FullListing>,
+    svc: Arc<Services>,
+}
+
+fn parent_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+fn tree_key(repo: &RepoRef, commit: &str) -> String {
+    format!("{}/{}/{}", repo.repo_type.plural(), repo.id.folded(), commit)
+}
+
+fn rev_key(repo: &RepoRef, revision: Option<&str>) -> String {
+    format!(
+        "{}/{}/@{}",
+        repo.repo_type.plural(),
+        repo.id.folded(),
+        revision.unwrap_or("")
+    )
+}
+
+fn parse_mtime(info: &RepoInfo) -> SystemTime {
+    info.last_modified
+        .as_deref()
+        .and_then(|s| humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn hints_from(info: &RepoInfo) -> HashMap<String, Node> {
+    let mut hints = HashMap::new();
+    for s in info.siblings.iter().flatten() {
+        let (Some(oid), Some(size)) = (&s.blob_id, s.size) else {
+            continue;
+        };
+        let file = FileInfo {
+            size: s.lfs.as_ref().map_or(size, |l| l.size),
+            oid: oid.clone(),
+            lfs_sha256: s.lfs.as_ref().map(|l| l.sha256.clone()),
+        };
+        let mut dir = parent_of(&s.rfilename);
+        while !dir.is_empty() {
+            hints.insert(dir.to_string(), Node::Dir);
+            dir = parent_of(dir);
+        }
+        hints.insert(s.rfilename.clone(), Node::File(file));
+    }
+    hints
+}
+
+impl Snapshot {
+    /// Resolves `revision` (None = default branch) of `repo` to a commit and opens its snapshot.
+    pub async fn open(
+        svc: &Arc<Services>,
+        repo: &RepoRef,
+        revision: Option<&str>,
+    ) -> Result<Arc<Snapshot>, SnapshotError> {
+        let Some(client) = svc.client.as_ref() else {
+            return Snapshot::open_offline(svc, repo, revision);
+        };
+        let info = client.repo_info(repo, revision, true).await?;
+        let commit = info
+            .sha
+            .clone()
+            .ok_or_else(|| SnapshotError::NoCommit(repo.to_string()))?;
+        let mtime = parse_mtime(&info);
+        let hints = hints_from(&info);
+        svc.remember_revision(repo, revision, &commit, info.private, mtime);
+        let snap = Snapshot::new(svc, repo, commit, mtime, info.private, hints);
+        snap.load_persisted();
+        Ok(snap)
+    }
+
+    fn open_offline(
+        svc: &Arc<Services>,
+        repo: &RepoRef,
+        revision: Option<&str>,
+    ) -> Result<Arc<Snapshot>, SnapshotError> {
+        let not_cached = || {
+            SnapshotError::NotCached(format!(
+                "{repo}@{} was never resolved while online with this cache",
+                revision.unwrap_or("main")
+            ))
+        };
+        let rec: RevisionRecord = svc
+            .meta
+            .get("rev", &rev_key(repo, revision))
+            .ok()
+            .flatten()
+            .ok_or_else(not_cached)?;
+        if rec.private
+            && !svc
+                .token_fingerprint
+                .as_ref()
+                .is_some_and(|fp| rec.tokens.contains(fp))
+        {
+            // Same answer as the Hub gives a stranger: indistinguishable from missing.
+            return Err(not_cached());
+        }
+        let mtime = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(rec.mtime_secs);
+        let snap = Snapshot::new(svc, repo, rec.commit, mtime, rec.private, HashMap::new());
+        snap.load_persisted();
+        Ok(snap)
+    }
+
+    fn new(
+        svc: &Arc<Services>,
+        repo: &RepoRef,
+        commit: String,
+        mtime: SystemTime,
+        private: bool,
+        hints: HashMap<String, Node>,
+    ) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            repo: repo.clone(),
+            commit,
+            mtime,
+            private,
+            index: RwLock::new(TreeIndex::new()),
+            hints,
+            dir_loads: Mutex::new(HashMap::new()),
+            full: Mutex::new(FullListing::NotStarted),
+            svc: svc.clone(),
+        })
+    }
+
+    /// Loads what earlier mounts learnt about this commit.
+    fn load_persisted(&self) {
+        let key = tree_key(&self.repo, &self.commit);
+        if let Ok(Some(stored)) = self.svc.meta.get::<StoredTree>("tree", &key) {
+            let mut index = self.index.write();
+            for e in &stored.entries {
+                index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
+            }
+            if stored.complete {
+                index.mark_all_complete();
+                *self.full.lock() = FullListing::Done;
+            }
+        }
+        if !self.hints.is_empty() && !self.index.read().all_complete() {
+            // Offline mounts have no siblings: keep them as a partial listing.
+            let stored = StoredTree {
+                complete: false,
+                entries: self
+                    .hints
+                    .iter()
+                    .map(|(p, n)| StoredEntry {
+                        p: p.clone(),
+                        f: match n {
+                            Node::File(f) => Some(f.clone()),
+                            Node::Dir => None,
+                        },
+                    })
+                    .collect(),
+            };
+            if let Ok(None) = self.svc.meta.get::<serde_json::Value>("tree", &key) {
+                self.persist("tree", &key, &stored);
+            }
+        }
+    }
+
+    fn persist<T: Serialize>(&self, ns: &str, key: &str, value: &T) {
+        if let Err(e) = self.svc.meta.put(ns, key, value) {
+            tracing::warn!("could not persist metadata of {}: {e}", self.repo);
+        }
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.index.read().file_count()
+    }
+
+    /// The node at `path` ("" = root), listing its parent directory first if needed.
+    pub async fn lookup(self: &Arc<Self>, path: &str) -> Result<Node, Errno> {
+        for _ in 0..3 {
+            match self.index.read().get(path) {
+                Lookup::Found(n) => return Ok(n),
+                Lookup::Absent => return Err(Errno::ENOENT),
+                Lookup::Unknown => {}
+            }
+            if let Some(n) = self.hints.get(path) {
+                return Ok(n.clone());
+            }
+            self.ensure_listed(parent_of(path)).await?;
+        }
+        Err(Errno::ENOENT)
+    }
+
+    /// Children of the directory `dir`, sorted by name.
+    pub async fn list_dir(self: &Arc<Self>, dir: &str) -> Result<Vec<(String, Node)>, Errno> {
+        self.start_full_listing();
+        for _ in 0..3 {
+            if let Some(children) = self.index.read().children(dir) {
+                return Ok(children);
+            }
+            self.ensure_listed(dir).await?;
+        }
+        Err(Errno::EIO)
+    }
+
+    /// Makes sure every child of `dir` is in the index.
+    async fn ensure_listed(self: &Arc<Self>, dir: &str) -> Result<(), Errno> {
+        if self.index.read().is_complete(dir) {
+            return Ok(());
+        }
+        let load = {
+            let mut loads = self.dir_loads.lock();
+            match loads.get(dir) {
+                Some(f) => f.clone(),
+                None => {
+                    let me = self.clone();
+                    let d = dir.to_string();
+                    let task = self.svc.rt.spawn(async move { me.load_dir(&d).await });
+                    let fut = async move { task.await.unwrap_or(Err(Errno::EIO)) }
+                        .boxed()
+                        .shared();
+                    loads.insert(dir.to_string(), fut.clone());
+                    fut
+                }
+            }
+        };
+        let result = load.await;
+        self.dir_loads.lock().remove(dir);
+        result
+    }
+
+    async fn load_dir(&self, dir: &str) -> Result<(), Errno> {
+        let key = format!("{}/{dir}", tree_key(&self.repo, &self.commit));
+        let Some(client) = self.svc.client.as_ref() else {
+            let stored: Option<StoredTree> = self.svc.meta.get("dir", &key).ok().flatten();
+            let Some(stored) = stored else {
+                tracing::info!(
+                    "offline: directory {dir:?} of {}@{} was never listed online",
+                    self.repo,
+                    self.commit
+                );
+                return Err(Errno::ENOENT);
+            };
+            self.insert_stored(dir, &stored);
+            return Ok(());
+        };
+        let mut pager = client.list_tree(&self.repo, &self.commit, dir, false);
+        let mut listed = Vec::new();
+        loop {
+            match pager.next_page().await {
+                Ok(Some(page)) => {
+                    {
+                        let mut index = self.index.write();
+                        for e in &page {
+                            index.insert_entry(e);
+                        }
+                    }
+                    listed.extend(page);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if !e.is_not_found() {
+                        tracing::warn!("listing {dir:?} of {}@{}: {e}", self.repo, self.commit);
+                    }
+                    return Err(Errno::from(&e));
+                }
+            }
+        }
+        self.index.write().mark_complete(dir);
+        let stored = StoredTree {
+            complete: true,
+            entries: listed.iter().map(stored_entry).collect(),
+        };
+        self.persist("dir", &key, &stored);
+        Ok(())
+    }
+
+    fn insert_stored(&self, dir: &str, stored: &StoredTree) {
+        let mut index = self.index.write();
+        for e in &stored.entries {
+            index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
+        }
+        if stored.complete {
+            index.mark_complete(dir);
+        }
+    }
+
+    /// Starts the one recursive listing of the whole commit (once; online only).
+    fn start_full_listing(self: &Arc<Self>) {
+        if self.svc.client.is_none() {
+            return;
+        }
+        {
+            let mut full = self.full.lock();
+            if !matches!(*full, FullListing::NotStarted) {
+                return;
+            }
+            *full = FullListing::Running;
+        }
+        let me = self.clone();
+        self.svc.rt.spawn(async move {
+            let ok = me.load_everything().await;
+            *me.full.lock() = if ok {
+                FullListing::Done
+            } else {
+                // Per-directory listings keep working; a later readdir tries again.
+                FullListing::NotStarted
+            };
+        });
+    }
+
+    async fn load_everything(&self) -> bool {
+        let Some(client) = self.svc.client.as_ref() else {
+            return false;
+        };
+        let started = std::time::Instant::now();
+        let mut pager = client.list_tree(&self.repo, &self.commit, "", true);
+        loop {
+            match pager.next_page().await {
+                Ok(Some(page)) => {
+                    let mut index = self.index.write();
+                    for e in &page {
+                        index.insert_entry(e);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        "recursive listing of {}@{}: {e}",
+                        self.repo,
+                        self.commit
+                    );
+                    return false;
+                }
+            }
+        }
+        let stored = {
+            let mut index = self.index.write();
+            index.mark_all_complete();
+            tracing::debug!(
+                "listed {} files of {}@{} in {:?}",
+                index.file_count(),
+                self.repo,
+                self.commit,
+                started.elapsed()
+            );
+            StoredTree {
+                complete: true,
+                entries: index
+                    .entries()
+                    .into_iter()
+                    .map(|(p, n)| StoredEntry {
+                        p,
+                        f: match n {
+                            Node::File(f) => Some(f),
+                            Node::Dir => None,
+                        },
+                    })
+                    .collect(),
+            }
+        };
+        let key = tree_key(&self.repo, &self.commit);
+        let meta = self.svc.meta.clone();
+        // Serializing 100k entries takes a moment: keep it off the async workers.
+        let _ = tokio::task::spawn_blocking(move || meta.put("tree", &key, &stored)).await;
+        true
+    }
+}
+
+fn stored_entry(e: &TreeEntry) -> StoredEntry {
+    StoredEntry {
+        p: e.path.clone(),
+        f: (!e.is_dir()).then(|| FileInfo::from_entry(e)),
+    }
+}
+
+impl Services {
+    fn remember_revision(
+        &self,
+        repo: &RepoRef,
+        revision: Option<&str>,
+        commit: &str,
+        private: bool,
+        mtime: SystemTime,
+    ) {
+        let key = rev_key(repo, revision);
+        let mut tokens: Vec<String> = match self.meta.get::<RevisionRecord>("rev", &key) {
+            Ok(Some(old)) if old.commit == commit => old.tokens,
+            _ => Vec::new(),
+        };
+        if let Some(fp) = &self.token_fingerprint {
+            if !tokens.contains(fp) {
+                tokens.push(fp.clone());
+            }
+        }
+        let rec = RevisionRecord {
+            commit: commit.to_string(),
+            private,
+            mtime_secs: mtime
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            tokens,
+        };
+        if let Err(e) = self.meta.put("rev", &key, &rec) {
+            tracing::warn!("could not remember revision of {repo}: {e}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Fetching one contiguous run of blocks with a ranged GET.
+//!
+//! Bytes arrive in arbitrary chunk sizes; they are cut into cache blocks, each written to the
+//! cache and published to its waiters as soon as it is whole, so the first reader does not wait
+//! for the whole run. A body cut mid-way is resumed from the exact byte where it stopped; after
+//! the attempts run out, every block not yet delivered fails with EIO.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use super::inflight::Slot;
+use super::{Blob, ReadPath};
+use crate::fs::Errno;
+use crate::hub::HubError;
+
+impl ReadPath {
+    pub(super) async fn fetch_run(self: &Arc<Self>, blob: &Blob, run: Vec<(u64, Arc<Slot>)>) {
+        let Some(&(first, _)) = run.first() else {
+            return;
+        };
+        let bs = self.block_size();
+        let start = first * bs;
+        let end = ((first + run.len() as u64) * bs).min(blob.size);
+        let mut next = 0usize; // index in `run` of the block being assembled
+        let result = self.stream_range(blob, start, end, |block| {
+            let Some((idx, slot)) = run.get(next) else {
+                return;
+            };
+            if let Err(e) = self.cache.write_block(&blob.key, blob.size, *idx, &block) {
+                // Serving from memory still works; only the persistence is lost.
+                tracing::warn!("cache write of {} block {idx} failed: {e}", blob.path);
+            }
+            self.inflight.finish(&blob.key, *idx, slot, Ok(block));
+            next += 1;
+        });
+        if let Err(errno) = result.await {
+            self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
+            for (idx, slot) in &run[next..] {
+                self.inflight.finish(&blob.key, *idx, slot, Err(errno));
+            }
+        }
+    }
+
+    /// Streams `[start, end)` of the blob, calling `on_block` with each whole cache block in
+    /// order. Resumes cut bodies; returns the errno to report if the range cannot be finished.
+    async fn stream_range(
+        &self,
+        blob: &Blob,
+        start: u64,
+        end: u64,
+        mut on_block: impl FnMut(bytes::Bytes),
+    ) -> Result<(), Errno> {
+        let Some(client) = self.client.as_ref() else {
+            tracing::info!(
+                "offline: {}@{}: {} bytes {start}..{end} are not cached",
+                blob.repo,
+                blob.commit,
+                blob.path
+            );
+            return Err(Errno::EIO);
+        };
+        let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
+        let bs = self.block_size() as usize;
+        let mut buf = BytesMut::with_capacity(bs);
+        let mut pos = start;
+        let mut attempts = 0u32;
+        while pos < end {
+            self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+            let failure = match client
+                .get_range(&blob.repo, &blob.commit, &blob.path, pos, end)
+                .await
+            {
+                Err(e) => Some(e),
+                Ok(mut body) => loop {
+                    match body.chunk().await {
+                        Ok(Some(chunk)) => {
+                            pos += chunk.len() as u64;
+                            self.stats
+                                .bytes_fetched
+                                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                            let mut chunk = &chunk[..];
+                            while !chunk.is_empty() {
+                                let take = (bs - buf.len()).min(chunk.len());
+                                buf.extend_from_slice(&chunk[..take]);
+                                chunk = &chunk[take..];
+                                if buf.len() == bs {
+                                    on_block(buf.split().freeze());
+                                    buf.reserve(bs);
+                                }
+                            }
+                        }
+                        Ok(None) if pos >= end => break None,
+                        Ok(None) => {
+                            break Some(HubError::Protocol {
+                                message: format!(
+                                    "body of {} ended at {pos} before {end}",
+                                    blob.path
+                                ),
+                            })
+                        }
+                        Err(e) => break Some(e),
+                    }
+                },
+            };
+            let Some(failure) = failure else {
+                break;
+            };
+            attempts += 1;
+            if !failure.is_retryable() || attempts > self.cfg.resume_attempts {
+                tracing::warn!(
+                    "{}@{}: reading {} bytes {pos}..{end} failed: {failure}",
+                    blob.repo,
+                    blob.commit,
+                    blob.path
+                );
+                return Err(Errno::from(&failure));
+            }
+            self.stats.fetch_resumes.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("resuming {} at {pos} after: {failure}", blob.path);
+            tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
+        }
+        if !buf.is_empty() {
+            // The file's last block is shorter than a cache block.
+            on_block(buf.freeze());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! The read path: bytes of a pinned file, from the block cache or fetched lazily from the Hub.
+//!
+//! `read(stream, offset, len)` serves the blocks covering the range: cached blocks straight
+//! from disk; missing ones by joining an in-flight fetch of the block, or by claiming them and
+//! fetching each contiguous run of claimed blocks with one ranged GET. A sequential reader also
+//! gets a read-ahead window (see `readahead`) fetched as several parallel range requests.
+//! Every fetched block is written to the cache before it is published, so a re-read never moves
+//! file bytes again; a completed LFS blob is checked against its sha256 once.
+
+mod fetch;
+mod inflight;
+pub mod readahead;
+
+use std::collections::HashSet;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::cache::{BlobKey, BlockCache};
+use crate::fs::Errno;
+use crate::hub::HubClient;
+use crate::repo::RepoRef;
+use inflight::{Claim, Inflight};
+use readahead::{Readahead, WindowConfig};
+
+/// Tuning of the read path. Defaults carry their reasons.
+#[derive(Debug, Clone)]
+pub struct ReadConfig {
+    /// First read-ahead window of a sequential reader: small, so a reader that stops early
+    /// (`head`, `file`) wastes little.
+    pub min_window: u64,
+    /// Largest read-ahead window: deep enough to keep `max_window / chunk_size` range requests
+    /// busy, which is what beats one stream on a bandwidth-capped CDN connection.
+    pub max_window: u64,
+    /// Size of each parallel prefetch request: large enough that the per-request round trip is
+    /// small against its transfer time, small enough to spread one file over many connections.
+    pub chunk_size: u64,
+    /// Range requests in flight for the whole mount: bounds sockets, memory and threads.
+    pub max_parallel_requests: usize,
+    /// Attempts to finish one range after its body was cut (each resumes where it stopped).
+    pub resume_attempts: u32,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            min_window: 1 << 20,
+            max_window: 128 << 20,
+            chunk_size: 8 << 20,
+            max_parallel_requests: 32,
+            resume_attempts: 5,
+        }
+    }
+}
+
+/// A file's content as the read path sees it: where to fetch it and how it is cached.
+#[derive(Debug)]
+pub struct Blob {
+    pub repo: RepoRef,
+    pub commit: String,
+    pub path: String,
+    pub key: BlobKey,
+    pub size: u64,
+    /// Expected sha256 of the whole content (LFS files).
+    pub sha256: Option<String>,
+}
+
+/// Per-open-file read state.
+pub struct ReadStream {
+    pub blob: Arc<Blob>,
+    readahead: Mutex<Readahead>,
+}
+
+impl ReadStream {
+    pub fn new(blob: Arc<Blob>) -> ReadStream {
+        ReadStream {
+            blob,
+            readahead: Mutex::new(Readahead::default()),
+        }
+    }
+}
+
+/// Counters shown by `hubfs status`.
+#[derive(Debug, Default, Serialize)]
+pub struct ReadStats {
+    pub reads: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub block_hits: AtomicU64,
+    pub block_misses: AtomicU64,
+    pub fetches: AtomicU64,
+    pub bytes_fetched: AtomicU64,
+    pub fetch_resumes: AtomicU64,
+    pub fetch_failures: AtomicU64,
+    pub prefetched_bytes: AtomicU64,
+    pub verified_blobs: AtomicU64,
+    pub verify_failures: AtomicU64,
+}
+
+pub struct ReadPath {
+    client: Option<HubClient>,
+    cache: Arc<BlockCache>,
+    inflight: Inflight,
+    permits: Arc<Semaphore>,
+    cfg: ReadConfig,
+    window: WindowConfig,
+    verifying: Mutex<HashSet<BlobKey>>,
+    pub stats: ReadStats,
+}
+
+enum Pending {
+    Ready(Bytes),
+    Wait(tokio::sync::watch::Receiver<inflight::BlockResult>),
+}
+
+impl ReadPath {
+    /// `client` is None in offline mode: misses are then errors, never network traffic.
+    pub fn new(client: Option<HubClient>, cache: Arc<BlockCache>, cfg: ReadConfig) -> ReadPath {
+        let window = WindowConfig {
+            min_window: cfg.min_window,
+            max_window: cfg.max_window,
+            slack: (cfg.min_window * 2).max(2 << 20),
+        };
+        ReadPath {
+            client,
+            cache,
+            inflight: Inflight::default(),
+            permits: Arc::new(Semaphore::new(cfg.max_parallel_requests.max(1))),
+            cfg,
+            window,
+            verifying: Mutex::new(HashSet::new()),
+            stats: ReadStats::default(),
+        }
+    }
+
+    pub fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    fn block_size(&self) -> u64 {
+        self.cache.block_size()
+    }
+
+    /// Reads up to `len` bytes at `offset`; short only at end of file.
+    pub async fn read(
+        self: &Arc<Self>,
+        stream: &ReadStream,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, Errno> {
+        let blob = &stream.blob;
+        if offset >= blob.size || len == 0 {
+            return Ok(Vec::new());
+        }
+        let end = (offset + u64::from(len)).min(blob.size);
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+        let prefetch = stream
+            .readahead
+            .lock()
+            .on_read(offset, end, blob.size, &self.window);
+        let bs = self.block_size();
+        let blocks = (offset / bs)..=((end - 1) / bs);
+        let pending = self.acquire(blob, blocks.clone())?;
+        if let Some((from, to)) = prefetch {
+            self.prefetch(blob, from, to);
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for (idx, p) in blocks.zip(pending) {
+            let block = match p {
+                Pending::Ready(b) => b,
+                Pending::Wait(rx) => inflight::wait(rx).await?,
+            };
+            let block_start = idx * bs;
+            let from = offset.saturating_sub(block_start) as usize;
+            let to = ((end - block_start) as usize).min(block.len());
+            if from >= to {
+                // The block is shorter than the file says: never hand out a partial answer.
+                return Err(Errno::EIO);
+            }
+            out.extend_from_slice(&block[from..to]);
+        }
+        self.stats
+            .bytes_read
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Finds each block of `blocks` in the cache, in flight, or claims it, and starts fetching
+    /// the claimed ones (one request per contiguous run).
+    fn acquire(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        blocks: RangeInclusive<u64>,
+    ) -> Result<Vec<Pending>, Errno> {
+        let mut out = Vec::new();
+        let mut run: Vec<(u64, Arc<inflight::Slot>)> = Vec::new();
+        for idx in blocks {
+            loop {
+                if let Some(b) = self.cached_block(blob, idx) {
+                    self.stats.block_hits.fetch_add(1, Ordering::Relaxed);
+                    out.push(Pending::Ready(b));
+                    break;
+                }
+                let present = || self.cache.contains_block(&blob.key, blob.size, idx);
+                match self.inflight.claim(&blob.key, idx, present) {
+                    // Stored between our read and the claim: read it again.
+                    None => continue,
+                    Some(Claim::Wait(rx)) => {
+                        self.stats.block_misses.fetch_add(1, Ordering::Relaxed);
+                        out.push(Pending::Wait(rx));
+                    }
+                    Some(Claim::Mine(slot)) => {
+                        self.stats.block_misses.fetch_add(1, Ordering::Relaxed);
+                        out.push(Pending::Wait(slot.subscribe()));
+                        if run.last().is_some_and(|(last, _)| *last + 1 != idx) {
+                            self.spawn_fetch(blob, std::mem::take(&mut run));
+                        }
+                        run.push((idx, slot));
+                    }
+                }
+                break;
+            }
+        }
+        if !run.is_empty() {
+            self.spawn_fetch(blob, run);
+        }
+        Ok(out)
+    }
+
+    fn cached_block(&self, blob: &Blob, idx: u64) -> Option<Bytes> {
+        if !self.cache.contains_block(&blob.key, blob.size, idx) {
+            return None;
+        }
+        match self.cache.read_block(&blob.key, blob.size, idx) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("cache read of {} failed, refetching: {e}", blob.path);
+                None
+            }
+        }
+    }
+
+    /// Starts fetching `[from, to)` in chunks without waiting for it.
+    fn prefetch(self: &Arc<Self>, blob: &Arc<Blob>, from: u64, to: u64) {
+        let bs = self.block_size();
+        let chunk_blocks = (self.cfg.chunk_size / bs).max(1);
+        let first = from / bs;
+        let last = (to - 1) / bs;
+        let mut idx = first;
+        while idx <= last {
+            let chunk_end = (idx + chunk_blocks - 1).min(last);
+            let mut run: Vec<(u64, Arc<inflight::Slot>)> = Vec::new();
+            for i in idx..=chunk_end {
+                let present = || self.cache.contains_block(&blob.key, blob.size, i);
+                match self.inflight.claim(&blob.key, i, present) {
+                    Some(Claim::Mine(slot)) => {
+                        if run.last().is_some_and(|(last, _)| *last + 1 != i) {
+                            self.spawn_fetch(blob, std::mem::take(&mut run));
+                        }
+                        run.push((i, slot));
+                    }
+                    // Cached or already in flight: a hole in this run.
+                    _ => {
+                        if !run.is_empty() {
+                            self.spawn_fetch(blob, std::mem::take(&mut run));
+                        }
+                    }
+                }
+            }
+            if !run.is_empty() {
+                let bytes = run.len() as u64 * bs;
+                self.stats
+                    .prefetched_bytes
+                    .fetch_add(bytes, Ordering::Relaxed);
+                self.spawn_fetch(blob, run);
+            }
+            idx = chunk_end + 1;
+        }
+    }
+
+    fn spawn_fetch(self: &Arc<Self>, blob: &Arc<Blob>, run: Vec<(u64, Arc<inflight::Slot>)>) {
+        let me = self.clone();
+        let blob = blob.clone();
+        tokio::spawn(async move {
+            me.fetch_run(&blob, run).await;
+            me.maybe_verify(&blob);
+        });
+    }
+
+    /// Once every block of an LFS blob is cached, checks its sha256 (once, in the background).
+    fn maybe_verify(self: &Arc<Self>, blob: &Arc<Blob>) {
+        if blob.sha256.is_none()
+            || self.cache.is_verified(&blob.key)
+            || !self.cache.is_complete(&blob.key, blob.size)
+            || !self.verifying.lock().insert(blob.key.clone())
+        {
+            return;
+        }
+        let me = self.clone();
+        let blob = blob.clone();
+        tokio::task::spawn_blocking(move || {
+            match me.cache.verify_sha256(&blob.key, blob.size) {
+                Ok(true) => {
+                    me.stats.verified_blobs.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
+                    me.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        "{}@{}: {} failed its sha256 check; its cached bytes were dropped",
+                        blob.repo,
+                        blob.commit,
+                        blob.path
+                    );
+                }
+                Err(e) => tracing::warn!("could not verify {}: {e}", blob.path),
+            }
+            me.verifying.lock().remove(&blob.key);
+        });
+    }
+
+    pub fn inflight_blocks(&self) -> usize {
+        self.inflight.len()
+    }
+}
