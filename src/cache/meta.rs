@@ -238,14 +238,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = MetaStore::open(dir.path().to_path_buf()).unwrap();
         let path = store.path("trees", "k").unwrap();
-        let damage: [&dyn Fn(&mut Vec<u8>); 4] = [
-            &|f| {
+        let damage: [fn(&mut Vec<u8>); 4] = [
+            |f| {
                 let last = f.len() - 2;
                 f[last] ^= 0x01; // bit flip in the body
             },
-            &|f| f.truncate(f.len() - 5),
-            &|f| *f = b"garbage".to_vec(),
-            &|f| f.clear(),
+            |f| f.truncate(f.len() - 5),
+            |f| *f = b"garbage".to_vec(),
+            |f| f.clear(),
         ];
         for d in damage {
             store.put("trees", "k", &doc()).unwrap();
