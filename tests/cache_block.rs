@@ -104,7 +104,10 @@ fn invalid_arguments_are_rejected() {
     let err = c.read_block(&key, size, 2).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(!c.contains_block(&key, size, 2));
-    assert!(c.is_complete(&key, 0), "an empty blob is trivially complete");
+    assert!(
+        c.is_complete(&key, 0),
+        "an empty blob is trivially complete"
+    );
     for bs in [0, 1000, 3 * 4096 + 1] {
         let cfg = CacheConfig {
             block_size: bs,
@@ -124,7 +127,10 @@ fn rewriting_a_present_block_changes_nothing() {
     let used = c.stats().used_bytes;
     c.write_block(&key, BS, 0, &data).unwrap();
     assert_eq!(c.stats().used_bytes, used);
-    assert_eq!(c.read_block(&key, BS, 0).unwrap().as_deref(), Some(&data[..]));
+    assert_eq!(
+        c.read_block(&key, BS, 0).unwrap().as_deref(),
+        Some(&data[..])
+    );
 }
 
 #[test]
@@ -255,8 +261,15 @@ fn recency_survives_reopen_through_mtimes() {
     }
     let c = open(dir.path(), cap);
     c.write_block(&blobs[3].0, BS, 0, &blobs[3].1).unwrap();
-    let present: Vec<bool> = blobs.iter().map(|(k, _)| c.contains_block(k, BS, 0)).collect();
-    assert_eq!(present, vec![true, false, true, true], "blob 1 was least recently used");
+    let present: Vec<bool> = blobs
+        .iter()
+        .map(|(k, _)| c.contains_block(k, BS, 0))
+        .collect();
+    assert_eq!(
+        present,
+        vec![true, false, true, true],
+        "blob 1 was least recently used"
+    );
 }
 
 #[test]
@@ -275,12 +288,19 @@ fn lowering_the_cap_evicts_oldest_at_open() {
     let cap = 2 * seg_cost(1) + 512;
     let c = open(dir.path(), cap);
     assert!(c.stats().used_bytes <= cap);
-    let present: Vec<bool> = blobs.iter().map(|(k, _)| c.contains_block(k, BS, 0)).collect();
+    let present: Vec<bool> = blobs
+        .iter()
+        .map(|(k, _)| c.contains_block(k, BS, 0))
+        .collect();
     assert_eq!(present, vec![false, false, true, true]);
 }
 
 fn flip_byte(path: &Path, offset: u64) {
-    let f = OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, offset).unwrap();
     f.write_all_at(&[b[0] ^ 0x10], offset).unwrap();
@@ -322,7 +342,10 @@ fn a_flipped_record_checksum_is_a_miss() {
     write_all(&open(dir.path(), BIG), &key, &data);
     flip_byte(&segment_path(dir.path(), &key, 0), 128 + 8 + 1); // crc of slot 1
     let c = open(dir.path(), BIG);
-    assert!(c.contains_block(&key, size, 1), "records are only checked on read");
+    assert!(
+        c.contains_block(&key, size, 1),
+        "records are only checked on read"
+    );
     assert_eq!(c.read_block(&key, size, 1).unwrap(), None);
     assert!(!c.contains_block(&key, size, 1));
     assert_eq!(c.stats().corrupt_dropped, 1);
@@ -391,7 +414,10 @@ fn garbage_and_stray_files_are_removed_at_open() {
     let misplaced = other.join(seg.file_name().unwrap());
     let c = open(dir.path(), BIG);
     assert!(!c.contains_block(&key, BS, 0), "garbage header");
-    assert!(files_under(dir.path()).is_empty(), "garbage and stray files deleted");
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "garbage and stray files deleted"
+    );
     write_all(&c, &key, &data);
     drop(c);
     fs::rename(&seg, &misplaced).unwrap();
@@ -424,7 +450,11 @@ fn a_kill_between_data_and_record_leaves_the_block_absent() {
     f.set_len(4096 + 3 * BS).unwrap();
     let c = open(dir.path(), BIG);
     assert!(!c.contains_block(&key, size, 1));
-    assert_eq!(c.read_block(&key, size, 2).unwrap(), None, "zeros fail the crc");
+    assert_eq!(
+        c.read_block(&key, size, 2).unwrap(),
+        None,
+        "zeros fail the crc"
+    );
     assert_eq!(
         c.read_block(&key, size, 0).unwrap().as_deref(),
         Some(&data[..BS as usize])
@@ -457,8 +487,13 @@ fn verify_accepts_the_right_bytes_once_and_remembers_it() {
     flip_byte(&segment_path(dir.path(), &key, 1), 4096 + 5);
     assert_eq!(c.read_block(&key, size, 64).unwrap(), None);
     assert!(!c.is_verified(&key));
-    c.write_block(&key, size, 64, &data[(64 * BS) as usize..(65 * BS) as usize])
-        .unwrap();
+    c.write_block(
+        &key,
+        size,
+        64,
+        &data[(64 * BS) as usize..(65 * BS) as usize],
+    )
+    .unwrap();
     assert!(!c.is_verified(&key));
     assert!(c.verify_sha256(&key, size).unwrap());
     assert!(c.is_verified(&key));
@@ -499,9 +534,17 @@ fn warm_reads_open_no_files() {
     let c = open(dir.path(), BIG);
     assert_eq!(c.stats().segment_opens, 0);
     assert_eq!(read_all(&c, &key, size).as_deref(), Some(&data[..]));
-    assert_eq!(c.stats().segment_opens, 3, "one open per segment, on first use");
+    assert_eq!(
+        c.stats().segment_opens,
+        3,
+        "one open per segment, on first use"
+    );
     assert_eq!(read_all(&c, &key, size).as_deref(), Some(&data[..]));
-    assert_eq!(c.stats().segment_opens, 3, "warm reads reuse open descriptors");
+    assert_eq!(
+        c.stats().segment_opens,
+        3,
+        "warm reads reuse open descriptors"
+    );
 }
 
 #[test]
