@@ -8,8 +8,9 @@
 
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::thread;
 use std::time::SystemTime;
 
 use super::block_cache::{now_secs, BlockCache};
@@ -72,25 +73,51 @@ pub(super) fn prepare_root(root: &Path, layout: &Layout) -> io::Result<()> {
     fs::rename(&tmp, &stamp_path)
 }
 
-/// Reads every segment header under `root`.
+/// Reads every segment header under `root`, fan-out directories spread over a few threads
+/// (the scan is dominated by per-file syscalls, ~15 µs each: 25k segments take ~0.4 s on one
+/// core).
 pub(super) fn scan(root: &Path, layout: &Layout) -> io::Result<Vec<Loaded>> {
-    let mut found = Vec::new();
+    let mut dirs = Vec::new();
     for dir in fs::read_dir(root)? {
         let dir = dir?;
-        let Some(dir_name) = dir.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if !is_fanout_dir(&dir_name) || !dir.file_type()?.is_dir() {
-            continue;
+        let name = dir.file_name().to_str().map(str::to_owned);
+        if let Some(name) = name.filter(|n| is_fanout_dir(n)) {
+            if dir.file_type()?.is_dir() {
+                dirs.push((name, dir.path()));
+            }
         }
-        for file in fs::read_dir(dir.path())? {
+    }
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = dirs.len().div_ceil(threads).max(1);
+    thread::scope(|scope| {
+        let workers: Vec<_> = dirs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || scan_dirs(part, layout)))
+            .collect();
+        let mut found = Vec::new();
+        for w in workers {
+            found.extend(
+                w.join()
+                    .map_err(|_| io::Error::other("cache scan thread panicked"))??,
+            );
+        }
+        Ok(found)
+    })
+}
+
+fn scan_dirs(dirs: &[(String, PathBuf)], layout: &Layout) -> io::Result<Vec<Loaded>> {
+    let mut found = Vec::new();
+    for (dir_name, dir) in dirs {
+        for file in fs::read_dir(dir)? {
             let file = file?;
             let path = file.path();
             let parsed = file
                 .file_name()
                 .to_str()
                 .and_then(segment::parse_file_name)
-                .filter(|(key, _)| key.to_string().starts_with(&dir_name));
+                .filter(|(key, _)| key.to_string().starts_with(dir_name.as_str()));
             let loaded = match parsed {
                 Some((key, seg)) => load_segment(&path, layout, key, seg).unwrap_or_else(|e| {
                     tracing::warn!(path = %path.display(), "unreadable cache segment: {e}");
