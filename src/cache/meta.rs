@@ -38,6 +38,11 @@ pub struct MetaStore {
     tmp_seq: AtomicU64,
 }
 
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<MetaStore>();
+};
+
 #[derive(Serialize)]
 struct EnvelopeRef<'a, T> {
     key: &'a str,

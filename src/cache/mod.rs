@@ -58,9 +58,11 @@ mod layout;
 mod lock;
 mod meta;
 mod rebuild;
+mod remove;
 mod segment;
 mod stats;
 mod verify;
+mod write;
 
 pub use block_cache::{BlockCache, BLOCKS_DIR};
 pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BYTES};
