@@ -503,6 +503,30 @@ fn verify_accepts_the_right_bytes_once_and_remembers_it() {
 }
 
 #[test]
+fn an_evicted_and_refetched_segment_needs_a_new_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(19, 64 * BS + 10); // segment 0: 64 blocks, segment 1: the tail
+    let (key, size) = (sha256_key(&data), data.len() as u64);
+    let other = content(20, BS);
+    let cap = seg_cost(64) + seg_cost(1) + 2048;
+    let c = open(dir.path(), cap);
+    write_all(&c, &key, &data);
+    assert!(c.verify_sha256(&key, size).unwrap());
+    // Make segment 0 the least recently used, then need room for another blob.
+    c.read_block(&key, size, 64).unwrap().unwrap();
+    c.write_block(&sha256_key(&other), BS, 0, &other).unwrap();
+    assert!(!c.contains_block(&key, size, 0), "segment 0 evicted");
+    assert!(c.contains_block(&key, size, 64));
+    assert!(!c.is_verified(&key));
+    c.remove_blob(&sha256_key(&other)).unwrap();
+    write_all(&c, &key, &data);
+    assert!(c.is_complete(&key, size));
+    assert!(!c.is_verified(&key), "refetched bytes were never checked");
+    assert!(c.verify_sha256(&key, size).unwrap());
+    assert!(c.is_verified(&key));
+}
+
+#[test]
 fn verify_rejects_wrong_bytes_and_drops_the_blob() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), BIG);
