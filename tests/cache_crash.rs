@@ -96,7 +96,7 @@ fn kill_9_mid_write_never_yields_wrong_bytes() {
             ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit()) // a child panic shows up in the test output
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();

@@ -47,7 +47,7 @@ fn spawn_holder(dir: &Path) -> (std::process::Child, PathBuf) {
         .env(CHILD_ENV, dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit()) // a child panic shows up in the test output
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
