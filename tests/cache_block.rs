@@ -80,6 +80,14 @@ fn partial_blobs_span_segments_and_persist() {
         assert_eq!(got.as_deref(), want.then(|| block(i)), "block {i}");
     }
     assert_eq!(c.stats().used_bytes, 2 * 4096 + 2 * BS + 1);
+    assert_eq!(c.missing_blocks(&key, size, 63..67), vec![63, 64, 66]);
+    assert_eq!(c.missing_blocks(&key, size, 69..1000), vec![69]);
+    assert_eq!(c.missing_blocks(&key, size, 0..1), Vec::<u64>::new());
+    assert_eq!(
+        c.missing_blocks(&key, size + 1, 0..2),
+        vec![0, 1],
+        "other size"
+    );
     assert_eq!(files_under(dir.path()).len(), 2);
     for i in 0..71 {
         c.write_block(&key, size, i, block(i)).unwrap();

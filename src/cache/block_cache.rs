@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +129,21 @@ impl BlockCache {
             .blob(key, blob_size)
             .and_then(|b| b.segments.get(&seg))
             .is_some_and(|s| s.present & (1 << slot) != 0)
+    }
+
+    /// The blocks of `blocks` (clamped to the blob) that are not cached, in order, under one
+    /// lock: for planning a fetch or a read-ahead window without a lookup per block.
+    pub fn missing_blocks(&self, key: &BlobKey, blob_size: u64, blocks: Range<u64>) -> Vec<u64> {
+        let end = blocks.end.min(self.layout.nblocks(blob_size));
+        let shard = self.index.lock(key);
+        let blob = shard.blob(key, blob_size);
+        (blocks.start..end)
+            .filter(|&idx| {
+                let (seg, slot) = self.layout.locate(idx);
+                blob.and_then(|b| b.segments.get(&seg))
+                    .is_none_or(|s| s.present & (1 << slot) == 0)
+            })
+            .collect()
     }
 
     /// The block's bytes, or None if absent, or if the stored bytes fail their checksum / are
