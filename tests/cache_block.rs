@@ -555,6 +555,9 @@ fn verify_rejects_wrong_bytes_and_drops_the_blob() {
         assert!(!c.is_verified(&key));
     }
     assert!(files_under(dir.path()).is_empty());
+    assert!(c.verify_sha256(&sha256_key(b""), 0).unwrap());
+    assert!(c.verify_sha256(&git_key(b""), 0).unwrap());
+    assert!(!c.verify_sha256(&git_key(b"x"), 0).unwrap());
 }
 
 #[test]

@@ -62,6 +62,8 @@ impl BlockCache {
     /// the segment headers (see [`BlockCache::is_verified`]); an already verified blob returns
     /// Ok(true) without hashing.
     ///
+    /// An empty blob has no blocks: only the digest of empty content is compared.
+    ///
     /// Errors: `NotFound` if the blob is not complete in the cache (also when a block is evicted
     /// or found corrupt during the check: fetch the missing blocks and call again).
     pub fn verify_sha256(&self, key: &BlobKey, blob_size: u64) -> io::Result<bool> {
@@ -72,6 +74,10 @@ impl BlockCache {
                 format!("blob {key} is not complete in the cache"),
             )
         };
+        if nblocks == 0 {
+            // Nothing is stored for an empty blob; its digest is still checkable.
+            return Ok(Hasher::new(key, 0).matches(key));
+        }
         let seen: Vec<Seen> = {
             let shard = self.index.lock(key);
             let Some(blob) = shard.blob(key, blob_size) else {
