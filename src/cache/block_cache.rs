@@ -1,0 +1,315 @@
+//! [`BlockCache`]: the content-addressed, size-capped, crash-safe store of blob blocks.
+//!
+//! This file holds the struct, `open` and the hot read path; the write path (`write.rs`),
+//! removal (`remove.rs`), eviction (`evict.rs`), verification (`verify.rs`) and the startup scan
+//! (`rebuild.rs`) are further `impl BlockCache` blocks in sibling modules.
+//!
+//! Concurrency model: any number of threads may call any method at once. Per-block state changes
+//! under the blob's index shard lock; file data is read and written with positional I/O outside
+//! that lock (different slots of one segment never overlap). A block becomes visible only after
+//! its data and record are on the file, so a concurrent reader either misses it or reads it whole.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::config::CacheConfig;
+use super::fds::{self, FdCache};
+use super::index::Index;
+use super::key::BlobKey;
+use super::layout::Layout;
+use super::rebuild;
+use super::segment;
+use super::stats::{CacheStats, Counters};
+
+/// Sub-directory of the cache root that holds the block store.
+pub const BLOCKS_DIR: &str = "blocks";
+
+/// A segment's mtime is moved forward on read at most this often: recency then survives a
+/// restart to within a minute, at the cost of one extra syscall per segment per minute.
+const TOUCH_INTERVAL_SECS: u64 = 60;
+
+/// On-disk block cache shared by all reader threads (`Send + Sync`; wrap it in an `Arc`).
+pub struct BlockCache {
+    pub(super) root: PathBuf,
+    pub(super) layout: Layout,
+    pub(super) max_bytes: u64,
+    pub(super) index: Index,
+    pub(super) fds: FdCache,
+    /// LRU clock: every read or write of a segment stamps it with the next value.
+    pub(super) clock: AtomicU64,
+    pub(super) incarnations: AtomicU64,
+    /// Accounted bytes: segments' `bytes` plus outstanding write reservations. Never exceeds
+    /// `max_bytes` (reservations are only granted below the cap).
+    pub(super) used: AtomicU64,
+    /// Serializes eviction passes (writers that find the cache full wait for one pass).
+    pub(super) evict_lock: Mutex<()>,
+    pub(super) counters: Counters,
+}
+
+// Shared by reader threads through an Arc: keep it so.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<BlockCache>();
+};
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("root", &self.root)
+            .field("block_size", &self.layout.block_size())
+            .field("max_bytes", &self.max_bytes)
+            .field("used_bytes", &self.used.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the read path learned under the shard lock.
+struct Located {
+    crc: u32,
+    incarnation: u64,
+    version: u64,
+    file: Option<Arc<File>>,
+    touch: bool,
+}
+
+impl BlockCache {
+    /// Opens (creating if needed) the block store under `config.dir/blocks` and rebuilds the
+    /// index from the segment headers found there. Invalid files are deleted; if the cache holds
+    /// more than `max_bytes` (the cap was lowered), the least recently used segments go first.
+    ///
+    /// One `BlockCache` per directory at a time: the index lives in memory, so two instances
+    /// (in one process or two) on one directory would corrupt each other's accounting. Daemons
+    /// get exclusive directories from [`super::lock_cache_dir`].
+    pub fn open(config: CacheConfig) -> io::Result<BlockCache> {
+        let layout = config.layout()?;
+        let root = config.dir.join(BLOCKS_DIR);
+        rebuild::prepare_root(&root, &layout)?;
+        let found = rebuild::scan(&root, &layout)?;
+        let cache = BlockCache {
+            root,
+            layout,
+            max_bytes: config.max_bytes,
+            index: Index::new(),
+            fds: FdCache::new(fds::default_budget()),
+            clock: AtomicU64::new(1),
+            incarnations: AtomicU64::new(1),
+            used: AtomicU64::new(0),
+            evict_lock: Mutex::new(()),
+            counters: Counters::default(),
+        };
+        cache.load(found);
+        if cache.used.load(Ordering::Acquire) > cache.max_bytes {
+            let _pass = cache.evict_lock.lock();
+            cache.evict_to(cache.max_bytes - cache.max_bytes / 64);
+        }
+        Ok(cache)
+    }
+
+    pub fn block_size(&self) -> u64 {
+        self.layout.block_size()
+    }
+
+    /// Whether block `idx` is cached (in-memory check; the bytes are verified on read).
+    pub fn contains_block(&self, key: &BlobKey, blob_size: u64, idx: u64) -> bool {
+        if self.layout.block_len(blob_size, idx).is_none() {
+            return false;
+        }
+        let (seg, slot) = self.layout.locate(idx);
+        let shard = self.index.lock(key);
+        shard
+            .blob(key, blob_size)
+            .and_then(|b| b.segments.get(&seg))
+            .is_some_and(|s| s.present & (1 << slot) != 0)
+    }
+
+    /// The blocks of `blocks` (clamped to the blob) that are not cached, in order, under one
+    /// lock: for planning a fetch or a read-ahead window without a lookup per block.
+    pub fn missing_blocks(&self, key: &BlobKey, blob_size: u64, blocks: Range<u64>) -> Vec<u64> {
+        let end = blocks.end.min(self.layout.nblocks(blob_size));
+        let shard = self.index.lock(key);
+        let blob = shard.blob(key, blob_size);
+        (blocks.start..end)
+            .filter(|&idx| {
+                let (seg, slot) = self.layout.locate(idx);
+                blob.and_then(|b| b.segments.get(&seg))
+                    .is_none_or(|s| s.present & (1 << slot) == 0)
+            })
+            .collect()
+    }
+
+    /// The block's bytes, or None if absent, or if the stored bytes fail their checksum / are
+    /// truncated (the entry is then dropped and counted as corrupt, so the caller refetches).
+    ///
+    /// Warm path: one shard lock, one fd-cache lookup, one `pread`, one crc32c.
+    /// Errors: `InvalidInput` for a block index past the end of the blob; other errors are disk
+    /// I/O errors other than truncation (the caller may treat them as a miss and refetch).
+    pub fn read_block(&self, key: &BlobKey, blob_size: u64, idx: u64) -> io::Result<Option<Bytes>> {
+        let len = self.expect_block(blob_size, idx)?;
+        let (seg, slot) = self.layout.locate(idx);
+        let Some(mut loc) = self.locate(key, blob_size, seg, slot) else {
+            Counters::bump(&self.counters.misses);
+            return Ok(None);
+        };
+        let file = match loc.file.take() {
+            Some(f) => f,
+            None => match self.open_segment(key, blob_size, seg, loc.incarnation)? {
+                Some(f) => f,
+                None => {
+                    Counters::bump(&self.counters.misses);
+                    return Ok(None);
+                }
+            },
+        };
+        match read_checked(&file, self.layout.data_offset(slot), len, loc.crc)? {
+            Some(bytes) => {
+                if loc.touch {
+                    // Best effort: a failed touch only makes recency after a restart less exact.
+                    let _ = file.set_modified(SystemTime::now());
+                }
+                Counters::bump(&self.counters.hits);
+                Ok(Some(bytes))
+            }
+            None => {
+                self.drop_corrupt(
+                    key,
+                    blob_size,
+                    seg,
+                    slot,
+                    (loc.incarnation, loc.version),
+                    &file,
+                );
+                Counters::bump(&self.counters.misses);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether every block of the blob is cached (true for an empty blob).
+    pub fn is_complete(&self, key: &BlobKey, blob_size: u64) -> bool {
+        let nblocks = self.layout.nblocks(blob_size);
+        nblocks == 0
+            || self
+                .index
+                .lock(key)
+                .blob(key, blob_size)
+                .is_some_and(|b| b.present_blocks == nblocks)
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.counters
+            .snapshot(self.used.load(Ordering::Relaxed), self.max_bytes)
+    }
+
+    /// Length of block `idx`, or `InvalidInput` past the end of the blob.
+    pub(super) fn expect_block(&self, blob_size: u64, idx: u64) -> io::Result<u64> {
+        self.layout.block_len(blob_size, idx).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("block {idx} is past the end of a {blob_size}-byte blob"),
+            )
+        })
+    }
+
+    pub(super) fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn segment_path(&self, key: &BlobKey, seg: u64) -> PathBuf {
+        self.root.join(segment::relative_path(key, seg))
+    }
+
+    /// Looks the block up under the shard lock and stamps its segment as recently used.
+    fn locate(&self, key: &BlobKey, blob_size: u64, seg: u64, slot: u64) -> Option<Located> {
+        let tick = self.tick();
+        let now = now_secs();
+        let mut shard = self.index.lock(key);
+        let (s, _, _) = shard.segment_mut(key, blob_size, seg)?;
+        if s.present & (1 << slot) == 0 {
+            return None;
+        }
+        s.last_used = tick;
+        let touch = now >= s.touched_secs + TOUCH_INTERVAL_SECS;
+        if touch {
+            s.touched_secs = now;
+        }
+        Some(Located {
+            crc: s.crcs[slot as usize],
+            incarnation: s.incarnation,
+            version: s.version,
+            file: self.fds.get(key, seg, s.incarnation),
+            touch,
+        })
+    }
+
+    /// Opens a live segment whose descriptor is not cached (outside any lock) and caches it if
+    /// the segment is still the same incarnation. None if the file vanished (it is forgotten).
+    fn open_segment(
+        &self,
+        key: &BlobKey,
+        blob_size: u64,
+        seg: u64,
+        incarnation: u64,
+    ) -> io::Result<Option<Arc<File>>> {
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.segment_path(key, seg));
+        let mut shard = self.index.lock(key);
+        let live = shard
+            .blob(key, blob_size)
+            .and_then(|b| b.segments.get(&seg))
+            .is_some_and(|s| s.incarnation == incarnation);
+        match opened {
+            Ok(f) => {
+                Counters::bump(&self.counters.segment_opens);
+                let file = Arc::new(f);
+                if live {
+                    self.fds.insert(key, seg, incarnation, Arc::clone(&file));
+                }
+                Ok(Some(file))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if live {
+                    tracing::warn!(%key, seg, "cache segment file disappeared; forgetting it");
+                    let lost = self.remove_segment_locked(&mut shard, key, seg);
+                    self.counters
+                        .corrupt_dropped
+                        .fetch_add(lost.blocks, Ordering::Relaxed);
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads `len` bytes at `offset` and checks them against `crc`; None if truncated or mismatched.
+pub(super) fn read_checked(
+    file: &File,
+    offset: u64,
+    len: u64,
+    crc: u32,
+) -> io::Result<Option<Bytes>> {
+    let mut buf = vec![0u8; len as usize];
+    match file.read_exact_at(&mut buf, offset) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    Ok((crc32c::crc32c(&buf) == crc).then(|| Bytes::from(buf)))
+}
+
+pub(super) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,149 @@
+//! Content identity of a blob: the key under which the block cache stores its bytes.
+//!
+//! LFS (and Xet-backed) files are named by the sha256 of their content (`lfs.oid` in tree
+//! listings), regular files by their git blob sha1 (`oid`). Both are digests of the content, so
+//! the same file in two revisions or two repos maps to one key and is fetched once.
+
+use std::fmt;
+
+use crate::hub::types::TreeEntry;
+
+/// Content identity of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BlobKey {
+    /// sha256 of the content (LFS / Xet files).
+    Sha256([u8; 32]),
+    /// git blob sha1 (`sha1("blob {size}\0" + content)`) of a regular file.
+    GitSha1([u8; 20]),
+}
+
+/// A string that is not a digest of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} digest {value:?}: expected {len} hex characters")]
+pub struct BlobKeyError {
+    kind: &'static str,
+    len: usize,
+    value: String,
+}
+
+impl BlobKey {
+    /// Parses a sha256 digest (64 hex characters, either case).
+    pub fn sha256_hex(s: &str) -> Result<Self, BlobKeyError> {
+        parse_hex::<32>(s, "sha256").map(BlobKey::Sha256)
+    }
+
+    /// Parses a git blob sha1 (40 hex characters, either case).
+    pub fn git_sha1_hex(s: &str) -> Result<Self, BlobKeyError> {
+        parse_hex::<20>(s, "git sha1").map(BlobKey::GitSha1)
+    }
+
+    /// The key of a file entry of a tree listing: `lfs.oid` when present, else the git `oid`.
+    pub fn for_tree_entry(entry: &TreeEntry) -> Result<Self, BlobKeyError> {
+        match &entry.lfs {
+            Some(lfs) => Self::sha256_hex(&lfs.oid),
+            None => Self::git_sha1_hex(&entry.oid),
+        }
+    }
+
+    /// The raw digest bytes (32 for sha256, 20 for sha1).
+    pub fn digest(&self) -> &[u8] {
+        match self {
+            BlobKey::Sha256(d) => d,
+            BlobKey::GitSha1(d) => d,
+        }
+    }
+
+    /// Short name of the digest kind, used in file names (`sha256` / `sha1`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            BlobKey::Sha256(_) => "sha256",
+            BlobKey::GitSha1(_) => "sha1",
+        }
+    }
+
+    /// Inverse of [`BlobKey::kind_name`] + hex digest.
+    pub(crate) fn from_kind_hex(kind: &str, hex: &str) -> Option<Self> {
+        match kind {
+            "sha256" => Self::sha256_hex(hex).ok(),
+            "sha1" => Self::git_sha1_hex(hex).ok(),
+            _ => None,
+        }
+    }
+
+    /// 64 well-mixed bits for sharding: the key is already a cryptographic digest.
+    pub(crate) fn shard_bits(&self) -> u64 {
+        let d = self.digest();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        u64::from_le_bytes(b)
+    }
+}
+
+fn parse_hex<const N: usize>(s: &str, kind: &'static str) -> Result<[u8; N], BlobKeyError> {
+    let mut out = [0u8; N];
+    match hex::decode_to_slice(s, &mut out) {
+        Ok(()) => Ok(out),
+        Err(_) => Err(BlobKeyError {
+            kind,
+            len: 2 * N,
+            value: s.chars().take(80).collect(),
+        }),
+    }
+}
+
+/// Lower-case hex of the digest, as the Hub prints it.
+impl fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.digest() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const SHA1: &str = "30d74d258442c7c65512eafab474568dd706c430";
+
+    #[test]
+    fn parses_and_prints_lower_hex() {
+        let k = BlobKey::sha256_hex(&SHA256.to_uppercase()).unwrap();
+        assert_eq!(k.to_string(), SHA256);
+        assert_eq!(k.kind_name(), "sha256");
+        let g = BlobKey::git_sha1_hex(SHA1).unwrap();
+        assert_eq!(g.to_string(), SHA1);
+        assert_eq!(g.digest().len(), 20);
+        assert_eq!(BlobKey::from_kind_hex("sha1", SHA1), Some(g));
+        assert_eq!(BlobKey::from_kind_hex("md5", SHA1), None);
+    }
+
+    #[test]
+    fn rejects_wrong_length_and_non_hex() {
+        assert!(BlobKey::sha256_hex(SHA1).is_err());
+        assert!(BlobKey::git_sha1_hex(SHA256).is_err());
+        assert!(BlobKey::git_sha1_hex(&SHA1.replace('3', "g")).is_err());
+        let err = BlobKey::sha256_hex("").unwrap_err();
+        assert!(err.to_string().contains("64 hex"), "{err}");
+    }
+
+    #[test]
+    fn tree_entry_prefers_lfs_oid() {
+        let mut e: TreeEntry = serde_json::from_value(serde_json::json!({
+            "type": "file", "oid": SHA1, "size": 4, "path": "a.bin",
+            "lfs": {"oid": SHA256, "size": 4, "pointerSize": 130}
+        }))
+        .unwrap();
+        assert_eq!(
+            BlobKey::for_tree_entry(&e).unwrap(),
+            BlobKey::sha256_hex(SHA256).unwrap()
+        );
+        e.lfs = None;
+        assert_eq!(
+            BlobKey::for_tree_entry(&e).unwrap(),
+            BlobKey::git_sha1_hex(SHA1).unwrap()
+        );
+    }
+}

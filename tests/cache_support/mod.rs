@@ -1,0 +1,80 @@
+//! Helpers shared by the `cache_*` integration tests: deterministic blob contents, their keys,
+//! and the paths of segment files (from the layout documented in `hubfs::cache`).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use hubfs::cache::{BlobKey, BlockCache, CacheConfig};
+use sha2::Digest;
+
+pub const BS: u64 = 4096;
+
+/// Deterministic pseudo-random bytes for (seed, length).
+pub fn content(seed: u64, len: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The sha256 key of `data`.
+pub fn sha256_key(data: &[u8]) -> BlobKey {
+    BlobKey::Sha256(sha2::Sha256::digest(data).into())
+}
+
+/// The git blob sha1 key of `data`.
+pub fn git_key(data: &[u8]) -> BlobKey {
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", data.len()).as_bytes());
+    h.update(data);
+    BlobKey::GitSha1(h.finalize().into())
+}
+
+pub fn config(dir: &Path, max_bytes: u64) -> CacheConfig {
+    CacheConfig {
+        dir: dir.to_path_buf(),
+        max_bytes,
+        block_size: BS,
+    }
+}
+
+pub fn open(dir: &Path, max_bytes: u64) -> BlockCache {
+    BlockCache::open(config(dir, max_bytes)).unwrap()
+}
+
+/// Writes every block of `data` as blob `key`.
+pub fn write_all(cache: &BlockCache, key: &BlobKey, data: &[u8]) {
+    let bs = cache.block_size() as usize;
+    for (idx, chunk) in data.chunks(bs).enumerate() {
+        cache
+            .write_block(key, data.len() as u64, idx as u64, chunk)
+            .unwrap();
+    }
+}
+
+/// Reads every block back; None if any is missing.
+pub fn read_all(cache: &BlockCache, key: &BlobKey, size: u64) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for idx in 0..size.div_ceil(cache.block_size()) {
+        out.extend_from_slice(&cache.read_block(key, size, idx).unwrap()?);
+    }
+    Some(out)
+}
+
+/// Path of segment `seg` of `key` under cache root `dir`.
+pub fn segment_path(dir: &Path, key: &BlobKey, seg: u64) -> PathBuf {
+    let hex = key.to_string();
+    dir.join("blocks")
+        .join(&hex[..2])
+        .join(format!("{}-{hex}.{seg}", key.kind_name()))
+}
+
+/// Bytes one segment file with `blocks` full blocks is accounted for (4 KiB header + data).
+pub fn seg_cost(blocks: u64) -> u64 {
+    4096 + blocks * BS
+}
