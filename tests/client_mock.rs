@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Response, StatusCode};
+use axum::http::{HeaderMap, Response};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use hubfs::hub::{
     CommitHeader, CommitOp, HubClient, HubConfig, HubError, LfsBatchObject, RetryPolicy, Token,
 };
@@ -370,7 +370,7 @@ async fn reads_at_and_past_eof() {
     }))
     .await;
     let c = client(&hub, None);
-    let mut body = c.get_range(&repo(), COMMIT, "f", 90, 200).await.unwrap();
+    let body = c.get_range(&repo(), COMMIT, "f", 90, 200).await.unwrap();
     assert_eq!(body.remaining(), 10);
     assert_eq!(body.total_size(), Some(100));
     let got = body.collect().await.unwrap();
@@ -513,8 +513,6 @@ fn broken_body(s: &Seen, data: &[u8], first: usize, cut: bool) -> Response<Body>
         Body::from_stream(stream),
     )
 }
-
-use futures_util::StreamExt;
 
 #[tokio::test]
 async fn a_stalled_body_fails_within_the_idle_timeout() {
