@@ -808,3 +808,56 @@ async fn api_errors_are_classified() {
     // No retries for definitive answers.
     assert_eq!(hub.seen().len(), 3);
 }
+
+#[tokio::test]
+async fn a_failed_upload_is_resent_whole_and_progress_never_overcounts() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let n = Arc::clone(&calls);
+    let store = Server::start(handler(move |_s| {
+        let i = n.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if i == 0 {
+                reply(503, &[], "SlowDown")
+            } else {
+                reply(200, &[("etag", "\"e\"".into())], "")
+            }
+        }
+    }))
+    .await;
+    let hub = Server::start(handler(|_s| async { reply(200, &[], "{}") })).await;
+    let c = client(&hub, Some("hf_secret"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    let data = content(300_000);
+    std::fs::write(&file, &data).unwrap();
+    let obj: LfsBatchObject = serde_json::from_value(serde_json::json!({
+        "oid": "d".repeat(64), "size": 300_000,
+        "actions": {"upload": {"href": format!("{}put", store.url)}}
+    }))
+    .unwrap();
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let last = Arc::new(AtomicUsize::new(0));
+    let (m, l) = (Arc::clone(&max_seen), Arc::clone(&last));
+    c.upload_lfs_object(
+        &obj,
+        "basic",
+        &file,
+        Some(Arc::new(move |n| {
+            m.fetch_max(n as usize, Ordering::SeqCst);
+            l.store(n as usize, Ordering::SeqCst);
+        })),
+    )
+    .await
+    .unwrap();
+    let seen = store.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.body[..] == data[..]));
+    assert_eq!(last.load(Ordering::SeqCst), 300_000);
+    assert_eq!(
+        max_seen.load(Ordering::SeqCst),
+        300_000,
+        "progress overcounted"
+    );
+    assert_eq!(c.stats().retries, 1);
+    assert!(c.stats().bytes_sent >= 600_000);
+}

@@ -259,7 +259,17 @@ impl Transport {
                 self.counters.retry();
             }
             let started = Instant::now();
-            let outcome = self.send_once(req).await;
+            let attempt_sent = Arc::new(AtomicU64::new(0));
+            let outcome = self.send_once(req, &attempt_sent).await;
+            // Bytes of an attempt that will be resent (or that failed) no longer count.
+            let rewind = || {
+                if let Body::File {
+                    progress: Some(p), ..
+                } = &req.body
+                {
+                    p.rewind(attempt_sent.load(Ordering::Relaxed));
+                }
+            };
             let last = attempt >= self.retry.max_attempts.max(1);
             match outcome {
                 Ok(response) => {
@@ -271,6 +281,7 @@ impl Transport {
                     };
                     if retryable && !last {
                         let hint = server_wait(response.headers(), SystemTime::now());
+                        rewind();
                         drop(response);
                         drop(permit);
                         tokio::time::sleep(self.retry.delay(attempt, hint)).await;
@@ -290,6 +301,7 @@ impl Transport {
                         RetryMode::Safe => failure.unsent,
                     };
                     drop(permit);
+                    rewind();
                     if retryable && !last {
                         tokio::time::sleep(self.retry.backoff(attempt)).await;
                         continue;
@@ -386,7 +398,11 @@ impl Transport {
         })
     }
 
-    async fn send_once(&self, req: &Request) -> Result<reqwest::Response, Failure> {
+    async fn send_once(
+        &self,
+        req: &Request,
+        attempt_sent: &Arc<AtomicU64>,
+    ) -> Result<reqwest::Response, Failure> {
         let target = req.ctx.target();
         let mut builder = self
             .http
@@ -407,7 +423,6 @@ impl Transport {
         }
         let watch = Arc::new(UploadWatch::default());
         let started = Instant::now();
-        let attempt_sent = Arc::new(AtomicU64::new(0));
         match &req.body {
             Body::Empty => {}
             Body::Bytes { data, content_type } => {
@@ -430,7 +445,7 @@ impl Transport {
                         progress.clone(),
                         Arc::clone(&watch),
                         started,
-                        Arc::clone(&attempt_sent),
+                        Arc::clone(attempt_sent),
                     )
                     .await
                     .map_err(|error| Failure {
@@ -441,7 +456,7 @@ impl Transport {
                 builder = builder.header(CONTENT_LENGTH, *len).body(body);
             }
         }
-        let result = match req.deadline {
+        match req.deadline {
             Deadline::Total(d) => builder
                 .timeout(d)
                 .send()
@@ -463,16 +478,7 @@ impl Transport {
                     }),
                 }
             }
-        };
-        if result.is_err() {
-            if let Body::File {
-                progress: Some(p), ..
-            } = &req.body
-            {
-                p.rewind(attempt_sent.load(Ordering::Relaxed));
-            }
         }
-        result
     }
 
     #[allow(clippy::too_many_arguments)]
