@@ -217,6 +217,10 @@ impl Transport {
             .pool_max_idle_per_host(config.max_connections)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // Over HTTP/2 many range streams share one connection: let its flow-control
+            // window grow with the measured bandwidth-delay product instead of capping
+            // throughput at a fixed window per round trip.
+            .http2_adaptive_window(true)
             .build()
             .map_err(|e| HubError::invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Transport {
