@@ -4,8 +4,17 @@
 //! Hub's HTTP API (plus a stand-in CDN for LFS content); `net` adds latency, bandwidth caps and
 //! fault injection so clients can be tested against a realistic network.
 
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod git;
 pub mod glob;
+pub mod net;
+pub mod server;
 pub mod store;
 pub mod time;
 pub mod units;
+
+pub use config::Config;
+pub use server::run;

@@ -25,9 +25,16 @@ pub struct TagMeta {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrMeta {
     pub target: String,
+    /// Branch the pull request was opened against.
+    #[serde(default = "main_branch")]
+    pub base: String,
     pub title: String,
     pub author: String,
     pub created_ms: u64,
+}
+
+fn main_branch() -> String {
+    "main".into()
 }
 
 /// Persisted settings and refs of a repo. Ref targets are 40-hex commit ids.

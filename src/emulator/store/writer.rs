@@ -19,9 +19,10 @@ use crate::repo::RepoType;
 pub enum Target {
     Branch(String),
     Pr(u64),
-    /// Opens pull request `refs/pr/N` on top of `base`.
+    /// Opens pull request `refs/pr/N` on top of `base`, against branch `branch`.
     NewPr {
         base: Arc<CommitRec>,
+        branch: String,
     },
 }
 
@@ -137,14 +138,14 @@ impl Store {
             match &new.target {
                 Target::Branch(b) => st.meta.branches.get(b).and_then(|t| st.target(t)),
                 Target::Pr(n) => st.meta.prs.get(n).and_then(|p| st.target(&p.target)),
-                Target::NewPr { base } => Some(base.clone()),
+                Target::NewPr { base, .. } => Some(base.clone()),
             }
         };
         let base = base.ok_or_else(|| {
             CommitError::RevisionNotFound(match &new.target {
                 Target::Branch(b) => b.clone(),
                 Target::Pr(n) => format!("refs/pr/{n}"),
-                Target::NewPr { base } => base.id.hex(),
+                Target::NewPr { base, .. } => base.id.hex(),
             })
         })?;
         if let Some(p) = &new.parent {
@@ -180,13 +181,14 @@ impl Store {
                     }
                     Some(*n)
                 }
-                Target::NewPr { .. } => {
+                Target::NewPr { branch, .. } => {
                     let n = m.next_num;
                     m.next_num += 1;
                     m.prs.insert(
                         n,
                         PrMeta {
                             target: hex.clone(),
+                            base: branch.clone(),
                             title: new.title.clone(),
                             author: new.author.clone(),
                             created_ms: now_ms(),
