@@ -177,7 +177,8 @@ async fn create_repo(State(app): State<Arc<App>>, Json(b): Json<RepoBody>) -> Re
     let run = || -> Result<Value, ApiError> {
         let t = repo_type(b.repo_type.as_deref())?;
         let id = RepoId::parse(&b.id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        super::manage::create(&app, t, &id.to_string(), &b.owner, b.private, None)
+        let origin = format!("http://{}", app.hub_addr);
+        super::manage::create(&app, &origin, t, &id.to_string(), &b.owner, b.private, None)
             .map(|id| json!({ "id": id }))
     };
     match run() {

@@ -60,15 +60,20 @@ fn writer(ctx: &Ctx) -> ApiResult<&crate::emulator::auth::User> {
 }
 
 /// Creates a repo owned by `creator` with its initial commit; returns the canonical id.
+/// A conflict answer carries the existing repo's absolute URL (`exist_ok` clients use it).
 pub fn create(
     app: &App,
+    origin: &str,
     t: RepoType,
     id: &str,
     creator: &str,
     private: bool,
     sdk: Option<String>,
 ) -> ApiResult<String> {
-    let url = format!("/{}{id}", t.url_prefix());
+    let url = match app.store.repos.get(t, id) {
+        Some(r) => format!("{origin}/{}{}", t.url_prefix(), r.read().meta.id),
+        None => format!("{origin}/{}{id}", t.url_prefix()),
+    };
     if app.store.repos.exists(t, id) {
         return Err(
             ApiError::conflict(format!("You already created this {t} repo"))
@@ -125,6 +130,7 @@ pub async fn create_repo(app: &App, ctx: &Ctx, body: Body) -> Reply {
     let private = b.private.unwrap_or(false) || b.visibility.as_deref() == Some("private");
     let id = create(
         app,
+        &ctx.origin,
         t,
         &format!("{ns}/{}", b.name),
         &user.name,

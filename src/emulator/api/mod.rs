@@ -187,8 +187,11 @@ async fn repo_route(app: &Arc<App>, ctx: &Ctx, t: RepoTarget, op: RepoOp, body: 
             expect_method(ctx, &get)?;
             read::commits(app, ctx, &repo, &rev)
         }
-        RepoOp::AuthCheck => {
+        RepoOp::AuthCheck { write } => {
             expect_method(ctx, &get)?;
+            if write {
+                app.auth.check_write(&repo.read().meta, &ctx.caller)?;
+            }
             Ok(axum::Json(serde_json::json!({})).into_response())
         }
         RepoOp::XetToken { write, rev } => {
@@ -252,7 +255,7 @@ fn op_name(op: &RepoOp) -> &'static str {
         RepoOp::Branch { .. } => "branch",
         RepoOp::Tag { .. } => "tag",
         RepoOp::Settings => "settings",
-        RepoOp::AuthCheck => "auth-check",
+        RepoOp::AuthCheck { .. } => "auth-check",
         RepoOp::XetToken { .. } => "xet-token",
         RepoOp::Discussions | RepoOp::Discussion { .. } => "discussions",
         RepoOp::Resolve { .. } => "resolve",

@@ -1,6 +1,7 @@
 //! Response body wrapper applying, per response: the connection's bandwidth cap, an injected
-//! connection cut after N bytes, and the `bytes_served` count for file content (counted when
-//! the server comes back for the next piece, i.e. once the previous one was written).
+//! connection cut after N bytes, and the `bytes_served` count for file content. Bytes are
+//! counted when handed to hyper, which writes a piece before asking for the next; the count
+//! can only run ahead of the socket by what is in flight when a client drops the connection.
 
 use std::io;
 use std::sync::Arc;
@@ -28,7 +29,6 @@ struct State {
     inner: axum::body::BodyDataStream,
     pending: Bytes,
     sent: u64,
-    uncounted: u64,
     plan: BodyPlan,
     done: bool,
 }
@@ -38,15 +38,10 @@ pub fn wrap(body: Body, plan: BodyPlan) -> Body {
         inner: body.into_data_stream(),
         pending: Bytes::new(),
         sent: 0,
-        uncounted: 0,
         plan,
         done: false,
     };
     let stream = futures_util::stream::unfold(st, |mut st| async move {
-        if let Some(stats) = &st.plan.count {
-            stats.served(st.uncounted);
-        }
-        st.uncounted = 0;
         if st.done {
             return None;
         }
@@ -81,7 +76,9 @@ pub fn wrap(body: Body, plan: BodyPlan) -> Body {
         }
         let piece = st.pending.split_to(take);
         st.sent += take as u64;
-        st.uncounted = take as u64;
+        if let Some(stats) = &st.plan.count {
+            stats.served(take as u64);
+        }
         Some((Ok::<_, io::Error>(piece), st))
     });
     Body::from_stream(stream)

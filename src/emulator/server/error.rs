@@ -64,9 +64,12 @@ impl ApiError {
         )
     }
 
+    /// A missing repo, or one the caller may not see. Anonymous callers get the Hub's 401;
+    /// it also carries `X-Error-Code: RepoNotFound` because huggingface_hub maps a bare 401 to
+    /// `RepositoryNotFoundError` only for `https://` endpoints, and the emulator speaks http.
     pub fn repo_not_found(caller: &Caller) -> ApiError {
         match caller {
-            Caller::Anonymous => ApiError::anonymous(),
+            Caller::Anonymous => ApiError::anonymous().with_code("RepoNotFound"),
             Caller::User(_) => ApiError::new(StatusCode::NOT_FOUND, "Repository not found")
                 .with_code("RepoNotFound"),
         }

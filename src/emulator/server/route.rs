@@ -40,7 +40,7 @@ pub enum RepoOp {
     Branch { name: String },
     Tag { name: String },
     Settings,
-    AuthCheck,
+    AuthCheck { write: bool },
     XetToken { write: bool, rev: String },
     Discussions,
     Discussion { num: u64 },
@@ -140,7 +140,10 @@ fn api_op(rest: &[Seg]) -> Option<RepoOp> {
         Some("branch") => RepoOp::Branch { name: join(tail)? },
         Some("tag") => RepoOp::Tag { name: join(tail)? },
         Some("settings") if tail.is_empty() => RepoOp::Settings,
-        Some("auth-check") if tail.is_empty() => RepoOp::AuthCheck,
+        Some("auth-check") if tail.is_empty() => RepoOp::AuthCheck { write: false },
+        Some("auth-check") if tail.len() == 1 && tail[0].s == "write" => {
+            RepoOp::AuthCheck { write: true }
+        }
         Some("xet-read-token") => RepoOp::XetToken {
             write: false,
             rev: join(tail)?,
