@@ -1,3 +1,46 @@
-//! The Hub client: the only module that speaks HTTP to the Hub.
+//! The Hub client: the only module of hubfs that speaks HTTP.
+//!
+//! Layers above (snapshots, cache, staging, fs) call [`HubClient`] and get typed answers or a
+//! [`HubError`]; they never see URLs, headers or status codes. Pieces, one job each:
+//!
+//! - `auth`: the [`Token`] and where to find it;
+//! - `config`: [`HubConfig`], endpoints and default timeouts;
+//! - `error`: [`HubError`] and the mapping from the Hub's error answers;
+//! - `retry`: [`RetryPolicy`], backoff and `Retry-After` / `RateLimit` parsing;
+//! - `transport`: one HTTP exchange (token only to the Hub's origin, deadlines, retries, logs);
+//! - `client`: [`HubClient`] and the JSON metadata calls;
+//! - `pagination`: `Link` headers and the [`TreePager`];
+//! - `content`: [`FileMetadata`] probes and ranged reads ([`RangeBody`]) with the CDN memo;
+//! - `upload`: preupload, LFS transfers and commits; `manage`: repos, branches, tags;
+//! - `stats`: [`HubStats`] counters;
+//! - `types`: the Hub's JSON wire types, shared with the emulator.
 
+mod auth;
+mod client;
+mod config;
+mod content;
+mod error;
+mod manage;
+mod pagination;
+mod retry;
+mod stats;
+mod transport;
 pub mod types;
+mod upload;
+
+pub use auth::Token;
+pub use client::{HubClient, PATHS_INFO_BATCH};
+pub use config::{parse_endpoint, HubConfig, DEFAULT_ENDPOINT};
+pub use content::{FileMetadata, RangeBody};
+pub use error::{is_retryable_status, HubError};
+pub use pagination::{TreeOptions, TreePager};
+pub use retry::RetryPolicy;
+pub use stats::HubStats;
+pub use types::{
+    CommitInfo, CommitResponse, LfsBatchObject, LfsBatchResponse, LfsObject, PreuploadFile,
+    PreuploadResponse, Refs, RepoInfo, TreeEntry, WhoAmI,
+};
+pub use upload::{
+    commit_body, preupload_file, CommitHeader, CommitOp, Progress, LFS_BATCH, PREUPLOAD_BATCH,
+    SAMPLE_SIZE,
+};

@@ -242,6 +242,9 @@ pub struct LfsAction {
 pub struct LfsActions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload: Option<LfsAction>,
+    /// Answer to a `download` batch: where to GET the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<LfsAction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<LfsAction>,
 }

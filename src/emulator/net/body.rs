@@ -1,0 +1,85 @@
+//! Response body wrapper applying, per response: the connection's bandwidth cap, an injected
+//! connection cut after N bytes, and the `bytes_served` count for file content. Bytes are
+//! counted when handed to hyper, which writes a piece before asking for the next; the count
+//! can only run ahead of the socket by what is in flight when a client drops the connection.
+
+use std::io;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use futures_util::StreamExt;
+
+use super::shaping::{Bucket, Shaping, SHAPING_PIECE};
+use super::stats::Stats;
+
+#[derive(Default)]
+pub struct BodyPlan {
+    pub shape: Option<(Arc<Bucket>, Arc<Shaping>)>,
+    pub cut_after: Option<u64>,
+    pub count: Option<Arc<Stats>>,
+}
+
+impl BodyPlan {
+    pub fn is_noop(&self) -> bool {
+        self.shape.is_none() && self.cut_after.is_none() && self.count.is_none()
+    }
+}
+
+struct State {
+    inner: axum::body::BodyDataStream,
+    pending: Bytes,
+    sent: u64,
+    plan: BodyPlan,
+    done: bool,
+}
+
+pub fn wrap(body: Body, plan: BodyPlan) -> Body {
+    let st = State {
+        inner: body.into_data_stream(),
+        pending: Bytes::new(),
+        sent: 0,
+        plan,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        while st.pending.is_empty() {
+            match st.inner.next().await {
+                None => return None,
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((Err(io::Error::other(e)), st));
+                }
+                Some(Ok(b)) => st.pending = b,
+            }
+        }
+        let mut take = st.pending.len();
+        if st.plan.shape.is_some() {
+            take = take.min(SHAPING_PIECE);
+        }
+        if let Some(limit) = st.plan.cut_after {
+            let left = limit.saturating_sub(st.sent);
+            if left == 0 {
+                st.done = true;
+                return Some((Err(io::Error::other("injected fault: connection cut")), st));
+            }
+            take = take.min(left as usize);
+        }
+        if let Some((bucket, shaping)) = &st.plan.shape {
+            if let Some(rate) = shaping.bandwidth() {
+                if let Some(at) = bucket.reserve(take, rate) {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+            }
+        }
+        let piece = st.pending.split_to(take);
+        st.sent += take as u64;
+        if let Some(stats) = &st.plan.count {
+            stats.served(take as u64);
+        }
+        Some((Ok::<_, io::Error>(piece), st))
+    });
+    Body::from_stream(stream)
+}
