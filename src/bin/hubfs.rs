@@ -73,13 +73,18 @@ struct MountArgs {
     /// Threads reading kernel requests.
     #[arg(long, default_value_t = 4)]
     fuse_threads: usize,
+    /// Fail a read or lookup with EIO when the Hub sends nothing for SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    io_timeout: u64,
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hubfs=info,warn"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -97,6 +102,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
         allow_other: args.allow_other,
         offline: args.offline || daemon::env_offline(),
         fuse_threads: args.fuse_threads,
+        io_timeout: Duration::from_secs(args.io_timeout.max(1)),
     };
     if args.foreground {
         init_logging();
@@ -129,7 +135,9 @@ fn mount(args: MountArgs) -> Result<(), String> {
         .arg("--cache-size")
         .arg(opts.cache_size.to_string())
         .arg("--fuse-threads")
-        .arg(args.fuse_threads.to_string());
+        .arg(args.fuse_threads.to_string())
+        .arg("--io-timeout")
+        .arg(args.io_timeout.to_string());
     // Only a path to the token crosses argv; the token itself stays in the environment/file.
     if let Some(t) = &args.token_file {
         cmd.arg("--token-file").arg(t);

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of the cache counters (monotonic since open, except the byte gauges).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CacheStats {
     /// Bytes on disk accounted against the cap (segment headers + blocks + in-flight writes).
     pub used_bytes: u64,

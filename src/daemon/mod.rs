@@ -36,15 +36,25 @@ pub struct MountOptions {
     pub offline: bool,
     /// FUSE worker threads reading /dev/fuse.
     pub fuse_threads: usize,
+    /// A Hub request making no progress for this long fails (EIO), retries included.
+    pub io_timeout: Duration,
 }
 
-/// `$XDG_CACHE_HOME/hubfs`, else `~/.cache/hubfs`.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("hubfs");
+pub use crate::cache::default_cache_dir;
+
+/// The block cache keeps segment files open; give it the hard limit instead of the soft one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(1 << 16);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache").join("hubfs")
 }
 
 /// huggingface_hub's truthy values for HF_HUB_OFFLINE.
@@ -82,25 +92,32 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         let endpoint = url::Url::parse(opts.endpoint.trim_end_matches('/'))
             .map_err(|e| format!("bad endpoint {:?}: {e}", opts.endpoint))?;
         let _guard = rt.enter();
-        Some(HubClient::new(HubConfig::new(endpoint, token)).map_err(|e| e.to_string())?)
+        let mut cfg = HubConfig::new(endpoint, token);
+        // One attempt may not outlast the whole budget of the read that waits on it.
+        cfg.read_idle_timeout = cfg.read_idle_timeout.min(opts.io_timeout);
+        cfg.api_timeout = cfg.api_timeout.min(opts.io_timeout);
+        Some(HubClient::new(cfg).map_err(|e| e.to_string())?)
     };
 
     std::fs::create_dir_all(&opts.cache_dir)
         .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
     let (cache_lock, cache_dir) = lock_cache_dir(&opts.cache_dir)
         .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
+    raise_fd_limit();
     let cache = BlockCache::open(CacheConfig {
-        dir: cache_dir.join("blocks"),
         max_bytes: opts.cache_size,
-        ..CacheConfig::default()
+        ..CacheConfig::new(&cache_dir)
     })
     .map_err(|e| format!("opening the block cache in {}: {e}", cache_dir.display()))?;
-    let meta = MetaStore::open(cache_dir.join("meta"))
+    let meta = MetaStore::open(cache_dir.clone())
         .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?;
     let reader = Arc::new(ReadPath::new(
         client.clone(),
         Arc::new(cache),
-        ReadConfig::default(),
+        ReadConfig {
+            io_timeout: opts.io_timeout,
+            ..ReadConfig::default()
+        },
     ));
     let svc = Arc::new(Services {
         client,
@@ -108,6 +125,7 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         reader,
         token_fingerprint: fingerprint,
         rt: rt.handle().clone(),
+        io_timeout: opts.io_timeout,
     });
     let root = match source {
         HfPath::Hub => MountRoot::Hub,

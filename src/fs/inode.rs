@@ -137,9 +137,6 @@ impl InodeTable {
         self.inner.lock().by_ino.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,8 @@ impl HubFs {
                         }
                         Err(_) => {
                             return Err(SnapshotError::Hub(crate::hub::HubError::EntryNotFound {
+                                repo: repo.to_string(),
+                                revision: revision.clone().unwrap_or_else(|| "main".into()),
                                 path: subpath.clone(),
                             }))
                         }
@@ -305,21 +307,41 @@ impl HubFs {
                         Node::File(_) => FileKind::File,
                         Node::Dir => FileKind::Dir,
                     };
-                    // Inode numbers for listed entries are assigned when the kernel looks them
-                    // up (readdirplus does); plain readdir reports a stable placeholder.
-                    let attr = Some(self.node_attr(0, &snap, &node));
-                    entries.push((name, 0, kind, attr));
+                    let key = InodeKey::Path {
+                        view: view.id,
+                        path: join(&path, &name),
+                    };
+                    let ino = self.dirent_ino(&key);
+                    let attr = Some(self.node_attr(ino, &snap, &node));
+                    entries.push((name, ino, kind, attr));
                 }
             }
             None => {
                 for name in self.views.list_virtual(&self.svc, &key).await? {
-                    entries.push((name, 0, FileKind::Dir, None));
+                    let ino = self.dirent_ino(&InodeKey::Namespace(
+                        crate::repo::RepoType::Model,
+                        format!("{key:?}/{name}"),
+                    ));
+                    entries.push((name, ino, FileKind::Dir, None));
                 }
             }
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.lock().insert(fh, Arc::new(OpenDir { entries }));
         Ok(fh)
+    }
+
+    /// The inode number readdir reports for an entry: the real one if the kernel knows it,
+    /// else a stable stand-in (never 0, which some programs treat as a deleted entry; high bit
+    /// set so it cannot collide with a real number). A lookup assigns the real one.
+    fn dirent_ino(&self, key: &InodeKey) -> u64 {
+        use std::hash::{Hash, Hasher};
+        if let Some(ino) = self.inodes.peek(key) {
+            return ino;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish() | (1 << 63)
     }
 
     pub fn dir_handle(&self, fh: u64) -> Result<Arc<OpenDir>, Errno> {

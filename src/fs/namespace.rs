@@ -185,8 +185,11 @@ impl Views {
         let Some(client) = svc.client.as_ref() else {
             return Ok(Arc::new(Vec::new()));
         };
-        let repos = client
-            .list_repos(repo_type, Some(ns), None, MAX_REPOS_PER_NAMESPACE)
+        let repos = svc
+            .bounded(
+                &format!("listing {ns}"),
+                client.list_repos(repo_type, Some(ns), None, MAX_REPOS_PER_NAMESPACE),
+            )
             .await
             .map_err(|e| {
                 tracing::warn!("listing {} of {ns}: {e}", repo_type.plural());

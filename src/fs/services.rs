@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::cache::MetaStore;
-use crate::hub::{HubClient, Token};
+use crate::hub::{HubClient, HubError, Token};
 use crate::read::ReadPath;
 
 pub struct Services {
@@ -17,6 +17,25 @@ pub struct Services {
     /// Identifies the mount's token in persisted metadata without storing the token.
     pub token_fingerprint: Option<String>,
     pub rt: tokio::runtime::Handle,
+    /// Longest wait for one metadata answer, retries included (see `ReadConfig::io_timeout`).
+    pub io_timeout: std::time::Duration,
+}
+
+impl Services {
+    /// Runs a Hub call, giving up after `io_timeout` so no lookup hangs on a stalled Hub.
+    pub async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, HubError>>,
+    ) -> Result<T, HubError> {
+        match tokio::time::timeout(self.io_timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(HubError::Timeout {
+                target: what.to_string(),
+                after: self.io_timeout,
+            }),
+        }
+    }
 }
 
 /// A stable, non-reversible name for a token: enough to recognise it again, useless to steal.

@@ -148,7 +148,9 @@ impl Snapshot {
         let Some(client) = svc.client.as_ref() else {
             return Snapshot::open_offline(svc, repo, revision);
         };
-        let info = client.repo_info(repo, revision, true).await?;
+        let info = svc
+            .bounded(&repo.to_string(), client.repo_info(repo, revision, true))
+            .await?;
         let commit = info
             .sha
             .clone()
@@ -330,8 +332,9 @@ impl Snapshot {
         };
         let mut pager = client.list_tree(&self.repo, &self.commit, dir, false);
         let mut listed = Vec::new();
+        let what = format!("listing {dir:?} of {}", self.repo);
         loop {
-            match pager.next_page().await {
+            match self.svc.bounded(&what, pager.next_page()).await {
                 Ok(Some(page)) => {
                     {
                         let mut index = self.index.write();
@@ -399,8 +402,9 @@ impl Snapshot {
         };
         let started = std::time::Instant::now();
         let mut pager = client.list_tree(&self.repo, &self.commit, "", true);
+        let what = format!("listing {}", self.repo);
         loop {
-            match pager.next_page().await {
+            match self.svc.bounded(&what, pager.next_page()).await {
                 Ok(Some(page)) => {
                     let mut index = self.index.write();
                     for e in &page {

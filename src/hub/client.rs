@@ -247,15 +247,19 @@ impl HubClient {
             repo_type.plural()
         )));
         let r = async {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            if let Some(a) = author {
-                q.append_pair("author", a);
-            }
-            if let Some(s) = search {
-                q.append_pair("search", s);
-            }
-            q.append_pair("limit", &max.clamp(1, LIST_PAGE_MAX).to_string());
-            let url = self.url(&format!("/api/{}?{}", repo_type.plural(), q.finish()))?;
+            // The serializer is not Send: finish it before the first await.
+            let query = {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                if let Some(a) = author {
+                    q.append_pair("author", a);
+                }
+                if let Some(s) = search {
+                    q.append_pair("search", s);
+                }
+                q.append_pair("limit", &max.clamp(1, LIST_PAGE_MAX).to_string());
+                q.finish()
+            };
+            let url = self.url(&format!("/api/{}?{query}", repo_type.plural()))?;
             self.collect_pages(url, &ctx, max).await
         }
         .await;

@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::{timeout_at, Instant};
+
 use bytes::BytesMut;
 
 use super::inflight::Slot;
@@ -67,16 +69,31 @@ impl ReadPath {
         let mut buf = BytesMut::with_capacity(bs);
         let mut pos = start;
         let mut attempts = 0u32;
+        // Moves forward whenever bytes arrive: only a fetch making no progress times out.
+        let mut deadline = Instant::now() + self.cfg.io_timeout;
+        let gave_up = |pos: u64| {
+            tracing::warn!(
+                "{}@{}: no data for {} bytes {pos}..{end} of {} within {:?}: giving up",
+                blob.repo,
+                blob.commit,
+                end - pos,
+                blob.path,
+                self.cfg.io_timeout
+            );
+            Errno::EIO
+        };
         while pos < end {
             self.stats.fetches.fetch_add(1, Ordering::Relaxed);
-            let failure = match client
-                .get_range(&blob.repo, &blob.commit, &blob.path, pos, end)
-                .await
-            {
-                Err(e) => Some(e),
-                Ok(mut body) => loop {
-                    match body.chunk().await {
-                        Ok(Some(chunk)) => {
+            let request = client.get_range(&blob.repo, &blob.commit, &blob.path, pos, end);
+            let failure = match timeout_at(deadline, request).await {
+                Err(_) => return Err(gave_up(pos)),
+                // The client already retried what was worth retrying.
+                Ok(Err(e)) => return Err(self.failed(blob, pos, end, &e)),
+                Ok(Ok(mut body)) => loop {
+                    match timeout_at(deadline, body.chunk()).await {
+                        Err(_) => return Err(gave_up(pos)),
+                        Ok(Ok(Some(chunk))) => {
+                            deadline = Instant::now() + self.cfg.io_timeout;
                             pos += chunk.len() as u64;
                             self.stats
                                 .bytes_fetched
@@ -92,31 +109,24 @@ impl ReadPath {
                                 }
                             }
                         }
-                        Ok(None) if pos >= end => break None,
-                        Ok(None) => {
+                        Ok(Ok(None)) if pos >= end => break None,
+                        Ok(Ok(None)) => {
                             break Some(HubError::Protocol {
-                                message: format!(
-                                    "body of {} ended at {pos} before {end}",
-                                    blob.path
-                                ),
+                                target: blob.path.clone(),
+                                message: format!("body ended at {pos} before {end}"),
                             })
                         }
-                        Err(e) => break Some(e),
+                        Ok(Err(e)) => break Some(e),
                     }
                 },
             };
             let Some(failure) = failure else {
                 break;
             };
+            // A body cut mid-way: resume from the exact byte where it stopped.
             attempts += 1;
             if !failure.is_retryable() || attempts > self.cfg.resume_attempts {
-                tracing::warn!(
-                    "{}@{}: reading {} bytes {pos}..{end} failed: {failure}",
-                    blob.repo,
-                    blob.commit,
-                    blob.path
-                );
-                return Err(Errno::from(&failure));
+                return Err(self.failed(blob, pos, end, &failure));
             }
             self.stats.fetch_resumes.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("resuming {} at {pos} after: {failure}", blob.path);
@@ -127,5 +137,19 @@ impl ReadPath {
             on_block(buf.freeze());
         }
         Ok(())
+    }
+
+    fn failed(&self, blob: &Blob, pos: u64, end: u64, e: &HubError) -> Errno {
+        tracing::warn!(
+            "{}@{}: reading {} bytes {pos}..{end} failed: {e}",
+            blob.repo,
+            blob.commit,
+            blob.path
+        );
+        match Errno::from(e) {
+            // The listing said the file exists: any failure now is an I/O error.
+            Errno::ENOENT => Errno::EIO,
+            errno => errno,
+        }
     }
 }

@@ -79,11 +79,6 @@ impl Inflight {
         Some(Claim::Mine(slot))
     }
 
-    /// True if someone fetches this block now.
-    pub fn is_inflight(&self, key: &BlobKey, idx: u64) -> bool {
-        self.slots.lock().contains_key(&(key.clone(), idx))
-    }
-
     /// Publishes a block's result and forgets the slot.
     pub fn finish(&self, key: &BlobKey, idx: u64, slot: &Slot, r: Result<Bytes, Errno>) {
         slot.publish(r);
@@ -92,9 +87,5 @@ impl Inflight {
 
     pub fn len(&self) -> usize {
         self.slots.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

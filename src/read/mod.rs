@@ -44,6 +44,9 @@ pub struct ReadConfig {
     pub max_parallel_requests: usize,
     /// Attempts to finish one range after its body was cut (each resumes where it stopped).
     pub resume_attempts: u32,
+    /// A fetch that receives no byte for this long fails with EIO, whatever the client's
+    /// retries are doing: a reader never hangs on a stalled or dead Hub.
+    pub io_timeout: std::time::Duration,
 }
 
 impl Default for ReadConfig {
@@ -54,6 +57,7 @@ impl Default for ReadConfig {
             chunk_size: 8 << 20,
             max_parallel_requests: 32,
             resume_attempts: 5,
+            io_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

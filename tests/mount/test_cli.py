@@ -1,0 +1,81 @@
+"""`hubfs mount` / `unmount` / `status`: exit codes, one-line reasons, nothing left behind."""
+
+import os
+import subprocess
+import time
+
+from conftest import HUBFS, WRITE_TOKEN, hubfs_env, is_mounted, run_mount, wait_until
+
+
+def test_mount_returns_only_when_live_and_unmount_cleans_up(seeded, emulator, tmp_path):
+    mp = tmp_path / "m"
+    r = run_mount("alice/tiny-model", mp, emulator, token=WRITE_TOKEN, cache_dir=tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    # Live the moment the command returns.
+    assert is_mounted(mp)
+    assert (mp / "later.txt").read_bytes() == b"second commit\n"
+    st = subprocess.run([HUBFS, "status", str(mp)], capture_output=True, text=True, timeout=20)
+    assert st.returncode == 0 and "alice/tiny-model" in st.stdout, st.stderr
+    u = subprocess.run([HUBFS, "unmount", str(mp)], capture_output=True, text=True, timeout=30)
+    assert u.returncode == 0, u.stderr
+    assert not is_mounted(mp)
+
+
+def test_plain_umount_works_and_the_daemon_exits(seeded, emulator, tmp_path):
+    mp = tmp_path / "m"
+    r = run_mount("alice/tiny-model", mp, emulator, token=WRITE_TOKEN, cache_dir=tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    pids = subprocess.run(["pgrep", "-f", f"hubfs mount alice/tiny-model {mp}"], capture_output=True, text=True).stdout.split()
+    assert pids
+    subprocess.run(["umount", str(mp)], check=True)
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 10)
+
+
+def test_mount_failures_have_one_line_reasons(seeded, emulator, tmp_path):
+    cases = [
+        ("alice/no-such-repo", tmp_path / "a", "not found"),
+        ("alice/tiny-model@no-such-branch", tmp_path / "b", "revision"),
+        ("alice/tiny-model", tmp_path / "missing" / "dir", "mountpoint"),
+        ("not a valid id!", tmp_path / "c", "invalid"),
+    ]
+    for source, mp, needle in cases:
+        if "missing" not in str(mp):
+            mp.mkdir(parents=True, exist_ok=True)
+        cmd = [HUBFS, "mount", source, str(mp), "--endpoint", emulator.url, "--cache-dir", str(tmp_path / "cache")]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=hubfs_env(WRITE_TOKEN), timeout=60)
+        assert r.returncode != 0, source
+        msg = r.stderr.strip()
+        assert len(msg.splitlines()) == 1, msg
+        assert needle in msg.lower(), (source, msg)
+        assert not is_mounted(mp) if mp.exists() else True
+
+
+def test_busy_mountpoint_is_refused(seeded, emulator, mount, tmp_path):
+    m = mount("alice/tiny-model")
+    r = run_mount("alice/tiny-model", m.path, emulator, token=WRITE_TOKEN, cache_dir=tmp_path / "other")
+    assert r.returncode != 0
+    assert "busy" in r.stderr.lower()
+    assert (m / "later.txt").read_bytes() == b"second commit\n"
+
+
+def test_status_counts_requests_bytes_and_cache_hits(seeded, mount):
+    m = mount("alice/tiny-model")
+    (m / "big.bin").read_bytes()
+    st = m.status()
+    assert st["read"]["bytes_fetched"] >= 40 << 20
+    assert st["hub"]["requests"] > 0
+    assert st["read"]["block_misses"] > 0
+    with open(m / "big.bin", "rb") as f:
+        f.read()
+    # A second open of a pinned file hits the kernel's page cache or our block cache.
+    assert m.status()["read"]["bytes_fetched"] == st["read"]["bytes_fetched"]
+
+
+def test_token_never_appears_in_process_list_or_logs(seeded, mount):
+    m = mount("alice/tiny-model")
+    (m / "config.json").read_bytes()
+    ps = subprocess.run(["ps", "axww", "-o", "args"], capture_output=True, text=True).stdout
+    hubfs_lines = [line for line in ps.splitlines() if "hubfs mount" in line]
+    assert hubfs_lines
+    assert not any(WRITE_TOKEN in line for line in hubfs_lines)
+    assert WRITE_TOKEN not in m.log.read_text()
