@@ -2,7 +2,6 @@
 //! pull requests.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Method;
@@ -387,14 +386,13 @@ pub async fn open_pr(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
     .into_response())
 }
 
-pub fn pr_details(ctx: &Ctx, repo: &Repo, num: u64) -> Reply {
+pub fn pr_details(repo: &Repo, num: u64) -> Reply {
     let st = repo.read();
     let pr = st
         .meta
         .prs
         .get(&num)
         .ok_or_else(|| ApiError::not_found(format!("Discussion #{num} not found")))?;
-    let _ = ctx;
     Ok(axum::Json(json!({
         "num": num,
         "title": pr.title,
@@ -409,6 +407,3 @@ pub fn pr_details(ctx: &Ctx, repo: &Repo, num: u64) -> Reply {
     }))
     .into_response())
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: Arc<App>) {}

@@ -226,7 +226,7 @@ async fn repo_route(app: &Arc<App>, ctx: &Ctx, t: RepoTarget, op: RepoOp, body: 
         }
         RepoOp::Discussion { num } => {
             expect_method(ctx, &get)?;
-            manage::pr_details(ctx, &repo, num)
+            manage::pr_details(&repo, num)
         }
         RepoOp::LfsBatch => {
             expect_method(ctx, &[Method::POST])?;
