@@ -53,28 +53,31 @@ pub async fn repo_info(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: Option<S
         .chain(ctx.q_all("expand[]"))
         .map(str::to_string)
         .collect();
-    let app2 = app.clone();
-    let tree = commit.tree;
-    let files = blocking(move || {
-        Ok(app2
-            .store
-            .listings
-            .list(&app2.store.objects, &tree, "", true)?)
-    })
-    .await?;
     let mut m = repo_summary(&meta, Some(&commit));
     m.insert("sha".into(), json!(commit.id.hex()));
-    let siblings: Vec<_> = files
-        .iter()
-        .filter(|e| !e.is_dir())
-        .map(|e| sibling(e, blobs))
-        .collect();
-    m.insert("siblings".into(), json!(siblings));
     m.insert("xetEnabled".into(), json!(false));
     m.insert("spaces".into(), json!([]));
-    if blobs {
-        let used: u64 = siblings.iter().filter_map(|s| s.size).sum();
-        m.insert("usedStorage".into(), json!(used));
+    // Siblings list every file: skip the work when `expand=` does not ask for them.
+    if expand.is_empty() || expand.iter().any(|e| e == "siblings" || e == "usedStorage") {
+        let app2 = app.clone();
+        let tree = commit.tree;
+        let files = blocking(move || {
+            Ok(app2
+                .store
+                .listings
+                .list(&app2.store.objects, &tree, "", true)?)
+        })
+        .await?;
+        let siblings: Vec<_> = files
+            .iter()
+            .filter(|e| !e.is_dir())
+            .map(|e| sibling(e, blobs))
+            .collect();
+        if blobs {
+            let used: u64 = siblings.iter().filter_map(|s| s.size).sum();
+            m.insert("usedStorage".into(), json!(used));
+        }
+        m.insert("siblings".into(), json!(siblings));
     }
     if !expand.is_empty() {
         // `expand=` returns only the listed fields (plus the ids).
