@@ -180,3 +180,61 @@ async fn gated_repos_hide_content_but_not_metadata() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn account_endpoints_answer_like_the_hub() {
+    let e = Emu::start(&[]);
+    e.create_repo(WRITE, "model", "alice/m", true).await;
+    let c = client();
+    // Xet tokens in the Hub's JSON shape, but no Xet headers: clients stay on plain HTTP.
+    let r = c
+        .get(e.at("/api/models/alice/m/xet-read-token/main"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().keys().all(|k| !k.as_str().starts_with("x-xet")));
+    let tok: serde_json::Value = r.json().await.unwrap();
+    assert!(tok["casUrl"].is_string() && tok["accessToken"].is_string() && tok["exp"].is_u64());
+    let r = c
+        .get(e.at("/api/models/alice/m/xet-write-token/main"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .get(e.at("/api/models/alice/m/xet-read-token/main"))
+        .bearer_auth(BOB)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // validate-yaml accepts any card; auth-check reflects access.
+    let r = c
+        .post(e.at("/api/validate-yaml"))
+        .json(&json!({"content": "---\nlicense: mit\n---\n", "repoType": "model"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let check = |token: &'static str, path: &'static str| {
+        c.get(e.at(&format!("/api/models/alice/m/auth-check{path}")))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(check(READ, "").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        check(READ, "/write").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        check(WRITE, "/write").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        check(BOB, "").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}

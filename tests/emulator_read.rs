@@ -458,3 +458,54 @@ async fn paths_info_accepts_form_and_json() {
     assert_eq!(json[0]["oid"], git_blob(b"hello"));
     assert!(json[0].get("lastCommit").is_none());
 }
+
+#[tokio::test]
+async fn legacy_one_part_ids() {
+    let e = Emu::start(&[]);
+    let c = client();
+    let r = c
+        .post(e.at("/_emulator/repos"))
+        .json(&json!({"type": "model", "id": "gpt2", "owner": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    e.commit("models/gpt2", "main", &[("config.json", Some(b"{}"))])
+        .await;
+    let r = c
+        .get(e.at("/gpt2/resolve/main/config.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"{}");
+    let info: Value = c
+        .get(e.at("/api/models/gpt2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["id"], "gpt2");
+    assert!(info.get("author").is_none());
+    let tree: Vec<Value> = c
+        .get(e.at("/api/models/gpt2/tree/main"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tree.len(), 2);
+    // A two-part id whose name looks like an API keyword still means that repo.
+    e.create_repo(WRITE, "model", "alice/tree", false).await;
+    let info: Value = c
+        .get(e.at("/api/models/alice/tree"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["id"], "alice/tree");
+}

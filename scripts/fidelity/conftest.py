@@ -17,10 +17,12 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from emulator_proc import Emulator  # noqa: E402
 
-# Tokens: a writer, the same user with a read token, a second user, and an org.
+# Tokens: a writer (alice), alice's read token, a second writer (bob), a read-only user
+# (carol), and an org (acme) alice belongs to.
 WRITE = "hf_alice_write_0000"
 READ = "hf_alice_read_0000"
 BOB = "hf_bob_write_0000"
+CAROL = "hf_carol_read_0000"
 PAGE_SIZE = 5
 MULTIPART_THRESHOLD = 1 << 20  # 1 MiB
 PART_SIZE = 256 << 10  # 256 KiB
@@ -35,6 +37,7 @@ def pytest_configure(config):
             "--token", f"alice:write:{WRITE}",
             "--token", f"alice:read:{READ}",
             "--token", f"bob:write:{BOB}",
+            "--token", f"carol:read:{CAROL}",
             "--org", "acme:alice",
             "--page-size", str(PAGE_SIZE),
             "--multipart-threshold", str(MULTIPART_THRESHOLD),
@@ -107,6 +110,13 @@ def api_bob():
     from huggingface_hub import HfApi
 
     return HfApi(token=BOB)
+
+
+@pytest.fixture(scope="session")
+def api_carol():
+    from huggingface_hub import HfApi
+
+    return HfApi(token=CAROL)
 
 
 @pytest.fixture(scope="session")

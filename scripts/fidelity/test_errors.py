@@ -74,3 +74,19 @@ def test_other_user_cannot_write(api_bob, new_repo):
     with pytest.raises(HfHubHTTPError) as e:
         api_bob.delete_repo(repo_id)
     assert e.value.response.status_code == 403
+
+
+def test_read_only_user(api_carol, new_repo, cache_dir):
+    repo_id = new_repo()
+    assert api_carol.whoami()["auth"]["accessToken"]["role"] == "read"
+    # Reads public repos of others...
+    assert api_carol.model_info(repo_id).id == repo_id
+    assert open(hf_hub_download(repo_id, ".gitattributes", cache_dir=cache_dir, token=api_carol.token), "rb").read()
+    # ...but cannot create repos, even in its own namespace, nor open pull requests.
+    for write in [
+        lambda: api_carol.create_repo("carol/mine"),
+        lambda: api_carol.upload_file(path_or_fileobj=b"x", path_in_repo="x", repo_id=repo_id, create_pr=True),
+    ]:
+        with pytest.raises(HfHubHTTPError) as e:
+            write()
+        assert e.value.response.status_code == 403

@@ -104,3 +104,15 @@ def test_list_datasets_and_spaces(api, new_repo):
     assert sp in [s.id for s in api.list_spaces(author="alice")]
     full = [m for m in api.list_datasets(author="alice", full=True) if m.id == ds][0]
     assert [s.rfilename for s in full.siblings] == [".gitattributes"]
+
+
+def test_update_visibility(api, api_anon, new_repo):
+    repo_id = new_repo()
+    api.update_repo_settings(repo_id, private=True)
+    assert api.model_info(repo_id).private is True
+    with pytest.raises(RepositoryNotFoundError):
+        api_anon.model_info(repo_id)
+    api.update_repo_settings(repo_id, private=False)
+    assert api_anon.model_info(repo_id).private is False
+    api.update_repo_settings(repo_id, gated="auto")
+    assert api_anon.model_info(repo_id).gated == "auto"

@@ -38,8 +38,9 @@ setup_venv() {
 setup_build() {
   echo "== cargo build --release"
   (cd "$ROOT" && cargo build --release --bins)
-  export HUB_EMULATOR="$ROOT/target/release/hub-emulator"
-  export HUBFS="$ROOT/target/release/hubfs"
+  local target=${CARGO_TARGET_DIR:-$ROOT/target}
+  export HUB_EMULATOR="$target/release/hub-emulator"
+  export HUBFS="$target/release/hubfs"
 }
 
 setup_all() {

@@ -50,7 +50,12 @@ fn spawn(data: &Path, args: &[String]) -> (Child, String, String) {
     let rest = line
         .trim()
         .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("bad ready line {line:?}"));
+        .unwrap_or_else(|| {
+            panic!(
+                "{} gave no ready line (got {line:?}); is it this worktree's build?",
+                env!("CARGO_BIN_EXE_hub-emulator")
+            )
+        });
     let (url, cdn) = rest.split_once(" (cdn ").expect("cdn in ready line");
     (
         child,

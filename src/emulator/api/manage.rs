@@ -2,7 +2,6 @@
 //! pull requests.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Method;
@@ -174,7 +173,10 @@ pub async fn delete_repo(app: &App, ctx: &Ctx, body: Body) -> Reply {
         app.auth.check_write(&st.meta, &ctx.caller)?;
         st.meta.id.clone()
     };
-    let _writer = repo.write_lock.lock().await;
+    let _writer = repo
+        .writer()
+        .await
+        .ok_or_else(|| ApiError::repo_not_found(&ctx.caller))?;
     app.store.repos.delete(t, &canonical)?;
     Ok("OK".into_response())
 }
@@ -199,7 +201,10 @@ pub async fn settings(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
             ));
         }
     }
-    let _writer = repo.write_lock.lock().await;
+    let _writer = repo
+        .writer()
+        .await
+        .ok_or_else(|| ApiError::repo_not_found(&ctx.caller))?;
     repo.update(|m| -> ApiResult<()> {
         if let Some(p) = b.private {
             m.private = p;
@@ -254,7 +259,10 @@ pub async fn branch(app: &App, ctx: &Ctx, repo: &Repo, name: &str, body: Body) -
     } else {
         json_body(body).await?
     };
-    let _writer = repo.write_lock.lock().await;
+    let _writer = repo
+        .writer()
+        .await
+        .ok_or_else(|| ApiError::repo_not_found(&ctx.caller))?;
     if delete {
         if name == "main" {
             return Err(ApiError::forbidden("Cannot delete refs/heads/main"));
@@ -308,7 +316,10 @@ struct TagBody {
 pub async fn tag(app: &App, ctx: &Ctx, repo: &Repo, name: &str, body: Body) -> Reply {
     expect_method(ctx, &[Method::POST, Method::DELETE])?;
     app.auth.check_write(&repo.read().meta, &ctx.caller)?;
-    let _writer = repo.write_lock.lock().await;
+    let _writer = repo
+        .writer()
+        .await
+        .ok_or_else(|| ApiError::repo_not_found(&ctx.caller))?;
     if ctx.method == Method::DELETE {
         repo.update(|m| {
             m.tags
@@ -360,7 +371,10 @@ pub async fn open_pr(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
         .user()
         .map(|u| u.name.clone())
         .unwrap_or_default();
-    let _writer = repo.write_lock.lock().await;
+    let _writer = repo
+        .writer()
+        .await
+        .ok_or_else(|| ApiError::repo_not_found(&ctx.caller))?;
     let head = resolve_rev(&repo.read(), "main")?.commit.id.hex();
     let num = repo.update(|m| -> ApiResult<u64> {
         let n = m.next_num;
@@ -387,14 +401,13 @@ pub async fn open_pr(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
     .into_response())
 }
 
-pub fn pr_details(ctx: &Ctx, repo: &Repo, num: u64) -> Reply {
+pub fn pr_details(repo: &Repo, num: u64) -> Reply {
     let st = repo.read();
     let pr = st
         .meta
         .prs
         .get(&num)
         .ok_or_else(|| ApiError::not_found(format!("Discussion #{num} not found")))?;
-    let _ = ctx;
     Ok(axum::Json(json!({
         "num": num,
         "title": pr.title,
@@ -409,6 +422,3 @@ pub fn pr_details(ctx: &Ctx, repo: &Repo, num: u64) -> Reply {
     }))
     .into_response())
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: Arc<App>) {}

@@ -5,8 +5,10 @@
 pub mod account;
 pub mod cdn;
 pub mod control;
+pub mod cursor;
 pub mod json;
 pub mod lfs;
+pub mod list;
 pub mod manage;
 pub mod read;
 pub mod resolve;
@@ -128,7 +130,7 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
         }
         Route::ListRepos(t) => {
             stats.route("list-repos");
-            read::list_repos(&app, &ctx, t)
+            list::list_repos(&app, &ctx, t)
         }
         Route::Repo(target, op) => repo_route(&app, &ctx, target, op, body).await,
         Route::NotFound => Err(ApiError::not_found("Not Found")),
@@ -226,7 +228,7 @@ async fn repo_route(app: &Arc<App>, ctx: &Ctx, t: RepoTarget, op: RepoOp, body: 
         }
         RepoOp::Discussion { num } => {
             expect_method(ctx, &get)?;
-            manage::pr_details(ctx, &repo, num)
+            manage::pr_details(&repo, num)
         }
         RepoOp::LfsBatch => {
             expect_method(ctx, &[Method::POST])?;

@@ -1,15 +1,15 @@
-//! Read-only metadata: repo info, tree listings with cursor pagination, paths-info, refs,
-//! commit history, and repo listings (hub-api.md §4).
+//! Read-only metadata: repo info, tree listings with cursor pagination, paths-info, refs and
+//! commit history (hub-api.md §4.1–4.5).
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::cursor::Cursor;
 use super::json::{commit_info, repo_summary, sibling, tree_entry};
 use super::{blocking, read_body, resolve_rev, Reply};
 use crate::emulator::git::Oid;
@@ -19,21 +19,20 @@ use crate::emulator::server::App;
 use crate::emulator::store::listing::{last_commits, lookup, Entry};
 use crate::emulator::store::repo::Repo;
 use crate::hub::types::{GitRef, Refs};
-use crate::repo::RepoType;
 
 /// Page size when listing with `expand=true` (the Hub's limit; lastCommit is costly).
 const EXPAND_PAGE: usize = 50;
 /// Default page size of commit history.
 const COMMITS_PAGE: usize = 100;
 
-fn with_link(mut resp: Response, link: Option<String>) -> Response {
+pub fn with_link(mut resp: Response, link: Option<String>) -> Response {
     if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         resp.headers_mut().insert(header::LINK, l);
     }
     resp
 }
 
-fn page_limit(ctx: &Ctx, max: usize) -> usize {
+pub fn page_limit(ctx: &Ctx, max: usize) -> usize {
     ctx.q("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|&l| l > 0)
@@ -53,54 +52,37 @@ pub async fn repo_info(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: Option<S
         .chain(ctx.q_all("expand[]"))
         .map(str::to_string)
         .collect();
-    let app2 = app.clone();
-    let tree = commit.tree;
-    let files = blocking(move || {
-        Ok(app2
-            .store
-            .listings
-            .list(&app2.store.objects, &tree, "", true)?)
-    })
-    .await?;
     let mut m = repo_summary(&meta, Some(&commit));
     m.insert("sha".into(), json!(commit.id.hex()));
-    let siblings: Vec<_> = files
-        .iter()
-        .filter(|e| !e.is_dir())
-        .map(|e| sibling(e, blobs))
-        .collect();
-    m.insert("siblings".into(), json!(siblings));
     m.insert("xetEnabled".into(), json!(false));
     m.insert("spaces".into(), json!([]));
-    if blobs {
-        let used: u64 = siblings.iter().filter_map(|s| s.size).sum();
-        m.insert("usedStorage".into(), json!(used));
+    // Siblings list every file: skip the work when `expand=` does not ask for them.
+    if expand.is_empty() || expand.iter().any(|e| e == "siblings" || e == "usedStorage") {
+        let app2 = app.clone();
+        let tree = commit.tree;
+        let files = blocking(move || {
+            Ok(app2
+                .store
+                .listings
+                .list(&app2.store.objects, &tree, "", true)?)
+        })
+        .await?;
+        let siblings: Vec<_> = files
+            .iter()
+            .filter(|e| !e.is_dir())
+            .map(|e| sibling(e, blobs))
+            .collect();
+        if blobs {
+            let used: u64 = siblings.iter().filter_map(|s| s.size).sum();
+            m.insert("usedStorage".into(), json!(used));
+        }
+        m.insert("siblings".into(), json!(siblings));
     }
     if !expand.is_empty() {
         // `expand=` returns only the listed fields (plus the ids).
         m.retain(|k, _| k == "_id" || k == "id" || expand.iter().any(|e| e == k));
     }
     Ok(axum::Json(Value::Object(m)).into_response())
-}
-
-/// Opaque tree cursor: the listed tree's id and an offset, so later pages come from the same
-/// snapshot even if the branch moves meanwhile.
-#[derive(Serialize, Deserialize)]
-struct Cursor {
-    tree_oid: String,
-    offset: usize,
-}
-
-fn encode_cursor(c: &Cursor) -> String {
-    let json = serde_json::to_vec(c).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-}
-
-fn decode_cursor(s: &str) -> Option<Cursor> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 pub async fn tree(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: String, path: String) -> Reply {
@@ -114,7 +96,7 @@ pub async fn tree(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: String, path:
     };
     let limit = page_limit(ctx, max);
     let cursor = match ctx.q("cursor") {
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::bad_request("Invalid cursor"))?),
+        Some(c) => Some(Cursor::decode(c)?),
         None => None,
     };
     let app2 = app.clone();
@@ -123,7 +105,10 @@ pub async fn tree(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: String, path:
         let store = &app2.store;
         let (dir, offset) = match cursor {
             Some(c) => {
-                let oid = Oid::from_hex(&c.tree_oid)
+                let oid = c
+                    .tree_oid
+                    .as_deref()
+                    .and_then(Oid::from_hex)
                     .ok_or_else(|| ApiError::bad_request("Invalid cursor"))?;
                 store
                     .objects
@@ -164,10 +149,11 @@ pub async fn tree(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: String, path:
     let link = (offset < total).then(|| {
         ctx.next_link(
             "cursor",
-            &encode_cursor(&Cursor {
-                tree_oid: dir.hex(),
+            &Cursor {
+                tree_oid: Some(dir.hex()),
                 offset,
-            }),
+            }
+            .encode(),
         )
     });
     Ok(with_link(axum::Json(page).into_response(), link))
@@ -326,84 +312,4 @@ pub fn commits(app: &App, ctx: &Ctx, repo: &Repo, rev: &str) -> Reply {
         .insert("x-total-count", HeaderValue::from(head.depth));
     let link = more.then(|| ctx.next_link("p", &(page + 1).to_string()));
     Ok(with_link(resp, link))
-}
-
-pub fn list_repos(app: &App, ctx: &Ctx, t: RepoType) -> Reply {
-    expect_get(ctx)?;
-    let author = ctx.q("author").map(str::to_ascii_lowercase);
-    let search = ctx.q("search").map(str::to_ascii_lowercase);
-    let full = ctx.flag("full");
-    let mut rows: Vec<(String, u64, u64, serde_json::Map<String, Value>)> = Vec::new();
-    for repo in app.store.repos.list(t) {
-        let st = repo.read();
-        let m = &st.meta;
-        if !app.auth.can_read(m, &ctx.caller) {
-            continue;
-        }
-        let id = m.id.to_ascii_lowercase();
-        if author
-            .as_deref()
-            .is_some_and(|a| m.namespace().map(str::to_ascii_lowercase).as_deref() != Some(a))
-        {
-            continue;
-        }
-        if search.as_deref().is_some_and(|s| !id.contains(s)) {
-            continue;
-        }
-        let head = st.resolve("main").map(|r| r.commit);
-        let mut item = repo_summary(m, head.as_deref());
-        if full {
-            if let Some(h) = &head {
-                item.insert("sha".into(), json!(h.id.hex()));
-                let files = app
-                    .store
-                    .listings
-                    .list(&app.store.objects, &h.tree, "", true)?;
-                let sib: Vec<_> = files
-                    .iter()
-                    .filter(|e| !e.is_dir())
-                    .map(|e| sibling(e, false))
-                    .collect();
-                item.insert("siblings".into(), json!(sib));
-            }
-        }
-        rows.push((id, m.created_ms, head.map_or(0, |h| h.time), item));
-    }
-    let desc = ctx.q("direction") != Some("1");
-    match ctx.q("sort") {
-        Some("lastModified") => rows.sort_by_key(|r| r.2),
-        Some("createdAt") => rows.sort_by_key(|r| r.1),
-        _ => rows.sort_by(|a, b| a.0.cmp(&b.0)),
-    }
-    if matches!(ctx.q("sort"), Some("lastModified" | "createdAt")) && desc {
-        rows.reverse();
-    }
-    let limit = page_limit(ctx, app.cfg.page_size);
-    let offset: usize = match ctx.q("cursor") {
-        Some(c) => decode_cursor(c)
-            .map(|c| c.offset)
-            .ok_or_else(|| ApiError::bad_request("Invalid cursor"))?,
-        None => 0,
-    };
-    let end = (offset + limit).min(rows.len());
-    let page: Vec<Value> = rows
-        .get(offset..end)
-        .unwrap_or_default()
-        .iter()
-        .map(|r| Value::Object(r.3.clone()))
-        .collect();
-    let link = (end < rows.len()).then(|| {
-        ctx.next_link(
-            "cursor",
-            &encode_cursor(&Cursor {
-                tree_oid: String::new(),
-                offset: end,
-            }),
-        )
-    });
-    Ok(with_link(axum::Json(page).into_response(), link))
-}
-
-fn expect_get(ctx: &Ctx) -> Result<(), ApiError> {
-    super::expect_method(ctx, &[axum::http::Method::GET, axum::http::Method::HEAD])
 }

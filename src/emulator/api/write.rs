@@ -337,7 +337,10 @@ pub async fn commit(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: String, bod
         return Err(e);
     }
 
-    let _writer = repo.write_lock.lock().await;
+    let _writer = repo
+        .writer()
+        .await
+        .ok_or_else(|| ApiError::repo_not_found(&ctx.caller))?;
     let target = if create_pr {
         let st = repo.read();
         let head = resolve_rev(&st, &rev)?;

@@ -5,12 +5,16 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use futures_util::StreamExt;
 
 use super::shaping::{Bucket, Shaping, SHAPING_PIECE};
 use super::stats::Stats;
+
+/// Pause before dropping a cut connection.
+const CUT_FLUSH_DELAY: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 pub struct BodyPlan {
@@ -62,6 +66,9 @@ pub fn wrap(body: Body, plan: BodyPlan) -> Body {
         if let Some(limit) = st.plan.cut_after {
             let left = limit.saturating_sub(st.sent);
             if left == 0 {
+                // Let hyper flush the headers and the bytes allowed so far (it writes when the
+                // body is pending), so the client really sees a truncated body, not no answer.
+                tokio::time::sleep(CUT_FLUSH_DELAY).await;
                 st.done = true;
                 return Some((Err(io::Error::other("injected fault: connection cut")), st));
             }

@@ -92,11 +92,6 @@ impl Objects {
         })
     }
 
-    /// The scratch directory for multi-step uploads.
-    pub fn tmp_dir(&self) -> &Path {
-        &self.tmp
-    }
-
     pub fn get_tree(&self, oid: &Oid) -> io::Result<Arc<Tree>> {
         if let Some(t) = self.tree_cache.lock().get(oid) {
             return Ok(t);
@@ -134,10 +129,6 @@ pub struct TempFile {
 impl TempFile {
     pub fn file(&mut self) -> &mut File {
         &mut self.file
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Moves the file to `dest` (creating parent directories). A concurrent identical write

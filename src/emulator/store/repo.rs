@@ -92,7 +92,7 @@ pub struct Repo {
     dir: PathBuf,
     state: RwLock<RepoState>,
     /// Serializes writers (commits, ref changes) without blocking readers.
-    pub write_lock: tokio::sync::Mutex<()>,
+    write_lock: tokio::sync::Mutex<()>,
 }
 
 fn meta_path(dir: &Path) -> PathBuf {
@@ -147,6 +147,13 @@ impl Repo {
             }),
             write_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Takes the writer lock; `None` if the repo was deleted meanwhile (e.g. by the writer this
+    /// one waited behind), so nothing is written into a removed repo.
+    pub async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let guard = self.write_lock.lock().await;
+        (!self.state.read().deleted).then_some(guard)
     }
 
     pub fn dir(&self) -> &Path {
