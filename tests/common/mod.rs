@@ -90,7 +90,7 @@ impl Emulator {
 
     pub fn config(&self, token: Option<&str>) -> HubConfig {
         let mut c = HubConfig::new(self.url.clone(), token.and_then(Token::new));
-        c.connect_timeout = Duration::from_secs(5);
+        c.connect_timeout = Duration::from_secs(2);
         c.read_idle_timeout = Duration::from_secs(2);
         c.api_timeout = Duration::from_secs(20);
         c.commit_timeout = Duration::from_secs(30);
