@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hubfs::hub::{
@@ -129,11 +128,6 @@ impl Emulator {
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         let text = resp.text().await.expect("control body");
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-    }
-
-    /// Content bytes the emulator served (resolve + CDN) since start.
-    pub async fn bytes_served(&self) -> u64 {
-        self.stats().await["bytes_served"].as_u64().unwrap_or(0)
     }
 }
 
@@ -306,9 +300,4 @@ pub async fn seed_fixture(emu: &Emulator) -> Fixture {
         files,
         commit: done.commit_oid,
     }
-}
-
-/// Shares a value between the closures of a test.
-pub fn shared<T>(v: T) -> Arc<T> {
-    Arc::new(v)
 }
