@@ -379,11 +379,10 @@ async fn cdn_locations_are_remembered_and_renewed_after_expiry() {
         assert_eq!(s.location_hits, 9, "{s:?}");
         // 1 resolve + 10 CDN GETs.
         assert_eq!(s.requests, 11, "{s:?}");
-        let served = emu.bytes_served().await;
-        assert!(
-            (10_000..20_000).contains(&served),
-            "the emulator served {served} bytes for 10 KB of reads"
-        );
+        let stats = emu.stats().await;
+        assert_eq!(stats["bytes_served"], 10_000, "no over-fetch: {stats}");
+        assert_eq!(stats["resolve_requests"], 1, "{stats}");
+        assert_eq!(stats["cdn_requests"], 10, "{stats}");
     })
     .await;
 }

@@ -188,13 +188,15 @@ pub(crate) fn from_response(
         (_, Some("GatedRepo")) => HubError::Gated {
             repo: ctx.repo_name(),
         },
-        (_, Some("RepoNotFound")) => HubError::RepoNotFound {
-            repo: ctx.repo_name(),
-        },
+        // A 401 is about credentials whatever code it carries (the Hub and the emulator may
+        // tag an anonymous 401 `RepoNotFound`): the user's fix is a (valid) token.
         (401, _) if ctx.authenticated || message.contains("Invalid credentials") => {
             HubError::InvalidToken
         }
         (401, _) => HubError::AuthRequired { target },
+        (_, Some("RepoNotFound")) => HubError::RepoNotFound {
+            repo: ctx.repo_name(),
+        },
         (403, _) => HubError::Forbidden { target, message },
         (404, _) => match &ctx.path {
             Some(path) if !path.is_empty() => HubError::EntryNotFound {
@@ -403,6 +405,11 @@ mod tests {
         assert_eq!(map(401, None, body, &authed), HubError::InvalidToken);
         let bad = r#"{"error":"Invalid credentials in Authorization header"}"#;
         assert_eq!(map(401, None, bad, &ctx()), HubError::InvalidToken);
+        // An anonymous 401 tagged RepoNotFound still asks for a token.
+        assert!(matches!(
+            map(401, Some("RepoNotFound"), body, &ctx()),
+            HubError::AuthRequired { .. }
+        ));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hubfs::hub::{
@@ -90,7 +89,7 @@ impl Emulator {
 
     pub fn config(&self, token: Option<&str>) -> HubConfig {
         let mut c = HubConfig::new(self.url.clone(), token.and_then(Token::new));
-        c.connect_timeout = Duration::from_secs(5);
+        c.connect_timeout = Duration::from_secs(2);
         c.read_idle_timeout = Duration::from_secs(2);
         c.api_timeout = Duration::from_secs(20);
         c.commit_timeout = Duration::from_secs(30);
@@ -129,11 +128,6 @@ impl Emulator {
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         let text = resp.text().await.expect("control body");
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-    }
-
-    /// Content bytes the emulator served (resolve + CDN) since start.
-    pub async fn bytes_served(&self) -> u64 {
-        self.stats().await["bytes_served"].as_u64().unwrap_or(0)
     }
 }
 
@@ -306,9 +300,4 @@ pub async fn seed_fixture(emu: &Emulator) -> Fixture {
         files,
         commit: done.commit_oid,
     }
-}
-
-/// Shares a value between the closures of a test.
-pub fn shared<T>(v: T) -> Arc<T> {
-    Arc::new(v)
 }
