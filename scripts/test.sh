@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: cargo tests (unit + integration) and the Python suites (emulator fidelity
-# with the official huggingface_hub client). Installs what it needs first.
+# Runs every test: style gates, cargo tests (unit + integration, emulator and cache included),
+# the emulator fidelity suite (the official huggingface_hub client against the emulator) and
+# the real-mount suite (FUSE mounts driven with ls/cp/find/sha256sum/tar/mmap/safetensors).
+# Installs what it needs first. Needs root (or FUSE mount rights) and /dev/fuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
@@ -14,4 +16,7 @@ echo "== cargo test"
 cargo test --release
 
 echo "== fidelity suite (official huggingface_hub client against the emulator)"
-"$VENV/bin/python" -m pytest -q scripts/fidelity
+"$VENV/bin/python" -m pytest -q --timeout 300 scripts/fidelity
+
+echo "== mount suite (real FUSE mounts against the emulator)"
+"$VENV/bin/python" -m pytest -q --timeout 600 tests/mount

@@ -389,7 +389,14 @@ impl Filesystem for FuseAdapter {
                     Err(_) => continue,
                 };
                 let attr = fuse_attr(&entry.attr);
-                if reply.add(attr.ino, 3 + i as u64, name, &entry.ttl, &attr, Generation(0)) {
+                if reply.add(
+                    attr.ino,
+                    3 + i as u64,
+                    name,
+                    &entry.ttl,
+                    &attr,
+                    Generation(0),
+                ) {
                     // Not sent: the kernel did not take this reference.
                     fs.forget(attr.ino.0, 1);
                     break;
@@ -431,7 +438,14 @@ impl Filesystem for FuseAdapter {
         reply.error(FuseErrno::EROFS);
     }
 
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
         // Hub files carry no extended attributes.
         reply.error(FuseErrno::NO_XATTR);
     }

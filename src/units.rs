@@ -1,34 +1,45 @@
-//! Human-friendly sizes on the command line: `512K`, `50M`, `10G`, `1.5T` (1024-based; a
-//! trailing `B` or `iB` is accepted, so `10GiB` and `10GB` mean the same).
+//! Human-readable sizes and rates for command-line flags (`50M`, `1G`, `512K`, `1.5M`), shared
+//! by `hubfs` and `hub-emulator`.
+//!
+//! Suffixes are binary (K = 1024, M = 1024², G = 1024³, T = 1024⁴), case-insensitive, with an
+//! optional trailing `B`, `iB` or `/s` (`64KiB`, `50MB/s`). Rates use the same grammar, in bytes
+//! per second. A plain number is bytes.
 
-/// Parses a size in bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            let mult: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return Err(format!("unknown size unit in {s:?} (use K, M, G or T)")),
-            };
-            (&t[..t.len() - 1], mult)
-        }
-        _ => (t, 1),
+/// Parses a size such as `50M` into bytes.
+pub fn parse_size(input: &str) -> Result<u64, String> {
+    let s = input.trim();
+    let s = s.strip_suffix("/s").unwrap_or(s);
+    let lower = s.to_ascii_lowercase();
+    let body = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (num, mult) = match body.chars().last() {
+        Some('k') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('m') => (&body[..body.len() - 1], 1u64 << 20),
+        Some('g') => (&body[..body.len() - 1], 1u64 << 30),
+        Some('t') => (&body[..body.len() - 1], 1u64 << 40),
+        _ => (body, 1),
     };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a size: {s:?} (examples: 4096, 512K, 50M, 10G)"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("not a size: {s:?}"));
+    let num = num.trim();
+    let bad = || format!("invalid size {input:?} (expected e.g. 512K, 50M, 1G or a byte count)");
+    if let Ok(n) = num.parse::<u64>() {
+        return n.checked_mul(mult).ok_or_else(bad);
     }
-    Ok((value * mult as f64).round() as u64)
+    let f: f64 = num.parse().map_err(|_| bad())?;
+    if !f.is_finite() || f < 0.0 {
+        return Err(bad());
+    }
+    Ok((f * mult as f64).round() as u64)
+}
+
+/// Parses a rate in bytes per second (`50M` = 50 MiB/s).
+pub fn parse_rate(input: &str) -> Result<u64, String> {
+    let r = parse_size(input)?;
+    if r == 0 {
+        return Err(format!("rate {input:?} must be positive"));
+    }
+    Ok(r)
 }
 
 /// Formats bytes for people: `1.5 GiB`.
@@ -52,16 +63,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_sizes() {
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_size("512K").unwrap(), 512 << 10);
+    fn parses_binary_suffixes() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("512K").unwrap(), 512 * 1024);
         assert_eq!(parse_size("50M").unwrap(), 50 << 20);
-        assert_eq!(parse_size("10GiB").unwrap(), 10 << 30);
-        assert_eq!(parse_size("10gb").unwrap(), 10 << 30);
-        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
-        assert!(parse_size("ten").is_err());
-        assert!(parse_size("5X").is_err());
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_size("50MB/s").unwrap(), 50 << 20);
+        assert_eq!(parse_size("1.5m").unwrap(), 3 << 19);
+        assert!(parse_size("abc").is_err());
         assert!(parse_size("-1M").is_err());
+        assert!(parse_rate("0").is_err());
         assert_eq!(format_size(3 << 29), "1.5 GiB");
+        assert_eq!(format_size(10), "10 B");
     }
 }

@@ -14,7 +14,8 @@ const CHILD_ENV: &str = "HUBFS_CACHE_LOCK_CHILD_DIR";
 const LOCKED: &str = "LOCK-CHILD-HOLDS";
 
 /// Child side (when `CHILD_ENV` is set): take the lock and hold it until stdin closes (or 30 s).
-/// Run directly, it checks that a released lock can be taken again.
+/// Run directly it does nothing: same-process locking is covered by the unit tests, and here a
+/// concurrent test may fork at any moment, briefly sharing (until exec) any lock we take.
 #[test]
 fn lock_child_holder() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
@@ -26,13 +27,7 @@ fn lock_child_holder() {
             let _ = tx.send(());
         });
         let _ = rx.recv_timeout(Duration::from_secs(30));
-        return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (lock, effective) = lock_cache_dir(dir.path()).unwrap();
-    assert_eq!(effective, dir.path());
-    drop(lock);
-    assert_eq!(lock_cache_dir(dir.path()).unwrap().1, dir.path());
 }
 
 /// Starts a child holding the lock on `dir`; returns it and the directory it got.

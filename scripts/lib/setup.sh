@@ -29,8 +29,8 @@ setup_venv() {
   local stamp="$VENV/.requirements.sha"
   local want; want=$(sha256sum "$ROOT/scripts/requirements.txt" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -r "$ROOT/scripts/requirements.txt"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -r "$ROOT/scripts/requirements.txt"
     echo "$want" > "$stamp"
   fi
 }

@@ -10,7 +10,11 @@ use hubfs::daemon::{self, control, mountpoint, ready, MountOptions};
 use hubfs::units::{format_size, parse_size};
 
 #[derive(Parser)]
-#[command(name = "hubfs", version, about = "Mount Hugging Face Hub repositories as local directories")]
+#[command(
+    name = "hubfs",
+    version,
+    about = "Mount Hugging Face Hub repositories as local directories"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,9 +28,7 @@ enum Command {
     /// the whole Hub. REVISION is a branch, tag, commit id or refs/pr/N (percent-encode '/').
     Mount(MountArgs),
     /// Unmount a hubfs mount (plain `umount` works too).
-    Unmount {
-        mountpoint: PathBuf,
-    },
+    Unmount { mountpoint: PathBuf },
     /// Show a running mount's revisions and counters (requests, bytes, cache hits...).
     Status {
         mountpoint: PathBuf,
@@ -95,7 +97,10 @@ fn mount(args: MountArgs) -> Result<(), String> {
         mountpoint: args.mountpoint.clone(),
         endpoint: args.endpoint.clone(),
         token_file: args.token_file.clone(),
-        cache_dir: args.cache_dir.clone().unwrap_or_else(daemon::default_cache_dir),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(daemon::default_cache_dir),
         cache_size: args.cache_size,
         read_only: args.read_only,
         refresh: args.refresh.map(Duration::from_secs),
@@ -154,8 +159,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
             cmd.arg(flag);
         }
     }
-    ready::spawn_daemon(cmd, log)
-        .map_err(|e| format!("{e} (daemon log: {})", log_path.display()))
+    ready::spawn_daemon(cmd, log).map_err(|e| format!("{e} (daemon log: {})", log_path.display()))
 }
 
 fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
@@ -165,7 +169,10 @@ fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
         Duration::from_secs(10),
     )?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
         return Ok(());
     }
     let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);

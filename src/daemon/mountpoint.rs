@@ -7,8 +7,8 @@ pub fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
     let canonical = path
         .canonicalize()
         .map_err(|e| format!("mountpoint {}: {e}", path.display()))?;
-    let meta = std::fs::metadata(&canonical)
-        .map_err(|e| format!("mountpoint {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(&canonical).map_err(|e| format!("mountpoint {}: {e}", path.display()))?;
     if !meta.is_dir() {
         return Err(format!("mountpoint {} is not a directory", path.display()));
     }
@@ -27,7 +27,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -74,7 +77,11 @@ pub fn unmount(path: &Path) -> Result<(), String> {
         _ => return Err(format!("unmounting {}: {err}", path.display())),
     }
     for tool in ["fusermount3", "fusermount"] {
-        if let Ok(status) = std::process::Command::new(tool).arg("-u").arg(path).status() {
+        if let Ok(status) = std::process::Command::new(tool)
+            .arg("-u")
+            .arg(path)
+            .status()
+        {
             if status.success() {
                 return Ok(());
             }

@@ -24,7 +24,10 @@ impl ReadyPipe {
             .and_then(|v| v.parse::<i32>().ok());
         std::env::remove_var(READY_FD_ENV);
         // SAFETY: the parent created this fd for us and nothing else in the process owns it.
-        ReadyPipe(fd.filter(|fd| *fd > 2).map(|fd| unsafe { File::from_raw_fd(fd) }))
+        ReadyPipe(
+            fd.filter(|fd| *fd > 2)
+                .map(|fd| unsafe { File::from_raw_fd(fd) }),
+        )
     }
 
     pub fn none() -> ReadyPipe {
@@ -53,7 +56,8 @@ pub fn spawn_daemon(mut cmd: Command, log: File) -> Result<(), String> {
         return Err(format!("pipe: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: pipe2 just returned these fds to us.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let write_raw = write_end.into_raw_fd();
     cmd.env(READY_FD_ENV, write_raw.to_string())
         .stdin(Stdio::null())

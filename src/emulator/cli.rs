@@ -6,7 +6,7 @@ use clap::Parser;
 
 use super::config::{Config, OrgSpec, TokenSpec};
 use super::net::faults::FaultSpec;
-use super::units::{parse_rate, parse_size};
+use crate::units::{parse_rate, parse_size};
 
 const AFTER_HELP: &str = "\
 SIZES AND RATES

@@ -14,7 +14,6 @@ pub mod net;
 pub mod server;
 pub mod store;
 pub mod time;
-pub mod units;
 
 pub use config::Config;
 pub use server::run;

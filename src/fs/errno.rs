@@ -63,7 +63,7 @@ impl From<&HubError> for Errno {
             | HubError::RevisionNotFound { .. }
             | HubError::EntryNotFound { .. } => Errno::ENOENT,
             HubError::AuthRequired { .. }
-            | HubError::InvalidToken { .. }
+            | HubError::InvalidToken
             | HubError::Forbidden { .. }
             | HubError::Gated { .. } => Errno::EACCES,
             HubError::InvalidInput { .. } => Errno::EINVAL,

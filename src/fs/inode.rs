@@ -136,7 +136,6 @@ impl InodeTable {
     pub fn len(&self) -> usize {
         self.inner.lock().by_ino.len()
     }
-
 }
 
 #[cfg(test)]

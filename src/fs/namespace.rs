@@ -30,6 +30,8 @@ pub enum VirtualChild {
 }
 
 type ViewKey = (RepoType, String, Option<String>);
+/// (type, lower-cased namespace) → when listed, repo names.
+type NamespaceCache = HashMap<(RepoType, String), (Instant, Arc<Vec<String>>)>;
 
 #[derive(Default)]
 struct Registry {
@@ -41,7 +43,7 @@ struct Registry {
 #[derive(Default)]
 pub struct Views {
     registry: Mutex<Registry>,
-    namespaces: Mutex<HashMap<(RepoType, String), (Instant, Arc<Vec<String>>)>>,
+    namespaces: Mutex<NamespaceCache>,
 }
 
 fn view_key(repo: &RepoRef, revision: &Option<String>) -> ViewKey {
@@ -129,9 +131,7 @@ impl Views {
             InodeKey::Namespace(t, ns) => {
                 let (repo_name, revision) = split_revision(name)?;
                 let id = RepoId::parse(&format!("{ns}/{repo_name}")).map_err(|_| Errno::ENOENT)?;
-                let view = self
-                    .view_for(svc, RepoRef::new(*t, id), revision)
-                    .await?;
+                let view = self.view_for(svc, RepoRef::new(*t, id), revision).await?;
                 Ok(VirtualChild::Repo(view))
             }
             InodeKey::Path { .. } => Err(Errno::ENOTDIR),

@@ -98,7 +98,12 @@ fn parent_of(path: &str) -> &str {
 }
 
 fn tree_key(repo: &RepoRef, commit: &str) -> String {
-    format!("{}/{}/{}", repo.repo_type.plural(), repo.id.folded(), commit)
+    format!(
+        "{}/{}/{}",
+        repo.repo_type.plural(),
+        repo.id.folded(),
+        commit
+    )
 }
 
 fn rev_key(repo: &RepoRef, revision: Option<&str>) -> String {
@@ -413,11 +418,7 @@ impl Snapshot {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(
-                        "recursive listing of {}@{}: {e}",
-                        self.repo,
-                        self.commit
-                    );
+                    tracing::warn!("recursive listing of {}@{}: {e}", self.repo, self.commit);
                     return false;
                 }
             }

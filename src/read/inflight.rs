@@ -61,28 +61,23 @@ pub enum Claim {
 impl Inflight {
     /// Joins the fetch of a block, or claims it. `present` re-checks the cache under the lock,
     /// closing the race with a fetcher that just finished; it returns None if present.
-    pub fn claim(
-        &self,
-        key: &BlobKey,
-        idx: u64,
-        present: impl FnOnce() -> bool,
-    ) -> Option<Claim> {
+    pub fn claim(&self, key: &BlobKey, idx: u64, present: impl FnOnce() -> bool) -> Option<Claim> {
         let mut slots = self.slots.lock();
-        if let Some(s) = slots.get(&(key.clone(), idx)) {
+        if let Some(s) = slots.get(&(*key, idx)) {
             return Some(Claim::Wait(s.subscribe()));
         }
         if present() {
             return None;
         }
         let slot = Slot::new();
-        slots.insert((key.clone(), idx), slot.clone());
+        slots.insert((*key, idx), slot.clone());
         Some(Claim::Mine(slot))
     }
 
     /// Publishes a block's result and forgets the slot.
     pub fn finish(&self, key: &BlobKey, idx: u64, slot: &Slot, r: Result<Bytes, Errno>) {
         slot.publish(r);
-        self.slots.lock().remove(&(key.clone(), idx));
+        self.slots.lock().remove(&(*key, idx));
     }
 
     pub fn len(&self) -> usize {

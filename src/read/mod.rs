@@ -300,7 +300,7 @@ impl ReadPath {
         if blob.sha256.is_none()
             || self.cache.is_verified(&blob.key)
             || !self.cache.is_complete(&blob.key, blob.size)
-            || !self.verifying.lock().insert(blob.key.clone())
+            || !self.verifying.lock().insert(blob.key)
         {
             return;
         }

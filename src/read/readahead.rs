@@ -93,7 +93,10 @@ mod tests {
         let mut last_to = b;
         for _ in 0..20 {
             if let Some((from, to)) = ra.on_read(off, off + (128 << 10), size, &CFG) {
-                assert_eq!(from, last_to, "prefetch ranges must not overlap or leave holes");
+                assert_eq!(
+                    from, last_to,
+                    "prefetch ranges must not overlap or leave holes"
+                );
                 last_to = to;
             }
             off += 128 << 10;
@@ -106,11 +109,15 @@ mod tests {
         let mut ra = Readahead::default();
         let size = 1 << 30;
         assert!(ra.on_read(0, 4096, size, &CFG).is_some());
-        assert!(ra.on_read(500 * MIB, 500 * MIB + 4096, size, &CFG).is_none());
+        assert!(ra
+            .on_read(500 * MIB, 500 * MIB + 4096, size, &CFG)
+            .is_none());
         assert_eq!(ra.window(), 0);
         // A first read that does not start at 0 is random too.
         let mut ra = Readahead::default();
-        assert!(ra.on_read(300 * MIB, 300 * MIB + 4096, size, &CFG).is_none());
+        assert!(ra
+            .on_read(300 * MIB, 300 * MIB + 4096, size, &CFG)
+            .is_none());
     }
 
     #[test]

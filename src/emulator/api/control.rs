@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use crate::emulator::net::faults::FaultSpec;
 use crate::emulator::server::error::ApiError;
 use crate::emulator::server::App;
-use crate::emulator::units::parse_rate;
 use crate::repo::{RepoId, RepoType};
+use crate::units::parse_rate;
 
 pub fn router() -> Router<Arc<App>> {
     Router::new()

@@ -116,7 +116,7 @@ impl FaultSpec {
                     f.status = Some(s as u16);
                 }
                 "retry-after" => f.retry_after = Some(num(k, v)?),
-                "cut-after" => f.cut_after = Some(crate::emulator::units::parse_size(v)?),
+                "cut-after" => f.cut_after = Some(crate::units::parse_size(v)?),
                 "stall" => {
                     let s: f64 = v
                         .parse()
