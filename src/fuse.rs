@@ -321,7 +321,15 @@ impl Filesystem for FuseAdapter {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.spawn(|fs| async move {
             match fs.opendir(ino.0).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok(o) => {
+                    // Listings of a commit never change: let the kernel cache them, and keep
+                    // that cache across opens while the directory stays on the same commit.
+                    let mut f = FopenFlags::FOPEN_CACHE_DIR;
+                    if o.keep_cache {
+                        f |= FopenFlags::FOPEN_KEEP_CACHE;
+                    }
+                    reply.opened(FileHandle(o.fh), f)
+                }
                 Err(e) => reply.error(fuse_errno(e)),
             }
         });

@@ -20,9 +20,6 @@ start_emulator() {
   export EMULATOR_USER=${EMULATOR_USER:-demo}
   export EMULATOR_TOKEN=${EMULATOR_TOKEN:-hf_demo_write_token}
   local args=("$@")
-  if ! printf '%s\n' "${args[@]}" | grep -qx -- '--token'; then
-    args+=(--token "$EMULATOR_USER:write:$EMULATOR_TOKEN")
-  fi
   if [ -n "${EMULATOR_DATA:-}" ]; then
     _EMULATOR_OWN_DATA=0
   else
@@ -31,6 +28,11 @@ start_emulator() {
   fi
   export EMULATOR_DATA
   mkdir -p "$EMULATOR_DATA"
+  if ! printf '%s\n' "${args[@]}" | grep -qx -- '--token\|--token-file'; then
+    # A token file keeps the secret out of the process list.
+    (umask 077; echo "$EMULATOR_USER:write:$EMULATOR_TOKEN" > "$EMULATOR_DATA/tokens")
+    args+=(--token-file "$EMULATOR_DATA/tokens")
+  fi
   local ready="$EMULATOR_DATA/ready.txt"
   rm -f "$ready"
   "$bin" --data "$EMULATOR_DATA/store" "${args[@]}" >"$ready" 2>>"$EMULATOR_DATA/emulator.log" &

@@ -57,6 +57,10 @@ pub struct Args {
     /// NAME:ROLE:SECRET, ROLE = read|write; NAME is the token's user. Repeatable.
     #[arg(long = "token", value_parser = TokenSpec::parse)]
     pub tokens: Vec<TokenSpec>,
+    /// File of NAME:ROLE:SECRET lines (blank lines and `#` comments ignored): like --token, but
+    /// the secrets stay out of the process list.
+    #[arg(long = "token-file")]
+    pub token_files: Vec<PathBuf>,
     /// ORG:USER[,USER...]: members may create and write repos in ORG. Repeatable.
     #[arg(long = "org", value_parser = OrgSpec::parse)]
     pub orgs: Vec<OrgSpec>,
@@ -97,11 +101,28 @@ impl Args {
         if self.multipart_part_size == 0 {
             return Err("--multipart-part-size must be positive".into());
         }
+        let mut tokens = self.tokens;
+        for path in &self.token_files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                // The error names the line, never its content (it holds a secret).
+                tokens.push(
+                    TokenSpec::parse(line).map_err(|e| {
+                        format!("--token-file {} line {}: {e}", path.display(), n + 1)
+                    })?,
+                );
+            }
+        }
         Ok(Config {
             data: self.data,
             listen: self.listen,
             cdn_listen: self.cdn_listen,
-            tokens: self.tokens,
+            tokens,
             orgs: self.orgs,
             page_size: self.page_size,
             multipart_threshold: self.multipart_threshold,

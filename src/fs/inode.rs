@@ -1,15 +1,21 @@
 //! Inode numbers and what they stand for.
 //!
-//! An inode names a place, not a version: `(view, path)` for anything inside a revision
-//! directory, or one of the virtual directories of a whole-Hub mount. Because a branch view moves
-//! to new commits, the same inode may show new attributes after a refresh, exactly like a local
-//! file edited in place; open handles keep the commit they opened. Lookup counts follow the
-//! kernel's (`forget`), so the table only holds what the kernel still references.
+//! A directory inode names a place: `(view, path)` inside a revision directory, or one of the
+//! virtual directories of a whole-Hub mount; after a branch view moves to a new commit, the same
+//! directory shows the new listing. A file inode names a place *and a content*: `(view, path,
+//! blob id)`, remembering the snapshot it was found in. When a refresh brings a new version of a
+//! file, the name leads to a new inode, exactly as if the file had been replaced by an atomic
+//! rename: a reader that opened the old one keeps reading the old bytes (and the kernel's
+//! cached pages of one version never serve the other). Lookup counts follow the kernel's
+//! (`forget`), so the table only holds what the kernel still references.
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 
+use super::snapshot::Snapshot;
 use crate::repo::RepoType;
 
 pub const ROOT_INO: u64 = 1;
@@ -22,26 +28,31 @@ pub enum InodeKey {
     TypeRoot(RepoType),
     /// An author's directory of repos of one type.
     Namespace(RepoType, String),
-    /// A path ("" = the repo root) inside a revision directory.
+    /// A directory ("" = the repo root) inside a revision directory.
     Path { view: u64, path: String },
+    /// One version of a file inside a revision directory.
+    File {
+        view: u64,
+        path: String,
+        oid: String,
+    },
 }
 
-#[derive(Debug)]
 struct Slot {
     key: InodeKey,
+    /// The snapshot a file inode was found in (its content lives at that commit).
+    origin: Option<Arc<Snapshot>>,
     lookups: u64,
     /// Content id seen by the last open, to decide whether the kernel may keep cached pages.
     last_open_oid: Option<String>,
 }
 
-#[derive(Debug)]
 struct Inner {
     by_ino: HashMap<u64, Slot>,
     by_key: HashMap<InodeKey, u64>,
     next: u64,
 }
 
-#[derive(Debug)]
 pub struct InodeTable {
     inner: Mutex<Inner>,
 }
@@ -55,6 +66,7 @@ impl InodeTable {
             ROOT_INO,
             Slot {
                 key: root,
+                origin: None,
                 // The root is never forgotten.
                 lookups: u64::MAX / 2,
                 last_open_oid: None,
@@ -69,9 +81,9 @@ impl InodeTable {
         }
     }
 
-    /// The inode of `key`, created if needed, with its kernel lookup count raised by one
-    /// (call it exactly when an entry is handed to the kernel).
-    pub fn lookup(&self, key: InodeKey) -> u64 {
+    /// The inode of `key`, created if needed (remembering `origin`), with its kernel lookup
+    /// count raised by one (call it exactly when an entry is handed to the kernel).
+    pub fn lookup(&self, key: InodeKey, origin: Option<Arc<Snapshot>>) -> u64 {
         let mut inner = self.inner.lock();
         if let Some(&ino) = inner.by_key.get(&key) {
             if let Some(slot) = inner.by_ino.get_mut(&ino) {
@@ -86,6 +98,7 @@ impl InodeTable {
             ino,
             Slot {
                 key,
+                origin,
                 lookups: 1,
                 last_open_oid: None,
             },
@@ -98,8 +111,12 @@ impl InodeTable {
         self.inner.lock().by_key.get(key).copied()
     }
 
-    pub fn get(&self, ino: u64) -> Option<InodeKey> {
-        self.inner.lock().by_ino.get(&ino).map(|s| s.key.clone())
+    pub fn get(&self, ino: u64) -> Option<(InodeKey, Option<Arc<Snapshot>>)> {
+        self.inner
+            .lock()
+            .by_ino
+            .get(&ino)
+            .map(|s| (s.key.clone(), s.origin.clone()))
     }
 
     /// Drops `n` kernel references; the inode number dies with the last one.
@@ -152,22 +169,22 @@ mod tests {
     #[test]
     fn inodes_live_until_the_kernel_forgets_them() {
         let t = InodeTable::new(InodeKey::HubRoot);
-        let a = t.lookup(path("a"));
-        assert_eq!(t.lookup(path("a")), a);
+        let a = t.lookup(path("a"), None);
+        assert_eq!(t.lookup(path("a"), None), a);
         assert_ne!(a, ROOT_INO);
         t.forget(a, 1);
-        assert_eq!(t.get(a), Some(path("a")));
+        assert_eq!(t.get(a).map(|g| g.0), Some(path("a")));
         t.forget(a, 1);
-        assert_eq!(t.get(a), None);
-        assert_ne!(t.lookup(path("a")), a, "numbers are not reused");
+        assert!(t.get(a).is_none());
+        assert_ne!(t.lookup(path("a"), None), a, "numbers are not reused");
         t.forget(ROOT_INO, 1000);
-        assert_eq!(t.get(ROOT_INO), Some(InodeKey::HubRoot));
+        assert_eq!(t.get(ROOT_INO).map(|g| g.0), Some(InodeKey::HubRoot));
     }
 
     #[test]
     fn keep_cache_only_when_content_is_unchanged() {
         let t = InodeTable::new(InodeKey::HubRoot);
-        let a = t.lookup(path("f"));
+        let a = t.lookup(path("f"), None);
         assert!(!t.note_open(a, "x"));
         assert!(t.note_open(a, "x"));
         assert!(!t.note_open(a, "y"));

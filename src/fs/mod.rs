@@ -116,10 +116,12 @@ pub struct HubFs {
     next_fh: AtomicU64,
 }
 
-/// Target of a `Path` inode: its view and path.
+/// Target of an inode inside a revision directory: its view, its path, and the snapshot to
+/// read it from (a file's own; the view's current one for a directory).
 struct Located {
     view: Arc<View>,
     path: String,
+    snapshot: Arc<Snapshot>,
 }
 
 impl HubFs {
@@ -201,15 +203,35 @@ impl HubFs {
     }
 
     fn locate(&self, ino: u64) -> Result<(InodeKey, Option<Located>), Errno> {
-        let key = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
+        let (key, origin) = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
         let located = match &key {
-            InodeKey::Path { view, path } => Some(Located {
-                view: self.views.get(*view).ok_or(Errno::ENOENT)?,
-                path: path.clone(),
-            }),
+            InodeKey::Path { view, path } | InodeKey::File { view, path, .. } => {
+                let view = self.views.get(*view).ok_or(Errno::ENOENT)?;
+                let snapshot = origin.unwrap_or_else(|| view.snapshot());
+                Some(Located {
+                    view,
+                    path: path.clone(),
+                    snapshot,
+                })
+            }
             _ => None,
         };
         Ok((key, located))
+    }
+
+    /// The inode key of `node` at `path` of a view.
+    fn child_key(view: &View, path: String, node: &Node) -> InodeKey {
+        match node {
+            Node::File(f) => InodeKey::File {
+                view: view.id,
+                path,
+                oid: f.oid.clone(),
+            },
+            Node::Dir => InodeKey::Path {
+                view: view.id,
+                path,
+            },
+        }
     }
 
     fn ttl_of(&self, view: Option<&View>) -> Duration {
@@ -227,16 +249,24 @@ impl HubFs {
         }
     }
 
-    /// Hands an entry for `key` to the kernel (counts one lookup).
-    fn entry_for(&self, key: InodeKey, view: Option<&View>, node: &Node) -> Entry {
-        let ino = self.inodes.lookup(key);
-        let attr = match view {
-            Some(v) => self.node_attr(ino, &v.snapshot(), node),
-            None => Attr::dir(ino, std::time::SystemTime::UNIX_EPOCH, &self.cfg),
-        };
+    /// Hands an entry for `node` at `path` of `view` (found in `snap`) to the kernel (counts
+    /// one lookup).
+    fn view_entry(&self, view: &View, snap: &Arc<Snapshot>, path: String, node: &Node) -> Entry {
+        let key = Self::child_key(view, path, node);
+        let origin = matches!(node, Node::File(_)).then(|| snap.clone());
+        let ino = self.inodes.lookup(key, origin);
         Entry {
-            attr,
-            ttl: self.ttl_of(view),
+            attr: self.node_attr(ino, snap, node),
+            ttl: self.ttl_of(Some(view)),
+        }
+    }
+
+    /// Hands an entry for a virtual directory of a whole-Hub mount to the kernel.
+    fn virtual_entry(&self, key: InodeKey) -> Entry {
+        let ino = self.inodes.lookup(key, None);
+        Entry {
+            attr: Attr::dir(ino, std::time::SystemTime::UNIX_EPOCH, &self.cfg),
+            ttl: self.cfg.virtual_ttl,
         }
     }
 
@@ -248,23 +278,18 @@ impl HubFs {
             return Err(Errno::ENAMETOOLONG);
         }
         let (key, located) = self.locate(parent)?;
-        if let Some(Located { view, path }) = located {
+        if let Some(Located { view, path, .. }) = located {
+            // Names are looked up in the view's current commit, even under an old directory.
+            let snap = view.snapshot();
             let child = join(&path, name);
-            let node = view.snapshot().lookup(&child).await?;
-            let key = InodeKey::Path {
-                view: view.id,
-                path: child,
-            };
-            return Ok(self.entry_for(key, Some(&view), &node));
+            let node = snap.lookup(&child).await?;
+            return Ok(self.view_entry(&view, &snap, child, &node));
         }
         match self.views.lookup_virtual(&self.svc, &key, name).await? {
-            namespace::VirtualChild::Dir(child) => Ok(self.entry_for(child, None, &Node::Dir)),
+            namespace::VirtualChild::Dir(child) => Ok(self.virtual_entry(child)),
             namespace::VirtualChild::Repo(view) => {
-                let key = InodeKey::Path {
-                    view: view.id,
-                    path: String::new(),
-                };
-                Ok(self.entry_for(key, Some(&view), &Node::Dir))
+                let snap = view.snapshot();
+                Ok(self.view_entry(&view, &snap, String::new(), &Node::Dir))
             }
         }
     }
@@ -272,11 +297,14 @@ impl HubFs {
     pub async fn getattr(&self, ino: u64) -> Result<Entry, Errno> {
         let (_, located) = self.locate(ino)?;
         match located {
-            Some(Located { view, path }) => {
-                let snap = view.snapshot();
-                let node = snap.lookup(&path).await?;
+            Some(Located {
+                view,
+                path,
+                snapshot,
+            }) => {
+                let node = snapshot.lookup(&path).await?;
                 Ok(Entry {
-                    attr: self.node_attr(ino, &snap, &node),
+                    attr: self.node_attr(ino, &snapshot, &node),
                     ttl: self.ttl_of(Some(&view)),
                 })
             }
@@ -291,13 +319,16 @@ impl HubFs {
         self.inodes.forget(ino, n);
     }
 
-    /// Lists a directory once; readdir pages through this listing.
-    pub async fn opendir(&self, ino: u64) -> Result<u64, Errno> {
+    /// Lists a directory once; readdir pages through this listing. `keep_cache` says the
+    /// kernel may keep serving the listing it cached from an earlier open (same commit).
+    pub async fn opendir(&self, ino: u64) -> Result<Opened, Errno> {
         let (key, located) = self.locate(ino)?;
         let mut entries = Vec::new();
+        let mut keep_cache = false;
         match located {
-            Some(Located { view, path }) => {
+            Some(Located { view, path, .. }) => {
                 let snap = view.snapshot();
+                keep_cache = self.inodes.note_open(ino, &snap.commit) || view.pinned;
                 match snap.lookup(&path).await? {
                     Node::Dir => {}
                     Node::File(_) => return Err(Errno::ENOTDIR),
@@ -307,10 +338,7 @@ impl HubFs {
                         Node::File(_) => FileKind::File,
                         Node::Dir => FileKind::Dir,
                     };
-                    let key = InodeKey::Path {
-                        view: view.id,
-                        path: join(&path, &name),
-                    };
+                    let key = Self::child_key(&view, join(&path, &name), &node);
                     let ino = self.dirent_ino(&key);
                     let attr = Some(self.node_attr(ino, &snap, &node));
                     entries.push((name, ino, kind, attr));
@@ -328,7 +356,7 @@ impl HubFs {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.lock().insert(fh, Arc::new(OpenDir { entries }));
-        Ok(fh)
+        Ok(Opened { fh, keep_cache })
     }
 
     /// The inode number readdir reports for an entry: the real one if the kernel knows it,
@@ -362,10 +390,14 @@ impl HubFs {
             return Err(Errno::EROFS);
         }
         let (_, located) = self.locate(ino)?;
-        let Some(Located { view, path }) = located else {
+        let Some(Located {
+            path,
+            snapshot: snap,
+            ..
+        }) = located
+        else {
             return Err(Errno::EISDIR);
         };
-        let snap = view.snapshot();
         let info = match snap.lookup(&path).await? {
             Node::File(f) => f,
             Node::Dir => return Err(Errno::EISDIR),
@@ -374,7 +406,9 @@ impl HubFs {
             tracing::warn!("{}: {path} has a malformed object id", snap.repo);
             Errno::EIO
         })?;
-        let same_content = self.inodes.note_open(ino, &info.oid);
+        // A file inode's content never changes, so the kernel may keep its pages, unless the
+        // bytes it read last time failed their hash.
+        let tainted = self.svc.reader.take_tainted(&key);
         let blob = Arc::new(Blob {
             repo: snap.repo.clone(),
             commit: snap.commit.clone(),
@@ -393,7 +427,7 @@ impl HubFs {
         );
         Ok(Opened {
             fh,
-            keep_cache: view.pinned || same_content,
+            keep_cache: !tainted,
         })
     }
 

@@ -35,6 +35,7 @@ impl ReadPath {
                 // Serving from memory still works; only the persistence is lost.
                 tracing::warn!("cache write of {} block {idx} failed: {e}", blob.path);
             }
+            self.verify_block(blob, *idx, &block);
             self.inflight.finish(&blob.key, *idx, slot, Ok(block));
             next += 1;
         });

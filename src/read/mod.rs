@@ -10,6 +10,7 @@
 mod fetch;
 mod inflight;
 pub mod readahead;
+mod verify;
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -113,6 +114,7 @@ pub struct ReadPath {
     cfg: ReadConfig,
     window: WindowConfig,
     verifying: Mutex<HashSet<BlobKey>>,
+    verifiers: verify::Verifiers,
     pub stats: ReadStats,
 }
 
@@ -137,6 +139,7 @@ impl ReadPath {
             cfg,
             window,
             verifying: Mutex::new(HashSet::new()),
+            verifiers: verify::Verifiers::default(),
             stats: ReadStats::default(),
         }
     }
@@ -186,6 +189,10 @@ impl ReadPath {
                 return Err(Errno::EIO);
             }
             out.extend_from_slice(&block[from..to]);
+        }
+        if end == blob.size {
+            // The end of the file: never hand it out if the content fails its hash.
+            self.check_last_block(blob).await?;
         }
         self.stats
             .bytes_read
@@ -295,10 +302,12 @@ impl ReadPath {
         });
     }
 
-    /// Once every block of an LFS blob is cached, checks its sha256 (once, in the background).
+    /// Once every block of an LFS blob is cached, checks its sha256 (once, in the background),
+    /// unless the in-order hash of the fetches already did.
     fn maybe_verify(self: &Arc<Self>, blob: &Arc<Blob>) {
         if blob.sha256.is_none()
             || self.cache.is_verified(&blob.key)
+            || self.stream_verified(&blob.key)
             || !self.cache.is_complete(&blob.key, blob.size)
             || !self.verifying.lock().insert(blob.key)
         {

@@ -35,11 +35,11 @@ class Emulator:
         self.cdn = None
 
     def start(self):
+        tokens = self.data_dir / "tokens.txt"
+        tokens.write_text(f"alice:write:{WRITE_TOKEN}\nbob:read:{READ_TOKEN}\ncarol:write:{OTHER_TOKEN}\n")
         args = [
             EMULATOR, "--data", str(self.data_dir), "--listen", "127.0.0.1:0",
-            "--token", f"alice:write:{WRITE_TOKEN}",
-            "--token", f"bob:read:{READ_TOKEN}",
-            "--token", f"carol:write:{OTHER_TOKEN}",
+            "--token-file", str(tokens),
             "--org", "acme:alice",
             "--page-size", str(PAGE_SIZE),
             *self.extra_args,
