@@ -24,6 +24,9 @@ pub enum InodeKey {
     Namespace(RepoType, String),
     /// A path ("" = the repo root) inside a revision directory.
     Path { view: u64, path: String },
+    /// What a file replaced by a rename became: nothing (its inode number lives on until the
+    /// kernel forgets it).
+    Orphan(u64),
 }
 
 #[derive(Debug)]
@@ -133,6 +136,55 @@ impl InodeTable {
         }
     }
 
+    /// After a rename of `from` to `to` in `view`: inodes of `from` and everything below it
+    /// now name the new place; inodes that named the replaced `to` (and below) name nothing.
+    pub fn rename(&self, view: u64, from: &str, to: &str) {
+        let mut inner = self.inner.lock();
+        let moved = |p: &str, dir: &str| -> Option<String> {
+            if p == dir {
+                Some(String::new())
+            } else {
+                p.strip_prefix(dir)
+                    .filter(|rest| rest.starts_with('/'))
+                    .map(str::to_string)
+            }
+        };
+        let keys: Vec<(InodeKey, u64)> = inner
+            .by_key
+            .iter()
+            .filter(|(k, _)| matches!(k, InodeKey::Path { view: v, .. } if *v == view))
+            .map(|(k, i)| (k.clone(), *i))
+            .collect();
+        for (key, ino) in &keys {
+            if let InodeKey::Path { path, .. } = key {
+                if moved(path, to).is_some() {
+                    inner.by_key.remove(key);
+                    if let Some(slot) = inner.by_ino.get_mut(ino) {
+                        slot.key = InodeKey::Orphan(*ino);
+                    }
+                }
+            }
+        }
+        for (key, ino) in keys {
+            let InodeKey::Path { path, .. } = &key else {
+                continue;
+            };
+            let Some(rest) = moved(path, from) else {
+                continue;
+            };
+            let new_key = InodeKey::Path {
+                view,
+                path: format!("{to}{rest}"),
+            };
+            inner.by_key.remove(&key);
+            inner.by_key.insert(new_key.clone(), ino);
+            if let Some(slot) = inner.by_ino.get_mut(&ino) {
+                slot.key = new_key;
+                slot.last_open_oid = None;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().by_ino.len()
     }
@@ -171,5 +223,20 @@ mod tests {
         assert!(!t.note_open(a, "x"));
         assert!(t.note_open(a, "x"));
         assert!(!t.note_open(a, "y"));
+    }
+
+    #[test]
+    fn rename_moves_inodes_below_and_orphans_the_replaced_target() {
+        let t = InodeTable::new(InodeKey::HubRoot);
+        let d = t.lookup(path("d"));
+        let f = t.lookup(path("d/f"));
+        let other = t.lookup(path("dx"));
+        let old_target = t.lookup(path("e"));
+        t.rename(0, "d", "e");
+        assert_eq!(t.get(d), Some(path("e")));
+        assert_eq!(t.get(f), Some(path("e/f")));
+        assert_eq!(t.get(other), Some(path("dx")), "a sibling with the prefix stays");
+        assert_eq!(t.get(old_target), Some(InodeKey::Orphan(old_target)));
+        assert_eq!(t.peek(&path("e")), Some(d));
     }
 }

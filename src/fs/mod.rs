@@ -2,7 +2,8 @@
 //!
 //! Kernel-independent: the FUSE adapter (`crate::fuse`) only translates. The core owns the inode
 //! table, the views (revision directories) and their snapshots, open file and directory
-//! handles, and maps every operation to snapshot lookups and the read path.
+//! handles, and maps every operation to snapshot lookups and the read path. Writable views
+//! (branches of single-repo mounts) add a workspace of local changes (`workspace`, `write`).
 
 mod attr;
 mod errno;
@@ -12,6 +13,8 @@ pub mod services;
 pub mod snapshot;
 pub mod tree;
 mod view;
+mod workspace;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +28,7 @@ pub use errno::Errno;
 pub use inode::{InodeKey, ROOT_INO};
 pub use services::Services;
 pub use snapshot::SnapshotError;
+pub use write::WriteSetup;
 
 use crate::read::{Blob, ReadStream};
 use crate::repo::RepoRef;
@@ -32,6 +36,7 @@ use inode::InodeTable;
 use snapshot::Snapshot;
 use tree::Node;
 use view::View;
+use workspace::FileNode;
 
 /// Behaviour of the filesystem core. Defaults carry their reasons.
 #[derive(Debug, Clone)]
@@ -49,6 +54,10 @@ pub struct FsConfig {
     pub virtual_ttl: Duration,
     /// Re-resolve branch views this often; None = never (a view stays on its first commit).
     pub refresh: Option<Duration>,
+    /// Writable views change under the kernel only through this mount, but their entries
+    /// (sizes of files being written, names created and removed) must not outlive a commit
+    /// landing for long: a second.
+    pub writable_ttl: Duration,
 }
 
 impl Default for FsConfig {
@@ -60,6 +69,7 @@ impl Default for FsConfig {
             branch_ttl: Duration::from_secs(86_400),
             virtual_ttl: Duration::from_secs(30),
             refresh: None,
+            writable_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -78,9 +88,21 @@ pub enum MountRoot {
 }
 
 /// An open regular file.
-pub struct OpenFile {
-    pub snapshot: Arc<Snapshot>,
-    pub stream: ReadStream,
+pub enum OpenFile {
+    /// A file of a snapshot, read through the read path.
+    Snapshot {
+        snapshot: Arc<Snapshot>,
+        stream: ReadStream,
+    },
+    /// A file with local content in a writable view.
+    Local {
+        node: Arc<FileNode>,
+        /// Opened for writing: counts as a writer of the node until released.
+        writable: bool,
+        ws: Arc<workspace::Workspace>,
+        /// Read stream of the node's remote content (a renamed, unchanged LFS file).
+        remote: Mutex<Option<(String, Arc<ReadStream>)>>,
+    },
 }
 
 /// An open directory: its listing, taken once at opendir so paging through it is consistent.
@@ -112,6 +134,8 @@ pub struct HubFs {
     inodes: InodeTable,
     views: namespace::Views,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Longest wait of an `fsync` on a writable view.
+    fsync_timeout: Mutex<Duration>,
     dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
     next_fh: AtomicU64,
 }
@@ -129,6 +153,7 @@ impl HubFs {
         svc: Arc<Services>,
         cfg: FsConfig,
         root: MountRoot,
+        writable: Option<WriteSetup>,
     ) -> Result<Arc<HubFs>, SnapshotError> {
         let views = namespace::Views::default();
         let root_key = match &root {
@@ -170,11 +195,15 @@ impl HubFs {
             inodes: InodeTable::new(root_key),
             views,
             files: Mutex::new(HashMap::new()),
+            fsync_timeout: Mutex::new(Duration::from_secs(300)),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         });
         if let Some(period) = fs.cfg.refresh {
             fs.spawn_refresher(period);
+        }
+        if let Some(setup) = writable {
+            fs.attach_workspace(setup)?;
         }
         Ok(fs)
     }
@@ -203,6 +232,7 @@ impl HubFs {
     fn locate(&self, ino: u64) -> Result<(InodeKey, Option<Located>), Errno> {
         let key = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
         let located = match &key {
+            InodeKey::Orphan(_) => return Err(Errno::ENOENT),
             InodeKey::Path { view, path } => Some(Located {
                 view: self.views.get(*view).ok_or(Errno::ENOENT)?,
                 path: path.clone(),
@@ -214,6 +244,7 @@ impl HubFs {
 
     fn ttl_of(&self, view: Option<&View>) -> Duration {
         match view {
+            Some(v) if v.workspace().is_some() => self.cfg.writable_ttl,
             Some(v) if v.pinned => self.cfg.pinned_ttl,
             Some(_) => self.cfg.branch_ttl,
             None => self.cfg.virtual_ttl,
@@ -250,12 +281,16 @@ impl HubFs {
         let (key, located) = self.locate(parent)?;
         if let Some(Located { view, path }) = located {
             let child = join(&path, name);
-            let node = view.snapshot().lookup(&child).await?;
+            let found = self.find(&view, &child).await?;
             let key = InodeKey::Path {
                 view: view.id,
                 path: child,
             };
-            return Ok(self.entry_for(key, Some(&view), &node));
+            let ino = self.inodes.lookup(key);
+            return Ok(Entry {
+                attr: self.found_attr(ino, &view, &found),
+                ttl: self.ttl_of(Some(&view)),
+            });
         }
         match self.views.lookup_virtual(&self.svc, &key, name).await? {
             namespace::VirtualChild::Dir(child) => Ok(self.entry_for(child, None, &Node::Dir)),
@@ -273,10 +308,9 @@ impl HubFs {
         let (_, located) = self.locate(ino)?;
         match located {
             Some(Located { view, path }) => {
-                let snap = view.snapshot();
-                let node = snap.lookup(&path).await?;
+                let found = self.find(&view, &path).await?;
                 Ok(Entry {
-                    attr: self.node_attr(ino, &snap, &node),
+                    attr: self.found_attr(ino, &view, &found),
                     ttl: self.ttl_of(Some(&view)),
                 })
             }
@@ -297,23 +331,13 @@ impl HubFs {
         let mut entries = Vec::new();
         match located {
             Some(Located { view, path }) => {
-                let snap = view.snapshot();
-                match snap.lookup(&path).await? {
-                    Node::Dir => {}
-                    Node::File(_) => return Err(Errno::ENOTDIR),
-                }
-                for (name, node) in snap.list_dir(&path).await? {
-                    let kind = match node {
-                        Node::File(_) => FileKind::File,
-                        Node::Dir => FileKind::Dir,
-                    };
+                for (name, kind) in self.list_merged(&view, &path).await? {
                     let key = InodeKey::Path {
                         view: view.id,
                         path: join(&path, &name),
                     };
                     let ino = self.dirent_ino(&key);
-                    let attr = Some(self.node_attr(ino, &snap, &node));
-                    entries.push((name, ino, kind, attr));
+                    entries.push((name, ino, kind, None));
                 }
             }
             None => {
@@ -358,18 +382,38 @@ impl HubFs {
     }
 
     pub async fn open(&self, ino: u64, flags: i32) -> Result<Opened, Errno> {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
-            return Err(Errno::EROFS);
-        }
+        let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         let (_, located) = self.locate(ino)?;
         let Some(Located { view, path }) = located else {
-            return Err(Errno::EISDIR);
+            return if wants_write {
+                Err(Errno::EROFS)
+            } else {
+                Err(Errno::EISDIR)
+            };
         };
+        if view.workspace().is_some() {
+            return self.open_in_workspace(ino, &view, &path, flags).await;
+        }
+        if wants_write {
+            return Err(Errno::EROFS);
+        }
         let snap = view.snapshot();
         let info = match snap.lookup(&path).await? {
             Node::File(f) => f,
             Node::Dir => return Err(Errno::EISDIR),
         };
+        self.open_snapshot_file(ino, &view, snap, &path, info)
+    }
+
+    /// A handle reading a file of a snapshot through the read path.
+    fn open_snapshot_file(
+        &self,
+        ino: u64,
+        view: &View,
+        snap: Arc<Snapshot>,
+        path: &str,
+        info: tree::FileInfo,
+    ) -> Result<Opened, Errno> {
         let key = info.blob_key().ok_or_else(|| {
             tracing::warn!("{}: {path} has a malformed object id", snap.repo);
             Errno::EIO
@@ -378,32 +422,43 @@ impl HubFs {
         let blob = Arc::new(Blob {
             repo: snap.repo.clone(),
             commit: snap.commit.clone(),
-            path: path.clone(),
+            path: path.to_string(),
             key,
             size: info.size,
             sha256: info.lfs_sha256.clone(),
         });
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().insert(
-            fh,
-            Arc::new(OpenFile {
-                snapshot: snap,
-                stream: ReadStream::new(blob),
-            }),
-        );
+        let fh = self.insert_handle(OpenFile::Snapshot {
+            snapshot: snap,
+            stream: ReadStream::new(blob),
+        });
         Ok(Opened {
             fh,
             keep_cache: view.pinned || same_content,
         })
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let file = self.files.lock().get(&fh).cloned().ok_or(Errno::EBADF)?;
-        self.svc.reader.read(&file.stream, offset, size).await
+    fn insert_handle(&self, file: OpenFile) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().insert(fh, Arc::new(file));
+        fh
     }
 
-    pub fn release(&self, fh: u64) {
-        self.files.lock().remove(&fh);
+    fn handle(&self, fh: u64) -> Result<Arc<OpenFile>, Errno> {
+        self.files.lock().get(&fh).cloned().ok_or(Errno::EBADF)
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        match &*self.handle(fh)? {
+            OpenFile::Snapshot { stream, .. } => self.svc.reader.read(stream, offset, size).await,
+            OpenFile::Local { node, remote, .. } => self.read_local(node, remote, offset, size).await,
+        }
+    }
+
+    pub fn release(&self, fh: u64) -> Result<(), Errno> {
+        let Some(file) = self.files.lock().remove(&fh) else {
+            return Ok(());
+        };
+        self.release_local(&file)
     }
 
     pub fn statfs(&self) -> StatFs {
@@ -437,6 +492,7 @@ impl HubFs {
                 "commit": v.snapshot().commit,
                 "files_known": v.snapshot().file_count(),
             })).collect::<Vec<_>>(),
+            "writes": self.write_status(),
             "inodes": self.inodes.len(),
             "open_files": self.files.lock().len(),
             "read": &self.svc.reader.stats,
