@@ -40,6 +40,10 @@ impl Found {
     }
 }
 
+fn parent_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
 /// Bytes fetched per read when copying a committed file into a staging file.
 const FETCH_CHUNK: u32 = 1 << 20;
 
@@ -107,15 +111,21 @@ impl HubFs {
 
     /// What `path` is in the view, overlay first.
     pub(super) async fn find(&self, view: &View, path: &str) -> Result<Found, Errno> {
-        if let Some(ws) = view.workspace() {
-            match ws.get(path) {
-                Some(Local::File(n)) => return Ok(Found::Local(n)),
-                Some(Local::Dir) => return Ok(Found::LocalDir),
-                Some(Local::Deleted) => return Err(Errno::ENOENT),
-                None => {}
-            }
+        let Some(ws) = view.workspace() else {
+            return Ok(Found::Base(view.snapshot().lookup(path).await?));
+        };
+        match ws.get(path) {
+            Some(Local::File(n)) => return Ok(Found::Local(n)),
+            Some(Local::Dir) => return Ok(Found::LocalDir),
+            Some(Local::Deleted) => return Err(Errno::ENOENT),
+            None => {}
         }
-        Ok(Found::Base(view.snapshot().lookup(path).await?))
+        match view.snapshot().lookup(path).await {
+            Ok(node) => Ok(Found::Base(node)),
+            // Below a directory made locally the Hub has nothing (its listing fails).
+            Err(_) if matches!(ws.get(parent_of(path)), Some(Local::Dir)) => Err(Errno::ENOENT),
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) fn found_attr(&self, ino: u64, view: &View, found: &Found) -> Attr {
@@ -144,6 +154,9 @@ impl HubFs {
             return Err(Errno::ENOTDIR);
         }
         let mut merged = BTreeMap::new();
+        let local_dir = view
+            .workspace()
+            .is_some_and(|ws| matches!(ws.get(dir), Some(Local::Dir)));
         match view.snapshot().list_dir(dir).await {
             Ok(children) => {
                 for (name, node) in children {
@@ -155,7 +168,7 @@ impl HubFs {
                 }
             }
             // A directory made locally has no listing on the Hub.
-            Err(e) if e == Errno::ENOENT && view.workspace().is_some() => {}
+            Err(_) if local_dir => {}
             Err(e) => return Err(e),
         }
         if let Some(ws) = view.workspace() {
