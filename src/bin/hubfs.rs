@@ -293,7 +293,13 @@ fn sync(mountpoint: &std::path::Path, timeout: u64) -> Result<(), String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|f| format!("  {}: {}", f[0].as_str().unwrap_or("?"), f[1].as_str().unwrap_or("?")))
+        .map(|f| {
+            format!(
+                "  {}: {}",
+                f[0].as_str().unwrap_or("?"),
+                f[1].as_str().unwrap_or("?")
+            )
+        })
         .collect();
     Err(format!(
         "{} change(s) not committed (still staged):\n{}",

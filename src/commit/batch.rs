@@ -138,7 +138,10 @@ async fn split_by_mode<'s>(
     for s in staged {
         let a = answer.files.iter().find(|a| a.path == s.path);
         if a.is_some_and(|a| a.should_ignore) {
-            tracing::info!("{} is ignored by the repo's .gitignore: not committed", s.path);
+            tracing::info!(
+                "{} is ignored by the repo's .gitignore: not committed",
+                s.path
+            );
             continue;
         }
         if s.size > 0 && a.is_some_and(|a| a.upload_mode == "lfs") {
@@ -159,7 +162,9 @@ fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 async fn read_whole(path: &Path) -> Result<Vec<u8>, HubError> {
-    tokio::fs::read(path).await.map_err(|e| local_error(path, e))
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| local_error(path, e))
 }
 
 /// sha256 of each LFS content, computed off the async workers (streamed: bounded memory).
@@ -192,10 +197,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Uploads the LFS objects the Hub does not have yet; returns the bytes sent.
-async fn upload_lfs(
-    dest: &Destination<'_>,
-    hashed: &[(&Staged, String)],
-) -> Result<u64, HubError> {
+async fn upload_lfs(dest: &Destination<'_>, hashed: &[(&Staged, String)]) -> Result<u64, HubError> {
     if hashed.is_empty() {
         return Ok(0);
     }

@@ -332,8 +332,7 @@ impl Committer {
                 _ => 0,
             };
             if !batch.is_empty()
-                && (batch.len() >= self.cfg.max_files
-                    || inline + size > self.cfg.max_inline_bytes)
+                && (batch.len() >= self.cfg.max_files || inline + size > self.cfg.max_inline_bytes)
             {
                 break;
             }
@@ -484,7 +483,11 @@ impl Committer {
                 st.revision = pr;
             }
             for item in batch {
-                if st.failures.get(&item.path).is_some_and(|f| f.seq <= item.seq) {
+                if st
+                    .failures
+                    .get(&item.path)
+                    .is_some_and(|f| f.seq <= item.seq)
+                {
                     st.failures.remove(&item.path);
                 }
             }

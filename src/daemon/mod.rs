@@ -17,11 +17,11 @@ use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, MetaStore};
 use crate::commit::{CommitConfig, Committer};
 use crate::fs::services::token_fingerprint;
 use crate::fs::{FsConfig, HubFs, MountRoot, Services, WriteSetup};
-use crate::stage::StagingArea;
 use crate::fuse::{FuseAdapter, KernelTuning};
 use crate::hub::{HubClient, HubConfig, Token};
 use crate::read::{ReadConfig, ReadPath};
 use crate::repo::HfPath;
+use crate::stage::StagingArea;
 use ready::ReadyPipe;
 
 /// Everything `hubfs mount` was asked to do.
@@ -276,7 +276,11 @@ async fn write_setup(
     tracing::info!(
         "writable: commits go to {}{} (staging in {})",
         target.revision,
-        if target.create_pr { " as a pull request" } else { "" },
+        if target.create_pr {
+            " as a pull request"
+        } else {
+            ""
+        },
         area.dir().display()
     );
     let committer = Committer::new(area.clone(), client.clone(), target, cfg);

@@ -37,7 +37,9 @@ pub async fn decide(
         ));
     }
     if !client.is_authenticated() {
-        return Err("no token: mounted read-only (set HF_TOKEN or pass --token-file to write)".into());
+        return Err(
+            "no token: mounted read-only (set HF_TOKEN or pass --token-file to write)".into(),
+        );
     }
     match client.whoami().await {
         Ok(me) if me.token_role() == Some("read") => {

@@ -235,7 +235,11 @@ mod tests {
         t.rename(0, "d", "e");
         assert_eq!(t.get(d), Some(path("e")));
         assert_eq!(t.get(f), Some(path("e/f")));
-        assert_eq!(t.get(other), Some(path("dx")), "a sibling with the prefix stays");
+        assert_eq!(
+            t.get(other),
+            Some(path("dx")),
+            "a sibling with the prefix stays"
+        );
         assert_eq!(t.get(old_target), Some(InodeKey::Orphan(old_target)));
         assert_eq!(t.peek(&path("e")), Some(d));
     }

@@ -450,7 +450,9 @@ impl HubFs {
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
         match &*self.handle(fh)? {
             OpenFile::Snapshot { stream, .. } => self.svc.reader.read(stream, offset, size).await,
-            OpenFile::Local { node, remote, .. } => self.read_local(node, remote, offset, size).await,
+            OpenFile::Local { node, remote, .. } => {
+                self.read_local(node, remote, offset, size).await
+            }
         }
     }
 

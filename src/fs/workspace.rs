@@ -83,7 +83,8 @@ fn io(e: std::io::Error) -> Errno {
 }
 
 fn is_below(path: &str, dir: &str) -> bool {
-    dir.is_empty() || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
+    dir.is_empty()
+        || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
 }
 
 impl FileNode {
@@ -424,11 +425,7 @@ impl Workspace {
         let mut overlay = self.overlay.lock();
         let node = match source {
             RenameSource::Local(node) => node,
-            RenameSource::Remote {
-                commit,
-                path,
-                info,
-            } => {
+            RenameSource::Remote { commit, path, info } => {
                 let size = info.size;
                 FileNode::new(to, Content::Remote { commit, path, info }, size, 0, true)
             }

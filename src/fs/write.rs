@@ -139,7 +139,11 @@ impl HubFs {
             }
         };
         if view.workspace().is_some() {
-            attr.perm = if attr.kind == FileKind::Dir { 0o755 } else { 0o644 };
+            attr.perm = if attr.kind == FileKind::Dir {
+                0o755
+            } else {
+                0o644
+            };
         }
         attr
     }
@@ -315,7 +319,9 @@ impl HubFs {
         }
         let want = (len - offset).min(u64::from(size));
         match content {
-            Content::Staged { file, .. } => file.read_at(offset, want as usize).map_err(Errno::from),
+            Content::Staged { file, .. } => {
+                file.read_at(offset, want as usize).map_err(Errno::from)
+            }
             Content::Remote { commit, path, info } => {
                 let key = format!("{commit}/{path}");
                 let stream = {
@@ -439,7 +445,12 @@ impl HubFs {
         }
     }
 
-    pub async fn create(&self, parent: u64, name: &str, flags: i32) -> Result<(Entry, Opened), Errno> {
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        flags: i32,
+    ) -> Result<(Entry, Opened), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
         let path = Self::child_path(&dir, name)?;
         if let Some(found) = self.exists(&view, &path).await? {
@@ -568,7 +579,9 @@ impl HubFs {
                 info,
             },
             Found::Base(Node::File(info)) => {
-                let file = self.fetch_into_staging(ws, &snap.commit, from, &info).await?;
+                let file = self
+                    .fetch_into_staging(ws, &snap.commit, from, &info)
+                    .await?;
                 RenameSource::Fetched(file, info.size)
             }
             Found::Base(Node::Dir) | Found::LocalDir => return Err(Errno::EISDIR),
@@ -578,7 +591,13 @@ impl HubFs {
     }
 
     /// Renames every file below `from`, then the directories themselves.
-    async fn rename_dir(&self, view: &View, ws: &Workspace, from: &str, to: &str) -> Result<(), Errno> {
+    async fn rename_dir(
+        &self,
+        view: &View,
+        ws: &Workspace,
+        from: &str,
+        to: &str,
+    ) -> Result<(), Errno> {
         let mut dirs = vec![from.to_string()];
         let mut files = Vec::new();
         let mut i = 0;
@@ -646,7 +665,13 @@ impl HubFs {
         self.getattr(ino).await
     }
 
-    async fn truncate_path(&self, view: &View, ws: &Workspace, path: &str, size: u64) -> Result<(), Errno> {
+    async fn truncate_path(
+        &self,
+        view: &View,
+        ws: &Workspace,
+        path: &str,
+        size: u64,
+    ) -> Result<(), Errno> {
         let node = match self.find(view, path).await? {
             Found::Local(n) => {
                 self.ready_for_writing(ws, &n, size == 0).await?;

@@ -84,7 +84,10 @@ impl StagingArea {
         let mut next_file = 1;
         for entry in std::fs::read_dir(dir.join(FILES_DIR)).map_err(io_err)? {
             let entry = entry.map_err(io_err)?;
-            let id = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok());
             match id {
                 Some(id) if journal.references(id) => next_file = next_file.max(id + 1),
                 _ => {
@@ -306,12 +309,18 @@ mod tests {
         }])
         .unwrap();
         drop(f);
-        assert!(path.exists(), "journaled content stays after its node is gone");
+        assert!(
+            path.exists(),
+            "journaled content stays after its node is gone"
+        );
         let copy = area.copy_file(&area.open_file(1).unwrap()).unwrap();
         assert_eq!(copy.read_at(0, 10).unwrap(), b"hello");
         let unjournaled = copy.path().to_path_buf();
         drop(copy);
-        assert!(!unjournaled.exists(), "an unsealed copy dies with its last holder");
+        assert!(
+            !unjournaled.exists(),
+            "an unsealed copy dies with its last holder"
+        );
         area.record(&[Record::Landed {
             commit: "c".into(),
             paths: vec![("a".into(), 1)],

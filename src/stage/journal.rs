@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// New content, in staging file `file` (immutable once journaled).
-    Put { file: u64, size: u64 },
+    Put {
+        file: u64,
+        size: u64,
+    },
     /// An LFS object already in the repo, under this path (a rename without re-upload).
     /// `from_commit`/`from_path` say where its bytes can be read meanwhile.
     CopyLfs {
@@ -54,16 +57,24 @@ pub struct Pending {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Record {
     /// The commit the following changes are made on (the parent of the next commit).
-    Base { commit: String },
+    Base {
+        commit: String,
+    },
     /// Commits go to this revision from now on (the PR ref once `--create-pr` opened it).
-    Target { revision: String },
+    Target {
+        revision: String,
+    },
     Change {
         path: String,
         seq: u64,
         change: Change,
     },
-    Mkdir { path: String },
-    Rmdir { path: String },
+    Mkdir {
+        path: String,
+    },
+    Rmdir {
+        path: String,
+    },
     /// A commit landed holding these versions of these paths; it is the new base.
     Landed {
         commit: String,
@@ -283,8 +294,15 @@ mod tests {
             j.append(&[Record::Mkdir { path: "d".into() }]).unwrap();
             j.append(&[put("d/x", 1, 1), put("y", 2, 2)]).unwrap();
             let released = j.append(&[put("y", 3, 3)]).unwrap();
-            assert_eq!(released, vec![2], "the overwritten version's file is released");
-            assert!(j.dirs().is_empty(), "a staged file makes its directory real");
+            assert_eq!(
+                released,
+                vec![2],
+                "the overwritten version's file is released"
+            );
+            assert!(
+                j.dirs().is_empty(),
+                "a staged file makes its directory real"
+            );
         }
         let mut j = Journal::open(dir.path()).unwrap();
         assert_eq!(j.base(), Some("a"));
@@ -310,7 +328,11 @@ mod tests {
         assert_eq!(j.pending().keys().collect::<Vec<_>>(), vec!["b"]);
         drop(j);
         let j = Journal::open(dir.path()).unwrap();
-        assert_eq!(j.pending()["b"].seq, 3, "nothing is committed twice after replay");
+        assert_eq!(
+            j.pending()["b"].seq,
+            3,
+            "nothing is committed twice after replay"
+        );
     }
 
     #[test]
