@@ -150,7 +150,10 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
             subpath,
         },
     };
-    let writes = rt.block_on(write_setup(opts, &root, &svc, ready));
+    let (writes, read_only_reason) = match rt.block_on(write_setup(opts, &root, &svc)) {
+        Ok(w) => (w, None),
+        Err(why) => (None, Some(why)),
+    };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs_cfg = FsConfig {
@@ -164,6 +167,11 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
     let fs = rt
         .block_on(HubFs::new(svc, fs_cfg, root, writes))
         .map_err(|e| e.to_string())?;
+    // Told only once the mount works: a failing mount gets its one-line reason alone.
+    if let Some(why) = read_only_reason.filter(|w| !w.is_empty()) {
+        tracing::warn!("{why}");
+        ready.notice(&why);
+    }
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
@@ -239,35 +247,27 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
     result.map_err(|e| format!("FUSE session ended with an error: {e}"))
 }
 
-/// Builds the staging area and committer of a writable mount, or says why it is read-only
-/// (log, and a notice on the stderr of `hubfs mount`).
+/// Builds the staging area and committer of a writable mount: Ok(None) when read-only by
+/// nature or request, Err(reason) when a branch mount must be read-only (the reason is logged
+/// and shown on the stderr of `hubfs mount`; empty = nothing worth telling).
 async fn write_setup(
     opts: &MountOptions,
     root: &MountRoot,
     svc: &Arc<Services>,
-    ready: &mut ReadyPipe,
-) -> Option<WriteSetup> {
+) -> Result<Option<WriteSetup>, String> {
     let MountRoot::Repo { repo, revision, .. } = root else {
-        return None;
+        return Ok(None);
     };
-    let client = svc.client.as_ref()?;
+    let Some(client) = svc.client.as_ref() else {
+        return Ok(None);
+    };
     if opts.read_only {
-        return None;
+        return Ok(None);
     }
-    let mut read_only = |why: String| {
-        tracing::warn!("{why}");
-        ready.notice(&why);
-        None
-    };
-    let target = match writable::decide(client, repo, revision.as_deref(), opts.create_pr).await {
-        Ok(t) => t,
-        Err(why) => return read_only(why),
-    };
+    let target = writable::decide(client, repo, revision.as_deref(), opts.create_pr).await?;
     let identity = writable::staging_identity(&opts.endpoint, &target);
-    let area = match StagingArea::open(&opts.cache_dir, &identity) {
-        Ok(a) => a,
-        Err(e) => return read_only(format!("{e}: mounted read-only")),
-    };
+    let area = StagingArea::open(&opts.cache_dir, &identity)
+        .map_err(|e| format!("{e}: mounted read-only"))?;
     let cfg = CommitConfig {
         delay: opts.commit_delay,
         message: opts.commit_message.clone(),
@@ -284,11 +284,11 @@ async fn write_setup(
         area.dir().display()
     );
     let committer = Committer::new(area.clone(), client.clone(), target, cfg);
-    Some(WriteSetup {
+    Ok(Some(WriteSetup {
         area,
         committer,
         fsync_timeout: opts.flush_timeout.max(Duration::from_secs(60)),
-    })
+    }))
 }
 
 fn report_flush(report: Option<crate::commit::SyncReport>) {

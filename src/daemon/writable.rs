@@ -12,8 +12,8 @@ use crate::repo::RepoRef;
 /// Default branch name: the Hub's clients know no other (hub-api.md §1.4).
 const DEFAULT_BRANCH: &str = "main";
 
-/// The answer: Ok(Some(target)) writable, Ok(None) read-only by request or by nature,
-/// Err(reason) read-only for a reason worth telling.
+/// The answer: Ok(target) writable; Err(reason) read-only, for a reason worth telling (empty
+/// when the repo itself cannot be read: the mount then fails with that error).
 pub async fn decide(
     client: &HubClient,
     repo: &RepoRef,
@@ -21,10 +21,12 @@ pub async fn decide(
     create_pr: bool,
 ) -> Result<Target, String> {
     let revision = revision.unwrap_or(DEFAULT_BRANCH);
-    let refs = client
-        .list_refs(repo, true)
-        .await
-        .map_err(|e| format!("cannot list the refs of {repo} ({e}): mounted read-only"))?;
+    // A repo that cannot be read fails the mount right after with the real reason; say
+    // nothing here (an empty reason) so the user gets one line.
+    let refs = client.list_refs(repo, true).await.map_err(|e| {
+        tracing::debug!("listing refs of {repo}: {e}");
+        String::new()
+    })?;
     let is_branch = refs.branches.iter().any(|b| b.name == revision);
     let is_pr = refs
         .pull_requests

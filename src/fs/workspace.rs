@@ -174,6 +174,32 @@ impl Workspace {
         implied.then_some(Local::Dir)
     }
 
+    /// A directory made here (mkdir, rename) that the view's commit does not have: nothing
+    /// below it exists on the Hub, so lookups need not ask.
+    pub fn is_local_dir(&self, path: &str) -> bool {
+        !path.is_empty() && matches!(self.overlay.lock().get(path), Some(Local::Dir))
+    }
+
+    /// Local directories, to check against a newer snapshot.
+    pub fn local_dirs(&self) -> Vec<String> {
+        let overlay = self.overlay.lock();
+        overlay
+            .iter()
+            .filter(|(_, l)| matches!(l, Local::Dir))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Directories the view's new commit has: no longer local-only.
+    pub fn forget_dirs(&self, dirs: &[String]) {
+        let mut overlay = self.overlay.lock();
+        for d in dirs {
+            if matches!(overlay.get(d), Some(Local::Dir)) {
+                overlay.remove(d);
+            }
+        }
+    }
+
     /// Applies the overlay to a directory listing of the base (`base`: name → node).
     pub fn merge_listing(&self, dir: &str, base: &mut BTreeMap<String, Merged>) {
         let overlay = self.overlay.lock();

@@ -89,13 +89,23 @@ impl HubFs {
                 };
                 let Some(fs) = weak.upgrade() else { break };
                 if view.snapshot().commit != commit {
-                    match super::Snapshot::open(&fs.svc, &view.repo, Some(&commit)).await {
-                        Ok(snap) => view.advance(snap),
+                    let snap = match super::Snapshot::open(&fs.svc, &view.repo, Some(&commit)).await
+                    {
+                        Ok(snap) => snap,
                         Err(e) => {
                             tracing::warn!("opening landed commit {commit}: {e}");
                             continue;
                         }
+                    };
+                    // Directories that now exist on the Hub are no longer local-only.
+                    let mut real = Vec::new();
+                    for d in ws.local_dirs() {
+                        if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
+                            real.push(d);
+                        }
                     }
+                    view.advance(snap);
+                    ws.forget_dirs(&real);
                 }
                 ws.prune();
             }
@@ -120,12 +130,11 @@ impl HubFs {
             Some(Local::Deleted) => return Err(Errno::ENOENT),
             None => {}
         }
-        match view.snapshot().lookup(path).await {
-            Ok(node) => Ok(Found::Base(node)),
-            // Below a directory made locally the Hub has nothing (its listing fails).
-            Err(_) if matches!(ws.get(parent_of(path)), Some(Local::Dir)) => Err(Errno::ENOENT),
-            Err(e) => Err(e),
+        // Below a directory made locally the Hub has nothing: do not ask.
+        if ws.is_local_dir(parent_of(path)) {
+            return Err(Errno::ENOENT);
         }
+        Ok(Found::Base(view.snapshot().lookup(path).await?))
     }
 
     pub(super) fn found_attr(&self, ino: u64, view: &View, found: &Found) -> Attr {
@@ -158,10 +167,13 @@ impl HubFs {
             return Err(Errno::ENOTDIR);
         }
         let mut merged = BTreeMap::new();
-        let local_dir = view
-            .workspace()
-            .is_some_and(|ws| matches!(ws.get(dir), Some(Local::Dir)));
-        match view.snapshot().list_dir(dir).await {
+        let local_dir = view.workspace().is_some_and(|ws| ws.is_local_dir(dir));
+        let listing = if local_dir {
+            Ok(Vec::new())
+        } else {
+            view.snapshot().list_dir(dir).await
+        };
+        match listing {
             Ok(children) => {
                 for (name, node) in children {
                     let m = match node {
@@ -172,7 +184,6 @@ impl HubFs {
                 }
             }
             // A directory made locally has no listing on the Hub.
-            Err(_) if local_dir => {}
             Err(e) => return Err(e),
         }
         if let Some(ws) = view.workspace() {
