@@ -2,7 +2,8 @@
 //!
 //! Thin on purpose: no semantics live here. Every request that may wait (network, cache) is
 //! answered from a task on the tokio runtime, so a slow read never blocks the threads reading
-//! `/dev/fuse` and many requests proceed in parallel.
+//! `/dev/fuse` and many requests proceed in parallel. Write operations are forwarded the same
+//! way; the core decides what a read-only view refuses (EROFS).
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -147,34 +148,50 @@ impl Filesystem for FuseAdapter {
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
         _mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(FuseErrno::EROFS);
+        self.spawn(|fs| async move {
+            match fs
+                .setattr(ino.0, fh.map(|f| f.0), mode, uid, gid, size)
+                .await
+            {
+                Ok(e) => reply.attr(&e.ttl, &fuse_attr(&e.attr)),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(FuseErrno::EROFS);
+        let Some(name) = utf8(name) else {
+            return reply.error(FuseErrno::EINVAL);
+        };
+        self.spawn(|fs| async move {
+            match fs.mkdir(parent.0, &name).await {
+                Ok(e) => reply.entry(&e.ttl, &fuse_attr(&e.attr), Generation(0)),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
     fn mknod(
@@ -187,15 +204,32 @@ impl Filesystem for FuseAdapter {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(FuseErrno::EROFS);
+        // Only regular files exist on the Hub (create() makes those).
+        reply.error(FuseErrno::EPERM);
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(FuseErrno::EROFS);
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = utf8(name) else {
+            return reply.error(FuseErrno::ENOENT);
+        };
+        self.spawn(|fs| async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(FuseErrno::EROFS);
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = utf8(name) else {
+            return reply.error(FuseErrno::ENOENT);
+        };
+        self.spawn(|fs| async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
     fn symlink(
@@ -206,20 +240,32 @@ impl Filesystem for FuseAdapter {
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        reply.error(FuseErrno::EROFS);
+        // The Hub's commit API cannot create symlinks.
+        reply.error(FuseErrno::EPERM);
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(FuseErrno::EROFS);
+        let (Some(name), Some(newname)) = (utf8(name), utf8(newname)) else {
+            return reply.error(FuseErrno::EINVAL);
+        };
+        self.spawn(|fs| async move {
+            match fs
+                .rename(parent.0, &name, newparent.0, &newname, flags.bits())
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
     fn link(
@@ -230,7 +276,8 @@ impl Filesystem for FuseAdapter {
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        reply.error(FuseErrno::EROFS);
+        // A Hub file has exactly one name.
+        reply.error(FuseErrno::EPERM);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -271,26 +318,33 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(FuseErrno::EROFS);
+        // Local disk only: answered on this thread, no copy of the data needed.
+        match self.fs.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(fuse_errno(e)),
+        }
     }
 
     fn flush(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        match self.fs.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fuse_errno(e)),
+        }
     }
 
     fn release(
@@ -303,19 +357,26 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        match self.fs.release(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fuse_errno(e)),
+        }
     }
 
     fn fsync(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        self.spawn(|fs| async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -443,7 +504,8 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(FuseErrno::EROFS);
+        // Hub files carry no extended attributes.
+        reply.error(FuseErrno::ENOTSUP);
     }
 
     fn getxattr(
@@ -467,27 +529,40 @@ impl Filesystem for FuseAdapter {
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(FuseErrno::EROFS);
+        reply.error(FuseErrno::NO_XATTR);
     }
 
-    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        if mask.contains(AccessFlags::W_OK) {
-            reply.error(FuseErrno::EROFS);
-        } else {
-            reply.ok();
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.fs.access(ino.0, mask.contains(AccessFlags::W_OK)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(fuse_errno(e)),
         }
     }
 
     fn create(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(FuseErrno::EROFS);
+        let Some(name) = utf8(name) else {
+            return reply.error(FuseErrno::EINVAL);
+        };
+        self.spawn(|fs| async move {
+            match fs.create(parent.0, &name, flags).await {
+                Ok((e, o)) => reply.created(
+                    &e.ttl,
+                    &fuse_attr(&e.attr),
+                    Generation(0),
+                    FileHandle(o.fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(fuse_errno(e)),
+            }
+        });
     }
 }

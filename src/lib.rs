@@ -5,12 +5,15 @@
 //! - [`hub`]: the Hub client, the only code that speaks HTTP;
 //! - [`cache`]: blocks of file content and metadata kept on disk;
 //! - [`read`]: lazy, parallel, de-duplicated reads through the cache;
+//! - [`stage`]: staged file contents and the journal of pending changes (writable mounts);
+//! - [`commit`]: turns staged changes into batched Hub commits;
 //! - [`fs`]: POSIX semantics as `Result<_, Errno>`, independent of FUSE;
 //! - [`fuse`]: the thin adapter to the kernel;
 //! - [`daemon`]: options, mounting, the control socket;
 //! - [`emulator`]: a local Hub for tests, demos and benchmarks.
 
 pub mod cache;
+pub mod commit;
 pub mod daemon;
 pub mod emulator;
 pub mod fs;
@@ -18,4 +21,5 @@ pub mod fuse;
 pub mod hub;
 pub mod read;
 pub mod repo;
+pub mod stage;
 pub mod units;

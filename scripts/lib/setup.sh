@@ -43,8 +43,18 @@ setup_build() {
   export HUBFS="$target/release/hubfs"
 }
 
+# fsx and pjdfstest (crates.io) for the writable-mount suites, into $HUBFS_FS_TOOLS.
+setup_fs_tools() {
+  export HUBFS_FS_TOOLS=${HUBFS_FS_TOOLS:-$ROOT/.tools}
+  if [ ! -x "$HUBFS_FS_TOOLS/bin/fsx" ] || [ ! -x "$HUBFS_FS_TOOLS/bin/pjdfstest" ]; then
+    echo "== cargo install fsx pjdfstest into $HUBFS_FS_TOOLS"
+    cargo install --locked --root "$HUBFS_FS_TOOLS" fsx pjdfstest
+  fi
+}
+
 setup_all() {
   setup_apt
   setup_venv
   setup_build
+  setup_fs_tools
 }

@@ -27,8 +27,22 @@ enum Command {
     /// SOURCE: [hf://][datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBPATH], or hf:// alone for
     /// the whole Hub. REVISION is a branch, tag, commit id or refs/pr/N (percent-encode '/').
     Mount(MountArgs),
-    /// Unmount a hubfs mount (plain `umount` works too).
-    Unmount { mountpoint: PathBuf },
+    /// Unmount a hubfs mount, committing staged changes first (plain `umount` works too).
+    Unmount {
+        mountpoint: PathBuf,
+        /// Longest wait for staged changes to land before unmounting anyway (they stay
+        /// staged and are committed by the next mount).
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Wait until every change staged in a writable mount has landed on the Hub; exits 1
+    /// naming the paths that could not be committed (conflicts, failures).
+    Sync {
+        mountpoint: PathBuf,
+        /// Give up after SECS seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        timeout: u64,
+    },
     /// Show a running mount's revisions and counters (requests, bytes, cache hits...).
     Status {
         mountpoint: PathBuf,
@@ -60,6 +74,15 @@ struct MountArgs {
     /// Never write, even on a branch.
     #[arg(long)]
     read_only: bool,
+    /// Send changes to a pull request (opened by the first commit) instead of the branch.
+    #[arg(long)]
+    create_pr: bool,
+    /// Quiet period before staged changes are committed (a burst becomes one commit).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    commit_delay: f64,
+    /// Title of every commit [default: one naming the changed paths].
+    #[arg(long)]
+    commit_message: Option<String>,
     /// Check branches for new commits every SECS seconds (open files keep their commit).
     #[arg(long, value_name = "SECS")]
     refresh: Option<u64>,
@@ -108,6 +131,10 @@ fn mount(args: MountArgs) -> Result<(), String> {
         offline: args.offline || daemon::env_offline(),
         fuse_threads: args.fuse_threads,
         io_timeout: Duration::from_secs(args.io_timeout.max(1)),
+        create_pr: args.create_pr,
+        commit_delay: Duration::from_secs_f64(args.commit_delay.clamp(0.0, 3600.0)),
+        commit_message: args.commit_message.clone(),
+        flush_timeout: Duration::from_secs(120),
     };
     if args.foreground {
         init_logging();
@@ -142,7 +169,12 @@ fn mount(args: MountArgs) -> Result<(), String> {
         .arg("--fuse-threads")
         .arg(args.fuse_threads.to_string())
         .arg("--io-timeout")
-        .arg(args.io_timeout.to_string());
+        .arg(args.io_timeout.to_string())
+        .arg("--commit-delay")
+        .arg(args.commit_delay.to_string());
+    if let Some(m) = &args.commit_message {
+        cmd.arg("--commit-message").arg(m);
+    }
     // Only a path to the token crosses argv; the token itself stays in the environment/file.
     if let Some(t) = &args.token_file {
         cmd.arg("--token-file").arg(t);
@@ -154,6 +186,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
         ("--read-only", args.read_only),
         ("--allow-other", args.allow_other),
         ("--offline", opts.offline),
+        ("--create-pr", args.create_pr),
     ] {
         if on {
             cmd.arg(flag);
@@ -187,6 +220,27 @@ fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
             v["commit"].as_str().unwrap_or("?"),
             n(&v["files_known"])
         );
+    }
+    if let Some(w) = answer.get("writes").filter(|w| !w.is_null()) {
+        let c = &w["commit"];
+        println!(
+            "writes:      {} pending, {} in flight, {} committed in {} commits (to {})",
+            n(&w["pending"]),
+            n(&c["in_flight"]),
+            n(&c["committed_changes"]),
+            n(&c["commits"]),
+            c["revision"].as_str().unwrap_or("?")
+        );
+        if let Some(e) = c["last_error"].as_str() {
+            println!("last error:  {e}");
+        }
+        for (path, k) in c["conflicts"].as_object().into_iter().flatten() {
+            println!(
+                "conflict:    {path} (made on {}, changed on the Hub by {})",
+                k["base"].as_str().unwrap_or("?"),
+                k["head"].as_str().unwrap_or("?")
+            );
+        }
     }
     let r = &answer["read"];
     println!(
@@ -223,11 +277,60 @@ fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+fn sync(mountpoint: &std::path::Path, timeout: u64) -> Result<(), String> {
+    let answer = control::request(
+        mountpoint,
+        &serde_json::json!({"cmd": "sync", "timeout": timeout}),
+        Duration::from_secs(timeout + 30),
+    )?;
+    if let Some(e) = answer.get("error").and_then(|e| e.as_str()) {
+        return Err(e.to_string());
+    }
+    if answer["ok"].as_bool() == Some(true) {
+        return Ok(());
+    }
+    let failed: Vec<String> = answer["failed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            format!(
+                "  {}: {}",
+                f[0].as_str().unwrap_or("?"),
+                f[1].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    Err(format!(
+        "{} change(s) not committed (still staged):\n{}",
+        failed.len(),
+        failed.join("\n")
+    ))
+}
+
+/// Commits staged changes (bounded), then unmounts; what could not land is reported and
+/// stays staged for the next mount.
+fn unmount(mp: &std::path::Path, timeout: u64) -> Result<(), String> {
+    if let Err(e) = sync(mp, timeout) {
+        if !e.contains("not a running hubfs mount") {
+            eprintln!("hubfs: {e}");
+        }
+    }
+    mountpoint::unmount(mp)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mount(args) => mount(args),
-        Command::Unmount { mountpoint } => mountpoint::unmount(&mountpoint),
+        Command::Unmount {
+            mountpoint,
+            timeout,
+        } => unmount(&mountpoint, timeout),
+        Command::Sync {
+            mountpoint,
+            timeout,
+        } => sync(&mountpoint, timeout),
         Command::Status { mountpoint, json } => status(mountpoint, json),
     };
     match result {

@@ -7,18 +7,21 @@
 pub mod control;
 pub mod mountpoint;
 pub mod ready;
+pub mod writable;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, MetaStore};
+use crate::commit::{CommitConfig, Committer};
 use crate::fs::services::token_fingerprint;
-use crate::fs::{FsConfig, HubFs, MountRoot, Services};
+use crate::fs::{FsConfig, HubFs, MountRoot, Services, WriteSetup};
 use crate::fuse::{FuseAdapter, KernelTuning};
 use crate::hub::{HubClient, HubConfig, Token};
 use crate::read::{ReadConfig, ReadPath};
 use crate::repo::HfPath;
+use crate::stage::StagingArea;
 use ready::ReadyPipe;
 
 /// Everything `hubfs mount` was asked to do.
@@ -38,6 +41,14 @@ pub struct MountOptions {
     pub fuse_threads: usize,
     /// A Hub request making no progress for this long fails (EIO), retries included.
     pub io_timeout: Duration,
+    /// Writable mounts: changes go to a pull request instead of the branch.
+    pub create_pr: bool,
+    /// Writable mounts: quiet period before queued changes are committed.
+    pub commit_delay: Duration,
+    /// Writable mounts: title of every commit (None = one naming the paths).
+    pub commit_message: Option<String>,
+    /// Longest wait for staged changes to land when unmounting (or on SIGTERM).
+    pub flush_timeout: Duration,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -139,6 +150,10 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
             subpath,
         },
     };
+    let (writes, read_only_reason) = match rt.block_on(write_setup(opts, &root, &svc)) {
+        Ok(w) => (w, None),
+        Err(why) => (None, Some(why)),
+    };
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs_cfg = FsConfig {
@@ -148,15 +163,25 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         refresh: opts.refresh,
         ..FsConfig::default()
     };
+    let writable = writes.is_some();
     let fs = rt
-        .block_on(HubFs::new(svc, fs_cfg, root))
+        .block_on(HubFs::new(svc, fs_cfg, root, writes))
         .map_err(|e| e.to_string())?;
+    // Told only once the mount works: a failing mount gets its one-line reason alone.
+    if let Some(why) = read_only_reason.filter(|w| !w.is_empty()) {
+        tracing::warn!("{why}");
+        ready.notice(&why);
+    }
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::FSName(format!("hubfs:{}", opts.source)),
         fuser::MountOption::Subtype("hubfs".into()),
-        fuser::MountOption::RO,
+        if writable {
+            fuser::MountOption::RW
+        } else {
+            fuser::MountOption::RO
+        },
         fuser::MountOption::NoDev,
         fuser::MountOption::NoSuid,
         fuser::MountOption::DefaultPermissions,
@@ -179,15 +204,18 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         let fs = fs.clone();
         control::serve(&mountpoint, move |req| {
             let fs = fs.clone();
-            async move { handle_control(&fs, req) }
+            async move { handle_control(&fs, req).await }
         })
         .map_err(|e| format!("control socket: {e}"))?
     };
     tracing::info!("mounted {} on {}", opts.source, mountpoint.display());
     ready.ok();
 
-    // Unmount on SIGTERM / SIGINT; a plain `umount` ends the session by itself.
+    // Unmount on SIGTERM / SIGINT (after committing what is staged, bounded); a plain
+    // `umount` ends the session by itself.
     let mp = mountpoint.clone();
+    let fs_for_signal = fs.clone();
+    let flush_timeout = opts.flush_timeout;
     rt.spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -201,12 +229,17 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        tracing::info!("signal received: unmounting {}", mp.display());
+        tracing::info!("signal received: committing staged changes, then unmounting");
+        report_flush(fs_for_signal.sync(flush_timeout).await);
+        tracing::info!("unmounting {}", mp.display());
         if let Err(e) = unmounter.unmount() {
             tracing::warn!("unmount of {} failed: {e}", mp.display());
         }
     });
     let result = session.run();
+    // Unmounted by `umount`: still commit what is staged while the daemon lives (bounded; the
+    // journal keeps anything left for the next mount).
+    report_flush(rt.block_on(fs.sync(opts.flush_timeout)));
     drop(control);
     drop(cache_lock);
     tracing::info!("unmounted {}", mountpoint.display());
@@ -214,9 +247,72 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
     result.map_err(|e| format!("FUSE session ended with an error: {e}"))
 }
 
-fn handle_control(fs: &Arc<HubFs>, req: serde_json::Value) -> serde_json::Value {
+/// Builds the staging area and committer of a writable mount: Ok(None) when read-only by
+/// nature or request, Err(reason) when a branch mount must be read-only (the reason is logged
+/// and shown on the stderr of `hubfs mount`; empty = nothing worth telling).
+async fn write_setup(
+    opts: &MountOptions,
+    root: &MountRoot,
+    svc: &Arc<Services>,
+) -> Result<Option<WriteSetup>, String> {
+    let MountRoot::Repo { repo, revision, .. } = root else {
+        return Ok(None);
+    };
+    let Some(client) = svc.client.as_ref() else {
+        return Ok(None);
+    };
+    if opts.read_only {
+        return Ok(None);
+    }
+    let target = writable::decide(client, repo, revision.as_deref(), opts.create_pr).await?;
+    let identity = writable::staging_identity(&opts.endpoint, &target);
+    let area = StagingArea::open(&opts.cache_dir, &identity)
+        .map_err(|e| format!("{e}: mounted read-only"))?;
+    let cfg = CommitConfig {
+        delay: opts.commit_delay,
+        message: opts.commit_message.clone(),
+        ..CommitConfig::default()
+    };
+    tracing::info!(
+        "writable: commits go to {}{} (staging in {})",
+        target.revision,
+        if target.create_pr {
+            " as a pull request"
+        } else {
+            ""
+        },
+        area.dir().display()
+    );
+    let committer = Committer::new(area.clone(), client.clone(), target, cfg);
+    Ok(Some(WriteSetup {
+        area,
+        committer,
+        fsync_timeout: opts.flush_timeout.max(Duration::from_secs(60)),
+    }))
+}
+
+fn report_flush(report: Option<crate::commit::SyncReport>) {
+    match report {
+        Some(r) if !r.ok => {
+            for (path, why) in &r.failed {
+                tracing::warn!("not committed: {path}: {why} (kept staged for the next mount)");
+            }
+        }
+        Some(_) => tracing::info!("every staged change is committed"),
+        None => {}
+    }
+}
+
+async fn handle_control(fs: &Arc<HubFs>, req: serde_json::Value) -> serde_json::Value {
     match req.get("cmd").and_then(|c| c.as_str()) {
         Some("status") => fs.status(),
+        Some("sync") => {
+            let secs = req.get("timeout").and_then(|t| t.as_u64()).unwrap_or(600);
+            match fs.sync(Duration::from_secs(secs)).await {
+                Some(report) => serde_json::json!(report),
+                None => serde_json::json!({"ok": true, "failed": [], "read_only": true}),
+            }
+        }
         other => serde_json::json!({"error": format!("unknown command {other:?}")}),
     }
 }

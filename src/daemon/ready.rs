@@ -3,7 +3,9 @@
 //! The parent creates a pipe and starts itself again with `--foreground`, handing the write end
 //! over as `HUBFS_READY_FD`. The daemon writes `ok` once the mount is live, or `error: <why>`,
 //! so the parent can exit 0 only when the mount works and otherwise print the reason. A daemon
-//! that dies without a word closes the pipe, which the parent reports too.
+//! that dies without a word closes the pipe, which the parent reports too. Before its verdict
+//! the daemon may send `notice: <text>` lines, which the parent prints on its stderr (e.g. why
+//! a branch mount is read-only).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -32,6 +34,13 @@ impl ReadyPipe {
 
     pub fn none() -> ReadyPipe {
         ReadyPipe(None)
+    }
+
+    /// A line for the user of `hubfs mount` (printed on its stderr), before the verdict.
+    pub fn notice(&mut self, text: &str) {
+        if let Some(f) = self.0.as_mut() {
+            let _ = writeln!(f, "notice: {text}");
+        }
     }
 
     pub fn ok(&mut self) {
@@ -80,7 +89,14 @@ pub fn spawn_daemon(mut cmd: Command, log: File) -> Result<(), String> {
     let mut child = spawned.map_err(|e| format!("cannot start the daemon: {e}"))?;
     let mut answer = String::new();
     let _ = File::from(read_end).read_to_string(&mut answer);
-    let answer = answer.trim();
+    let mut verdict = "";
+    for line in answer.lines() {
+        match line.strip_prefix("notice: ") {
+            Some(text) => eprintln!("hubfs: {text}"),
+            None => verdict = line.trim(),
+        }
+    }
+    let answer = verdict;
     if answer == "ok" {
         return Ok(());
     }

@@ -2,12 +2,14 @@
 //!
 //! A directory inode names a place: `(view, path)` inside a revision directory, or one of the
 //! virtual directories of a whole-Hub mount; after a branch view moves to a new commit, the same
-//! directory shows the new listing. A file inode names a place *and a content*: `(view, path,
-//! blob id)`, remembering the snapshot it was found in. When a refresh brings a new version of a
-//! file, the name leads to a new inode, exactly as if the file had been replaced by an atomic
-//! rename: a reader that opened the old one keeps reading the old bytes (and the kernel's
-//! cached pages of one version never serve the other). Lookup counts follow the kernel's
-//! (`forget`), so the table only holds what the kernel still references.
+//! directory shows the new listing. A file inode of a read-only view names a place *and a
+//! content*: `(view, path, blob id)`, remembering the snapshot it was found in. When a refresh
+//! brings a new version of a file, the name leads to a new inode, exactly as if the file had been
+//! replaced by an atomic rename: a reader that opened the old one keeps reading the old bytes
+//! (and the kernel's cached pages of one version never serve the other). In a writable view a
+//! file keeps its `(view, path)` inode while it is written in place and follows renames. Lookup
+//! counts follow the kernel's (`forget`), so the table only holds what the kernel still
+//! references.
 
 use std::collections::HashMap;
 
@@ -28,19 +30,23 @@ pub enum InodeKey {
     TypeRoot(RepoType),
     /// An author's directory of repos of one type.
     Namespace(RepoType, String),
-    /// A directory ("" = the repo root) inside a revision directory.
+    /// A path ("" = the repo root) inside a revision directory: directories, and every file
+    /// of a writable view (where a file keeps its inode while its content changes in place).
     Path { view: u64, path: String },
-    /// One version of a file inside a revision directory.
+    /// One version of a file of a read-only view: a new version is a new inode.
     File {
         view: u64,
         path: String,
         oid: String,
     },
+    /// What a file replaced by a rename became: nothing (its inode number lives on until the
+    /// kernel forgets it).
+    Orphan(u64),
 }
 
 struct Slot {
     key: InodeKey,
-    /// The snapshot a file inode was found in (its content lives at that commit).
+    /// The snapshot a `File` inode was found in (its content lives at that commit).
     origin: Option<Arc<Snapshot>>,
     lookups: u64,
     /// Content id seen by the last open, to decide whether the kernel may keep cached pages.
@@ -81,9 +87,14 @@ impl InodeTable {
         }
     }
 
-    /// The inode of `key`, created if needed (remembering `origin`), with its kernel lookup
-    /// count raised by one (call it exactly when an entry is handed to the kernel).
-    pub fn lookup(&self, key: InodeKey, origin: Option<Arc<Snapshot>>) -> u64 {
+    /// The inode of `key`, created if needed, with its kernel lookup count raised by one
+    /// (call it exactly when an entry is handed to the kernel).
+    pub fn lookup(&self, key: InodeKey) -> u64 {
+        self.lookup_with(key, None)
+    }
+
+    /// Like `lookup`, remembering for a new inode the snapshot it was found in.
+    pub fn lookup_with(&self, key: InodeKey, origin: Option<Arc<Snapshot>>) -> u64 {
         let mut inner = self.inner.lock();
         if let Some(&ino) = inner.by_key.get(&key) {
             if let Some(slot) = inner.by_ino.get_mut(&ino) {
@@ -111,12 +122,17 @@ impl InodeTable {
         self.inner.lock().by_key.get(key).copied()
     }
 
-    pub fn get(&self, ino: u64) -> Option<(InodeKey, Option<Arc<Snapshot>>)> {
+    /// The snapshot a `File` inode was found in.
+    pub fn origin(&self, ino: u64) -> Option<Arc<Snapshot>> {
         self.inner
             .lock()
             .by_ino
             .get(&ino)
-            .map(|s| (s.key.clone(), s.origin.clone()))
+            .and_then(|s| s.origin.clone())
+    }
+
+    pub fn get(&self, ino: u64) -> Option<InodeKey> {
+        self.inner.lock().by_ino.get(&ino).map(|s| s.key.clone())
     }
 
     /// Drops `n` kernel references; the inode number dies with the last one.
@@ -150,6 +166,55 @@ impl InodeTable {
         }
     }
 
+    /// After a rename of `from` to `to` in `view`: inodes of `from` and everything below it
+    /// now name the new place; inodes that named the replaced `to` (and below) name nothing.
+    pub fn rename(&self, view: u64, from: &str, to: &str) {
+        let mut inner = self.inner.lock();
+        let moved = |p: &str, dir: &str| -> Option<String> {
+            if p == dir {
+                Some(String::new())
+            } else {
+                p.strip_prefix(dir)
+                    .filter(|rest| rest.starts_with('/'))
+                    .map(str::to_string)
+            }
+        };
+        let keys: Vec<(InodeKey, u64)> = inner
+            .by_key
+            .iter()
+            .filter(|(k, _)| matches!(k, InodeKey::Path { view: v, .. } if *v == view))
+            .map(|(k, i)| (k.clone(), *i))
+            .collect();
+        for (key, ino) in &keys {
+            if let InodeKey::Path { path, .. } = key {
+                if moved(path, to).is_some() {
+                    inner.by_key.remove(key);
+                    if let Some(slot) = inner.by_ino.get_mut(ino) {
+                        slot.key = InodeKey::Orphan(*ino);
+                    }
+                }
+            }
+        }
+        for (key, ino) in keys {
+            let InodeKey::Path { path, .. } = &key else {
+                continue;
+            };
+            let Some(rest) = moved(path, from) else {
+                continue;
+            };
+            let new_key = InodeKey::Path {
+                view,
+                path: format!("{to}{rest}"),
+            };
+            inner.by_key.remove(&key);
+            inner.by_key.insert(new_key.clone(), ino);
+            if let Some(slot) = inner.by_ino.get_mut(&ino) {
+                slot.key = new_key;
+                slot.last_open_oid = None;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().by_ino.len()
     }
@@ -169,24 +234,43 @@ mod tests {
     #[test]
     fn inodes_live_until_the_kernel_forgets_them() {
         let t = InodeTable::new(InodeKey::HubRoot);
-        let a = t.lookup(path("a"), None);
-        assert_eq!(t.lookup(path("a"), None), a);
+        let a = t.lookup(path("a"));
+        assert_eq!(t.lookup(path("a")), a);
         assert_ne!(a, ROOT_INO);
         t.forget(a, 1);
-        assert_eq!(t.get(a).map(|g| g.0), Some(path("a")));
+        assert_eq!(t.get(a), Some(path("a")));
         t.forget(a, 1);
-        assert!(t.get(a).is_none());
-        assert_ne!(t.lookup(path("a"), None), a, "numbers are not reused");
+        assert_eq!(t.get(a), None);
+        assert_ne!(t.lookup(path("a")), a, "numbers are not reused");
         t.forget(ROOT_INO, 1000);
-        assert_eq!(t.get(ROOT_INO).map(|g| g.0), Some(InodeKey::HubRoot));
+        assert_eq!(t.get(ROOT_INO), Some(InodeKey::HubRoot));
     }
 
     #[test]
     fn keep_cache_only_when_content_is_unchanged() {
         let t = InodeTable::new(InodeKey::HubRoot);
-        let a = t.lookup(path("f"), None);
+        let a = t.lookup(path("f"));
         assert!(!t.note_open(a, "x"));
         assert!(t.note_open(a, "x"));
         assert!(!t.note_open(a, "y"));
+    }
+
+    #[test]
+    fn rename_moves_inodes_below_and_orphans_the_replaced_target() {
+        let t = InodeTable::new(InodeKey::HubRoot);
+        let d = t.lookup(path("d"));
+        let f = t.lookup(path("d/f"));
+        let other = t.lookup(path("dx"));
+        let old_target = t.lookup(path("e"));
+        t.rename(0, "d", "e");
+        assert_eq!(t.get(d), Some(path("e")));
+        assert_eq!(t.get(f), Some(path("e/f")));
+        assert_eq!(
+            t.get(other),
+            Some(path("dx")),
+            "a sibling with the prefix stays"
+        );
+        assert_eq!(t.get(old_target), Some(InodeKey::Orphan(old_target)));
+        assert_eq!(t.peek(&path("e")), Some(d));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Kernel-independent: the FUSE adapter (`crate::fuse`) only translates. The core owns the inode
 //! table, the views (revision directories) and their snapshots, open file and directory
-//! handles, and maps every operation to snapshot lookups and the read path.
+//! handles, and maps every operation to snapshot lookups and the read path. Writable views
+//! (branches of single-repo mounts) add a workspace of local changes (`workspace`, `write`).
 
 mod attr;
 mod errno;
@@ -12,6 +13,8 @@ pub mod services;
 pub mod snapshot;
 pub mod tree;
 mod view;
+mod workspace;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +28,7 @@ pub use errno::Errno;
 pub use inode::{InodeKey, ROOT_INO};
 pub use services::Services;
 pub use snapshot::SnapshotError;
+pub use write::WriteSetup;
 
 use crate::read::{Blob, ReadStream};
 use crate::repo::RepoRef;
@@ -32,6 +36,8 @@ use inode::InodeTable;
 use snapshot::Snapshot;
 use tree::Node;
 use view::View;
+use workspace::FileNode;
+use write::Found;
 
 /// Behaviour of the filesystem core. Defaults carry their reasons.
 #[derive(Debug, Clone)]
@@ -49,6 +55,10 @@ pub struct FsConfig {
     pub virtual_ttl: Duration,
     /// Re-resolve branch views this often; None = never (a view stays on its first commit).
     pub refresh: Option<Duration>,
+    /// Writable views change under the kernel only through this mount, but their entries
+    /// (sizes of files being written, names created and removed) must not outlive a commit
+    /// landing for long: a second.
+    pub writable_ttl: Duration,
 }
 
 impl Default for FsConfig {
@@ -60,6 +70,7 @@ impl Default for FsConfig {
             branch_ttl: Duration::from_secs(86_400),
             virtual_ttl: Duration::from_secs(30),
             refresh: None,
+            writable_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -78,9 +89,21 @@ pub enum MountRoot {
 }
 
 /// An open regular file.
-pub struct OpenFile {
-    pub snapshot: Arc<Snapshot>,
-    pub stream: ReadStream,
+pub enum OpenFile {
+    /// A file of a snapshot, read through the read path.
+    Snapshot {
+        snapshot: Arc<Snapshot>,
+        stream: ReadStream,
+    },
+    /// A file with local content in a writable view.
+    Local {
+        node: Arc<FileNode>,
+        /// Opened for writing: counts as a writer of the node until released.
+        writable: bool,
+        ws: Arc<workspace::Workspace>,
+        /// Read stream of the node's remote content (a renamed, unchanged LFS file).
+        remote: Mutex<Option<(String, Arc<ReadStream>)>>,
+    },
 }
 
 /// An open directory: its listing, taken once at opendir so paging through it is consistent.
@@ -112,16 +135,18 @@ pub struct HubFs {
     inodes: InodeTable,
     views: namespace::Views,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    /// Longest wait of an `fsync` on a writable view.
+    fsync_timeout: Mutex<Duration>,
     dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
     next_fh: AtomicU64,
 }
 
-/// Target of an inode inside a revision directory: its view, its path, and the snapshot to
-/// read it from (a file's own; the view's current one for a directory).
+/// Target of an inode inside a revision directory: its view and path, and for a file version
+/// of a read-only view the snapshot it belongs to.
 struct Located {
     view: Arc<View>,
     path: String,
-    snapshot: Arc<Snapshot>,
+    origin: Option<Arc<Snapshot>>,
 }
 
 impl HubFs {
@@ -131,6 +156,7 @@ impl HubFs {
         svc: Arc<Services>,
         cfg: FsConfig,
         root: MountRoot,
+        writable: Option<WriteSetup>,
     ) -> Result<Arc<HubFs>, SnapshotError> {
         let views = namespace::Views::default();
         let root_key = match &root {
@@ -172,11 +198,15 @@ impl HubFs {
             inodes: InodeTable::new(root_key),
             views,
             files: Mutex::new(HashMap::new()),
+            fsync_timeout: Mutex::new(Duration::from_secs(300)),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         });
         if let Some(period) = fs.cfg.refresh {
             fs.spawn_refresher(period);
+        }
+        if let Some(setup) = writable {
+            fs.attach_workspace(setup)?;
         }
         Ok(fs)
     }
@@ -203,39 +233,54 @@ impl HubFs {
     }
 
     fn locate(&self, ino: u64) -> Result<(InodeKey, Option<Located>), Errno> {
-        let (key, origin) = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
+        let key = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
         let located = match &key {
-            InodeKey::Path { view, path } | InodeKey::File { view, path, .. } => {
-                let view = self.views.get(*view).ok_or(Errno::ENOENT)?;
-                let snapshot = origin.unwrap_or_else(|| view.snapshot());
-                Some(Located {
-                    view,
-                    path: path.clone(),
-                    snapshot,
-                })
-            }
+            InodeKey::Orphan(_) => return Err(Errno::ENOENT),
+            InodeKey::Path { view, path } => Some(Located {
+                view: self.views.get(*view).ok_or(Errno::ENOENT)?,
+                path: path.clone(),
+                origin: None,
+            }),
+            InodeKey::File { view, path, .. } => Some(Located {
+                view: self.views.get(*view).ok_or(Errno::ENOENT)?,
+                path: path.clone(),
+                origin: self.inodes.origin(ino),
+            }),
             _ => None,
         };
         Ok((key, located))
     }
 
-    /// The inode key of `node` at `path` of a view.
-    fn child_key(view: &View, path: String, node: &Node) -> InodeKey {
-        match node {
-            Node::File(f) => InodeKey::File {
+    /// The inode key of what was found at `path` of `view`: a version of a file of a read-only
+    /// view, else the place.
+    fn child_key(view: &View, path: String, found: &Found) -> InodeKey {
+        match found {
+            Found::Base(Node::File(f)) if view.workspace().is_none() => InodeKey::File {
                 view: view.id,
                 path,
                 oid: f.oid.clone(),
             },
-            Node::Dir => InodeKey::Path {
+            _ => InodeKey::Path {
                 view: view.id,
                 path,
             },
         }
     }
 
+    /// Hands the kernel an entry for what was found at `path` of `view` (one lookup).
+    fn found_entry(&self, view: &View, path: String, found: &Found) -> Entry {
+        let key = Self::child_key(view, path, found);
+        let origin = matches!(key, InodeKey::File { .. }).then(|| view.snapshot());
+        let ino = self.inodes.lookup_with(key, origin);
+        Entry {
+            attr: self.found_attr(ino, view, found),
+            ttl: self.ttl_of(Some(view)),
+        }
+    }
+
     fn ttl_of(&self, view: Option<&View>) -> Duration {
         match view {
+            Some(v) if v.workspace().is_some() => self.cfg.writable_ttl,
             Some(v) if v.pinned => self.cfg.pinned_ttl,
             Some(_) => self.cfg.branch_ttl,
             None => self.cfg.virtual_ttl,
@@ -249,24 +294,16 @@ impl HubFs {
         }
     }
 
-    /// Hands an entry for `node` at `path` of `view` (found in `snap`) to the kernel (counts
-    /// one lookup).
-    fn view_entry(&self, view: &View, snap: &Arc<Snapshot>, path: String, node: &Node) -> Entry {
-        let key = Self::child_key(view, path, node);
-        let origin = matches!(node, Node::File(_)).then(|| snap.clone());
-        let ino = self.inodes.lookup(key, origin);
+    /// Hands an entry for `key` to the kernel (counts one lookup).
+    fn entry_for(&self, key: InodeKey, view: Option<&View>, node: &Node) -> Entry {
+        let ino = self.inodes.lookup(key);
+        let attr = match view {
+            Some(v) => self.node_attr(ino, &v.snapshot(), node),
+            None => Attr::dir(ino, std::time::SystemTime::UNIX_EPOCH, &self.cfg),
+        };
         Entry {
-            attr: self.node_attr(ino, snap, node),
-            ttl: self.ttl_of(Some(view)),
-        }
-    }
-
-    /// Hands an entry for a virtual directory of a whole-Hub mount to the kernel.
-    fn virtual_entry(&self, key: InodeKey) -> Entry {
-        let ino = self.inodes.lookup(key, None);
-        Entry {
-            attr: Attr::dir(ino, std::time::SystemTime::UNIX_EPOCH, &self.cfg),
-            ttl: self.cfg.virtual_ttl,
+            attr,
+            ttl: self.ttl_of(view),
         }
     }
 
@@ -279,17 +316,18 @@ impl HubFs {
         }
         let (key, located) = self.locate(parent)?;
         if let Some(Located { view, path, .. }) = located {
-            // Names are looked up in the view's current commit, even under an old directory.
-            let snap = view.snapshot();
             let child = join(&path, name);
-            let node = snap.lookup(&child).await?;
-            return Ok(self.view_entry(&view, &snap, child, &node));
+            let found = self.find(&view, &child).await?;
+            return Ok(self.found_entry(&view, child, &found));
         }
         match self.views.lookup_virtual(&self.svc, &key, name).await? {
-            namespace::VirtualChild::Dir(child) => Ok(self.virtual_entry(child)),
+            namespace::VirtualChild::Dir(child) => Ok(self.entry_for(child, None, &Node::Dir)),
             namespace::VirtualChild::Repo(view) => {
-                let snap = view.snapshot();
-                Ok(self.view_entry(&view, &snap, String::new(), &Node::Dir))
+                let key = InodeKey::Path {
+                    view: view.id,
+                    path: String::new(),
+                };
+                Ok(self.entry_for(key, Some(&view), &Node::Dir))
             }
         }
     }
@@ -300,11 +338,19 @@ impl HubFs {
             Some(Located {
                 view,
                 path,
-                snapshot,
+                origin: Some(snap),
             }) => {
-                let node = snapshot.lookup(&path).await?;
+                // A file version: its attributes are those of its own commit.
+                let node = snap.lookup(&path).await?;
                 Ok(Entry {
-                    attr: self.node_attr(ino, &snapshot, &node),
+                    attr: self.node_attr(ino, &snap, &node),
+                    ttl: self.ttl_of(Some(&view)),
+                })
+            }
+            Some(Located { view, path, .. }) => {
+                let found = self.find(&view, &path).await?;
+                Ok(Entry {
+                    attr: self.found_attr(ino, &view, &found),
                     ttl: self.ttl_of(Some(&view)),
                 })
             }
@@ -320,28 +366,26 @@ impl HubFs {
     }
 
     /// Lists a directory once; readdir pages through this listing. `keep_cache` says the
-    /// kernel may keep serving the listing it cached from an earlier open (same commit).
+    /// kernel may keep serving the listing it cached from an earlier open (same commit, no
+    /// local changes possible).
     pub async fn opendir(&self, ino: u64) -> Result<Opened, Errno> {
         let (key, located) = self.locate(ino)?;
         let mut entries = Vec::new();
         let mut keep_cache = false;
         match located {
             Some(Located { view, path, .. }) => {
-                let snap = view.snapshot();
-                keep_cache = self.inodes.note_open(ino, &snap.commit) || view.pinned;
-                match snap.lookup(&path).await? {
-                    Node::Dir => {}
-                    Node::File(_) => return Err(Errno::ENOTDIR),
+                if view.workspace().is_none() {
+                    let commit = view.snapshot().commit.clone();
+                    keep_cache = self.inodes.note_open(ino, &commit) || view.pinned;
                 }
-                for (name, node) in snap.list_dir(&path).await? {
-                    let kind = match node {
-                        Node::File(_) => FileKind::File,
-                        Node::Dir => FileKind::Dir,
+                for (name, kind) in self.list_merged(&view, &path).await? {
+                    // Stand-in numbers only; a listed file's real inode depends on its version.
+                    let key = InodeKey::Path {
+                        view: view.id,
+                        path: join(&path, &name),
                     };
-                    let key = Self::child_key(&view, join(&path, &name), &node);
                     let ino = self.dirent_ino(&key);
-                    let attr = Some(self.node_attr(ino, &snap, &node));
-                    entries.push((name, ino, kind, attr));
+                    entries.push((name, ino, kind, None));
                 }
             }
             None => {
@@ -386,58 +430,88 @@ impl HubFs {
     }
 
     pub async fn open(&self, ino: u64, flags: i32) -> Result<Opened, Errno> {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+        let wants_write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let (_, located) = self.locate(ino)?;
+        let Some(Located { view, path, origin }) = located else {
+            return if wants_write {
+                Err(Errno::EROFS)
+            } else {
+                Err(Errno::EISDIR)
+            };
+        };
+        if view.workspace().is_some() {
+            return self.open_in_workspace(ino, &view, &path, flags).await;
+        }
+        if wants_write {
             return Err(Errno::EROFS);
         }
-        let (_, located) = self.locate(ino)?;
-        let Some(Located {
-            path,
-            snapshot: snap,
-            ..
-        }) = located
-        else {
-            return Err(Errno::EISDIR);
-        };
+        // A file version reads its own commit; a place reads the view's current one.
+        let snap = origin.unwrap_or_else(|| view.snapshot());
         let info = match snap.lookup(&path).await? {
             Node::File(f) => f,
             Node::Dir => return Err(Errno::EISDIR),
         };
+        self.open_snapshot_file(ino, &view, snap, &path, info)
+    }
+
+    /// A handle reading a file of a snapshot through the read path.
+    fn open_snapshot_file(
+        &self,
+        ino: u64,
+        view: &View,
+        snap: Arc<Snapshot>,
+        path: &str,
+        info: tree::FileInfo,
+    ) -> Result<Opened, Errno> {
         let key = info.blob_key().ok_or_else(|| {
             tracing::warn!("{}: {path} has a malformed object id", snap.repo);
             Errno::EIO
         })?;
-        // A file inode's content never changes, so the kernel may keep its pages, unless the
-        // bytes it read last time failed their hash.
+        let same_content = self.inodes.note_open(ino, &info.oid);
+        // Pages the kernel cached from bytes that failed their hash must go.
         let tainted = self.svc.reader.take_tainted(&key);
         let blob = Arc::new(Blob {
             repo: snap.repo.clone(),
             commit: snap.commit.clone(),
-            path: path.clone(),
+            path: path.to_string(),
             key,
             size: info.size,
             sha256: info.lfs_sha256.clone(),
         });
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.files.lock().insert(
-            fh,
-            Arc::new(OpenFile {
-                snapshot: snap,
-                stream: ReadStream::new(blob),
-            }),
-        );
+        let fh = self.insert_handle(OpenFile::Snapshot {
+            snapshot: snap,
+            stream: ReadStream::new(blob),
+        });
         Ok(Opened {
             fh,
-            keep_cache: !tainted,
+            keep_cache: (view.pinned || same_content) && !tainted,
         })
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let file = self.files.lock().get(&fh).cloned().ok_or(Errno::EBADF)?;
-        self.svc.reader.read(&file.stream, offset, size).await
+    fn insert_handle(&self, file: OpenFile) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.files.lock().insert(fh, Arc::new(file));
+        fh
     }
 
-    pub fn release(&self, fh: u64) {
-        self.files.lock().remove(&fh);
+    fn handle(&self, fh: u64) -> Result<Arc<OpenFile>, Errno> {
+        self.files.lock().get(&fh).cloned().ok_or(Errno::EBADF)
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        match &*self.handle(fh)? {
+            OpenFile::Snapshot { stream, .. } => self.svc.reader.read(stream, offset, size).await,
+            OpenFile::Local { node, remote, .. } => {
+                self.read_local(node, remote, offset, size).await
+            }
+        }
+    }
+
+    pub fn release(&self, fh: u64) -> Result<(), Errno> {
+        let Some(file) = self.files.lock().remove(&fh) else {
+            return Ok(());
+        };
+        self.release_local(&file)
     }
 
     pub fn statfs(&self) -> StatFs {
@@ -471,6 +545,7 @@ impl HubFs {
                 "commit": v.snapshot().commit,
                 "files_known": v.snapshot().file_count(),
             })).collect::<Vec<_>>(),
+            "writes": self.write_status(),
             "inodes": self.inodes.len(),
             "open_files": self.files.lock().len(),
             "read": &self.svc.reader.stats,

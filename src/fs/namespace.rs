@@ -134,7 +134,9 @@ impl Views {
                 let view = self.view_for(svc, RepoRef::new(*t, id), revision).await?;
                 Ok(VirtualChild::Repo(view))
             }
-            InodeKey::Path { .. } | InodeKey::File { .. } => Err(Errno::ENOTDIR),
+            InodeKey::Path { .. } | InodeKey::File { .. } | InodeKey::Orphan(_) => {
+                Err(Errno::ENOTDIR)
+            }
         }
     }
 
@@ -224,7 +226,9 @@ impl Views {
             InodeKey::Namespace(t, ns) => {
                 Ok(self.namespace_repos(svc, *t, ns).await?.as_ref().clone())
             }
-            InodeKey::Path { .. } | InodeKey::File { .. } => Err(Errno::ENOTDIR),
+            InodeKey::Path { .. } | InodeKey::File { .. } | InodeKey::Orphan(_) => {
+                Err(Errno::ENOTDIR)
+            }
         }
     }
 }

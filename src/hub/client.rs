@@ -216,14 +216,18 @@ impl HubClient {
             ))?;
             let mut out = Vec::with_capacity(paths.len());
             for batch in paths.chunks(PATHS_INFO_BATCH) {
-                let mut form = form_urlencoded::Serializer::new(String::new());
-                for p in batch {
-                    form.append_pair("paths", p);
-                }
-                form.append_pair("expand", "false");
+                // The serializer is not Send: finish it before the await.
+                let form = {
+                    let mut form = form_urlencoded::Serializer::new(String::new());
+                    for p in batch {
+                        form.append_pair("paths", p);
+                    }
+                    form.append_pair("expand", "false");
+                    form.finish()
+                };
                 let req = self
                     .api_request(Method::POST, url.clone(), &ctx)
-                    .body(form.finish(), "application/x-www-form-urlencoded");
+                    .body(form, "application/x-www-form-urlencoded");
                 let entries: Vec<TreeEntry> = self.call_json(&req).await?;
                 out.extend(entries);
             }

@@ -2,16 +2,17 @@
 kernel keeps pages of unchanged files, and concurrent readers of one block share one fetch."""
 
 import os
+import subprocess
 import threading
 import time
 
-from conftest import bytes_served, wait_until
+from conftest import HUBFS, bytes_served, wait_until
 
 
 def test_refresh_moves_a_branch_but_open_files_keep_their_commit(seeded, api, mount):
     api.create_repo("alice/moving")
     api.upload_file(repo_id="alice/moving", path_or_fileobj=b"version 1\n", path_in_repo="f.txt")
-    m = mount("alice/moving", args=["--refresh", "1"])
+    m = mount("alice/moving", args=["--refresh", "1", "--read-only"])
     f = open(m / "f.txt", "rb")
     assert f.read() == b"version 1\n"
     api.upload_file(repo_id="alice/moving", path_or_fileobj=b"version 2, longer\n", path_in_repo="f.txt")
@@ -69,3 +70,16 @@ def test_concurrent_readers_of_the_same_bytes_share_one_fetch(seeded, originals,
     together = bytes_served(emulator) - before
     # Eight readers of the same bytes cost about what one costs, not eight times as much.
     assert together <= alone * 1.5, (alone, together)
+
+
+def test_a_writable_branch_follows_outside_commits_while_idle(seeded, api, mount):
+    api.create_repo("alice/moving-rw")
+    api.upload_file(repo_id="alice/moving-rw", path_or_fileobj=b"v1\n", path_in_repo="f.txt")
+    m = mount("alice/moving-rw", args=["--refresh", "1"])
+    assert (m / "f.txt").read_bytes() == b"v1\n"
+    api.upload_file(repo_id="alice/moving-rw", path_or_fileobj=b"from elsewhere\n", path_in_repo="other.txt")
+    assert wait_until(lambda: os.path.exists(m / "other.txt"), 15)
+    (m / "mine.txt").write_bytes(b"local\n")
+    subprocess.run([HUBFS, "sync", str(m.path)], check=True, timeout=60)
+    files = {f.rfilename for f in api.model_info("alice/moving-rw", files_metadata=True).siblings}
+    assert {"f.txt", "other.txt", "mine.txt"} <= files

@@ -1,0 +1,246 @@
+//! One batch: turns a set of pending changes into the operations of one Hub commit.
+//!
+//! Preupload decides regular vs LFS for staged contents; LFS contents are hashed and uploaded
+//! (basic or multipart, streamed from the staging file, several objects at a time); regular
+//! contents are read into the commit body. Renamed LFS files become `CopyLfs` (no upload),
+//! deletions `DeleteFile` (dropped when the path is already gone on the Hub).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::hub::types::LfsObject;
+use crate::hub::{preupload_file, SAMPLE_SIZE};
+use crate::hub::{CommitOp, HubClient, HubError};
+use crate::repo::RepoRef;
+use crate::stage::{Change, StagingArea};
+
+/// A change chosen for the next commit.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub path: String,
+    pub seq: u64,
+    pub change: Change,
+}
+
+/// Where a batch goes.
+pub struct Destination<'a> {
+    pub client: &'a HubClient,
+    pub repo: &'a RepoRef,
+    pub revision: &'a str,
+    /// The commit opens a pull request (no write access to `revision` needed).
+    pub create_pr: bool,
+    /// The commit the changes are made on.
+    pub base: &'a str,
+    pub upload_concurrency: usize,
+}
+
+/// The operations of a commit, and the items that need none (already so on the Hub).
+pub struct Prepared {
+    pub ops: Vec<CommitOp>,
+    pub bytes_uploaded: u64,
+}
+
+/// Staged content of one item.
+struct Staged {
+    path: String,
+    file: PathBuf,
+    size: u64,
+}
+
+/// Builds the operations for `items`, uploading LFS contents first.
+pub async fn prepare(
+    dest: &Destination<'_>,
+    area: &Arc<StagingArea>,
+    items: &[Item],
+) -> Result<Prepared, HubError> {
+    let mut ops = Vec::new();
+    let mut staged = Vec::new();
+    let mut deletes = Vec::new();
+    for item in items {
+        match &item.change {
+            Change::Put { file, .. } => {
+                let path = area.file_path(*file);
+                let size = std::fs::metadata(&path)
+                    .map_err(|e| local_error(&path, e))?
+                    .len();
+                staged.push(Staged {
+                    path: item.path.clone(),
+                    file: path,
+                    size,
+                });
+            }
+            Change::CopyLfs { sha256, .. } => ops.push(CommitOp::CopyLfs {
+                path: item.path.clone(),
+                sha256: sha256.clone(),
+            }),
+            Change::Delete => deletes.push(item.path.clone()),
+        }
+    }
+    if !deletes.is_empty() {
+        // Deleting a path the Hub does not have fails the whole commit: keep existing ones.
+        let existing = dest
+            .client
+            .paths_info(dest.repo, dest.base, &deletes)
+            .await?;
+        for e in existing.into_iter().filter(|e| !e.is_dir()) {
+            ops.push(CommitOp::DeleteFile { path: e.path });
+        }
+    }
+    let mut bytes_uploaded = 0;
+    if !staged.is_empty() {
+        let (regular, lfs) = split_by_mode(dest, &staged).await?;
+        for s in regular {
+            let content = read_whole(&s.file).await?;
+            ops.push(CommitOp::AddRegular {
+                path: s.path.clone(),
+                content,
+            });
+        }
+        let hashed = hash_all(&lfs).await?;
+        bytes_uploaded = upload_lfs(dest, &hashed).await?;
+        for (s, sha256) in hashed {
+            ops.push(CommitOp::AddLfs {
+                path: s.path.clone(),
+                sha256,
+                size: s.size,
+            });
+        }
+    }
+    Ok(Prepared {
+        ops,
+        bytes_uploaded,
+    })
+}
+
+fn local_error(path: &Path, e: std::io::Error) -> HubError {
+    HubError::invalid(format!("staging file {}: {e}", path.display()))
+}
+
+/// Asks preupload which contents go to LFS. Empty files are always regular (the Hub's LFS
+/// store refuses empty objects); files the repo's `.gitignore` ignores are left out.
+async fn split_by_mode<'s>(
+    dest: &Destination<'_>,
+    staged: &'s [Staged],
+) -> Result<(Vec<&'s Staged>, Vec<&'s Staged>), HubError> {
+    let mut files = Vec::with_capacity(staged.len());
+    for s in staged {
+        let head = read_head(&s.file).map_err(|e| local_error(&s.file, e))?;
+        files.push(preupload_file(&s.path, &head, s.size));
+    }
+    let answer = dest
+        .client
+        .preupload(dest.repo, dest.revision, &files, dest.create_pr)
+        .await?;
+    let (mut regular, mut lfs) = (Vec::new(), Vec::new());
+    for s in staged {
+        let a = answer.files.iter().find(|a| a.path == s.path);
+        if a.is_some_and(|a| a.should_ignore) {
+            tracing::info!(
+                "{} is ignored by the repo's .gitignore: not committed",
+                s.path
+            );
+            continue;
+        }
+        if s.size > 0 && a.is_some_and(|a| a.upload_mode == "lfs") {
+            lfs.push(s);
+        } else {
+            regular.push(s);
+        }
+    }
+    Ok((regular, lfs))
+}
+
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(SAMPLE_SIZE);
+    std::fs::File::open(path)?
+        .take(SAMPLE_SIZE as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+async fn read_whole(path: &Path) -> Result<Vec<u8>, HubError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| local_error(path, e))
+}
+
+/// sha256 of each LFS content, computed off the async workers (streamed: bounded memory).
+async fn hash_all<'s>(lfs: &[&'s Staged]) -> Result<Vec<(&'s Staged, String)>, HubError> {
+    let mut out = Vec::with_capacity(lfs.len());
+    for s in lfs {
+        let path = s.file.clone();
+        let sha = tokio::task::spawn_blocking(move || sha256_file(&path))
+            .await
+            .map_err(|e| HubError::invalid(format!("hashing task failed: {e}")))?
+            .map_err(|e| local_error(&s.file, e))?;
+        out.push((*s, sha));
+    }
+    Ok(out)
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Uploads the LFS objects the Hub does not have yet; returns the bytes sent.
+async fn upload_lfs(dest: &Destination<'_>, hashed: &[(&Staged, String)]) -> Result<u64, HubError> {
+    if hashed.is_empty() {
+        return Ok(0);
+    }
+    let objects: Vec<LfsObject> = hashed
+        .iter()
+        .map(|(s, sha)| LfsObject {
+            oid: sha.clone(),
+            size: s.size,
+        })
+        .collect();
+    let answer = if dest.create_pr {
+        dest.client
+            .lfs_batch_upload_for_pr(dest.repo, &objects)
+            .await?
+    } else {
+        dest.client
+            .lfs_batch_upload(dest.repo, dest.revision, &objects)
+            .await?
+    };
+    let transfer = answer.transfer.clone().unwrap_or_else(|| "basic".into());
+    let jobs: Vec<_> = answer
+        .objects
+        .iter()
+        .filter(|o| o.actions.is_some())
+        .filter_map(|o| {
+            let (s, _) = hashed.iter().find(|(_, sha)| *sha == o.oid)?;
+            Some((o.clone(), s.file.clone(), s.size))
+        })
+        .collect();
+    let client = dest.client.clone();
+    let sent: Vec<u64> = futures_util::stream::iter(jobs)
+        .map(move |(object, file, size)| {
+            let transfer = transfer.clone();
+            let client = client.clone();
+            async move {
+                client
+                    .upload_lfs_object(&object, &transfer, &file, None)
+                    .await
+                    .map(|_| size)
+            }
+        })
+        .buffer_unordered(dest.upload_concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(sent.iter().sum())
+}
