@@ -565,4 +565,19 @@ impl Filesystem for FuseAdapter {
             }
         });
     }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // Not a terminal, no reflinks: programs probe (isatty, FICLONE) and fall back.
+        reply.error(FuseErrno::ENOTTY);
+    }
 }

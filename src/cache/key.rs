@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use sha1::Digest as _;
+
 use crate::hub::types::TreeEntry;
 
 /// Content identity of a blob.
@@ -98,6 +100,41 @@ impl fmt::Display for BlobKey {
             write!(f, "{b:02x}")?;
         }
         Ok(())
+    }
+}
+
+/// Hashes content the way its key was computed (sha256, or git's blob sha1), to check bytes
+/// against their key as they stream.
+pub enum ContentHasher {
+    Sha256(sha2::Sha256),
+    GitSha1(sha1::Sha1),
+}
+
+impl ContentHasher {
+    pub fn new(key: &BlobKey, blob_size: u64) -> Self {
+        match key {
+            BlobKey::Sha256(_) => ContentHasher::Sha256(sha2::Sha256::new()),
+            BlobKey::GitSha1(_) => {
+                // A git blob id hashes a "blob <size>\0" header before the content.
+                let mut h = sha1::Sha1::new();
+                h.update(format!("blob {blob_size}\0").as_bytes());
+                ContentHasher::GitSha1(h)
+            }
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            ContentHasher::Sha256(h) => h.update(data),
+            ContentHasher::GitSha1(h) => h.update(data),
+        }
+    }
+
+    pub fn matches(self, key: &BlobKey) -> bool {
+        match self {
+            ContentHasher::Sha256(h) => h.finalize().as_slice() == key.digest(),
+            ContentHasher::GitSha1(h) => h.finalize().as_slice() == key.digest(),
+        }
     }
 }
 

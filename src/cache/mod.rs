@@ -66,7 +66,7 @@ mod write;
 
 pub use block_cache::{BlockCache, BLOCKS_DIR};
 pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BYTES};
-pub use key::{BlobKey, BlobKeyError};
+pub use key::{BlobKey, BlobKeyError, ContentHasher};
 pub use lock::{lock_cache_dir, CacheDirLock, INSTANCES_DIR};
 pub use meta::{MetaStore, META_DIR};
 pub use stats::CacheStats;

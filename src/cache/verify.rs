@@ -8,45 +8,9 @@
 
 use std::io;
 
-use sha1::Digest as _;
-
 use super::block_cache::{read_checked, BlockCache};
-use super::key::BlobKey;
+use super::key::{BlobKey, ContentHasher};
 use super::segment;
-
-/// Streaming hasher for either kind of content key.
-enum Hasher {
-    Sha256(sha2::Sha256),
-    GitSha1(sha1::Sha1),
-}
-
-impl Hasher {
-    fn new(key: &BlobKey, blob_size: u64) -> Self {
-        match key {
-            BlobKey::Sha256(_) => Hasher::Sha256(sha2::Sha256::new()),
-            BlobKey::GitSha1(_) => {
-                // A git blob id hashes a "blob <size>\0" header before the content.
-                let mut h = sha1::Sha1::new();
-                h.update(format!("blob {blob_size}\0").as_bytes());
-                Hasher::GitSha1(h)
-            }
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::GitSha1(h) => h.update(data),
-        }
-    }
-
-    fn matches(self, key: &BlobKey) -> bool {
-        match self {
-            Hasher::Sha256(h) => h.finalize().as_slice() == key.digest(),
-            Hasher::GitSha1(h) => h.finalize().as_slice() == key.digest(),
-        }
-    }
-}
 
 /// Identity of a segment as seen before hashing; only unchanged segments get the marker.
 struct Seen {
@@ -76,7 +40,7 @@ impl BlockCache {
         };
         if nblocks == 0 {
             // Nothing is stored for an empty blob; its digest is still checkable.
-            return Ok(Hasher::new(key, 0).matches(key));
+            return Ok(ContentHasher::new(key, 0).matches(key));
         }
         let seen: Vec<Seen> = {
             let shard = self.index.lock(key);
@@ -98,7 +62,7 @@ impl BlockCache {
                 })
                 .collect()
         };
-        let mut hasher = Hasher::new(key, blob_size);
+        let mut hasher = ContentHasher::new(key, blob_size);
         for idx in 0..nblocks {
             // Not `read_block`: verification must not count as hits nor refresh recency.
             match self.read_for_verify(key, blob_size, idx)? {

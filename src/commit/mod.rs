@@ -306,7 +306,19 @@ impl Committer {
                 return;
             }
             match self.commit_batch(&batch).await {
-                Outcome::Landed | Outcome::Again => backoff = self.cfg.min_backoff,
+                Outcome::Landed | Outcome::Again => {
+                    backoff = self.cfg.min_backoff;
+                    // What piled up while this batch was committing waits for its own quiet
+                    // period (unless it already fills a batch or someone asked to flush), so a
+                    // long `cp -r` makes a few full commits, not a trail of small ones.
+                    let waiting = self.committable().len();
+                    if waiting < self.cfg.max_files && !self.flush.load(Ordering::SeqCst) {
+                        if waiting > 0 {
+                            self.wake.notify_one();
+                        }
+                        return;
+                    }
+                }
                 Outcome::Failed(e) => {
                     tracing::warn!(
                         "commit of {} change(s) failed, retrying in {backoff:?}: {e}",

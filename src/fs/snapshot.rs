@@ -335,28 +335,13 @@ impl Snapshot {
             self.insert_stored(dir, &stored);
             return Ok(());
         };
-        let mut pager = client.list_tree(&self.repo, &self.commit, dir, false);
         let mut listed = Vec::new();
-        let what = format!("listing {dir:?} of {}", self.repo);
-        loop {
-            match self.svc.bounded(&what, pager.next_page()).await {
-                Ok(Some(page)) => {
-                    {
-                        let mut index = self.index.write();
-                        for e in &page {
-                            index.insert_entry(e);
-                        }
-                    }
-                    listed.extend(page);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    if !e.is_not_found() {
-                        tracing::warn!("listing {dir:?} of {}@{}: {e}", self.repo, self.commit);
-                    }
-                    return Err(Errno::from(&e));
-                }
+        let pages = self.list_pages(client, dir, false, |page| listed.extend_from_slice(page));
+        if let Err(e) = pages.await {
+            if !e.is_not_found() {
+                tracing::warn!("listing {dir:?} of {}@{}: {e}", self.repo, self.commit);
             }
+            return Err(Errno::from(&e));
         }
         self.index.write().mark_complete(dir);
         let stored = StoredTree {
@@ -364,6 +349,29 @@ impl Snapshot {
             entries: listed.iter().map(stored_entry).collect(),
         };
         self.persist("dir", &key, &stored);
+        Ok(())
+    }
+
+    /// Lists `dir` (recursively or not) page by page into the index, handing each page to
+    /// `on_page` too. Each page is bounded by the I/O timeout.
+    async fn list_pages(
+        &self,
+        client: &crate::hub::HubClient,
+        dir: &str,
+        recursive: bool,
+        mut on_page: impl FnMut(&[TreeEntry]),
+    ) -> Result<(), HubError> {
+        let mut pager = client.list_tree(&self.repo, &self.commit, dir, recursive);
+        let what = format!("listing {dir:?} of {}", self.repo);
+        while let Some(page) = self.svc.bounded(&what, pager.next_page()).await? {
+            {
+                let mut index = self.index.write();
+                for e in &page {
+                    index.insert_entry(e);
+                }
+            }
+            on_page(&page);
+        }
         Ok(())
     }
 
@@ -406,22 +414,9 @@ impl Snapshot {
             return false;
         };
         let started = std::time::Instant::now();
-        let mut pager = client.list_tree(&self.repo, &self.commit, "", true);
-        let what = format!("listing {}", self.repo);
-        loop {
-            match self.svc.bounded(&what, pager.next_page()).await {
-                Ok(Some(page)) => {
-                    let mut index = self.index.write();
-                    for e in &page {
-                        index.insert_entry(e);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!("recursive listing of {}@{}: {e}", self.repo, self.commit);
-                    return false;
-                }
-            }
+        if let Err(e) = self.list_pages(client, "", true, |_| {}).await {
+            tracing::warn!("recursive listing of {}@{}: {e}", self.repo, self.commit);
+            return false;
         }
         let stored = {
             let mut index = self.index.write();

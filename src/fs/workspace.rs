@@ -573,7 +573,11 @@ impl Workspace {
                 Local::Dir => true,
                 Local::File(n) => {
                     let st = n.state.lock();
-                    st.writers > 0 || st.dirty
+                    // A close may have journaled this file after `pending` was read: ask the
+                    // journal again while holding the node (sealing holds it too).
+                    st.writers > 0
+                        || st.dirty
+                        || self.area.with_journal(|j| j.pending().contains_key(path))
                 }
             }
         });

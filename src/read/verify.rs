@@ -14,10 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use sha1::Digest as _;
 
 use super::{Blob, ReadPath};
-use crate::cache::BlobKey;
+use crate::cache::{BlobKey, ContentHasher};
 use crate::fs::Errno;
 
 /// In-order verifiers kept at once; the ones that progressed least are dropped first (they are
@@ -28,40 +27,8 @@ const MAX_VERIFIERS: usize = 256;
 /// it passes without waiting (the cache checks the blob once it is complete).
 const MAX_CATCH_UP_BLOCKS: u64 = 32;
 
-enum Hasher {
-    Sha256(sha2::Sha256),
-    GitSha1(sha1::Sha1),
-}
-
-impl Hasher {
-    fn new(key: &BlobKey, size: u64) -> Hasher {
-        match key {
-            BlobKey::Sha256(_) => Hasher::Sha256(sha2::Sha256::new()),
-            BlobKey::GitSha1(_) => {
-                let mut h = sha1::Sha1::new();
-                h.update(format!("blob {size}\0").as_bytes());
-                Hasher::GitSha1(h)
-            }
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::GitSha1(h) => h.update(data),
-        }
-    }
-
-    fn matches(self, key: &BlobKey) -> bool {
-        match self {
-            Hasher::Sha256(h) => h.finalize().as_slice() == key.digest(),
-            Hasher::GitSha1(h) => h.finalize().as_slice() == key.digest(),
-        }
-    }
-}
-
 struct StreamVerifier {
-    hasher: Option<Hasher>,
+    hasher: Option<ContentHasher>,
     /// Next block to hash.
     next: u64,
     blocks: u64,
@@ -90,7 +57,7 @@ impl ReadPath {
             }
             let fresh = || {
                 Arc::new(Mutex::new(StreamVerifier {
-                    hasher: Some(Hasher::new(&blob.key, blob.size)),
+                    hasher: Some(ContentHasher::new(&blob.key, blob.size)),
                     next: 0,
                     blocks: self.blocks_of(blob),
                     verdict: None,
