@@ -27,6 +27,10 @@ pub struct KernelTuning {
     pub max_background: u16,
     /// Largest write the kernel sends in one request.
     pub max_write: u32,
+    /// The kernel's own read-ahead for the mount (KiB): sequential readers then send 1 MiB
+    /// requests, several in flight, instead of one 128 KiB request at a time; an mmap fault
+    /// reads at most this much around the page, which bounds what a random reader pulls in.
+    pub read_ahead_kib: u32,
 }
 
 impl Default for KernelTuning {
@@ -34,6 +38,7 @@ impl Default for KernelTuning {
         KernelTuning {
             max_background: 128,
             max_write: 1 << 20,
+            read_ahead_kib: 1024,
         }
     }
 }
@@ -113,7 +118,7 @@ impl Filesystem for FuseAdapter {
         let _ = config.set_max_background(self.tuning.max_background);
         let _ = config.set_congestion_threshold(self.tuning.max_background * 3 / 4);
         let _ = config.set_max_write(self.tuning.max_write);
-        // The largest read-ahead the kernel offers.
+        // The largest read-ahead the kernel offers (raised after mounting, see `read_ahead_kib`).
         if let Err(max) = config.set_max_readahead(u32::MAX) {
             let _ = config.set_max_readahead(max);
         }
@@ -494,6 +499,8 @@ impl Filesystem for FuseAdapter {
         );
     }
 
+    // Hub files carry no extended attributes. ENOSYS makes the kernel remember that and answer
+    // EOPNOTSUPP itself from then on, so `ls -l` and `cp -a` cost no round trip per file.
     fn setxattr(
         &self,
         _req: &Request,
@@ -504,8 +511,7 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        // Hub files carry no extended attributes.
-        reply.error(FuseErrno::ENOTSUP);
+        reply.error(FuseErrno::ENOSYS);
     }
 
     fn getxattr(
@@ -516,20 +522,15 @@ impl Filesystem for FuseAdapter {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        // Hub files carry no extended attributes.
-        reply.error(FuseErrno::NO_XATTR);
+        reply.error(FuseErrno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
-        }
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(FuseErrno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(FuseErrno::NO_XATTR);
+        reply.error(FuseErrno::ENOSYS);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

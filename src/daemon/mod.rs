@@ -194,9 +194,15 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
     }
     config.n_threads = Some(opts.fuse_threads.max(1));
     config.clone_fd = true;
-    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone(), KernelTuning::default());
+    let tuning = KernelTuning::default();
+    let read_ahead = tuning.read_ahead_kib;
+    let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone(), tuning);
     let mut session = fuser::Session::new(adapter, &mountpoint, &config)
         .map_err(|e| format!("mounting on {}: {e}", mountpoint.display()))?;
+    if let Err(e) = mountpoint::set_read_ahead(&mountpoint, read_ahead) {
+        // Only root may; others keep the kernel's 128 KiB default.
+        tracing::info!("kernel read-ahead left at its default ({e})");
+    }
     let mut unmounter = session.unmount_callable();
 
     let control = {

@@ -42,16 +42,30 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The `major:minor` device of the newest mount at `canonical`, from /proc/self/mountinfo
+/// (read without touching the mount itself, which may not serve requests yet).
+pub fn mount_device(canonical: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let dev = fields.nth(2)?;
+            let mp = fields.nth(1)?;
+            (Path::new(&unescape_mountinfo(mp)) == canonical).then(|| dev.to_string())
+        })
+        .last()
+}
+
 /// True if `canonical` is the mount point of some mount.
 pub fn is_mounted(canonical: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    info.lines().any(|line| {
-        line.split(' ')
-            .nth(4)
-            .is_some_and(|mp| Path::new(&unescape_mountinfo(mp)) == canonical)
-    })
+    mount_device(canonical).is_some()
+}
+
+/// Sets the kernel's read-ahead for the mount at `canonical` (its backing device info).
+pub fn set_read_ahead(canonical: &Path, kib: u32) -> Result<(), String> {
+    let dev = mount_device(canonical).ok_or("not mounted")?;
+    let knob = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+    std::fs::write(&knob, kib.to_string()).map_err(|e| format!("{knob}: {e}"))
 }
 
 /// Unmounts `path` (a FUSE mount). Root calls umount(2) directly; others go through
@@ -104,6 +118,8 @@ mod tests {
     #[test]
     fn root_is_mounted_and_a_temp_dir_is_not() {
         assert!(is_mounted(Path::new("/")));
+        let dev = mount_device(Path::new("/")).unwrap();
+        assert!(dev.split_once(':').is_some(), "{dev}");
         let d = tempfile::tempdir().unwrap();
         assert!(!is_mounted(&d.path().canonicalize().unwrap()));
         assert!(check_mountpoint(d.path()).is_ok());

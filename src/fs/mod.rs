@@ -498,12 +498,13 @@ impl HubFs {
         self.files.lock().get(&fh).cloned().ok_or(Errno::EBADF)
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes, Errno> {
         match &*self.handle(fh)? {
             OpenFile::Snapshot { stream, .. } => self.svc.reader.read(stream, offset, size).await,
-            OpenFile::Local { node, remote, .. } => {
-                self.read_local(node, remote, offset, size).await
-            }
+            OpenFile::Local { node, remote, .. } => self
+                .read_local(node, remote, offset, size)
+                .await
+                .map(bytes::Bytes::from),
         }
     }
 

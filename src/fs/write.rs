@@ -346,7 +346,7 @@ impl HubFs {
                         }
                     }
                 };
-                self.svc.reader.read(&stream, offset, want as u32).await
+                self.svc.reader.read(&stream, offset, want as u32).await.map(|b| b.to_vec())
             }
         }
     }

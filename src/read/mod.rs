@@ -35,12 +35,20 @@ pub struct ReadConfig {
     /// First read-ahead window of a sequential reader: small, so a reader that stops early
     /// (`head`, `file`) wastes little.
     pub min_window: u64,
-    /// Largest read-ahead window: deep enough to keep `max_window / chunk_size` range requests
+    /// Largest read-ahead window: deep enough to keep `max_window / max_request` range requests
     /// busy, which is what beats one stream on a bandwidth-capped CDN connection.
     pub max_window: u64,
-    /// Size of each parallel prefetch request: large enough that the per-request round trip is
-    /// small against its transfer time, small enough to spread one file over many connections.
-    pub chunk_size: u64,
+    /// Largest prefetch request: large enough that the per-request round trip is small against
+    /// its transfer time, small enough to spread one file over many connections.
+    pub max_request: u64,
+    /// Smallest prefetch request: below this, round trips dominate.
+    pub min_request: u64,
+    /// A sequential run prefetches only once it has read this much: two adjacent reads of a
+    /// random reader (one fio 256 KiB read arrives as two kernel requests) are not a run.
+    pub start_after: u64,
+    /// Until a run has read this much its window is a quarter of what it read (a loader reading
+    /// one tensor wastes little); after, twice (a `cat` ramps up fast).
+    pub slow_start: u64,
     /// Range requests in flight for the whole mount: bounds sockets, memory and threads.
     pub max_parallel_requests: usize,
     /// Attempts to finish one range after its body was cut (each resumes where it stopped).
@@ -55,7 +63,10 @@ impl Default for ReadConfig {
         ReadConfig {
             min_window: 1 << 20,
             max_window: 128 << 20,
-            chunk_size: 8 << 20,
+            max_request: 8 << 20,
+            min_request: 512 << 10,
+            start_after: 512 << 10,
+            slow_start: 16 << 20,
             max_parallel_requests: 32,
             resume_attempts: 5,
             io_timeout: std::time::Duration::from_secs(60),
@@ -130,6 +141,10 @@ impl ReadPath {
             min_window: cfg.min_window,
             max_window: cfg.max_window,
             slack: (cfg.min_window * 2).max(2 << 20),
+            start_after: cfg.start_after,
+            slow_start: cfg.slow_start,
+            max_request: cfg.max_request,
+            min_request: cfg.min_request,
         };
         ReadPath {
             client,
@@ -152,16 +167,17 @@ impl ReadPath {
         self.cache.block_size()
     }
 
-    /// Reads up to `len` bytes at `offset`; short only at end of file.
+    /// Reads up to `len` bytes at `offset`; short only at end of file. A read within one block
+    /// shares the block's buffer (no copy).
     pub async fn read(
         self: &Arc<Self>,
         stream: &ReadStream,
         offset: u64,
         len: u32,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Bytes, Errno> {
         let blob = &stream.blob;
         if offset >= blob.size || len == 0 {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let end = (offset + u64::from(len)).min(blob.size);
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
@@ -172,10 +188,10 @@ impl ReadPath {
         let bs = self.block_size();
         let blocks = (offset / bs)..=((end - 1) / bs);
         let pending = self.acquire(blob, blocks.clone())?;
-        if let Some((from, to)) = prefetch {
-            self.prefetch(blob, from, to);
+        if let Some(p) = prefetch {
+            self.prefetch(blob, p);
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
+        let mut parts = Vec::with_capacity(pending.len());
         for (idx, p) in blocks.zip(pending) {
             let block = match p {
                 Pending::Ready(b) => b,
@@ -188,8 +204,18 @@ impl ReadPath {
                 // The block is shorter than the file says: never hand out a partial answer.
                 return Err(Errno::EIO);
             }
-            out.extend_from_slice(&block[from..to]);
+            parts.push(block.slice(from..to));
         }
+        let out = match parts.len() {
+            1 => parts.swap_remove(0),
+            _ => {
+                let mut joined = bytes::BytesMut::with_capacity((end - offset) as usize);
+                for p in &parts {
+                    joined.extend_from_slice(p);
+                }
+                joined.freeze()
+            }
+        };
         if end == blob.size {
             // The end of the file: never hand it out if the content fails its hash.
             self.check_last_block(blob).await?;
@@ -255,12 +281,12 @@ impl ReadPath {
         }
     }
 
-    /// Starts fetching `[from, to)` in chunks without waiting for it.
-    fn prefetch(self: &Arc<Self>, blob: &Arc<Blob>, from: u64, to: u64) {
+    /// Starts fetching `[from, to)` in requests of `request` bytes, without waiting.
+    fn prefetch(self: &Arc<Self>, blob: &Arc<Blob>, p: readahead::Prefetch) {
         let bs = self.block_size();
-        let chunk_blocks = (self.cfg.chunk_size / bs).max(1);
-        let first = from / bs;
-        let last = (to - 1) / bs;
+        let chunk_blocks = (p.request / bs).max(1);
+        let first = p.from / bs;
+        let last = (p.to - 1) / bs;
         let mut idx = first;
         while idx <= last {
             let chunk_end = (idx + chunk_blocks - 1).min(last);
