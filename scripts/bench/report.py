@@ -1,0 +1,152 @@
+"""Renders a run: one markdown table per section (figures, hubfs's ratio to each peer, targets
+with PASS/FAIL), hubfs's own counters, a PNG chart, and the README's performance section."""
+
+import math
+import re
+from pathlib import Path
+
+from .contenders import HUBFS_NAME
+from .results import Row, Section
+from .util import MIB, ROOT
+
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SHORT = {"huggingface_hub": "hf_hub", "HfFileSystem+fsspec.fuse": "HfFS-fuse", "local copy": "local"}
+
+
+def _num(v: float, digits: int) -> str:
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def _cell(row: Row, contender: str) -> str:
+    fig = row.figures.get(contender)
+    if fig is None:
+        return "—"
+    if fig.error:
+        return f"error: {fig.error[:120]}"
+    text = _num(fig.value, row.digits)
+    return f"{text}<br><sub>{fig.note}</sub>" if fig.note else text
+
+
+def _ratios(row: Row, contenders) -> str:
+    parts = []
+    for c in contenders:
+        if c == HUBFS_NAME:
+            continue
+        s = row.speedup(c)
+        if s is not None:
+            parts.append(f"{s:.2f}x {SHORT.get(c, c)}")
+    return ", ".join(parts) or "—"
+
+
+def _verdict(p) -> str:
+    return {True: "PASS", False: "**FAIL**", None: "n/a (missing figure)"}[p]
+
+
+def section_markdown(section: Section) -> str:
+    contenders = section.contenders()
+    head = ["workload"] + contenders + ["hubfs vs peers", "target", "result"]
+    lines = [f"### {section.title}", "", section.how, "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in section.rows:
+        cells = [f"{row.label} ({row.unit})"] + [_cell(row, c) for c in contenders]
+        cells.append(_ratios(row, contenders))
+        cells.append("<br>".join(c.text for c in row.checks) or "—")
+        cells.append("<br>".join(_verdict(c.passed) for c in row.checks) or "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def diagnostics_markdown(diags) -> str:
+    head = ["hubfs run", "wall s", "daemon CPU s", "peak RSS MiB", "fetches", "MiB fetched",
+            "KiB per fetch", "block hits", "block misses", "Hub requests"]
+    lines = ["### hubfs counters per run (`hubfs status --json`)", "",
+             "What the daemon did in each measured hubfs run: CPU time of the daemon, range "
+             "fetches and their mean size, block cache hits/misses.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in diags:
+        read = d.status.get("read", {}) if isinstance(d.status, dict) else {}
+        hub = d.status.get("hub") or {}
+        fetches = read.get("fetches")
+        fetched = read.get("bytes_fetched")
+        per = f"{fetched / fetches / 1024:.0f}" if fetches and fetched is not None else "—"
+
+        def f(v, digits=1):
+            return "—" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+        lines.append("| " + " | ".join([
+            d.workload, f(d.wall_s), f(d.cpu_s), f(d.peak_rss_mib, 0), f(fetches),
+            f(None if fetched is None else fetched / MIB, 0), per, f(read.get("block_hits")),
+            f(read.get("block_misses")), f(hub.get("requests"))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary(sections) -> tuple[int, int, int]:
+    checks = [c for s in sections for r in s.rows for c in r.checks]
+    return (sum(c.passed is True for c in checks), sum(c.passed is False for c in checks),
+            sum(c.passed is None for c in checks))
+
+
+def document(sections, diags, header: str, chart: str | None) -> str:
+    passed, failed, missing = summary(sections)
+    out = [header, "",
+           f"**Targets of issue 4: {passed} pass, {failed} fail"
+           + (f", {missing} without a figure" if missing else "") + ".** "
+           "Ratios are hubfs relative to each peer, oriented so that > 1 means hubfs is better "
+           "(faster, more IOPS, fewer bytes or less memory).", ""]
+    if chart:
+        out += [f"![benchmark chart]({chart})", ""]
+    out += [section_markdown(s) for s in sections]
+    if diags:
+        out.append(diagnostics_markdown(diags))
+    return "\n".join(out)
+
+
+def chart(sections, path: Path):
+    """One panel per section with a figure for several contenders: grouped bars, log scale."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [s for s in sections if len(s.contenders()) > 1]
+    cols = 2
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(15, 4.2 * rows), squeeze=False)
+    colors = {}
+    for ax, section in zip(axes.flat, panels):
+        contenders = section.contenders()
+        # One unit per panel: the first row's (safetensors also has byte rows).
+        plotted = [r for r in section.rows if r.unit == section.rows[0].unit]
+        width = 0.8 / len(contenders)
+        for i, c in enumerate(contenders):
+            xs, ys = [], []
+            for j, r in enumerate(plotted):
+                v = r.value(c)
+                if v:
+                    xs.append(j + i * width - 0.4 + width / 2)
+                    ys.append(v)
+            bars = ax.bar(xs, ys, width, label=c, color=colors.get(c))
+            colors.setdefault(c, bars.patches[0].get_facecolor() if bars.patches else None)
+        ax.set_xticks(range(len(plotted)))
+        ax.set_xticklabels([f"{r.label}\n({r.unit}, {'higher' if r.higher_is_better else 'lower'} is better)"
+                            for r in plotted], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(re.sub(r" \(workload.*\)", "", section.title), fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def update_readme(body: str):
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        raise RuntimeError(f"README.md lacks the {BEGIN} / {END} markers")
+    start = text.index(BEGIN) + len(BEGIN)
+    end = text.index(END)
+    README.write_text(text[:start] + "\n" + body.strip() + "\n" + text[end:])
