@@ -21,8 +21,9 @@ class Diagnostic:
     workload: str
     wall_s: float | None
     cpu_s: float | None
+    emulator_cpu_s: float | None
     peak_rss_mib: float | None
-    status: dict
+    counters: dict  # `hubfs status --json` counters: what changed during the measurement
 
 
 @dataclass
@@ -76,21 +77,31 @@ class Bench:
     def observe(self, workload: str, contender: str, mount, rss_limit_mib: float | None = None,
                 limit_text: str = ""):
         """Samples `mount`'s serving process during the block; feeds the RSS section and, for
-        hubfs, keeps the daemon's counters and CPU time."""
+        hubfs, keeps what the daemon did meanwhile (counter deltas, its and the emulator's CPU)."""
         sampler = rss.Sampler(mount.pid)
+        emulator_pid = mount.emulator.proc.pid
+        hubfs = contender == HUBFS_NAME
+        before = self._status(mount) if hubfs else {}
+        emu_cpu0 = rss.cpu_seconds(emulator_pid)
         t0 = time.perf_counter()
         with sampler:
             yield sampler
         wall = time.perf_counter() - t0
+        emu_cpu1 = rss.cpu_seconds(emulator_pid)
         row = self._rss_row(workload, rss_limit_mib, limit_text)
         row.figures[contender] = Figure(sampler.peak_mib,
                                         note="" if sampler.cpu_s is None else f"CPU {sampler.cpu_s:.1f} s")
-        if contender == HUBFS_NAME:
-            try:
-                status = mount.status()
-            except BenchError as e:
-                status = {"error": str(e)}
-            self.diagnostics.append(Diagnostic(workload, wall, sampler.cpu_s, sampler.peak_mib, status))
+        if hubfs:
+            counters = _delta(before, self._status(mount))
+            emu_cpu = None if emu_cpu0 is None or emu_cpu1 is None else emu_cpu1 - emu_cpu0
+            self.diagnostics.append(Diagnostic(workload, wall, sampler.cpu_s, emu_cpu, sampler.peak_mib, counters))
+
+    @staticmethod
+    def _status(mount) -> dict:
+        try:
+            return mount.status()
+        except BenchError as e:
+            return {"error": str(e)}
 
     def _rss_row(self, workload: str, rss_limit_mib, limit_text):
         for r in self.rss.rows:
@@ -106,6 +117,15 @@ class Bench:
             if r.label in self.rss_limits:
                 limit, text = self.rss_limits[r.label]
                 r.check_value(HUBFS_NAME, text, lambda v, limit=limit: v < limit)
+
+
+def _delta(before: dict, after: dict) -> dict:
+    """after - before for every numeric counter of the status' `read`, `hub` and `cache` parts."""
+    out = {}
+    for part in ("read", "hub", "cache"):
+        a, b = after.get(part) or {}, before.get(part) or {}
+        out[part] = {k: v - b.get(k, 0) for k, v in a.items() if isinstance(v, (int, float))}
+    return out
 
 
 __all__ = ["Bench", "Diagnostic", "HFFUSE", "HUBFS_NAME"]

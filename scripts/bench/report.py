@@ -60,26 +60,27 @@ def section_markdown(section: Section) -> str:
 
 
 def diagnostics_markdown(diags) -> str:
-    head = ["hubfs run", "wall s", "daemon CPU s", "peak RSS MiB", "fetches", "MiB fetched",
-            "KiB per fetch", "block hits", "block misses", "Hub requests"]
+    head = ["hubfs run", "wall s", "daemon CPU s", "emulator CPU s", "peak RSS MiB", "fetches",
+            "MiB fetched", "KiB per fetch", "block hits", "block misses", "Hub requests"]
     lines = ["### hubfs counters per run (`hubfs status --json`)", "",
-             "What the daemon did in each measured hubfs run: CPU time of the daemon, range "
-             "fetches and their mean size, block cache hits/misses.", "",
+             "What the daemon did during each measured hubfs run (counter deltas): its CPU time "
+             "and the emulator's, range fetches and their mean size, block cache hits/misses, "
+             "HTTP requests to the Hub.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def f(v, digits=1):
+        if v is None:
+            return "—"
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
     for d in diags:
-        read = d.status.get("read", {}) if isinstance(d.status, dict) else {}
-        hub = d.status.get("hub") or {}
-        fetches = read.get("fetches")
-        fetched = read.get("bytes_fetched")
-        per = f"{fetched / fetches / 1024:.0f}" if fetches and fetched is not None else "—"
-
-        def f(v, digits=1):
-            return "—" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
-
+        read, hub = d.counters.get("read", {}), d.counters.get("hub", {})
+        fetches, fetched = read.get("fetches"), read.get("bytes_fetched")
+        per = fetched / fetches / 1024 if fetches and fetched is not None else None
         lines.append("| " + " | ".join([
-            d.workload, f(d.wall_s), f(d.cpu_s), f(d.peak_rss_mib, 0), f(fetches),
-            f(None if fetched is None else fetched / MIB, 0), per, f(read.get("block_hits")),
-            f(read.get("block_misses")), f(hub.get("requests"))]) + " |")
+            d.workload, f(d.wall_s), f(d.cpu_s), f(d.emulator_cpu_s), f(d.peak_rss_mib, 0),
+            f(fetches), f(None if fetched is None else fetched / MIB, 0), f(per, 0),
+            f(read.get("block_hits")), f(read.get("block_misses")), f(hub.get("requests"))]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,7 @@ from .util import BenchError, drop_caches, log
 
 # The Python peer can be an order of magnitude slower; past this a read is stopped and its
 # throughput computed from the bytes it had read (marked "partial").
-HFFUSE_CAP_S = 40
+HFFUSE_CAP_S = 30
 # Nobody else is capped, only bounded.
 READ_TIMEOUT_S = 240
 
