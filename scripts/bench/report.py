@@ -14,6 +14,11 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 SHORT = {"huggingface_hub": "hf_hub", "HfFileSystem+fsspec.fuse": "HfFS-fuse", "local copy": "local"}
 
 
+def _md(text: str) -> str:
+    """Text safe inside a table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _num(v: float, digits: int) -> str:
     if abs(v) >= 1000:
         return f"{v:,.0f}"
@@ -25,9 +30,9 @@ def _cell(row: Row, contender: str) -> str:
     if fig is None:
         return "—"
     if fig.error:
-        return f"error: {fig.error[:120]}"
+        return f"error: {_md(fig.error[:120])}"
     text = _num(fig.value, row.digits)
-    return f"{text}<br><sub>{fig.note}</sub>" if fig.note else text
+    return f"{text}<br><sub>{_md(fig.note)}</sub>" if fig.note else text
 
 
 def _ratios(row: Row, contenders) -> str:
@@ -51,9 +56,9 @@ def section_markdown(section: Section) -> str:
     lines = [f"### {section.title}", "", section.how, "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in section.rows:
-        cells = [f"{row.label} ({row.unit})"] + [_cell(row, c) for c in contenders]
+        cells = [_md(f"{row.label} ({row.unit})")] + [_cell(row, c) for c in contenders]
         cells.append(_ratios(row, contenders))
-        cells.append("<br>".join(c.text for c in row.checks) or "—")
+        cells.append("<br>".join(_md(c.text) for c in row.checks) or "—")
         cells.append("<br>".join(_verdict(c.passed) for c in row.checks) or "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -78,7 +83,7 @@ def diagnostics_markdown(diags) -> str:
         fetches, fetched = read.get("fetches"), read.get("bytes_fetched")
         per = fetched / fetches / 1024 if fetches and fetched is not None else None
         lines.append("| " + " | ".join([
-            d.workload, f(d.wall_s), f(d.cpu_s), f(d.emulator_cpu_s), f(d.peak_rss_mib, 0),
+            _md(d.workload), f(d.wall_s), f(d.cpu_s), f(d.emulator_cpu_s), f(d.peak_rss_mib, 0),
             f(fetches), f(None if fetched is None else fetched / MIB, 0), f(per, 0),
             f(read.get("block_hits")), f(read.get("block_misses")), f(hub.get("requests"))]) + " |")
     return "\n".join(lines) + "\n"
