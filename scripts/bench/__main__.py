@@ -39,7 +39,7 @@ def _unmount_leftovers(run_dir):
         force_unmount(mp)
 
 
-def _header(started: float, duration: float, args) -> str:
+def _header(started: float, duration: float) -> str:
     def git(*a):
         r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
         return r.stdout.strip()
@@ -50,8 +50,8 @@ def _header(started: float, duration: float, args) -> str:
         "",
         f"`scripts/bench.sh` on hubfs {commit}: {os.cpu_count()} CPUs, {mem_gib:.0f} GiB RAM, "
         f"Linux {platform.release()}; shaped emulator `{' '.join(SHAPING)}` (per connection), "
-        f"unshaped = loopback. Measuring took {duration / 60:.1f} min; repetitions where noted "
-        f"(re-reads: best of {args.reps}). The machine is shared, so figures carry noise; "
+        f"unshaped = loopback. Measuring took {duration / 60:.1f} min. One run per figure "
+        "unless a section says otherwise. The machine is shared, so figures carry noise; "
         "contenders alternate within each workload.",
     ])
 
@@ -61,7 +61,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=list(WORKLOADS),
                         help="run only this workload (repeatable)")
-    parser.add_argument("--reps", type=int, default=2, help="repetitions of the quick re-read measurements")
+    parser.add_argument("--reps", type=int, default=2, help="repetitions of the after-remount re-reads (best one stands)")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args()
     # Also SIGINT: a shell that starts the run in the background makes Python ignore it.
@@ -97,18 +97,22 @@ def main():
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    report.chart(sections, RESULTS / "latest.png")
-    header = _header(started, duration, args)
-    doc = report.document(sections, ctx.diagnostics, header, "latest.png")
-    (RESULTS / f"{stamp}.md").write_text(doc)
-    (RESULTS / "latest.md").write_text(doc)
-    if not args.no_readme and not args.only:
-        readme_doc = report.document(sections, [], header, "bench/results/latest.png")
-        readme_doc += "\nhubfs's counters per run and earlier runs: [bench/results/](bench/results/latest.md).\n"
-        report.update_readme(readme_doc)
+    # Partial runs (--only) never replace latest.* nor the README: those show whole runs.
+    name = f"{stamp}-partial" if args.only else "latest"
+    report.chart(sections, RESULTS / f"{name}.png")
+    header = _header(started, duration)
+    out = RESULTS / (f"{name}.md" if args.only else f"{stamp}.md")
+    # The chart is only kept as the latest one, so the dated copy of a whole run has none.
+    out.write_text(report.document(sections, ctx.diagnostics, header, f"{name}.png" if args.only else None))
+    if not args.only:
+        (RESULTS / "latest.md").write_text(report.document(sections, ctx.diagnostics, header, "latest.png"))
+        if not args.no_readme:
+            readme_doc = report.document(sections, [], header, "bench/results/latest.png")
+            readme_doc += "\nhubfs's counters per run: [bench/results/latest.md](bench/results/latest.md).\n"
+            report.update_readme(readme_doc)
     passed, failed, missing = report.summary(sections)
     log(f"done in {duration / 60:.1f} min: {passed} targets pass, {failed} fail, {missing} without a figure; "
-        f"bench/results/{stamp}.md")
+        f"{out.relative_to(ROOT)}")
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

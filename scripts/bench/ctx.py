@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import rss
-from .contenders import HFFUSE, HUBFS_NAME, HfFuseMount, HubfsMount
+from .contenders import HUBFS_NAME, HfFuseMount, HubfsMount
 from .results import Figure, Section
 from .util import BenchError, fresh_dir
 
@@ -28,9 +28,9 @@ class Diagnostic:
 
 @dataclass
 class Bench:
-    shaped: object
-    unshaped: object
-    facts: object
+    shaped: object    # Emulator with --latency-ms 20 --bandwidth 50M
+    unshaped: object  # Emulator on loopback, unshaped
+    facts: object     # seed.Facts
     run_dir: Path
     log_dir: Path
     reps: int
@@ -127,5 +127,3 @@ def _delta(before: dict, after: dict) -> dict:
         out[part] = {k: v - b.get(k, 0) for k, v in a.items() if isinstance(v, (int, float))}
     return out
 
-
-__all__ = ["Bench", "Diagnostic", "HFFUSE", "HUBFS_NAME"]

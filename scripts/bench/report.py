@@ -149,10 +149,11 @@ def chart(sections, path: Path):
     plt.close(fig)
 
 
-def update_readme(body: str):
-    text = README.read_text()
+def update_readme(body: str, readme: Path = README):
+    """Replaces what lies between the bench markers of `readme` with `body`."""
+    text = readme.read_text()
     if BEGIN not in text or END not in text:
-        raise RuntimeError(f"README.md lacks the {BEGIN} / {END} markers")
+        raise RuntimeError(f"{readme} lacks the {BEGIN} / {END} markers")
     start = text.index(BEGIN) + len(BEGIN)
     end = text.index(END)
-    README.write_text(text[:start] + "\n" + body.strip() + "\n" + text[end:])
+    readme.write_text(text[:start] + "\n" + body.strip() + "\n" + text[end:])
