@@ -110,8 +110,15 @@ def document(sections, diags, header: str, chart: str | None) -> str:
     return "\n".join(out)
 
 
+# One color per contender in every panel; the local copy (a ceiling, not a peer) in grey.
+COLORS = {"hubfs": "tab:blue", "curl": "tab:orange", "huggingface_hub": "tab:green",
+          "HfFileSystem+fsspec.fuse": "tab:red", "local copy": "tab:gray"}
+
+
 def chart(sections, path: Path):
     """One panel per section with a figure for several contenders: grouped bars, log scale."""
+    import textwrap
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -119,8 +126,7 @@ def chart(sections, path: Path):
     panels = [s for s in sections if len(s.contenders()) > 1]
     cols = 2
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(15, 4.2 * rows), squeeze=False)
-    colors = {}
+    fig, axes = plt.subplots(rows, cols, figsize=(15, 4.6 * rows), squeeze=False)
     for ax, section in zip(axes.flat, panels):
         contenders = section.contenders()
         # One unit per panel: the first row's (safetensors also has byte rows).
@@ -133,11 +139,13 @@ def chart(sections, path: Path):
                 if v:
                     xs.append(j + i * width - 0.4 + width / 2)
                     ys.append(v)
-            bars = ax.bar(xs, ys, width, label=c, color=colors.get(c))
-            colors.setdefault(c, bars.patches[0].get_facecolor() if bars.patches else None)
+            ax.bar(xs, ys, width, label=c, color=COLORS.get(c))
+        many = len(plotted) > 6
         ax.set_xticks(range(len(plotted)))
-        ax.set_xticklabels([f"{r.label}\n({r.unit}, {'higher' if r.higher_is_better else 'lower'} is better)"
-                            for r in plotted], fontsize=7)
+        ax.set_xticklabels([r.label if many else textwrap.fill(r.label, 22) for r in plotted],
+                           fontsize=7, rotation=30 if many else 0, ha="right" if many else "center")
+        first = plotted[0]
+        ax.set_ylabel(f"{first.unit} ({'higher' if first.higher_is_better else 'lower'} is better)", fontsize=8)
         ax.set_yscale("log")
         ax.set_title(re.sub(r" \(workload.*\)", "", section.title), fontsize=10)
         ax.legend(fontsize=7)
