@@ -7,6 +7,7 @@ bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's perform
 import argparse
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -108,6 +109,8 @@ def main():
         (RESULTS / "latest.md").write_text(report.document(sections, ctx.diagnostics, header, "latest.png"))
         if not args.no_readme:
             readme_doc = report.document(sections, [], header, "bench/results/latest.png")
+            # One heading level down: the run sits inside the README's "## Performance".
+            readme_doc = re.sub(r"^(#+) ", r"#\1 ", readme_doc, flags=re.M)
             readme_doc += "\nhubfs's counters per run: [bench/results/latest.md](bench/results/latest.md).\n"
             report.update_readme(readme_doc)
     passed, failed, missing = report.summary(sections)
