@@ -18,5 +18,8 @@ cargo test --release
 echo "== fidelity suite (official huggingface_hub client against the emulator)"
 "$VENV/bin/python" -m pytest -q --timeout 300 scripts/fidelity
 
+echo "== benchmark harness (verdicts and report; scripts/bench.sh runs the benchmark itself)"
+"$VENV/bin/python" -m pytest -q scripts/bench/tests
+
 echo "== mount suite (real FUSE mounts against the emulator)"
 "$VENV/bin/python" -m pytest -q --timeout 600 tests/mount

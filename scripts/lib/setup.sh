@@ -6,7 +6,8 @@ VENV=${VENV:-$ROOT/.venv}
 export HF_HUB_DISABLE_XET=1
 export HF_HUB_DISABLE_TELEMETRY=1
 
-APT_PACKAGES=(curl fio attr psmisc)
+# libfuse2: fusepy (HfFileSystem over fsspec.fuse, a benchmark contender) loads libfuse.so.2.
+APT_PACKAGES=(curl fio attr psmisc libfuse2)
 
 setup_apt() {
   local missing=()

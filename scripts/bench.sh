@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark of issue 4, in one command: installs what it needs, builds release, seeds a Hub
+# emulator through the official client (reused while the seed definition is unchanged: data in
+# bench/work/, ~11 GiB), then measures hubfs against curl, huggingface_hub, HfFileSystem over
+# fsspec.fuse and a local copy on a shaped (--latency-ms 20 --bandwidth 50M) and an unshaped
+# emulator. Writes bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's
+# performance section. Needs root (drop_caches, FUSE mounts) and /dev/fuse; about 15 minutes.
+# Arguments go to the harness: `scripts/bench.sh --help`, e.g. `--only fio --no-readme`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/setup.sh
+setup_all
+cd scripts
+exec "$VENV/bin/python" -m bench "$@"

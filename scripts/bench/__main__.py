@@ -1,0 +1,123 @@
+"""Runs the benchmark end to end: seed (or reuse) the repos, start the shaped and the unshaped
+emulator on the seeded data, run the workloads with contenders interleaved, and write
+bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's performance section.
+
+    python -m bench [--only NAME ...] [--reps N] [--no-readme]      (from scripts/)"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential
+from .ctx import Bench
+from .emulator import Emulator
+from .seed import EMULATOR_DATA, ensure_seeded
+from .util import RESULTS, ROOT, WORK, force_unmount, log, mounts_under
+
+SHAPING = ["--latency-ms", "20", "--bandwidth", "50M"]
+WORKLOADS = {
+    "first-byte": lambda ctx: [w_first_byte.run_workload(ctx)],
+    "sequential": lambda ctx: [w_sequential.cold_reads(ctx, ctx.shaped), w_sequential.cold_reads(ctx, ctx.unshaped)],
+    "reread": lambda ctx: [w_sequential.rereads(ctx)],
+    "safetensors": lambda ctx: [w_safetensors.run(ctx)],
+    "fio": lambda ctx: [w_fio.run_workload(ctx)],
+    "metadata": lambda ctx: [w_metadata.run(ctx)],
+}
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _unmount_leftovers(run_dir):
+    for mp in mounts_under(run_dir):
+        log(f"unmounting leftover {mp}")
+        force_unmount(mp)
+
+
+def _header(started: float, duration: float) -> str:
+    def git(*a):
+        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
+        return r.stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") + (" (dirty)" if git("status", "--porcelain", "--", "src") else "")
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    return "\n".join([
+        f"## hubfs benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}",
+        "",
+        f"`scripts/bench.sh` on hubfs {commit}: {os.cpu_count()} CPUs, {mem_gib:.0f} GiB RAM, "
+        f"Linux {platform.release()}; shaped emulator `{' '.join(SHAPING)}` (per connection), "
+        f"unshaped = loopback. Measuring took {duration / 60:.1f} min. One run per figure "
+        "unless a section says otherwise. The machine is shared, so figures carry noise; "
+        "contenders alternate within each workload.",
+    ])
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=list(WORKLOADS),
+                        help="run only this workload (repeatable)")
+    parser.add_argument("--reps", type=int, default=2, help="repetitions of the after-remount re-reads (best one stands)")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    args = parser.parse_args()
+    # Also SIGINT: a shell that starts the run in the background makes Python ignore it.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+
+    run_dir = WORK / "run"
+    log_dir = WORK / "logs"
+    _unmount_leftovers(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    facts = ensure_seeded(log_dir)
+    started = time.time()
+    sections = []
+    ctx = None
+    try:
+        with Emulator("shaped", EMULATOR_DATA, log_dir / "emulator-shaped.log", SHAPING) as shaped, \
+                Emulator("unshaped", EMULATOR_DATA, log_dir / "emulator-unshaped.log") as unshaped:
+            ctx = Bench(shaped, unshaped, facts, run_dir, log_dir, args.reps)
+            for name, workload in WORKLOADS.items():
+                if args.only and name not in args.only:
+                    continue
+                log(f"== {name}")
+                sections += workload(ctx)
+    finally:
+        _unmount_leftovers(run_dir)
+    duration = time.time() - started
+    ctx.finish_rss()
+    if ctx.rss.rows:
+        sections.append(ctx.rss)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    # Partial runs (--only) never replace latest.* nor the README: those show whole runs.
+    name = f"{stamp}-partial" if args.only else "latest"
+    report.chart(sections, RESULTS / f"{name}.png")
+    header = _header(started, duration)
+    out = RESULTS / (f"{name}.md" if args.only else f"{stamp}.md")
+    # The chart is only kept as the latest one, so the dated copy of a whole run has none.
+    out.write_text(report.document(sections, ctx.diagnostics, header, f"{name}.png" if args.only else None))
+    if not args.only:
+        (RESULTS / "latest.md").write_text(report.document(sections, ctx.diagnostics, header, "latest.png"))
+        if not args.no_readme:
+            readme_doc = report.document(sections, [], header, "bench/results/latest.png")
+            # One heading level down: the run sits inside the README's "## Performance".
+            readme_doc = re.sub(r"^(#+) ", r"#\1 ", readme_doc, flags=re.M)
+            readme_doc += "\nhubfs's counters per run: [bench/results/latest.md](bench/results/latest.md).\n"
+            report.update_readme(readme_doc)
+    passed, failed, missing = report.summary(sections)
+    log(f"done in {duration / 60:.1f} min: {passed} targets pass, {failed} fail, {missing} without a figure; "
+        f"{out.relative_to(ROOT)}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
