@@ -26,7 +26,7 @@ enum Command {
     ///
     /// SOURCE: [hf://][datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBPATH], or hf:// alone for
     /// the whole Hub. REVISION is a branch, tag, commit id or refs/pr/N (percent-encode '/').
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
     /// Unmount a hubfs mount, committing staged changes first (plain `umount` works too).
     Unmount {
         mountpoint: PathBuf,
@@ -101,6 +101,12 @@ struct MountArgs {
     /// Fail a read or lookup with EIO when the Hub sends nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     io_timeout: u64,
+    /// Largest read-ahead window of a sequential reader (e.g. 32M, 256M).
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
+    read_ahead: u64,
+    /// Range requests in flight at once for the whole mount.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_requests: usize,
 }
 
 fn init_logging() {
@@ -131,6 +137,8 @@ fn mount(args: MountArgs) -> Result<(), String> {
         offline: args.offline || daemon::env_offline(),
         fuse_threads: args.fuse_threads,
         io_timeout: Duration::from_secs(args.io_timeout.max(1)),
+        read_ahead: args.read_ahead,
+        max_requests: args.max_requests.clamp(1, 256),
         create_pr: args.create_pr,
         commit_delay: Duration::from_secs_f64(args.commit_delay.clamp(0.0, 3600.0)),
         commit_message: args.commit_message.clone(),
@@ -170,6 +178,10 @@ fn mount(args: MountArgs) -> Result<(), String> {
         .arg(args.fuse_threads.to_string())
         .arg("--io-timeout")
         .arg(args.io_timeout.to_string())
+        .arg("--read-ahead")
+        .arg(args.read_ahead.to_string())
+        .arg("--max-requests")
+        .arg(args.max_requests.to_string())
         .arg("--commit-delay")
         .arg(args.commit_delay.to_string());
     if let Some(m) = &args.commit_message {
@@ -322,7 +334,7 @@ fn unmount(mp: &std::path::Path, timeout: u64) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Mount(args) => mount(args),
+        Command::Mount(args) => mount(*args),
         Command::Unmount {
             mountpoint,
             timeout,

@@ -41,6 +41,10 @@ pub struct MountOptions {
     pub fuse_threads: usize,
     /// A Hub request making no progress for this long fails (EIO), retries included.
     pub io_timeout: Duration,
+    /// Largest read-ahead window (`ReadConfig::max_window`).
+    pub read_ahead: u64,
+    /// Range requests in flight for the mount (`ReadConfig::max_parallel_requests`).
+    pub max_requests: usize,
     /// Writable mounts: changes go to a pull request instead of the branch.
     pub create_pr: bool,
     /// Writable mounts: quiet period before queued changes are committed.
@@ -127,6 +131,8 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         Arc::new(cache),
         ReadConfig {
             io_timeout: opts.io_timeout,
+            max_window: opts.read_ahead.max(1 << 20),
+            max_parallel_requests: opts.max_requests,
             ..ReadConfig::default()
         },
     ));
