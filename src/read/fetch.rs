@@ -19,7 +19,7 @@ use crate::fs::Errno;
 use crate::hub::HubError;
 
 impl ReadPath {
-    pub(super) async fn fetch_run(self: &Arc<Self>, blob: &Blob, run: Vec<(u64, Arc<Slot>)>) {
+    pub(super) async fn fetch_run(self: &Arc<Self>, blob: &Arc<Blob>, run: Vec<(u64, Arc<Slot>)>) {
         let Some(&(first, _)) = run.first() else {
             return;
         };

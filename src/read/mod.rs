@@ -185,6 +185,7 @@ impl ReadPath {
             .readahead
             .lock()
             .on_read(offset, end, blob.size, &self.window);
+        tracing::trace!("read {} [{offset}, {end}) prefetch {prefetch:?}", blob.path);
         let bs = self.block_size();
         let blocks = (offset / bs)..=((end - 1) / bs);
         let pending = self.acquire(blob, blocks.clone())?;
@@ -324,6 +325,9 @@ impl ReadPath {
         let blob = blob.clone();
         tokio::spawn(async move {
             me.fetch_run(&blob, run).await;
+            if me.cache.is_complete(&blob.key, blob.size) {
+                me.finish_stream_hash(&blob);
+            }
             me.maybe_verify(&blob);
         });
     }

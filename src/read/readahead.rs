@@ -36,18 +36,45 @@ pub struct Prefetch {
     pub request: u64,
 }
 
+/// One sequential run: a reader moving forward through the file.
 #[derive(Debug, Default, Clone)]
-pub struct Readahead {
+struct Run {
     /// Highest end offset read in this run: where a sequential reader continues.
     expected: u64,
     /// Offset of the previous read; sequential readers never go far back.
     last_start: u64,
-    /// Where the current run started.
-    run_start: u64,
+    /// Where the run started.
+    start: u64,
     window: u64,
     /// Prefetch has been requested up to here.
     prefetched_to: u64,
-    reads: u64,
+}
+
+impl Run {
+    fn starting(start: u64, end: u64) -> Self {
+        Run {
+            expected: end,
+            last_start: start,
+            start,
+            window: 0,
+            prefetched_to: end,
+        }
+    }
+
+    fn continued_by(&self, start: u64, cfg: &WindowConfig) -> bool {
+        start + cfg.slack >= self.last_start && start <= self.expected + cfg.slack
+    }
+}
+
+/// The read-ahead state of one open file: its current run, and the run one stray read
+/// interrupted. A copy of a large buffer out of an mmap touches its last page before its first
+/// (glibc's memcpy loads the tail first), so a loader reading tensor after tensor jumps ahead
+/// and back once per tensor; going back to the interrupted run resumes it, window and all,
+/// instead of starting over with a slow start for every tensor.
+#[derive(Debug, Default, Clone)]
+pub struct Readahead {
+    run: Option<Run>,
+    interrupted: Option<Run>,
 }
 
 impl Readahead {
@@ -59,20 +86,23 @@ impl Readahead {
         size: u64,
         cfg: &WindowConfig,
     ) -> Option<Prefetch> {
-        let continues = self.reads > 0
-            && start + cfg.slack >= self.last_start
-            && start <= self.expected + cfg.slack;
-        self.reads += 1;
-        self.last_start = start;
+        let continues = self.run.as_ref().is_some_and(|r| r.continued_by(start, cfg));
         if !continues {
-            self.run_start = start;
-            self.expected = end;
-            self.prefetched_to = end;
-            self.window = 0;
-            return None;
+            let resumes = self
+                .interrupted
+                .as_ref()
+                .is_some_and(|r| r.continued_by(start, cfg));
+            if resumes {
+                std::mem::swap(&mut self.run, &mut self.interrupted);
+            } else {
+                self.interrupted = self.run.replace(Run::starting(start, end));
+                return None;
+            }
         }
-        self.expected = self.expected.max(end);
-        let consumed = self.expected.saturating_sub(self.run_start);
+        let run = self.run.as_mut()?;
+        run.last_start = start;
+        run.expected = run.expected.max(end);
+        let consumed = run.expected.saturating_sub(run.start);
         if consumed < cfg.start_after {
             return None;
         }
@@ -81,10 +111,10 @@ impl Readahead {
         } else {
             consumed.saturating_mul(2)
         };
-        self.window = window.clamp(cfg.min_window, cfg.max_window);
-        let request = (self.window / 4).clamp(cfg.min_request, cfg.max_request);
-        let target = (self.expected + self.window).min(size);
-        let from = self.prefetched_to.max(self.expected);
+        run.window = window.clamp(cfg.min_window, cfg.max_window);
+        let request = (run.window / 4).clamp(cfg.min_request, cfg.max_request);
+        let target = (run.expected + run.window).min(size);
+        let from = run.prefetched_to.max(run.expected);
         if target <= from {
             return None;
         }
@@ -97,12 +127,13 @@ impl Readahead {
         if to <= from {
             return None;
         }
-        self.prefetched_to = to;
+        run.prefetched_to = to;
         Some(Prefetch { from, to, request })
     }
 
+    /// The window of the current run (0 before a run has formed).
     pub fn window(&self) -> u64 {
-        self.window
+        self.run.as_ref().map_or(0, |r| r.window)
     }
 }
 
@@ -213,5 +244,28 @@ mod tests {
         let furthest = read_seq(&mut ra, 384 * KIB, size, 128 * KIB, size);
         assert!(ra.window() >= MIB, "still sequential");
         assert_eq!(furthest, size, "the tail is prefetched, however short");
+    }
+
+    #[test]
+    fn a_loader_touching_each_tensor_tail_first_keeps_its_run() {
+        let mut ra = Readahead::default();
+        let size = 1 << 30;
+        let tensor = 9 * MIB;
+        let mut requests = 0;
+        let mut off = 0;
+        while off < 300 * MIB {
+            // The tail page first, then the tensor from its start.
+            let tail = off + tensor - 4096;
+            requests += usize::from(ra.on_read(tail, tail + 4096, size, &CFG).is_some());
+            let end = off + tensor;
+            let mut pos = off;
+            while pos < end {
+                requests += usize::from(ra.on_read(pos, pos + MIB, size, &CFG).is_some());
+                pos += MIB;
+            }
+            off = end;
+        }
+        assert_eq!(ra.window(), 128 * MIB, "one run across all tensors");
+        assert!(requests < 100, "{requests} prefetch calls");
     }
 }

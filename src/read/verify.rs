@@ -2,43 +2,75 @@
 //!
 //! Every file's cache key is a hash of its content (sha256 for LFS files, the git blob sha1 for
 //! the others), so what the Hub sent can be checked. A `StreamVerifier` hashes a blob's blocks in
-//! order as fetches deliver them (catching up from the cache when blocks arrived out of order,
-//! as parallel read-ahead makes them), so the check costs no extra pass over the data. The read
-//! that asks for a file's *last* block waits for the verdict: a sequential reader (`cat`, `cp`,
-//! `sha256sum`, a loader reading a whole file) gets EIO instead of the end of a file whose bytes
-//! do not match their hash, and the blob's cached bytes are dropped. Readers that skip around
-//! never complete the in-order hash; for them the cache re-hashes the blob once it is complete.
+//! order as fetches deliver them, so the check costs no extra pass over the data. Hashing runs
+//! on a blocking thread of its own, never in a fetch: parallel read-ahead delivers blocks out
+//! of order, and a fetch that had to hash everything queued behind its block would stall the
+//! async workers that receive the other fetches. Blocks that arrive ahead of the hash are
+//! parked in memory (shared buffers, no copy) up to a bound; beyond it they are read back from
+//! the cache when their turn comes. The read that asks for a file's *last* block waits for the
+//! verdict: a sequential reader (`cat`, `cp`, `sha256sum`, a loader reading a whole file) gets
+//! EIO instead of the end of a file whose bytes do not match their hash, and the blob's cached
+//! bytes are dropped. Readers that skip around never complete the in-order hash; for them the
+//! cache re-hashes the blob once it is complete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use super::{Blob, ReadPath};
 use crate::cache::{BlobKey, ContentHasher};
 use crate::fs::Errno;
 
-/// In-order verifiers kept at once; the ones that progressed least are dropped first (they are
-/// an optimisation: the cache's own check still runs when such a blob completes).
+/// In-order verifiers kept at once; finished ones and then the ones that progressed least are
+/// dropped first (they are an optimisation: the cache's own check still runs when such a blob
+/// completes).
 const MAX_VERIFIERS: usize = 256;
 /// The reader of a last block waits for the verdict only if at most this many blocks remain to
 /// be hashed (fetching those nobody asked for yet); more means it was not a sequential read, and
 /// it passes without waiting (the cache checks the blob once it is complete).
 const MAX_CATCH_UP_BLOCKS: u64 = 32;
+/// Blocks parked ahead of one blob's hash: 32 MiB of 128 KiB blocks. Enough for the spread of
+/// parallel read-ahead requests at their usual depth, small enough that four readers stay well
+/// inside the daemon's memory budget; later blocks are read back from the cache instead.
+const MAX_PARKED_BLOCKS: usize = 256;
+/// Blocks hashed per turn of the worker between looks at the shared state.
+const HASH_BATCH: usize = 32;
+/// A reader waiting for a verdict looks again this often even without news (nothing is lost if
+/// a wake-up is missed, only time).
+const VERDICT_POLL: Duration = Duration::from_millis(200);
 
 struct StreamVerifier {
+    /// None while the hashing worker holds it.
     hasher: Option<ContentHasher>,
     /// Next block to hash.
     next: u64,
     blocks: u64,
+    /// Blocks that arrived ahead of `next`.
+    parked: BTreeMap<u64, Bytes>,
     /// Some(ok) once every block was hashed.
     verdict: Option<bool>,
 }
 
+impl StreamVerifier {
+    fn worker_idle(&self) -> bool {
+        self.hasher.is_some() && self.verdict.is_none()
+    }
+}
+
+struct Shared {
+    state: Mutex<StreamVerifier>,
+    /// Woken at every step of the hash and at the verdict.
+    progress: Notify,
+}
+
 #[derive(Default)]
 pub(super) struct Verifiers {
-    map: Mutex<HashMap<BlobKey, Arc<Mutex<StreamVerifier>>>>,
+    map: Mutex<HashMap<BlobKey, Arc<Shared>>>,
     /// Blobs that failed since the last open: the kernel may hold their bad pages.
     tainted: Mutex<std::collections::HashSet<BlobKey>>,
 }
@@ -48,24 +80,28 @@ impl ReadPath {
         blob.size.div_ceil(self.block_size())
     }
 
-    /// Called by a fetch with each block it delivers, before readers see it.
-    pub(super) fn verify_block(&self, blob: &Blob, idx: u64, data: &[u8]) {
-        let v = if idx == 0 {
+    /// Called by a fetch with each block it delivers, before readers see it. Never hashes here.
+    pub(super) fn verify_block(self: &Arc<Self>, blob: &Arc<Blob>, idx: u64, data: &Bytes) {
+        let shared = if idx == 0 {
             let mut map = self.verifiers.map.lock();
             if map.len() >= MAX_VERIFIERS && !map.contains_key(&blob.key) {
-                evict_least_progressed(&mut map);
+                evict_one(&mut map);
             }
             let fresh = || {
-                Arc::new(Mutex::new(StreamVerifier {
-                    hasher: Some(ContentHasher::new(&blob.key, blob.size)),
-                    next: 0,
-                    blocks: self.blocks_of(blob),
-                    verdict: None,
-                }))
+                Arc::new(Shared {
+                    state: Mutex::new(StreamVerifier {
+                        hasher: Some(ContentHasher::new(&blob.key, blob.size)),
+                        next: 0,
+                        blocks: self.blocks_of(blob),
+                        parked: BTreeMap::new(),
+                        verdict: None,
+                    }),
+                    progress: Notify::new(),
+                })
             };
             let v = map.entry(blob.key).or_insert_with(fresh);
             // A blob that failed is being fetched again: judge the new bytes afresh.
-            if v.lock().verdict == Some(false) {
+            if v.state.lock().verdict == Some(false) {
                 *v = fresh();
             }
             v.clone()
@@ -75,37 +111,84 @@ impl ReadPath {
                 None => return,
             }
         };
-        let mut v = v.lock();
-        if v.verdict.is_some() || v.next != idx {
-            return;
+        let start_worker = {
+            let mut v = shared.state.lock();
+            if v.verdict.is_some() || idx < v.next {
+                return;
+            }
+            if idx == v.next || v.parked.len() < MAX_PARKED_BLOCKS {
+                v.parked.insert(idx, data.clone());
+            }
+            v.worker_idle() && v.parked.contains_key(&v.next)
+        };
+        if start_worker {
+            self.start_hashing(blob, shared);
         }
-        if let Some(h) = v.hasher.as_mut() {
-            h.update(data);
-        }
-        v.next += 1;
-        self.catch_up(blob, &mut v, u64::MAX);
     }
 
-    /// Hashes blocks that are already cached, in order, up to `limit` of them.
-    fn catch_up(&self, blob: &Blob, v: &mut StreamVerifier, limit: u64) {
-        let mut budget = limit;
-        while v.verdict.is_none() && v.next < v.blocks && budget > 0 {
-            match self.cache.read_block(&blob.key, blob.size, v.next) {
-                Ok(Some(b)) => {
-                    if let Some(h) = v.hasher.as_mut() {
-                        h.update(&b);
+    /// Runs the hash of `shared` forward on a blocking thread, unless a worker already does.
+    fn start_hashing(self: &Arc<Self>, blob: &Arc<Blob>, shared: Arc<Shared>) {
+        let Some(hasher) = shared.state.lock().hasher.take() else {
+            return;
+        };
+        let me = self.clone();
+        let blob = blob.clone();
+        tokio::task::spawn_blocking(move || me.hash_forward(&blob, &shared, hasher));
+    }
+
+    /// The hashing worker: hashes parked blocks, or cached ones, in order, until the next block
+    /// is neither (then gives the hasher back: the fetch that brings it starts a new worker) or
+    /// the end is reached.
+    fn hash_forward(&self, blob: &Blob, shared: &Shared, mut hasher: ContentHasher) {
+        loop {
+            let (first, mut batch) = {
+                let mut v = shared.state.lock();
+                let first = v.next;
+                let mut batch = Vec::new();
+                while batch.len() < HASH_BATCH {
+                    match v.parked.remove(&(first + batch.len() as u64)) {
+                        Some(b) => batch.push(b),
+                        None => break,
                     }
-                    v.next += 1;
-                    budget -= 1;
                 }
-                // Not here (yet): the fetch that brings it continues the hash.
-                _ => break,
+                if batch.is_empty() && !self.cache.contains_block(&blob.key, blob.size, first) {
+                    v.hasher = Some(hasher);
+                    return;
+                }
+                (first, batch)
+            };
+            if batch.is_empty() {
+                // Dropped from the park (or fetched before this hash began): from the cache.
+                match self.cache.read_block(&blob.key, blob.size, first) {
+                    Ok(Some(b)) => batch.push(b),
+                    // Gone or damaged: its refetch parks it. Decide under the lock, so a block
+                    // parked meanwhile is not left without a worker.
+                    _ => {
+                        let mut v = shared.state.lock();
+                        if v.parked.contains_key(&first) {
+                            continue;
+                        }
+                        v.hasher = Some(hasher);
+                        return;
+                    }
+                }
             }
-        }
-        if v.next == v.blocks && v.verdict.is_none() {
-            let ok = v.hasher.take().is_some_and(|h| h.matches(&blob.key));
-            v.verdict = Some(ok);
-            self.record_verdict(blob, ok);
+            for b in &batch {
+                hasher.update(b);
+            }
+            let mut v = shared.state.lock();
+            v.next = first + batch.len() as u64;
+            if v.next >= v.blocks {
+                let ok = hasher.matches(&blob.key);
+                v.verdict = Some(ok);
+                v.parked.clear();
+                drop(v);
+                self.record_verdict(blob, ok);
+                shared.progress.notify_waiters();
+                return;
+            }
+            drop(v);
+            shared.progress.notify_waiters();
         }
     }
 
@@ -129,40 +212,53 @@ impl ReadPath {
     }
 
     /// For the read that returns a file's last block: waits for the in-order hash to reach the
-    /// end (hashing cached blocks, waiting for or fetching the others) and fails with EIO if the
-    /// content does not match. Passes when no in-order hash is under way or it is far behind:
-    /// not a sequential read (the cache's own check covers those files once complete).
+    /// end (fetching the block it waits for if nobody does) and fails with EIO if the content
+    /// does not match. Passes when no in-order hash is under way or it is far behind: not a
+    /// sequential read (the cache's own check covers those files once complete).
     pub(super) async fn check_last_block(self: &Arc<Self>, blob: &Arc<Blob>) -> Result<(), Errno> {
-        let Some(v) = self.verifiers.map.lock().get(&blob.key).cloned() else {
+        let Some(shared) = self.verifiers.map.lock().get(&blob.key).cloned() else {
             return Ok(());
         };
         let verdict = loop {
-            let next = {
-                let mut v = v.lock();
-                if v.verdict.is_none() && v.blocks - v.next <= MAX_CATCH_UP_BLOCKS {
-                    self.catch_up(blob, &mut v, MAX_CATCH_UP_BLOCKS);
-                }
+            let progressed = shared.progress.notified();
+            let (next, idle) = {
+                let v = shared.state.lock();
                 if v.verdict.is_some() || v.blocks - v.next > MAX_CATCH_UP_BLOCKS {
                     break v.verdict;
                 }
-                v.next
+                (v.next, v.worker_idle())
             };
-            // A fetch feeds the hash before it publishes the block: wait for it (or start it).
-            for pending in self.acquire(blob, next..=next)? {
-                if let super::Pending::Wait(rx) = pending {
-                    super::inflight::wait(rx).await?;
+            if idle {
+                if self.cache.contains_block(&blob.key, blob.size, next) {
+                    self.start_hashing(blob, shared.clone());
+                } else {
+                    // Its fetch hands it to the hash: wait for it (or start it).
+                    for pending in self.acquire(blob, next..=next)? {
+                        if let super::Pending::Wait(rx) = pending {
+                            super::inflight::wait(rx).await?;
+                        }
+                    }
                 }
             }
+            let _ = tokio::time::timeout(VERDICT_POLL, progressed).await;
         };
         match verdict {
-            Some(true) => {
-                self.verifiers.map.lock().remove(&blob.key);
-                Ok(())
-            }
+            Some(true) => Ok(()),
             // Every read of the end fails (the kernel retries failed read-ahead with a plain
             // read) until the file is opened again: see `take_tainted`.
             Some(false) => Err(Errno::EIO),
             None => Ok(()),
+        }
+    }
+
+    /// Once every block of a blob is cached: makes sure an idle in-order hash finishes from
+    /// the cache (its remaining blocks may all have been read back rather than parked).
+    pub(super) fn finish_stream_hash(self: &Arc<Self>, blob: &Arc<Blob>) {
+        let Some(shared) = self.verifiers.map.lock().get(&blob.key).cloned() else {
+            return;
+        };
+        if shared.state.lock().worker_idle() {
+            self.start_hashing(blob, shared);
         }
     }
 
@@ -181,21 +277,27 @@ impl ReadPath {
         tainted
     }
 
-    /// True if the in-order hash already checked this blob (no need to hash it again).
+    /// True if the in-order hash checked this blob or is on its way to (no need to hash it
+    /// again).
     pub(super) fn stream_verified(&self, key: &BlobKey) -> bool {
         self.verifiers
             .map
             .lock()
             .get(key)
-            .is_some_and(|v| v.try_lock().is_some_and(|v| v.verdict.is_some()))
+            .is_some_and(|v| v.state.lock().verdict != Some(false))
     }
 }
 
-fn evict_least_progressed(map: &mut HashMap<BlobKey, Arc<Mutex<StreamVerifier>>>) {
+/// Drops a finished verifier if there is one, else the one that progressed least.
+fn evict_one(map: &mut HashMap<BlobKey, Arc<Shared>>) {
     let victim = map
         .iter()
-        .filter_map(|(k, v)| v.try_lock().map(|v| (*k, v.next)))
-        .min_by_key(|(_, next)| *next)
+        .filter_map(|(k, v)| {
+            v.state
+                .try_lock()
+                .map(|v| (*k, (v.verdict.is_none(), v.next)))
+        })
+        .min_by_key(|(_, rank)| *rank)
         .map(|(k, _)| k);
     if let Some(k) = victim {
         map.remove(&k);
