@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
-setup_all
+# Not setup_all: fsx and pjdfstest (minutes of cargo install) serve the tests, not the benchmark.
+setup_apt
+setup_venv
+setup_build
 cd scripts
 exec "$VENV/bin/python" -m bench "$@"

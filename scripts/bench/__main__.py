@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential
+from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_writes
 from .ctx import Bench
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, ensure_seeded
@@ -27,6 +27,7 @@ WORKLOADS = {
     "safetensors": lambda ctx: [w_safetensors.run(ctx)],
     "fio": lambda ctx: [w_fio.run_workload(ctx)],
     "metadata": lambda ctx: [w_metadata.run(ctx)],
+    "writes": lambda ctx: [w_writes.run_workload(ctx)],
 }
 
 
