@@ -3,8 +3,10 @@
 # emulator through the official client (reused while the seed definition is unchanged: data in
 # bench/work/, ~11 GiB), then measures hubfs against curl, huggingface_hub, HfFileSystem over
 # fsspec.fuse and a local copy on a shaped (--latency-ms 20 --bandwidth 50M) and an unshaped
-# emulator. Writes bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's
-# performance section. Needs root (drop_caches, FUSE mounts) and /dev/fuse; about 15 minutes.
+# emulator, and hubfs's writes (issue 5) against upload_file / upload_folder on emulators of
+# their own. Writes bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's
+# performance section. Needs root (drop_caches, FUSE mounts) and /dev/fuse; about 15 minutes of
+# measuring after the build and the seed.
 # Arguments go to the harness: `scripts/bench.sh --help`, e.g. `--only fio --no-readme`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,6 @@
 """Runs the benchmark end to end: seed (or reuse) the repos, start the shaped and the unshaped
-emulator on the seeded data, run the workloads with contenders interleaved, and write
+emulator on the seeded data, run the workloads with contenders interleaved (the writes on
+emulators of their own, so the seeded repos never change), and write
 bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's performance section.
 
     python -m bench [--only NAME ...] [--reps N] [--no-readme]      (from scripts/)"""

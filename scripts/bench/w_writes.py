@@ -192,10 +192,11 @@ def run_workload(ctx) -> Section:
         "writable mount of an empty repo's main branch, then `hubfs sync` (returns once every "
         "staged change has landed); the mount is up before the clock starts. huggingface_hub: "
         "`upload_file` (`upload_folder`) into an empty repo, call time only. Page cache dropped "
-        "before each run. Each run has its own empty emulator with the read workloads' flags; "
-        "uploads are not throttled, so 'shaped' only adds 20 ms per response. Each upload is "
-        "verified on the Hub with the official client (LFS sha256; every small file's blob id) "
-        "before its figure counts."
+        "before each run. Each run has its own empty emulator with the read workloads' flags. "
+        "Uploads are not throttled, so 'shaped' only adds 20 ms per response: the 1 GiB file "
+        "(few requests) runs on the shaped emulator only, the small files on both. Each upload "
+        "is verified on the Hub with the official client (LFS sha256; every small file's blob "
+        "id) before its figure counts; the commits are counted with `list_repo_commits`."
     )
     with ctx.temp_dir("writes-data") as data:
         uploads = {"big": _big_file(ctx), "small": _small_files(data / "small-files")}
