@@ -136,21 +136,19 @@ def _new_repo(api, name: str) -> tuple[str, int]:
     return repo, _commit_count(api, repo)
 
 
-def _landed(api, repo: str, base_commits: int, upload: Upload, seconds: float, commits: dict, who: str,
-            detail: str = "") -> Figure:
-    """The figure of a finished upload, once the Hub shows it intact."""
+def _landed(api, repo: str, base_commits: int, upload: Upload, seconds: float, detail: str = "") -> tuple[Figure, int]:
+    """The figure of a finished upload once the Hub shows it intact, and the commits it took."""
     upload.check(api, repo)
     made = _commit_count(api, repo) - base_commits
-    commits[who] = made
     note = f"{made} commit{'s' if made != 1 else ''}, verified"
     if upload.key == "big":
         note = f"{upload.size / MIB / seconds:.0f} MiB/s; {note}"
-    return Figure(seconds, note=f"{detail}; {note}" if detail else note)
+    return Figure(seconds, note=f"{detail}; {note}" if detail else note), made
 
 
 def _measure(ctx, section: Section, network: str, upload: Upload):
     row = section.row(f"{upload.label}, {network}", "s", higher_is_better=False, digits=1)
-    commits = {}
+    commits = {}  # contender -> commits its upload made
 
     def hubfs():
         with _empty_hub(ctx, network) as (emu, api):
@@ -163,8 +161,9 @@ def _measure(ctx, section: Section, network: str, upload: Upload):
                     copied = time.perf_counter() - t0
                     m.sync(LAND_TIMEOUT_S)
                     seconds = time.perf_counter() - t0
-            return _landed(api, repo, base, upload, seconds, commits, HUBFS_NAME,
-                           f"cp {copied:.1f} s + sync {seconds - copied:.1f} s")
+            fig, commits[HUBFS_NAME] = _landed(api, repo, base, upload, seconds,
+                                               f"cp {copied:.1f} s + sync {seconds - copied:.1f} s")
+            return fig
 
     def hf():
         with _empty_hub(ctx, network) as (emu, api), ctx.temp_dir("hf-home") as home:
@@ -172,14 +171,15 @@ def _measure(ctx, section: Section, network: str, upload: Upload):
             drop_caches()
             out = peer_python("peer_hf.py", ["upload", "model", repo, upload.local, upload.path_in_repo], home,
                               emu.url, LAND_TIMEOUT_S, token=WRITE_TOKEN)
-            return _landed(api, repo, base, upload, out["seconds"], commits, HF)
+            fig, commits[HF] = _landed(api, repo, base, upload, out["seconds"])
+            return fig
 
     for contender, fn in ((HUBFS_NAME, hubfs), (HF, hf)):
         attempt(row, contender, fn, log)
     if upload.key == "small":
         made = section.row(f"commits made by {row.label}", "commits", higher_is_better=False, digits=0)
-        for who, n in commits.items():
-            made.figures[who] = Figure(n)
+        for contender, n in commits.items():
+            made.figures[contender] = Figure(n)
         made.check_value(HUBFS_NAME, f"<= {MAX_SMALL_COMMITS} (batched, not one per file)",
                          lambda v: v <= MAX_SMALL_COMMITS)
 
