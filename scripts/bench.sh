@@ -3,12 +3,17 @@
 # emulator through the official client (reused while the seed definition is unchanged: data in
 # bench/work/, ~11 GiB), then measures hubfs against curl, huggingface_hub, HfFileSystem over
 # fsspec.fuse and a local copy on a shaped (--latency-ms 20 --bandwidth 50M) and an unshaped
-# emulator. Writes bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's
-# performance section. Needs root (drop_caches, FUSE mounts) and /dev/fuse; about 15 minutes.
+# emulator, and hubfs's writes (issue 5) against upload_file / upload_folder on emulators of
+# their own. Writes bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's
+# performance section. Needs root (drop_caches, FUSE mounts) and /dev/fuse; about 15 minutes of
+# measuring after the build and the seed.
 # Arguments go to the harness: `scripts/bench.sh --help`, e.g. `--only fio --no-readme`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
-setup_all
+# Not setup_all: fsx and pjdfstest (minutes of cargo install) serve the tests, not the benchmark.
+setup_apt
+setup_venv
+setup_build
 cd scripts
 exec "$VENV/bin/python" -m bench "$@"

@@ -1,5 +1,6 @@
 """Runs the benchmark end to end: seed (or reuse) the repos, start the shaped and the unshaped
-emulator on the seeded data, run the workloads with contenders interleaved, and write
+emulator on the seeded data, run the workloads with contenders interleaved (the writes on
+emulators of their own, so the seeded repos never change), and write
 bench/results/<UTC timestamp>.md, latest.md, latest.png and the README's performance section.
 
     python -m bench [--only NAME ...] [--reps N] [--no-readme]      (from scripts/)"""
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential
+from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_writes
 from .ctx import Bench
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, ensure_seeded
@@ -27,6 +28,7 @@ WORKLOADS = {
     "safetensors": lambda ctx: [w_safetensors.run(ctx)],
     "fio": lambda ctx: [w_fio.run_workload(ctx)],
     "metadata": lambda ctx: [w_metadata.run(ctx)],
+    "writes": lambda ctx: [w_writes.run_workload(ctx)],
 }
 
 

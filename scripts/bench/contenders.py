@@ -1,12 +1,13 @@
 """The contenders, each behind one small interface the workloads share:
 
 - `HubfsMount`: `hubfs mount` with its own cache directory (fresh = cold), the daemon's pid for
-  RSS sampling and `hubfs status --json` for counters; always unmounted on exit.
+  RSS sampling, `hubfs status --json` for counters and `hubfs sync` for writable mounts; always
+  unmounted on exit.
 - `HfFuseMount`: HfFileSystem mounted with `python -m fsspec.fuse` (fusepy) as a separate
   process, the Python peer doing hubfs's job; always unmounted and stopped on exit.
 - `curl_get`: one curl stream following the resolve redirect.
 - `peer_python`: runs `peer_hf.py` / `st_load.py` (huggingface_hub, safetensors) in a fresh
-  process with its own HF_HOME and reads the JSON line it prints.
+  process with its own HF_HOME (and a token for uploads) and reads the JSON line it prints.
 - `cat_files`: `cat FILE > /dev/null` for any mounted or local path, with a time cap for slow
   contenders (then the bytes read so far come from /proc/PID/io)."""
 
@@ -35,20 +36,24 @@ def hf_source(repo: str, repo_type: str) -> str:
 
 
 class HubfsMount:
-    """A hubfs mount of `source` on `mountpoint` using `cache_dir`."""
+    """A hubfs mount of `source` on `mountpoint` using `cache_dir`; with a write `token`, a
+    branch mount is writable."""
 
-    def __init__(self, emulator, source: str, mountpoint: Path, cache_dir: Path, hf_home: Path):
+    def __init__(self, emulator, source: str, mountpoint: Path, cache_dir: Path, hf_home: Path,
+                 token: str = ""):
         self.emulator = emulator
         self.source = source
         self.path = mountpoint
         self.cache_dir = cache_dir
         self.hf_home = hf_home
+        self.token = token
         self.pid = None
         self.mount_seconds = None
 
     def env(self) -> dict:
-        # Anonymous (HF_TOKEN empty): the benchmark repos are public, as for every contender.
-        return clean_env(HF_TOKEN="", HF_HOME=self.hf_home)
+        # Reads are anonymous (HF_TOKEN empty): the benchmark repos are public, as for every
+        # contender. The token goes through the environment, never the command line.
+        return clean_env(HF_TOKEN=self.token, HF_HOME=self.hf_home)
 
     def command(self) -> list:
         return [HUBFS, "mount", self.source, self.path, "--endpoint", self.emulator.url,
@@ -77,6 +82,10 @@ class HubfsMount:
     def status(self) -> dict:
         r = run([HUBFS, "status", "--json", self.path], timeout=20, env=self.env())
         return json.loads(r.stdout)
+
+    def sync(self, timeout: float):
+        """`hubfs sync`: returns once everything staged has landed on the Hub."""
+        run([HUBFS, "sync", "--timeout", str(int(timeout)), self.path], timeout=timeout + 30, env=self.env())
 
     def __exit__(self, *exc):
         if is_mounted(self.path):
@@ -228,9 +237,12 @@ def cdn_location(url: str) -> str:
     return r.stdout.strip()
 
 
-def peer_python(script: str, args: list, hf_home: Path, endpoint: str, timeout: float) -> dict:
+def peer_python(script: str, args: list, hf_home: Path, endpoint: str, timeout: float,
+                token: str | None = None) -> dict:
     """Runs scripts/bench/SCRIPT with a fresh-or-given HF_HOME; returns its JSON answer."""
     env = clean_env(HF_HOME=hf_home, HF_ENDPOINT=endpoint)
+    if token:
+        env["HF_TOKEN"] = token
     r = run([PYTHON, BENCH_DIR / script, *args], timeout=timeout, env=env)
     lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
     if not lines:

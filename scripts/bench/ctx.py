@@ -55,14 +55,15 @@ class Bench:
             shutil.rmtree(d, ignore_errors=True)
 
     @contextlib.contextmanager
-    def hubfs(self, emulator, source: str, cache_dir: Path | None = None):
-        """A hubfs mount; with no `cache_dir`, a fresh one removed afterwards (a cold run)."""
+    def hubfs(self, emulator, source: str, cache_dir: Path | None = None, token: str = ""):
+        """A hubfs mount; with no `cache_dir`, a fresh one removed afterwards (a cold run); with
+        a write `token`, writable (on a branch)."""
         with contextlib.ExitStack() as stack:
             if cache_dir is None:
                 cache_dir = stack.enter_context(self.temp_dir("hubfs-cache"))
             mountpoint = self.scratch("mnt")
             hf_home = self.scratch("hf-home-hubfs")
-            with HubfsMount(emulator, source, mountpoint, cache_dir, hf_home) as m:
+            with HubfsMount(emulator, source, mountpoint, cache_dir, hf_home, token) as m:
                 yield m
 
     @contextlib.contextmanager

@@ -1,10 +1,11 @@
 """huggingface_hub as a contender, run in its own process (HF_ENDPOINT and HF_HOME come from the
-environment). Imports happen before the clock starts: only the library call is timed. Prints one
-JSON line.
+environment, and HF_TOKEN for uploads). Imports happen before the clock starts: only the library
+call is timed. Prints one JSON line.
 
   peer_hf.py download REPO_TYPE REPO FILE [FILE...]   hf_hub_download, files in parallel threads
   peer_hf.py list REPO_TYPE REPO                      list_repo_tree(recursive=True), consumed
-  peer_hf.py first-byte REPO_TYPE REPO FILE           hf_hub_download, then read one byte"""
+  peer_hf.py first-byte REPO_TYPE REPO FILE           hf_hub_download, then read one byte
+  peer_hf.py upload REPO_TYPE REPO LOCAL PATH         upload_file, or upload_folder for a folder"""
 
 import json
 import os
@@ -38,6 +39,16 @@ def first_byte(repo_type, repo, file):
     return {"seconds": time.perf_counter() - t0}
 
 
+def upload(repo_type, repo, local, path_in_repo):
+    api = HfApi()
+    t0 = time.perf_counter()
+    if os.path.isdir(local):
+        api.upload_folder(repo_id=repo, repo_type=repo_type, folder_path=local, path_in_repo=path_in_repo)
+    else:
+        api.upload_file(repo_id=repo, repo_type=repo_type, path_or_fileobj=local, path_in_repo=path_in_repo)
+    return {"seconds": time.perf_counter() - t0}
+
+
 def main():
     cmd, repo_type, repo, *rest = sys.argv[1:]
     if cmd == "download":
@@ -46,6 +57,8 @@ def main():
         out = list_tree(repo_type, repo)
     elif cmd == "first-byte":
         out = first_byte(repo_type, repo, rest[0])
+    elif cmd == "upload":
+        out = upload(repo_type, repo, *rest)
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))

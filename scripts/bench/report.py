@@ -98,7 +98,7 @@ def summary(sections) -> tuple[int, int, int]:
 def document(sections, diags, header: str, chart: str | None) -> str:
     passed, failed, missing = summary(sections)
     out = [header, "",
-           f"**Targets of issue 4: {passed} pass, {failed} fail"
+           f"**Targets of issues 4 and 5 (writes): {passed} pass, {failed} fail"
            + (f", {missing} without a figure" if missing else "") + ".** "
            "Ratios are hubfs relative to each peer, oriented so that > 1 means hubfs is better "
            "(faster, more IOPS, fewer bytes or less memory).", ""]

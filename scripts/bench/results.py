@@ -1,5 +1,5 @@
 """The benchmark's results: sections of rows, one figure per contender, and the targets of
-issue 4 checked against them. Workloads fill these; `report` renders them."""
+issues 4 and 5 (writes) checked against them. Workloads fill these; `report` renders them."""
 
 from dataclasses import dataclass, field
 
