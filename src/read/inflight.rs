@@ -80,6 +80,11 @@ impl Inflight {
         self.slots.lock().remove(&(*key, idx));
     }
 
+    /// True while someone fetches this block.
+    pub fn is_fetching(&self, key: &BlobKey, idx: u64) -> bool {
+        self.slots.lock().contains_key(&(*key, idx))
+    }
+
     pub fn len(&self) -> usize {
         self.slots.lock().len()
     }

@@ -46,7 +46,7 @@ pub struct ReadConfig {
     /// A sequential run prefetches only once it has read this much: two adjacent reads of a
     /// random reader (one fio 256 KiB read arrives as two kernel requests) are not a run.
     pub start_after: u64,
-    /// Until a run has read this much its window is a quarter of what it read (a loader reading
+    /// Until a run has read this much its window is an eighth of what it read (a loader reading
     /// one tensor wastes little); after, twice (a `cat` ramps up fast).
     pub slow_start: u64,
     /// Range requests in flight for the whole mount: bounds sockets, memory and threads.

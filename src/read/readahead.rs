@@ -3,12 +3,13 @@
 //! A reader that keeps asking for the bytes right after the previous ones (a "run") gets a
 //! window of prefetched bytes ahead of it, fetched as several parallel range requests. The window
 //! follows what the run has consumed: nothing until it has read `start_after` (two adjacent reads
-//! of a random reader, such as the halves of one fio 256 KiB read, are not a run); a quarter of
+//! of a random reader, such as the halves of one fio 256 KiB read, are not a run); an eighth of
 //! it while the run is shorter than `slow_start` (so a reader that stops early, like a loader
-//! reading one tensor, causes little waste); then twice of it, up to `max_window` (so a `cat` of
+//! reading one tensor, causes little waste: the kernel adds its own read-ahead on top); then twice of it, up to `max_window` (so a `cat` of
 //! a big file soon has many requests in flight). Requests are issued in whole units of a
 //! quarter window (at most `max_request`), so a fast reader does not turn into a stream of
-//! small requests. Any far seek ends the run. The kernel delivers its own read-ahead slightly out
+//! small requests. A far seek starts a new run; a read that then continues the previous run
+//! resumes it (see `Readahead`). The kernel delivers its own read-ahead slightly out
 //! of order, so "right after" allows some slack.
 
 /// Window sizes; see `ReadConfig` for the reasons behind the defaults.
@@ -20,7 +21,7 @@ pub struct WindowConfig {
     pub slack: u64,
     /// Bytes a run must have read before anything is prefetched.
     pub start_after: u64,
-    /// Below this many bytes read, the window is a quarter of them; above, twice.
+    /// Below this many bytes read, the window is an eighth of them; above, twice.
     pub slow_start: u64,
     /// Largest single prefetch request.
     pub max_request: u64,
@@ -107,7 +108,7 @@ impl Readahead {
             return None;
         }
         let window = if consumed < cfg.slow_start {
-            consumed / 4
+            consumed / 8
         } else {
             consumed.saturating_mul(2)
         };
@@ -178,7 +179,7 @@ mod tests {
         let read = 10 * MIB;
         let furthest = read_seq(&mut ra, 0, read, 128 * KIB, 1 << 30);
         assert!(
-            furthest <= read + read / 4 + MIB,
+            furthest <= read + read / 8 + MIB,
             "prefetched to {furthest}"
         );
     }

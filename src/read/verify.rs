@@ -213,17 +213,32 @@ impl ReadPath {
 
     /// For the read that returns a file's last block: waits for the in-order hash to reach the
     /// end (fetching the block it waits for if nobody does) and fails with EIO if the content
-    /// does not match. Passes when no in-order hash is under way or it is far behind: not a
-    /// sequential read (the cache's own check covers those files once complete).
+    /// does not match. Passes without waiting when the hash could only finish by fetching more
+    /// than a few blocks nobody asked for: not a sequential read (the cache's own check covers
+    /// those files once complete).
     pub(super) async fn check_last_block(self: &Arc<Self>, blob: &Arc<Blob>) -> Result<(), Errno> {
         let Some(shared) = self.verifiers.map.lock().get(&blob.key).cloned() else {
             return Ok(());
         };
+        let (next, blocks) = {
+            let v = shared.state.lock();
+            (v.next, v.blocks)
+        };
+        let unrequested = self
+            .cache
+            .missing_blocks(&blob.key, blob.size, next..blocks)
+            .into_iter()
+            .filter(|&idx| !self.inflight.is_fetching(&blob.key, idx))
+            .take(MAX_CATCH_UP_BLOCKS as usize + 1)
+            .count();
+        if unrequested > MAX_CATCH_UP_BLOCKS as usize {
+            return Ok(());
+        }
         let verdict = loop {
             let progressed = shared.progress.notified();
             let (next, idle) = {
                 let v = shared.state.lock();
-                if v.verdict.is_some() || v.blocks - v.next > MAX_CATCH_UP_BLOCKS {
+                if v.verdict.is_some() {
                     break v.verdict;
                 }
                 (v.next, v.worker_idle())
