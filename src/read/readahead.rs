@@ -87,7 +87,10 @@ impl Readahead {
         size: u64,
         cfg: &WindowConfig,
     ) -> Option<Prefetch> {
-        let continues = self.run.as_ref().is_some_and(|r| r.continued_by(start, cfg));
+        let continues = self
+            .run
+            .as_ref()
+            .is_some_and(|r| r.continued_by(start, cfg));
         if !continues {
             let resumes = self
                 .interrupted
