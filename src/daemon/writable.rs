@@ -21,9 +21,17 @@ pub async fn decide(
     create_pr: bool,
 ) -> Result<Target, String> {
     let revision = revision.unwrap_or(DEFAULT_BRANCH);
+    // Anonymous mounts are read-only whatever the revision: decided without a round trip.
+    if !client.is_authenticated() {
+        return Err(
+            "no token: mounted read-only (set HF_TOKEN or pass --token-file to write)".into(),
+        );
+    }
+    // Both questions at once: every round trip here delays the mount.
+    let (refs, me) = tokio::join!(client.list_refs(repo, true), client.whoami());
     // A repo that cannot be read fails the mount right after with the real reason; say
     // nothing here (an empty reason) so the user gets one line.
-    let refs = client.list_refs(repo, true).await.map_err(|e| {
+    let refs = refs.map_err(|e| {
         tracing::debug!("listing refs of {repo}: {e}");
         String::new()
     })?;
@@ -38,12 +46,7 @@ pub async fn decide(
             "{revision} is not a branch of {repo} (tag, commit or convert ref): mounted read-only"
         ));
     }
-    if !client.is_authenticated() {
-        return Err(
-            "no token: mounted read-only (set HF_TOKEN or pass --token-file to write)".into(),
-        );
-    }
-    match client.whoami().await {
+    match me {
         Ok(me) if me.token_role() == Some("read") => {
             return Err(format!(
                 "the token of {} is read-only: mounted read-only (use a write token, or \
