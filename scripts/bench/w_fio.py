@@ -19,6 +19,9 @@ RUNTIME_S = 20
 # The local copy is only the ceiling and reaches steady state at once; a shorter run keeps the
 # whole benchmark within its time budget.
 LOCAL_RUNTIME_S = 5
+# The Python peer is a reference, not a target: its rate is steady after a few seconds, and a
+# shorter run keeps the benchmark within its time budget.
+HFFUSE_RUNTIME_S = 10
 CONFIGS = [(4, 1), (4, 4), (256, 1), (256, 4)]  # (block KiB, jobs)
 LATENCY_SAMPLES = 7
 
@@ -58,7 +61,7 @@ def run_workload(ctx) -> Section:
         "mount and cache, page cache dropped). curl column: jobs / (time of one ranged GET of "
         "that size straight to the CDN URL), the IOPS of one round trip per read; the note gives "
         f"the GET times direct and via the resolve redirect (median of {LATENCY_SAMPLES}). The "
-        f"local copy (the ceiling) runs {LOCAL_RUNTIME_S} s."
+        f"local copy (the ceiling) runs {LOCAL_RUNTIME_S} s, HfFileSystem {HFFUSE_RUNTIME_S} s."
     )
     for bs_kib, jobs in CONFIGS:
         row = section.row(f"{bs_kib} KiB, {jobs} job{'s' if jobs > 1 else ''}", "IOPS", True, digits=1)
@@ -81,7 +84,9 @@ def run_workload(ctx) -> Section:
             drop_caches()
             with ctx.hffuse(emu, LFS_REPO) as m:
                 with ctx.observe(f"fio {row.label}", HFFUSE, m):
-                    return fio(m.path / name, bs_kib, jobs)
+                    fig = fio(m.path / name, bs_kib, jobs, HFFUSE_RUNTIME_S)
+            fig.note += f", {HFFUSE_RUNTIME_S} s run"
+            return fig
 
         def local():
             drop_caches()

@@ -36,7 +36,8 @@ def run(ctx) -> Section:
         "Metadata, 100k files, shaped emulator (workload 5)",
         f"Seconds (lower is better). {facts.dataset_files} files in {facts.dataset_dirs} folders. "
         "Cold: a fresh mount (and cache); warm: the same command again in that mount. "
-        "huggingface_hub: `list_repo_tree(recursive=True)` consumed, call time only."
+        "huggingface_hub: `list_repo_tree(recursive=True)` consumed, call time only. "
+        "HfFileSystem+fsspec.fuse walks `find` only (time budget)."
     )
     listing = section.row("list_repo_tree(recursive=True) alone", "s", False, digits=2)
     find_cold = section.row("find | wc -l, cold", "s", False, digits=2)
@@ -55,9 +56,11 @@ def run(ctx) -> Section:
     first = attempt(listing, HF, bare_listing, log)
     expected = listed.get("entries", expected - 1) + 1
 
-    def walks(open_mount, contender, timeout, rss_limit):
-        for cold, warm, walk in ((find_cold, find_warm, lambda p: _find(p, expected, timeout)),
-                                 (ls_cold, ls_warm, lambda p: _ls(p, timeout))):
+    def walks(open_mount, contender, timeout, rss_limit, with_ls=True):
+        kinds = [(find_cold, find_warm, lambda p: _find(p, expected, timeout))]
+        if with_ls:
+            kinds.append((ls_cold, ls_warm, lambda p: _ls(p, timeout)))
+        for cold, warm, walk in kinds:
             def cold_then_warm():
                 with open_mount() as m:
                     with ctx.observe(f"metadata, {cold.label.split(',')[0]} (100k entries)", contender, m, *rss_limit):
@@ -68,7 +71,10 @@ def run(ctx) -> Section:
 
     walks(lambda: ctx.hubfs(emu, f"datasets/{DATASET_REPO}"), HUBFS_NAME, WALK_TIMEOUT_S,
           (300, "< 300 MiB (100k entries)"))
-    walks(lambda: ctx.hffuse(emu, DATASET_REPO, "dataset"), HFFUSE, HFFUSE_TIMEOUT_S, (None, ""))
+    # The peer walks `find` only: its `ls -lR` took as long again (45 s cold, 18 s warm in the
+    # runs of 2026-11-26) and would push the benchmark past its time budget.
+    walks(lambda: ctx.hffuse(emu, DATASET_REPO, "dataset"), HFFUSE, HFFUSE_TIMEOUT_S, (None, ""),
+          with_ls=False)
     # A second listing after the walks; the faster one stands (the machine is shared and noisy).
     second = attempt(listing, HF, bare_listing, log)
     done = [f for f in (first, second) if f is not None and f.value is not None]
