@@ -346,7 +346,11 @@ impl HubFs {
                         }
                     }
                 };
-                self.svc.reader.read(&stream, offset, want as u32).await.map(|b| b.to_vec())
+                self.svc
+                    .reader
+                    .read(&stream, offset, want as u32)
+                    .await
+                    .map(|b| b.to_vec())
             }
         }
     }

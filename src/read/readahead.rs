@@ -129,7 +129,10 @@ mod tests {
         let mut furthest = 0;
         while off < to {
             if let Some(p) = ra.on_read(off, off + step, size, &CFG) {
-                assert!(furthest == 0 || p.from == furthest, "{p:?} after {furthest}");
+                assert!(
+                    furthest == 0 || p.from == furthest,
+                    "{p:?} after {furthest}"
+                );
                 assert!(p.to <= size);
                 furthest = p.to;
             }
@@ -143,7 +146,10 @@ mod tests {
         let mut ra = Readahead::default();
         let read = 10 * MIB;
         let furthest = read_seq(&mut ra, 0, read, 128 * KIB, 1 << 30);
-        assert!(furthest <= read + read / 4 + MIB, "prefetched to {furthest}");
+        assert!(
+            furthest <= read + read / 4 + MIB,
+            "prefetched to {furthest}"
+        );
     }
 
     #[test]
@@ -161,7 +167,11 @@ mod tests {
         assert_eq!(ra.window(), 128 * MIB);
         let last = requests.last().unwrap();
         assert_eq!(last.request, 8 * MIB);
-        assert_eq!((last.to - last.from) % last.request, 0, "whole requests only");
+        assert_eq!(
+            (last.to - last.from) % last.request,
+            0,
+            "whole requests only"
+        );
         // Far fewer prefetch decisions than reads: requests are batched.
         assert!(requests.len() < 200, "{} prefetch calls", requests.len());
     }
@@ -174,7 +184,9 @@ mod tests {
             let off = (i * 7919 * MIB) % (900 * MIB);
             // fio's 256 KiB read arrives as two adjacent 128 KiB requests.
             assert!(ra.on_read(off, off + 128 * KIB, size, &CFG).is_none());
-            assert!(ra.on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG).is_none());
+            assert!(ra
+                .on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG)
+                .is_none());
         }
         assert_eq!(ra.window(), 0);
     }
@@ -185,7 +197,9 @@ mod tests {
         let size = 1 << 30;
         read_seq(&mut ra, 0, 32 * MIB, 128 * KIB, size);
         assert!(ra.window() > 0);
-        assert!(ra.on_read(500 * MIB, 500 * MIB + 4096, size, &CFG).is_none());
+        assert!(ra
+            .on_read(500 * MIB, 500 * MIB + 4096, size, &CFG)
+            .is_none());
         assert_eq!(ra.window(), 0);
     }
 
