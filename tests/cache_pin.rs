@@ -129,7 +129,7 @@ fn a_pinned_blob_removed_keeps_its_file_until_released() {
 }
 
 #[test]
-fn a_corrupt_block_of_a_handed_out_blob_drops_the_whole_blob() {
+fn a_corrupt_block_of_a_handed_out_blob_is_dropped_and_repaired_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), BIG);
     let (key, data) = verified_blob(&c, 4, 3 * BS);
@@ -146,10 +146,13 @@ fn a_corrupt_block_of_a_handed_out_blob_drops_the_whole_blob() {
         .unwrap();
     assert!(c.open_complete(&key, size).unwrap().is_none());
     assert!(!c.is_verified(&key));
-    // The read path finds the bad block; the file was handed out before, so it is not punched
-    // (a reader may still map it) but the whole blob goes and is fetched again.
+    // The read path finds the bad block and drops just that one, even though the file was
+    // handed out: its bytes were wrong anyway, and the refetch repairs the same file.
+    let held = c.open_complete(&key, size).unwrap();
+    assert!(held.is_none());
     assert_eq!(c.read_block(&key, size, 1).unwrap(), None);
-    assert!(!c.contains_block(&key, size, 0));
+    assert!(c.contains_block(&key, size, 0));
+    assert!(!c.contains_block(&key, size, 1));
     assert_eq!(c.stats().corrupt_dropped, 1);
     write_all(&c, &key, &data);
     assert!(c.verify_sha256(&key, size).unwrap());

@@ -1,10 +1,13 @@
 //! Handing out a complete, verified blob's data file to be read directly (by the kernel, for
 //! FUSE passthrough), and the pins that keep eviction away from it meanwhile.
 //!
-//! While any [`CompleteBlob`] of a blob lives, its data file is never punched nor deleted:
-//! a hole would read as zeros under a reader that no longer goes through the crc checks.
-//! Pinned bytes still count against the cap (see `evict.rs`). Once a blob was handed out it is
-//! only ever evicted whole (see `BlobEntry::exported`).
+//! While any [`CompleteBlob`] of a blob lives, eviction and removal never punch nor delete its
+//! data file: a hole would read as zeros under a reader that no longer goes through the crc
+//! checks. (One exception: a block that a served read finds corrupt is punched and refetched
+//! into the same file; its bytes were wrong already.) Pinned bytes still count against the
+//! cap, so pins can crowd other blobs out: when pinned data fills the cap, new blocks are
+//! simply not cached. Once a blob was handed out it is only ever evicted whole (see
+//! `BlobEntry::exported`).
 
 use std::fs::File;
 use std::io;

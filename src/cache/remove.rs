@@ -37,8 +37,8 @@ impl BlockCache {
         Ok(())
     }
 
-    /// Drops block `idx` whose bytes failed their checksum, if it is still the block the reader
-    /// saw (`seen` = blob incarnation, block crc; a concurrent drop or rewrite may have changed
+    /// Drops block `idx` whose bytes failed their checksum (in place, so the rest of the blob
+    /// stays cached), if it is still the block the reader saw (`seen` = blob incarnation, block crc; a concurrent drop or rewrite may have changed
     /// it). The verified mark is cleared before the record and the record before the data is
     /// punched out, so no crash leaves a record or a verified mark without its bytes.
     pub(super) fn drop_corrupt(&self, key: &BlobKey, blob_size: u64, idx: u64, seen: (u64, u32)) {
@@ -57,12 +57,9 @@ impl BlockCache {
         }
         tracing::warn!(%key, idx, "cached block failed its checksum; dropped for refetch");
         Counters::bump(&self.counters.corrupt_dropped);
-        if blob.pinned() || blob.exported {
-            // The kernel may be reading this very file: never punch it. The whole blob goes
-            // (now, or with its last pin) and is fetched again into new files.
-            self.remove_blob_locked(&mut shard, key);
-            return;
-        }
+        // Punched even if the file is handed out (pinned or exported): unlike eviction, this
+        // takes away bytes that are already wrong, and the refetch writes the right ones back
+        // into the same file, which is what a reader of that file then sees.
         let cleared = self
             .files_locked(key, seen.0)
             .and_then(|files| self.unverify_locked(&mut shard, key).map(|()| files))
@@ -94,7 +91,8 @@ impl BlockCache {
                 blob.regions.remove(&region);
             }
         }
-        if blob.regions.is_empty() {
+        // A pinned blob keeps its (now empty) files: the refetch writes into them.
+        if blob.regions.is_empty() && !blob.pinned() {
             self.delete_blob_locked(&mut shard, key);
         }
     }

@@ -180,9 +180,9 @@ impl BlockCache {
                         match self.open_files(key, blob_size, incarnation)? {
                             Some(f) => {
                                 shard = self.index.lock(key);
-                                if !shard
+                                if shard
                                     .blob(key, blob_size)
-                                    .is_some_and(|b| b.incarnation == incarnation)
+                                    .is_none_or(|b| b.incarnation != incarnation)
                                 {
                                     return Ok(None); // removed meanwhile; the block is not stored
                                 }

@@ -53,7 +53,7 @@ pub fn mount_device(canonical: &Path) -> Option<String> {
             let mp = fields.nth(1)?;
             (Path::new(&unescape_mountinfo(mp)) == canonical).then(|| dev.to_string())
         })
-        .last()
+        .next_back()
 }
 
 /// True if `canonical` is the mount point of some mount.

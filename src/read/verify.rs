@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{Blob, ReadPath};
-use crate::cache::{BlobKey, ContentHasher};
+use crate::cache::{BlobKey, BlockFingerprint, ContentHasher};
 use crate::fs::Errno;
 
 /// In-order verifiers kept at once; the ones that progressed least are dropped first (they are
@@ -29,6 +29,9 @@ const MAX_CATCH_UP_BLOCKS: u64 = 32;
 
 struct StreamVerifier {
     hasher: Option<ContentHasher>,
+    /// The blocks hashed so far, so a success can be recorded in the cache (which makes the
+    /// file eligible for passthrough) only if the cached blocks are the ones hashed.
+    fingerprint: BlockFingerprint,
     /// Next block to hash.
     next: u64,
     blocks: u64,
@@ -58,6 +61,7 @@ impl ReadPath {
             let fresh = || {
                 Arc::new(Mutex::new(StreamVerifier {
                     hasher: Some(ContentHasher::new(&blob.key, blob.size)),
+                    fingerprint: BlockFingerprint::new(),
                     next: 0,
                     blocks: self.blocks_of(blob),
                     verdict: None,
@@ -82,6 +86,7 @@ impl ReadPath {
         if let Some(h) = v.hasher.as_mut() {
             h.update(data);
         }
+        v.fingerprint.push(data);
         v.next += 1;
         self.catch_up(blob, &mut v, u64::MAX);
     }
@@ -95,6 +100,7 @@ impl ReadPath {
                     if let Some(h) = v.hasher.as_mut() {
                         h.update(&b);
                     }
+                    v.fingerprint.push(&b);
                     v.next += 1;
                     budget -= 1;
                 }
@@ -105,6 +111,13 @@ impl ReadPath {
         if v.next == v.blocks && v.verdict.is_none() {
             let ok = v.hasher.take().is_some_and(|h| h.matches(&blob.key));
             v.verdict = Some(ok);
+            if ok {
+                // Every block was written to the cache before it was hashed here; if one was
+                // evicted or replaced since, nothing is recorded and the background check of
+                // the completed blob (`maybe_verify`) does it.
+                let fingerprint = std::mem::take(&mut v.fingerprint);
+                self.cache.mark_verified(&blob.key, blob.size, fingerprint);
+            }
             self.record_verdict(blob, ok);
         }
     }
