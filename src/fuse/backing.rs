@@ -9,10 +9,11 @@
 //! registered once per inode, reused by all its handles, and closed (with the cache pin of its
 //! file released) at the inode's last release.
 //!
-//! One open cannot be answered: an inode in passthrough mode whose file now has other content
-//! (a branch moved while the old version is still open). The old backing file has the wrong
-//! bytes, and the kernel accepts no other open of the inode (served, direct I/O or another
-//! backing file) until its last release, so that open fails with EBUSY.
+//! The core gives a new version of a file a new inode, so an inode's content does not change
+//! while it is open. Should an open of a passthrough inode still come with other content, it
+//! cannot be answered: the old backing file has the wrong bytes, and the kernel accepts no other
+//! open of the inode (served, direct I/O or another backing file) until its last release, so
+//! that open fails with EBUSY.
 
 use std::collections::HashMap;
 

@@ -220,3 +220,23 @@ def test_a_corrupted_cache_file_is_detected_while_not_pinned(seeded, originals, 
     wait_passthrough(m, "big.bin")
     drop_caches()
     assert sha(m / "big.bin") == want
+
+
+def test_a_new_version_opens_while_the_old_one_is_passed_through(seeded, api, mount):
+    """A new version of a file is a new inode, so it gets its own open mode and backing file
+    while handles of the old version keep reading the old one through passthrough."""
+    api.create_repo("alice/pt-moving", exist_ok=True)
+    api.upload_file(repo_id="alice/pt-moving", path_or_fileobj=b"version 1\n", path_in_repo="f.txt")
+    m = mount("alice/pt-moving", args=[*RO, "--refresh", "1"])
+    assert (m / "f.txt").read_bytes() == b"version 1\n"
+    wait_passthrough(m, "f.txt")
+    with open(m / "f.txt", "rb") as old:
+        assert old.read() == b"version 1\n"
+        api.upload_file(repo_id="alice/pt-moving", path_or_fileobj=b"version 2, longer\n", path_in_repo="f.txt")
+        assert wait_until(lambda: (m / "f.txt").read_bytes() == b"version 2, longer\n", 15)
+        assert os.stat(m / "f.txt").st_ino != os.fstat(old.fileno()).st_ino
+        old.seek(0)
+        assert old.read() == b"version 1\n", "the open handle keeps its version"
+        wait_passthrough(m, "f.txt")
+        assert passthrough(m)["inodes"] == 1, "the old version's inode stays in passthrough"
+    assert (m / "f.txt").read_bytes() == b"version 2, longer\n"
