@@ -19,6 +19,8 @@ use fuser::{
 
 use crate::fs::{Attr, Errno, FileKind, HubFs};
 
+mod backing;
+
 /// Kernel connection settings. Defaults carry their reasons.
 #[derive(Debug, Clone)]
 pub struct KernelTuning {
@@ -33,6 +35,10 @@ pub struct KernelTuning {
     /// bounds what a random reader or a one-tensor load pulls in (1 MiB cost a 10 MiB tensor
     /// load 2 MiB more, for no sequential gain measured).
     pub read_ahead_kib: u32,
+    /// Let the kernel read fully cached, verified files straight from the cache's data file
+    /// (FUSE passthrough, when the kernel offers it): reads, mmap and the page cache then run
+    /// at local-disk speed instead of a round trip to hubfs per request.
+    pub passthrough: bool,
 }
 
 impl Default for KernelTuning {
@@ -41,6 +47,7 @@ impl Default for KernelTuning {
             max_background: 128,
             max_write: 1 << 20,
             read_ahead_kib: 512,
+            passthrough: true,
         }
     }
 }
@@ -49,6 +56,7 @@ pub struct FuseAdapter {
     fs: Arc<HubFs>,
     rt: tokio::runtime::Handle,
     tuning: KernelTuning,
+    backings: Arc<backing::Backings>,
 }
 
 fn fuse_errno(e: Errno) -> FuseErrno {
@@ -92,7 +100,12 @@ fn utf8(name: &OsStr) -> Option<String> {
 
 impl FuseAdapter {
     pub fn new(fs: Arc<HubFs>, rt: tokio::runtime::Handle, tuning: KernelTuning) -> FuseAdapter {
-        FuseAdapter { fs, rt, tuning }
+        FuseAdapter {
+            fs,
+            rt,
+            tuning,
+            backings: Arc::default(),
+        }
     }
 
     fn spawn<F>(&self, f: impl FnOnce(Arc<HubFs>) -> F)
@@ -123,6 +136,16 @@ impl Filesystem for FuseAdapter {
         // The largest read-ahead the kernel offers (raised after mounting, see `read_ahead_kib`).
         if let Err(max) = config.set_max_readahead(u32::MAX) {
             let _ = config.set_max_readahead(max);
+        }
+        if self.tuning.passthrough {
+            // Depth 1: backing files live on a regular filesystem (the cache directory).
+            let agreed = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok();
+            if agreed {
+                self.fs.passthrough().enable();
+            } else {
+                tracing::info!("kernel lacks FUSE passthrough; cached files are served by hubfs");
+            }
         }
         Ok(())
     }
@@ -288,6 +311,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let backings = self.backings.clone();
         self.spawn(|fs| async move {
             match fs.open(ino.0, flags.0).await {
                 Ok(o) => {
@@ -295,7 +319,10 @@ impl Filesystem for FuseAdapter {
                     if o.keep_cache {
                         f |= FopenFlags::FOPEN_KEEP_CACHE;
                     }
-                    reply.opened(FileHandle(o.fh), f)
+                    let fh = o.fh;
+                    if !backings.reply_open(ino.0, o, f, reply, fs.passthrough()) {
+                        let _ = fs.release(fh);
+                    }
                 }
                 Err(e) => reply.error(fuse_errno(e)),
             }
@@ -364,6 +391,7 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.backings.release(fh.0, self.fs.passthrough());
         match self.fs.release(fh.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fuse_errno(e)),

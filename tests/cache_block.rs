@@ -5,7 +5,7 @@ mod cache_support;
 
 use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -43,24 +43,29 @@ fn blocks_persist_across_reopen() {
         assert_eq!(read_all(&c, &key, size).as_deref(), Some(&data[..]));
         let s = c.stats();
         assert_eq!((s.hits, s.misses, s.blocks_written), (4, 1, 4));
-        assert_eq!(s.used_bytes, seg_cost(3) + 100);
+        assert_eq!(s.used_bytes, blob_cost(3, 100));
         assert_eq!(s.max_bytes, BIG);
     }
     let c = open(dir.path(), BIG);
     assert!(c.is_complete(&key, size));
-    assert_eq!(c.stats().used_bytes, seg_cost(3) + 100);
+    assert_eq!(c.stats().used_bytes, blob_cost(3, 100));
     assert_eq!(read_all(&c, &key, size).as_deref(), Some(&data[..]));
     assert_eq!(
         files_under(dir.path()),
-        vec![format!("sha256-{key}.0")],
-        "one segment file for a small blob"
+        vec![format!("sha256-{key}.data"), format!("sha256-{key}.meta")],
+        "one data file and one sidecar per blob"
+    );
+    assert_eq!(
+        fs::read(data_path(dir.path(), &key)).unwrap(),
+        data,
+        "the data file of a complete blob is its content"
     );
 }
 
 #[test]
-fn partial_blobs_span_segments_and_persist() {
+fn partial_blobs_span_regions_and_persist() {
     let dir = tempfile::tempdir().unwrap();
-    // 70 blocks + a tail: two segments of 64 blocks.
+    // 70 blocks + a tail: two regions of 64 blocks.
     let data = content(2, 70 * BS + 1);
     let size = data.len() as u64;
     let key = git_key(&data);
@@ -79,7 +84,11 @@ fn partial_blobs_span_segments_and_persist() {
         let got = c.read_block(&key, size, i).unwrap();
         assert_eq!(got.as_deref(), want.then(|| block(i)), "block {i}");
     }
-    assert_eq!(c.stats().used_bytes, 2 * 4096 + 2 * BS + 1);
+    assert_eq!(c.stats().used_bytes, blob_cost(2, 1));
+    // Absent blocks are holes: the data file is the blob's length but holds 3 blocks.
+    let data_file = fs::metadata(data_path(dir.path(), &key)).unwrap();
+    assert_eq!(data_file.len(), size);
+    assert_eq!(data_file.blocks() * 512, 2 * BS + alloc(1));
     assert_eq!(c.missing_blocks(&key, size, 63..67), vec![63, 64, 66]);
     assert_eq!(c.missing_blocks(&key, size, 69..1000), vec![69]);
     assert_eq!(c.missing_blocks(&key, size, 0..1), Vec::<u64>::new());
@@ -154,10 +163,10 @@ fn another_size_for_a_key_replaces_the_cached_copy() {
     c.write_block(&key, BS, 0, &data[..BS as usize]).unwrap();
     assert!(c.is_complete(&key, BS));
     assert!(!c.contains_block(&key, 2 * BS, 0));
-    assert_eq!(c.stats().used_bytes, seg_cost(1));
+    assert_eq!(c.stats().used_bytes, blob_cost(1, 0));
 }
 
-/// One-block blobs: each is one segment costing `seg_cost(1)`.
+/// One-block blobs: each is one region costing `blob_cost(1, 0)`.
 fn one_block_blobs(n: u64) -> Vec<(BlobKey, Vec<u8>)> {
     (0..n)
         .map(|i| {
@@ -168,10 +177,10 @@ fn one_block_blobs(n: u64) -> Vec<(BlobKey, Vec<u8>)> {
 }
 
 #[test]
-fn lru_evicts_least_recently_used_segments_first() {
+fn lru_evicts_least_recently_used_regions_first() {
     let dir = tempfile::tempdir().unwrap();
-    // Room for 5 segments plus a little: each eviction pass frees exactly one segment.
-    let cap = 5 * seg_cost(1) + 1024;
+    // Room for 5 blobs plus a little: each eviction pass frees exactly one blob.
+    let cap = 5 * blob_cost(1, 0) + 1024;
     let c = open(dir.path(), cap);
     let blobs = one_block_blobs(8);
     let present = |c: &BlockCache| -> Vec<usize> {
@@ -197,8 +206,8 @@ fn lru_evicts_least_recently_used_segments_first() {
     let s = c.stats();
     assert_eq!(s.evictions, 3);
     assert!(s.used_bytes <= cap);
-    // Evicted segments are gone from disk too.
-    assert_eq!(files_under(dir.path()).len(), 5);
+    // Evicted blobs are gone from disk too (data file and sidecar).
+    assert_eq!(files_under(dir.path()).len(), 10);
     assert_eq!(c.read_block(&blobs[0].0, BS, 0).unwrap(), None);
 }
 
@@ -214,13 +223,13 @@ fn cap_holds_after_every_write_and_matches_disk() {
         assert!(c.stats().used_bytes <= cap, "after blob {i}");
     }
     assert!(c.stats().evictions > 0);
-    // Accounting equals what the files hold: header + present data.
+    // Accounting equals what the files occupy: sidecars + allocated data.
     let mut on_disk = 0;
     for d in fs::read_dir(dir.path().join("blocks")).unwrap() {
         let d = d.unwrap();
         if d.file_type().unwrap().is_dir() {
             for f in fs::read_dir(d.path()).unwrap() {
-                on_disk += f.unwrap().metadata().unwrap().len();
+                on_disk += f.unwrap().metadata().unwrap().blocks() * 512;
             }
         }
     }
@@ -241,16 +250,25 @@ fn a_cap_below_one_block_stores_nothing() {
     assert_eq!(c.stats().used_bytes, 0);
 }
 
-fn set_mtime(path: &Path, secs_ago: u64) {
-    let f = OpenOptions::new().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(secs_ago))
+/// Sets the last-use stamp of region 0 of `key` in its sidecar to `secs_ago` seconds ago.
+fn set_stamp(dir: &Path, key: &BlobKey, secs_ago: u64) {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(meta_path(dir, key))
+        .unwrap();
+    let then = SystemTime::now() - Duration::from_secs(secs_ago);
+    let secs = then
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    f.write_all_at(&secs.to_le_bytes(), stamp_offset(0))
         .unwrap();
 }
 
 #[test]
-fn recency_survives_reopen_through_mtimes() {
+fn recency_survives_reopen_through_sidecar_stamps() {
     let dir = tempfile::tempdir().unwrap();
-    let cap = 3 * seg_cost(1) + 512;
+    let cap = 3 * blob_cost(1, 0) + 512;
     let blobs = one_block_blobs(4);
     {
         let c = open(dir.path(), cap);
@@ -260,10 +278,10 @@ fn recency_survives_reopen_through_mtimes() {
     }
     // Pretend blob 0 was last used 300 s ago, 1 200 s ago, 2 100 s ago.
     for (i, ago) in [(0, 300), (1, 200), (2, 100)] {
-        set_mtime(&segment_path(dir.path(), &blobs[i].0, 0), ago);
+        set_stamp(dir.path(), &blobs[i].0, ago);
     }
     {
-        // A read of blob 0 moves its mtime forward (it was older than the touch interval).
+        // A read of blob 0 moves its stamp forward (it was older than the touch interval).
         let c = open(dir.path(), cap);
         c.read_block(&blobs[0].0, BS, 0).unwrap().unwrap();
     }
@@ -291,9 +309,9 @@ fn lowering_the_cap_evicts_oldest_at_open() {
         }
     }
     for (i, (k, _)) in blobs.iter().enumerate() {
-        set_mtime(&segment_path(dir.path(), k, 0), 1000 - 100 * i as u64);
+        set_stamp(dir.path(), k, 1000 - 100 * i as u64);
     }
-    let cap = 2 * seg_cost(1) + 512;
+    let cap = 2 * blob_cost(1, 0) + 512;
     let c = open(dir.path(), cap);
     assert!(c.stats().used_bytes <= cap);
     let present: Vec<bool> = blobs
@@ -321,12 +339,14 @@ fn a_flipped_data_byte_is_a_miss_and_the_block_is_refetchable() {
     let (key, size) = (sha256_key(&data), 3 * BS);
     let c = open(dir.path(), BIG);
     write_all(&c, &key, &data);
-    let seg = segment_path(dir.path(), &key, 0);
-    flip_byte(&seg, 4096 + BS + 10); // inside block 1
+    flip_byte(&data_path(dir.path(), &key), BS + 10); // inside block 1
     assert_eq!(c.read_block(&key, size, 1).unwrap(), None);
     let s = c.stats();
     assert_eq!(s.corrupt_dropped, 1);
-    assert_eq!(s.used_bytes, seg_cost(2));
+    assert_eq!(s.used_bytes, blob_cost(2, 0));
+    // The bad block's space is punched out of the data file, whose length stays the blob's.
+    let data_file = fs::metadata(data_path(dir.path(), &key)).unwrap();
+    assert_eq!((data_file.len(), data_file.blocks() * 512), (size, 2 * BS));
     assert!(!c.contains_block(&key, size, 1));
     assert!(!c.is_complete(&key, size));
     // Neighbours are unaffected.
@@ -348,7 +368,7 @@ fn a_flipped_record_checksum_is_a_miss() {
     let data = content(8, 2 * BS);
     let (key, size) = (git_key(&data), 2 * BS);
     write_all(&open(dir.path(), BIG), &key, &data);
-    flip_byte(&segment_path(dir.path(), &key, 0), 128 + 8 + 1); // crc of slot 1
+    flip_byte(&meta_path(dir.path(), &key), record_offset(size, 1) + 1); // crc of block 1
     let c = open(dir.path(), BIG);
     assert!(
         c.contains_block(&key, size, 1),
@@ -360,19 +380,19 @@ fn a_flipped_record_checksum_is_a_miss() {
 }
 
 #[test]
-fn a_truncated_segment_loses_only_the_cut_blocks() {
+fn a_truncated_data_file_loses_only_the_cut_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let data = content(9, 4 * BS);
     let (key, size) = (sha256_key(&data), 4 * BS);
     let c = open(dir.path(), BIG);
     write_all(&c, &key, &data);
-    let seg = segment_path(dir.path(), &key, 0);
+    let data_file = data_path(dir.path(), &key);
     // While open: the cut is found on read.
     OpenOptions::new()
         .write(true)
-        .open(&seg)
+        .open(&data_file)
         .unwrap()
-        .set_len(4096 + 3 * BS + 5)
+        .set_len(3 * BS + 5)
         .unwrap();
     assert_eq!(c.read_block(&key, size, 3).unwrap(), None);
     assert_eq!(c.stats().corrupt_dropped, 1);
@@ -381,29 +401,35 @@ fn a_truncated_segment_loses_only_the_cut_blocks() {
     // Across a restart: the scan clears records past the end of the file.
     OpenOptions::new()
         .write(true)
-        .open(&seg)
+        .open(&data_file)
         .unwrap()
-        .set_len(4096 + BS + 5)
+        .set_len(BS + 5)
         .unwrap();
     let c = open(dir.path(), BIG);
     let present: Vec<bool> = (0..4).map(|i| c.contains_block(&key, size, i)).collect();
     assert_eq!(present, vec![true, false, false, false]);
-    assert_eq!(c.stats().used_bytes, seg_cost(1));
+    assert_eq!(c.stats().used_bytes, blob_cost(1, 0));
+    assert_eq!(
+        fs::metadata(&data_file).unwrap().len(),
+        size,
+        "the data file gets its length back"
+    );
     assert_eq!(
         c.read_block(&key, size, 0).unwrap().as_deref(),
         Some(&data[..BS as usize])
     );
-    // Truncated into the header: not a segment any more.
+    // A sidecar cut into its header is not a sidecar any more: the blob is dropped.
     drop(c);
     OpenOptions::new()
         .write(true)
-        .open(&seg)
+        .open(meta_path(dir.path(), &key))
         .unwrap()
         .set_len(50)
         .unwrap();
     let c = open(dir.path(), BIG);
     assert!(!c.contains_block(&key, size, 0));
-    assert!(!seg.exists());
+    assert!(!data_file.exists());
+    assert!(files_under(dir.path()).is_empty());
 }
 
 #[test]
@@ -412,23 +438,34 @@ fn garbage_and_stray_files_are_removed_at_open() {
     let data = content(10, BS);
     let key = sha256_key(&data);
     write_all(&open(dir.path(), BIG), &key, &data);
-    let seg = segment_path(dir.path(), &key, 0);
-    fs::write(&seg, content(11, 3 * 4096)).unwrap();
-    let fanout = seg.parent().unwrap();
-    fs::write(fanout.join("not-a-segment"), b"x").unwrap();
-    // A valid segment under a name in the wrong fan-out directory is not trusted either.
+    let meta = meta_path(dir.path(), &key);
+    let data_file = data_path(dir.path(), &key);
+    fs::write(&meta, content(11, 3 * 4096)).unwrap();
+    let fanout = meta.parent().unwrap();
+    fs::write(fanout.join("not-a-blob"), b"x").unwrap();
+    // A lone data file (its sidecar lost) says nothing about its blocks.
+    let lone = content(21, BS);
+    let lone_key = sha256_key(&lone);
+    fs::create_dir_all(data_path(dir.path(), &lone_key).parent().unwrap()).unwrap();
+    fs::write(data_path(dir.path(), &lone_key), &lone).unwrap();
+    // A valid blob under a name in the wrong fan-out directory is not trusted either.
     let other = dir.path().join("blocks").join("00");
     fs::create_dir_all(&other).unwrap();
-    let misplaced = other.join(seg.file_name().unwrap());
     let c = open(dir.path(), BIG);
-    assert!(!c.contains_block(&key, BS, 0), "garbage header");
+    assert!(!c.contains_block(&key, BS, 0), "garbage sidecar");
+    assert!(
+        !c.contains_block(&lone_key, BS, 0),
+        "data file without sidecar"
+    );
     assert!(
         files_under(dir.path()).is_empty(),
         "garbage and stray files deleted"
     );
     write_all(&c, &key, &data);
     drop(c);
-    fs::rename(&seg, &misplaced).unwrap();
+    for path in [&meta, &data_file] {
+        fs::rename(path, other.join(path.file_name().unwrap())).unwrap();
+    }
     let c = open(dir.path(), BIG);
     assert!(!c.contains_block(&key, BS, 0));
     assert_eq!(c.stats().used_bytes, 0);
@@ -443,21 +480,26 @@ fn a_kill_between_data_and_record_leaves_the_block_absent() {
     let c = open(dir.path(), BIG);
     c.write_block(&key, size, 0, &data[..BS as usize]).unwrap();
     drop(c);
-    let f = OpenOptions::new()
-        .write(true)
-        .open(segment_path(dir.path(), &key, 0))
-        .unwrap();
+    let open_rw = |path| OpenOptions::new().write(true).open(path).unwrap();
+    let data_file = open_rw(data_path(dir.path(), &key));
     // Block 1's data landed but its record did not (the process died in between).
-    f.write_all_at(&data[BS as usize..2 * BS as usize], 4096 + BS)
+    data_file
+        .write_all_at(&data[BS as usize..2 * BS as usize], BS)
         .unwrap();
     // Power loss reordered writes: block 2's record landed, its data did not.
     let crc = crc32c::crc32c(&data[2 * BS as usize..]);
     let mut rec = crc.to_le_bytes().to_vec();
     rec.extend_from_slice(&(BS as u32).to_le_bytes());
-    f.write_all_at(&rec, 128 + 2 * 8).unwrap();
-    f.set_len(4096 + 3 * BS).unwrap();
+    open_rw(meta_path(dir.path(), &key))
+        .write_all_at(&rec, record_offset(size, 2))
+        .unwrap();
     let c = open(dir.path(), BIG);
     assert!(!c.contains_block(&key, size, 1));
+    assert_eq!(
+        data_file.metadata().unwrap().blocks() * 512,
+        BS,
+        "the unrecorded block's space is freed at open"
+    );
     assert_eq!(
         c.read_block(&key, size, 2).unwrap(),
         None,
@@ -472,7 +514,7 @@ fn a_kill_between_data_and_record_leaves_the_block_absent() {
 #[test]
 fn verify_accepts_the_right_bytes_once_and_remembers_it() {
     let dir = tempfile::tempdir().unwrap();
-    let data = content(13, 100 * BS + 3); // two segments
+    let data = content(13, 100 * BS + 3); // two regions
     let (key, size) = (sha256_key(&data), data.len() as u64);
     {
         let c = open(dir.path(), BIG);
@@ -492,7 +534,7 @@ fn verify_accepts_the_right_bytes_once_and_remembers_it() {
     assert!(c.is_verified(&key), "verification is persistent");
     assert!(c.verify_sha256(&key, size).unwrap());
     // Losing a block (here: corruption) makes the blob unverified until checked again.
-    flip_byte(&segment_path(dir.path(), &key, 1), 4096 + 5);
+    flip_byte(&data_path(dir.path(), &key), 64 * BS + 5);
     assert_eq!(c.read_block(&key, size, 64).unwrap(), None);
     assert!(!c.is_verified(&key));
     c.write_block(
@@ -511,19 +553,25 @@ fn verify_accepts_the_right_bytes_once_and_remembers_it() {
 }
 
 #[test]
-fn an_evicted_and_refetched_segment_needs_a_new_verification() {
+fn an_evicted_and_refetched_region_needs_a_new_verification() {
     let dir = tempfile::tempdir().unwrap();
-    let data = content(19, 64 * BS + 10); // segment 0: 64 blocks, segment 1: the tail
+    let data = content(19, 64 * BS + 10); // region 0: 64 blocks, region 1: the tail
     let (key, size) = (sha256_key(&data), data.len() as u64);
     let other = content(20, BS);
-    let cap = seg_cost(64) + seg_cost(1) + 2048;
+    let cap = blob_cost(64, 10) + blob_cost(1, 0) - 2048;
     let c = open(dir.path(), cap);
     write_all(&c, &key, &data);
     assert!(c.verify_sha256(&key, size).unwrap());
-    // Make segment 0 the least recently used, then need room for another blob.
+    // Make region 0 the least recently used, then need room for another blob.
     c.read_block(&key, size, 64).unwrap().unwrap();
     c.write_block(&sha256_key(&other), BS, 0, &other).unwrap();
-    assert!(!c.contains_block(&key, size, 0), "segment 0 evicted");
+    assert!(!c.contains_block(&key, size, 0), "region 0 evicted");
+    let data_file = fs::metadata(data_path(dir.path(), &key)).unwrap();
+    assert_eq!(
+        (data_file.len(), data_file.blocks() * 512),
+        (size, alloc(10)),
+        "region 0 punched out of the data file"
+    );
     assert!(c.contains_block(&key, size, 64));
     assert!(!c.is_verified(&key));
     c.remove_blob(&sha256_key(&other)).unwrap();
@@ -563,23 +611,15 @@ fn verify_rejects_wrong_bytes_and_drops_the_blob() {
 #[test]
 fn warm_reads_open_no_files() {
     let dir = tempfile::tempdir().unwrap();
-    let data = content(15, 130 * BS); // three segments
+    let data = content(15, 130 * BS); // three regions, one data file
     let (key, size) = (sha256_key(&data), data.len() as u64);
     write_all(&open(dir.path(), BIG), &key, &data);
     let c = open(dir.path(), BIG);
-    assert_eq!(c.stats().segment_opens, 0);
+    assert_eq!(c.stats().file_opens, 0);
     assert_eq!(read_all(&c, &key, size).as_deref(), Some(&data[..]));
-    assert_eq!(
-        c.stats().segment_opens,
-        3,
-        "one open per segment, on first use"
-    );
+    assert_eq!(c.stats().file_opens, 1, "one open per blob, on first use");
     assert_eq!(read_all(&c, &key, size).as_deref(), Some(&data[..]));
-    assert_eq!(
-        c.stats().segment_opens,
-        3,
-        "warm reads reuse open descriptors"
-    );
+    assert_eq!(c.stats().file_opens, 1, "warm reads reuse open descriptors");
 }
 
 #[test]
@@ -609,7 +649,7 @@ fn remove_blob_deletes_its_files() {
     write_all(&c, &sha256_key(&b), &b);
     c.remove_blob(&sha256_key(&a)).unwrap();
     c.remove_blob(&sha256_key(&a)).unwrap();
-    assert_eq!(c.stats().used_bytes, seg_cost(1));
-    assert_eq!(files_under(dir.path()).len(), 1);
+    assert_eq!(c.stats().used_bytes, blob_cost(1, 0));
+    assert_eq!(files_under(dir.path()).len(), 2);
     assert!(c.contains_block(&sha256_key(&b), BS, 0));
 }

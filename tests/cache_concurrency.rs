@@ -49,7 +49,7 @@ impl Blob {
 }
 
 #[test]
-fn parallel_writers_of_one_segment_and_readers_see_exact_bytes() {
+fn parallel_writers_of_one_blob_and_readers_see_exact_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Arc::new(open(dir.path(), 1 << 30));
     let blobs: Arc<Vec<Blob>> = Arc::new((0..4).map(|i| Blob::new(i, 200 * BS + 77)).collect());
@@ -74,7 +74,7 @@ fn parallel_writers_of_one_segment_and_readers_see_exact_bytes() {
         .map(|t| {
             let (cache, blobs) = (cache.clone(), blobs.clone());
             thread::spawn(move || {
-                // Thread t owns blocks t, t+8, ...: neighbours in one segment are written by
+                // Thread t owns blocks t, t+8, ...: neighbours in one region are written by
                 // different threads at the same time.
                 for b in blobs.iter() {
                     for idx in (t..b.nblocks()).step_by(WRITERS as usize) {
@@ -102,7 +102,10 @@ fn parallel_writers_of_one_segment_and_readers_see_exact_bytes() {
         );
         assert!(cache.verify_sha256(&b.key, b.size()).unwrap());
     }
-    let expected: u64 = blobs.iter().map(|b| 4 * 4096 + b.size()).sum();
+    let expected: u64 = blobs
+        .iter()
+        .map(|b| blob_cost(b.size() / BS, b.size() % BS))
+        .sum();
     assert_eq!(cache.stats().used_bytes, expected);
     assert_eq!(cache.stats().corrupt_dropped, 0);
 }

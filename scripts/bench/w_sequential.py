@@ -118,10 +118,10 @@ def rereads(ctx) -> Section:
     section = Section(
         "Re-reads vs the local copy (workload 2)",
         f"Throughput in MiB/s of `cat` of a 1 GiB file, best of {PAGE_CACHE_REPS} (page cache) or "
-        f"{ctx.reps} (remount) repetitions, hubfs and the local copy alternating. Page cache: both files fully in the OS page cache (hubfs keeps "
-        "its pages across opens). After remount: a new hubfs mount on the same cache directory; "
-        "'from disk' = page cache dropped before each read, so hubfs reads its cache segment files "
-        "and the local copy its file from disk; 'from RAM' = hubfs's segment files and the local "
+        f"{ctx.reps} (remount) repetitions, hubfs and the local copy alternating. Page cache: both files fully in the OS page cache (a fully cached "
+        "file is read by the kernel from hubfs's cache data file: FUSE passthrough). After remount: a new hubfs mount on the same cache directory; "
+        "'from disk' = page cache dropped before each read, so hubfs reads its cache data file "
+        "and the local copy its file from disk; 'from RAM' = hubfs's cache data file and the local "
         "copy both already in the page cache (the new mount itself has no pages yet)."
     )
     page = section.row("re-read in the same mount (page cache)", "MiB/s", True, digits=0)
@@ -144,7 +144,7 @@ def rereads(ctx) -> Section:
         def after_remount(from_disk: bool):
             mine, theirs, fetched = [], [], []
             if not from_disk:
-                # The last disk-phase read left hubfs's segment files in RAM; do the same for the copy.
+                # The last disk-phase read left hubfs's cache data file in RAM; do the same for the copy.
                 cat_files([local_path], READ_TIMEOUT_S)
             for _ in range(ctx.reps):
                 if from_disk:

@@ -279,6 +279,17 @@ fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
         format_size(n(&c["max_bytes"])),
         n(&c["evictions"])
     );
+    let p = &answer["passthrough"];
+    if p["available"].as_bool() == Some(true) {
+        println!(
+            "passthrough: {} opens, {} files open, {} pinned in the cache",
+            n(&p["opens"]),
+            n(&p["inodes"]),
+            format_size(n(&c["pinned_bytes"]))
+        );
+    } else {
+        println!("passthrough: off (every read is served by hubfs)");
+    }
     if let Some(h) = answer.get("hub").filter(|h| !h.is_null()) {
         println!(
             "hub:         {} requests, {} retries",

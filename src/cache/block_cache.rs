@@ -1,15 +1,15 @@
 //! [`BlockCache`]: the content-addressed, size-capped, crash-safe store of blob blocks.
 //!
 //! This file holds the struct, `open` and the hot read path; the write path (`write.rs`),
-//! removal (`remove.rs`), eviction (`evict.rs`), verification (`verify.rs`) and the startup scan
-//! (`rebuild.rs`) are further `impl BlockCache` blocks in sibling modules.
+//! removal (`remove.rs`), eviction (`evict.rs`), verification (`verify.rs`), pinning
+//! (`pin.rs`) and the startup scan (`rebuild.rs`) are further `impl BlockCache` blocks in
+//! sibling modules.
 //!
 //! Concurrency model: any number of threads may call any method at once. Per-block state changes
 //! under the blob's index shard lock; file data is read and written with positional I/O outside
-//! that lock (different slots of one segment never overlap). A block becomes visible only after
-//! its data and record are on the file, so a concurrent reader either misses it or reads it whole.
+//! that lock (different blocks of one file never overlap). A block becomes visible only after
+//! its data and record are on disk, so a concurrent reader either misses it or reads it whole.
 
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
@@ -22,20 +22,21 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::config::CacheConfig;
-use super::fds::{self, FdCache};
+use super::fds::{self, BlobFiles, FdCache};
 use super::index::Index;
 use super::key::BlobKey;
 use super::layout::Layout;
 use super::rebuild;
-use super::segment;
+use super::sidecar::{self, BlobPaths};
 use super::stats::{CacheStats, Counters};
 
 /// Sub-directory of the cache root that holds the block store.
 pub const BLOCKS_DIR: &str = "blocks";
 
-/// A segment's mtime is moved forward on read at most this often: recency then survives a
-/// restart to within a minute, at the cost of one extra syscall per segment per minute.
-const TOUCH_INTERVAL_SECS: u64 = 60;
+/// A region's last-use stamp in the sidecar is moved forward on read at most this often:
+/// recency then survives a restart to within a minute, at the cost of one small write per
+/// region per minute.
+pub(super) const TOUCH_INTERVAL_SECS: u64 = 60;
 
 /// On-disk block cache shared by all reader threads (`Send + Sync`; wrap it in an `Arc`).
 pub struct BlockCache {
@@ -44,15 +45,17 @@ pub struct BlockCache {
     pub(super) max_bytes: u64,
     pub(super) index: Index,
     pub(super) fds: FdCache,
-    /// LRU clock: every read or write of a segment stamps it with the next value.
+    /// LRU clock: every read or write of a region stamps it with the next value.
     pub(super) clock: AtomicU64,
     pub(super) incarnations: AtomicU64,
-    /// Accounted bytes: segments' `bytes` plus outstanding write reservations. Never exceeds
-    /// `max_bytes` (reservations are only granted below the cap).
+    /// Accounted bytes: blobs' allocated bytes plus outstanding write reservations. Never
+    /// exceeds `max_bytes` (reservations are only granted below the cap).
     pub(super) used: AtomicU64,
     /// Serializes eviction passes (writers that find the cache full wait for one pass).
     pub(super) evict_lock: Mutex<()>,
     pub(super) counters: Counters,
+    /// Accounted bytes of the blobs that have at least one pin (shared with the pins).
+    pub(super) pinned: Arc<super::pin::PinnedTotals>,
 }
 
 // Shared by reader threads through an Arc: keep it so.
@@ -76,15 +79,15 @@ impl std::fmt::Debug for BlockCache {
 struct Located {
     crc: u32,
     incarnation: u64,
-    version: u64,
-    file: Option<Arc<File>>,
-    touch: bool,
+    files: Option<Arc<BlobFiles>>,
+    /// Some(secs) when the region's stamp in the sidecar is due for a refresh.
+    touch: Option<u64>,
 }
 
 impl BlockCache {
     /// Opens (creating if needed) the block store under `config.dir/blocks` and rebuilds the
-    /// index from the segment headers found there. Invalid files are deleted; if the cache holds
-    /// more than `max_bytes` (the cap was lowered), the least recently used segments go first.
+    /// index from the sidecars found there. Invalid files are deleted; if the cache holds more
+    /// than `max_bytes` (the cap was lowered), the least recently used regions go first.
     ///
     /// One `BlockCache` per directory at a time: the index lives in memory, so two instances
     /// (in one process or two) on one directory would corrupt each other's accounting. Daemons
@@ -105,6 +108,7 @@ impl BlockCache {
             used: AtomicU64::new(0),
             evict_lock: Mutex::new(()),
             counters: Counters::default(),
+            pinned: Arc::default(),
         };
         cache.load(found);
         if cache.used.load(Ordering::Acquire) > cache.max_bytes {
@@ -123,12 +127,11 @@ impl BlockCache {
         if self.layout.block_len(blob_size, idx).is_none() {
             return false;
         }
-        let (seg, slot) = self.layout.locate(idx);
-        let shard = self.index.lock(key);
-        shard
+        let (region, slot) = self.layout.locate(idx);
+        self.index
+            .lock(key)
             .blob(key, blob_size)
-            .and_then(|b| b.segments.get(&seg))
-            .is_some_and(|s| s.present & (1 << slot) != 0)
+            .is_some_and(|b| b.has(region, slot))
     }
 
     /// The blocks of `blocks` (clamped to the blob) that are not cached, in order, under one
@@ -139,9 +142,8 @@ impl BlockCache {
         let blob = shard.blob(key, blob_size);
         (blocks.start..end)
             .filter(|&idx| {
-                let (seg, slot) = self.layout.locate(idx);
-                blob.and_then(|b| b.segments.get(&seg))
-                    .is_none_or(|s| s.present & (1 << slot) == 0)
+                let (region, slot) = self.layout.locate(idx);
+                !blob.is_some_and(|b| b.has(region, slot))
             })
             .collect()
     }
@@ -154,14 +156,13 @@ impl BlockCache {
     /// I/O errors other than truncation (the caller may treat them as a miss and refetch).
     pub fn read_block(&self, key: &BlobKey, blob_size: u64, idx: u64) -> io::Result<Option<Bytes>> {
         let len = self.expect_block(blob_size, idx)?;
-        let (seg, slot) = self.layout.locate(idx);
-        let Some(mut loc) = self.locate(key, blob_size, seg, slot) else {
+        let Some(mut loc) = self.locate(key, blob_size, idx) else {
             Counters::bump(&self.counters.misses);
             return Ok(None);
         };
-        let file = match loc.file.take() {
+        let files = match loc.files.take() {
             Some(f) => f,
-            None => match self.open_segment(key, blob_size, seg, loc.incarnation)? {
+            None => match self.open_files(key, blob_size, loc.incarnation)? {
                 Some(f) => f,
                 None => {
                     Counters::bump(&self.counters.misses);
@@ -169,24 +170,17 @@ impl BlockCache {
                 }
             },
         };
-        match read_checked(&file, self.layout.data_offset(slot), len, loc.crc)? {
+        match read_checked(&files.data, self.layout.block_offset(idx), len, loc.crc)? {
             Some(bytes) => {
-                if loc.touch {
-                    // Best effort: a failed touch only makes recency after a restart less exact.
-                    let _ = file.set_modified(SystemTime::now());
+                if let Some(secs) = loc.touch {
+                    // Best effort: a failed stamp only makes recency after a restart less exact.
+                    let _ = sidecar::write_stamp(&files.meta, self.layout.locate(idx).0, secs);
                 }
                 Counters::bump(&self.counters.hits);
                 Ok(Some(bytes))
             }
             None => {
-                self.drop_corrupt(
-                    key,
-                    blob_size,
-                    seg,
-                    slot,
-                    (loc.incarnation, loc.version),
-                    &file,
-                );
+                self.drop_corrupt(key, blob_size, idx, (loc.incarnation, loc.crc));
                 Counters::bump(&self.counters.misses);
                 Ok(None)
             }
@@ -205,8 +199,11 @@ impl BlockCache {
     }
 
     pub fn stats(&self) -> CacheStats {
-        self.counters
-            .snapshot(self.used.load(Ordering::Relaxed), self.max_bytes)
+        self.counters.snapshot(
+            self.used.load(Ordering::Relaxed),
+            self.max_bytes,
+            &self.pinned,
+        )
     }
 
     /// Length of block `idx`, or `InvalidInput` past the end of the blob.
@@ -223,67 +220,65 @@ impl BlockCache {
         self.clock.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(super) fn segment_path(&self, key: &BlobKey, seg: u64) -> PathBuf {
-        self.root.join(segment::relative_path(key, seg))
+    pub(super) fn paths(&self, key: &BlobKey) -> BlobPaths {
+        BlobPaths::new(&self.root, key)
     }
 
-    /// Looks the block up under the shard lock and stamps its segment as recently used.
-    fn locate(&self, key: &BlobKey, blob_size: u64, seg: u64, slot: u64) -> Option<Located> {
+    /// Looks the block up under the shard lock and stamps its region as recently used.
+    fn locate(&self, key: &BlobKey, blob_size: u64, idx: u64) -> Option<Located> {
+        let (region, slot) = self.layout.locate(idx);
         let tick = self.tick();
         let now = now_secs();
         let mut shard = self.index.lock(key);
-        let (s, _, _) = shard.segment_mut(key, blob_size, seg)?;
-        if s.present & (1 << slot) == 0 {
+        let blob = shard.blob_mut(key, blob_size)?;
+        let incarnation = blob.incarnation;
+        let r = blob.regions.get_mut(&region)?;
+        if r.present & (1 << slot) == 0 {
             return None;
         }
-        s.last_used = tick;
-        let touch = now >= s.touched_secs + TOUCH_INTERVAL_SECS;
-        if touch {
-            s.touched_secs = now;
-        }
+        r.last_used = tick;
+        let touch = (now >= r.touched_secs + TOUCH_INTERVAL_SECS).then(|| {
+            r.touched_secs = now;
+            now
+        });
         Some(Located {
-            crc: s.crcs[slot as usize],
-            incarnation: s.incarnation,
-            version: s.version,
-            file: self.fds.get(key, seg, s.incarnation),
+            crc: r.crcs[slot as usize],
+            incarnation,
+            files: self.fds.get(key, incarnation),
             touch,
         })
     }
 
-    /// Opens a live segment whose descriptor is not cached (outside any lock) and caches it if
-    /// the segment is still the same incarnation. None if the file vanished (it is forgotten).
-    fn open_segment(
+    /// Opens the files of a live blob whose descriptors are not cached (outside any lock) and
+    /// caches them if the blob is still the same incarnation. None if a file vanished (the
+    /// blob is then forgotten).
+    pub(super) fn open_files(
         &self,
         key: &BlobKey,
         blob_size: u64,
-        seg: u64,
         incarnation: u64,
-    ) -> io::Result<Option<Arc<File>>> {
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.segment_path(key, seg));
+    ) -> io::Result<Option<Arc<BlobFiles>>> {
+        let opened = BlobFiles::open(&self.paths(key));
         let mut shard = self.index.lock(key);
         let live = shard
             .blob(key, blob_size)
-            .and_then(|b| b.segments.get(&seg))
-            .is_some_and(|s| s.incarnation == incarnation);
+            .is_some_and(|b| b.incarnation == incarnation);
         match opened {
-            Ok(f) => {
-                Counters::bump(&self.counters.segment_opens);
-                let file = Arc::new(f);
+            Ok(files) => {
+                Counters::bump(&self.counters.file_opens);
+                let files = Arc::new(files);
                 if live {
-                    self.fds.insert(key, seg, incarnation, Arc::clone(&file));
+                    self.fds.insert(key, incarnation, Arc::clone(&files));
                 }
-                Ok(Some(file))
+                Ok(Some(files))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if live {
-                    tracing::warn!(%key, seg, "cache segment file disappeared; forgetting it");
-                    let lost = self.remove_segment_locked(&mut shard, key, seg);
+                    tracing::warn!(%key, "cache file disappeared; forgetting the blob");
+                    let lost = self.forget_lost_blob_locked(&mut shard, key);
                     self.counters
                         .corrupt_dropped
-                        .fetch_add(lost.blocks, Ordering::Relaxed);
+                        .fetch_add(lost, Ordering::Relaxed);
                 }
                 Ok(None)
             }
@@ -292,9 +287,27 @@ impl BlockCache {
     }
 }
 
+impl BlockCache {
+    /// The open files of a blob whose shard lock the caller holds: cached, or opened now (for
+    /// the rare paths only: removal, verification, pinning).
+    pub(super) fn files_locked(
+        &self,
+        key: &BlobKey,
+        incarnation: u64,
+    ) -> io::Result<Arc<BlobFiles>> {
+        if let Some(files) = self.fds.get(key, incarnation) {
+            return Ok(files);
+        }
+        let files = Arc::new(BlobFiles::open(&self.paths(key))?);
+        Counters::bump(&self.counters.file_opens);
+        self.fds.insert(key, incarnation, Arc::clone(&files));
+        Ok(files)
+    }
+}
+
 /// Reads `len` bytes at `offset` and checks them against `crc`; None if truncated or mismatched.
 pub(super) fn read_checked(
-    file: &File,
+    file: &std::fs::File,
     offset: u64,
     len: u64,
     crc: u32,

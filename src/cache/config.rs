@@ -20,7 +20,8 @@ pub struct CacheConfig {
     /// The cache root: blocks go to `dir/blocks`, a [`super::MetaStore`] opened on the same root
     /// uses `dir/meta`. Use the effective directory returned by [`super::lock_cache_dir`].
     pub dir: PathBuf,
-    /// Upper bound of the bytes the block store keeps on disk (segment headers included).
+    /// Upper bound of the bytes the block store keeps on disk (sidecars included), pinned blobs
+    /// included.
     pub max_bytes: u64,
     /// Block size in bytes: a multiple of 4 KiB between 4 KiB and 16 MiB. Changing it on an
     /// existing cache discards the cached blocks (their offsets depend on it).
@@ -74,7 +75,7 @@ mod tests {
         assert_eq!(c.block_size, 128 * 1024);
         assert_eq!(c.max_bytes, 10 << 30);
         assert_eq!(c.dir, PathBuf::from("/x"));
-        assert_eq!(c.layout().unwrap().blocks_per_segment(), 32);
+        assert_eq!(c.layout().unwrap().blocks_per_region(), 32);
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! Staying under the size cap: write reservations and LRU eviction by segment.
+//! Staying under the size cap: write reservations and LRU eviction by region.
 //!
 //! A writer reserves the bytes it is about to add before touching the disk; a reservation is
 //! only granted while accounted bytes (stored + reserved) stay within `max_bytes`, so the cap
 //! holds at every instant, not just eventually. When a reservation does not fit, one writer at
-//! a time runs an eviction pass: it deletes the least recently used segments until usage drops
-//! to the target, leaving 1/64 of the cap free so passes (which scan the whole index) are rare.
+//! a time runs an eviction pass: it frees the least recently used regions (~4 MiB of a data
+//! file, punched out with `fallocate`) until usage drops to the target, leaving 1/64 of the cap
+//! free so passes (which scan the whole index) are rare. Pinned blobs count against the cap but
+//! are never evicted: while pins hold most of it, other blobs cycle through what is left, and
+//! when nothing is left a block is simply not cached (the reader is served from memory).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,14 +16,14 @@ use super::key::BlobKey;
 use super::stats::Counters;
 
 /// Bytes accounted in `used` on behalf of a write in progress; released on drop unless handed
-/// over to a segment with [`Reservation::commit`].
+/// over to a blob region with [`Reservation::commit`].
 pub(super) struct Reservation<'a> {
     used: &'a AtomicU64,
     bytes: u64,
 }
 
 impl Reservation<'_> {
-    /// `n` reserved bytes now belong to a segment's `bytes` (stay accounted).
+    /// `n` reserved bytes now belong to a region's or sidecar's bytes (stay accounted).
     pub(super) fn commit(&mut self, n: u64) {
         self.bytes -= n;
     }
@@ -76,34 +79,81 @@ impl BlockCache {
             })
     }
 
-    /// Deletes least recently used segments until accounted bytes are at most `target`; returns
+    /// Frees least recently used regions until accounted bytes are at most `target`; returns
     /// the bytes freed. Caller holds `evict_lock`.
+    ///
+    /// Doomed blobs whose pins are gone go first. Pinned blobs are never touched (the kernel
+    /// reads their data files directly), nor are regions being written. A region is punched out
+    /// of its data file, except in an exported blob, which is deleted whole (see
+    /// `BlobEntry::exported`); a blob left without regions is deleted.
     pub(super) fn evict_to(&self, target: u64) -> u64 {
         let mut candidates: Vec<(u64, BlobKey, u64, u64)> = Vec::new();
+        let mut doomed: Vec<BlobKey> = Vec::new();
         self.index.for_each_shard(|shard| {
             for (key, blob) in &shard.blobs {
-                for (seg, s) in &blob.segments {
-                    candidates.push((s.last_used, *key, *seg, s.incarnation));
+                if blob.pinned() {
+                    continue;
+                }
+                if blob.doomed {
+                    doomed.push(*key);
+                    continue;
+                }
+                for (region, r) in &blob.regions {
+                    candidates.push((r.last_used, *key, *region, blob.incarnation));
                 }
             }
         });
-        candidates.sort_unstable_by_key(|c| c.0);
         let mut freed = 0;
-        for (last_used, key, seg, incarnation) in candidates {
+        for key in doomed {
+            let mut shard = self.index.lock(&key);
+            if shard
+                .blobs
+                .get(&key)
+                .is_some_and(|b| b.doomed && !b.pinned())
+            {
+                freed += self.delete_blob_locked(&mut shard, &key);
+            }
+        }
+        candidates.sort_unstable_by_key(|c| c.0);
+        for (last_used, key, region, incarnation) in candidates {
             if self.used.load(Ordering::Acquire) <= target {
                 break;
             }
             let mut shard = self.index.lock(&key);
-            // Skip segments replaced or used since the scan: they are no longer the oldest.
-            let unchanged = shard
-                .blobs
-                .get(&key)
-                .and_then(|b| b.segments.get(&seg))
-                .is_some_and(|s| s.incarnation == incarnation && s.last_used == last_used);
-            if unchanged {
-                freed += self.remove_segment_locked(&mut shard, &key, seg).bytes;
-                Counters::bump(&self.counters.evictions);
+            let Some(blob) = shard.blobs.get(&key) else {
+                continue;
+            };
+            // Skip what changed since the scan: replaced, pinned, written or used meanwhile.
+            let unchanged = blob.incarnation == incarnation
+                && !blob.pinned()
+                && !blob.doomed
+                && blob
+                    .regions
+                    .get(&region)
+                    .is_some_and(|r| r.last_used == last_used && r.writers == 0);
+            if !unchanged {
+                continue;
             }
+            if blob.exported && blob.regions.values().any(|r| r.writers > 0) {
+                continue;
+            }
+            // The blob's last region, or an exported blob: delete it rather than punch.
+            let whole = blob.exported || blob.regions.len() == 1;
+            let result = if whole {
+                Ok(self.delete_blob_locked(&mut shard, &key))
+            } else {
+                self.punch_region_locked(&mut shard, &key, region)
+            };
+            match result {
+                Ok(bytes) => freed += bytes,
+                Err(e) => {
+                    // A filesystem without hole punching (or a failing disk): give the space
+                    // back by deleting the blob, which always works.
+                    tracing::warn!(%key, region, "could not punch a cache region ({e}); deleting the blob");
+                    freed += self.delete_blob_locked(&mut shard, &key);
+                }
+            }
+            Counters::bump(&self.counters.evictions);
         }
         freed
     }

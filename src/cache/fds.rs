@@ -1,14 +1,13 @@
-//! A bounded cache of open segment files, so a warm read is one `pread` instead of
-//! open + pread + close.
+//! A bounded cache of open blob files (data file + sidecar), so a warm read is one `pread`
+//! instead of open + pread + close.
 //!
-//! Bounded because a 100 GiB cache has ~25k segments while the process has a limited number of
-//! descriptors (the budget is a quarter of `RLIMIT_NOFILE`, at most 4096). Sharded by
-//! (key, segment) rather than by blob, so the segments of one huge blob spread over all shards
-//! and share the whole budget. Entries carry the segment's incarnation: a stale descriptor of an
-//! evicted file is never handed out for its successor.
+//! Bounded because a cache may hold many thousands of blobs while the process has a limited
+//! number of descriptors (the budget is a quarter of `RLIMIT_NOFILE`, at most 4096, two per
+//! blob). Entries carry the blob's incarnation: a stale descriptor of a deleted file is never
+//! handed out for its successor.
 //!
 //! Lock order: an index shard may be held while locking an fd shard, never the reverse. Entries
-//! are removed under the index shard lock when their segment is deleted, so no descriptor of a
+//! are removed under the index shard lock when their blob is deleted, so no descriptor of a
 //! deleted file lingers (it would pin the file's disk space).
 
 use std::fs::File;
@@ -22,17 +21,39 @@ use super::key::BlobKey;
 
 const SHARDS: usize = 16;
 
-/// (incarnation, open file) per (key, segment).
-type Slot = (u64, Arc<File>);
-type FdShard = Mutex<LruCache<(BlobKey, u64), Slot>>;
+/// The open files of one cached blob.
+#[derive(Debug)]
+pub(crate) struct BlobFiles {
+    /// The content, read and written at natural offsets.
+    pub data: File,
+    /// The sidecar (records, marks, stamps).
+    pub meta: File,
+}
+
+impl BlobFiles {
+    /// Opens an existing blob's files for reading and writing.
+    pub(crate) fn open(paths: &super::sidecar::BlobPaths) -> std::io::Result<BlobFiles> {
+        let open = |p: &std::path::Path| std::fs::OpenOptions::new().read(true).write(true).open(p);
+        Ok(BlobFiles {
+            data: open(&paths.data)?,
+            meta: open(&paths.meta)?,
+        })
+    }
+}
+
+/// (incarnation, open files) per blob.
+type Slot = (u64, Arc<BlobFiles>);
+type FdShard = Mutex<LruCache<BlobKey, Slot>>;
 
 pub(crate) struct FdCache {
     shards: Box<[FdShard]>,
 }
 
 impl FdCache {
+    /// `budget` descriptors in all (each entry holds two).
     pub(crate) fn new(budget: usize) -> Self {
-        let per_shard = NonZeroUsize::new((budget / SHARDS).max(4)).unwrap_or(NonZeroUsize::MIN);
+        let per_shard =
+            NonZeroUsize::new((budget / 2 / SHARDS).max(2)).unwrap_or(NonZeroUsize::MIN);
         FdCache {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
@@ -40,29 +61,26 @@ impl FdCache {
         }
     }
 
-    fn shard(&self, key: &BlobKey, seg: u64) -> &FdShard {
-        // Mix the segment number so consecutive segments of one blob land on different shards.
-        let h = key.shard_bits() ^ seg.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.shards[(h.rotate_right(32) % SHARDS as u64) as usize]
+    fn shard(&self, key: &BlobKey) -> &FdShard {
+        // Other bits than the index shard's, so one index shard spreads over all fd shards.
+        &self.shards[(key.shard_bits().rotate_right(32) % SHARDS as u64) as usize]
     }
 
-    /// The open file of this incarnation of the segment, if cached.
-    pub(crate) fn get(&self, key: &BlobKey, seg: u64, incarnation: u64) -> Option<Arc<File>> {
-        let mut shard = self.shard(key, seg).lock();
-        match shard.get(&(*key, seg)) {
+    /// The open files of this incarnation of the blob, if cached.
+    pub(crate) fn get(&self, key: &BlobKey, incarnation: u64) -> Option<Arc<BlobFiles>> {
+        let mut shard = self.shard(key).lock();
+        match shard.get(key) {
             Some((inc, f)) if *inc == incarnation => Some(Arc::clone(f)),
             _ => None,
         }
     }
 
-    pub(crate) fn insert(&self, key: &BlobKey, seg: u64, incarnation: u64, file: Arc<File>) {
-        self.shard(key, seg)
-            .lock()
-            .put((*key, seg), (incarnation, file));
+    pub(crate) fn insert(&self, key: &BlobKey, incarnation: u64, files: Arc<BlobFiles>) {
+        self.shard(key).lock().put(*key, (incarnation, files));
     }
 
-    pub(crate) fn remove(&self, key: &BlobKey, seg: u64) {
-        self.shard(key, seg).lock().pop(&(*key, seg));
+    pub(crate) fn remove(&self, key: &BlobKey) {
+        self.shard(key).lock().pop(key);
     }
 }
 

@@ -9,32 +9,42 @@
 //! <cache dir>/                     (the effective dir returned by lock_cache_dir)
 //!   lock                           flock held by the owning daemon (contains its pid)
 //!   instances/N/                   fallback roots for concurrent daemons (same layout inside)
-//!   blocks/LAYOUT                  block size + blocks per segment; a change discards blocks
-//!   blocks/xx/<kind>-<hex>.<seg>   segment files, xx = first digest byte, kind = sha256|sha1
+//!   blocks/LAYOUT                  format version, block size, blocks per region
+//!   blocks/xx/<kind>-<hex>.data    a blob's content at its natural offsets (sparse)
+//!   blocks/xx/<kind>-<hex>.meta    its sidecar: per-block presence + crc32c, verified mark
 //!   meta/<namespace>/<name>        MetaStore documents
 //! ```
 //!
-//! A blob (file content) is named by its [`BlobKey`] and cut into blocks of `block_size`
-//! (128 KiB by default). Consecutive blocks are grouped into segment files of about 4 MiB
-//! (32 blocks): a page-sized header with one record (crc32c, length) per slot, then the block
-//! data at fixed offsets, sparse where blocks are missing. See `segment.rs` for the byte format.
+//! A blob (file content) is named by its [`BlobKey`] (`xx` = first digest byte, kind =
+//! sha256|sha1) and cut into blocks of `block_size` (128 KiB by default). Its data file is as
+//! long as the blob and holds every cached block where the content has it, so a complete blob's
+//! data file *is* the file: the kernel can be handed it and read it directly (FUSE
+//! passthrough, see [`BlockCache::open_complete`]). Blocks are grouped into ~4 MiB regions, the
+//! unit of eviction. See `sidecar.rs` for the sidecar's byte format.
+//!
+//! A cache written by the previous layout (blocks in ~4 MiB segment files with a header) is
+//! discarded when opened: it is a cache, its blobs are fetched again when read.
 //!
 //! # Guarantees
 //!
-//! - **Persistent**: a re-opened cache serves the same blocks; the index is rebuilt from segment
-//!   headers (one small read per 4 MiB segment).
-//! - **Content-addressed**: the same content in two revisions or repos is one set of blocks.
-//! - **Never wrong bytes**: every `read_block` checks the block's crc32c; a bit flip, a truncated
-//!   file or garbage is a miss, and the entry is dropped so it can be refetched. A kill -9 at
-//!   any point cannot make a later read return wrong bytes (data is written before the record
-//!   that declares it). [`BlockCache::verify_sha256`] checks a complete blob end-to-end.
-//! - **Size cap with LRU**: accounted bytes (segment headers + blocks + writes in progress) never
-//!   exceed `max_bytes`; the least recently used segments are evicted first. Recency survives a
-//!   restart approximately (segment mtimes, refreshed on read at most once a minute).
+//! - **Persistent**: a re-opened cache serves the same blocks; the index is rebuilt from the
+//!   sidecars (one small read per blob, 8 bytes per block).
+//! - **Content-addressed**: the same content in two revisions or repos is one data file.
+//! - **Never wrong bytes through `read_block`**: every read checks the block's crc32c; a bit
+//!   flip, a truncated file or garbage is a miss, and the block is dropped so it can be
+//!   refetched. A kill -9 at any point cannot make a later read return wrong bytes (data is
+//!   written before the record that declares it). [`BlockCache::verify_sha256`] checks a
+//!   complete blob end-to-end and remembers it. A data file handed out with `open_complete` is
+//!   read without these checks: what holds for it is said there.
+//! - **Size cap with LRU**: accounted bytes (allocated blocks rounded to 4 KiB, sidecars, writes
+//!   in progress) never exceed `max_bytes`; the least recently used regions are punched out of
+//!   their data files first (`fallocate(PUNCH_HOLE)`), and a blob left empty is deleted.
+//!   Pinned blobs count against the cap but are never evicted. Recency survives a restart
+//!   approximately (per-region stamps in the sidecar, refreshed on read at most once a minute).
 //! - **Concurrency**: `BlockCache` and `MetaStore` are `Send + Sync`; any number of threads may
-//!   read and write, including different blocks of one segment at once.
-//! - **Bounded memory**: per segment, not per block (about 250 bytes per 4 MiB segment), plus a
-//!   bounded cache of open segment files.
+//!   read and write, including different blocks of one blob at once.
+//! - **Bounded memory**: per region, not per block (about 200 bytes per 4 MiB region), plus a
+//!   bounded cache of open files.
 //!
 //! # For the read path
 //!
@@ -57,9 +67,10 @@ mod key;
 mod layout;
 mod lock;
 mod meta;
+mod pin;
 mod rebuild;
 mod remove;
-mod segment;
+mod sidecar;
 mod stats;
 mod verify;
 mod write;
@@ -69,4 +80,6 @@ pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX
 pub use key::{BlobKey, BlobKeyError, ContentHasher};
 pub use lock::{lock_cache_dir, CacheDirLock, INSTANCES_DIR};
 pub use meta::{MetaStore, META_DIR};
+pub use pin::CompleteBlob;
 pub use stats::CacheStats;
+pub use verify::BlockFingerprint;

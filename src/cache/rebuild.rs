@@ -1,43 +1,54 @@
 //! Recovering the index from disk at open: the `LAYOUT` stamp of the block store, and a scan of
-//! every segment header.
+//! every blob's sidecar.
 //!
-//! Only headers are read (one small `pread` per segment), never block data: checksums are
-//! verified lazily on each read. The scan also repairs what a crash or a damaged disk can leave
-//! behind: files that are not valid segments are deleted, records that point past the end of
-//! the file or carry an impossible length are cleared, empty segments are deleted.
+//! Only sidecars are read (8 bytes per block), never block data: checksums are verified lazily
+//! on each read. The scan also repairs what a crash or a damaged disk can leave behind: files
+//! that are not ours, data files without a sidecar (and the reverse), records that point past
+//! the end of a cut data file or carry an impossible length, space allocated to blocks that have
+//! no record (a crash between data and record), and blobs left without any block.
 
-use std::fs::{self, OpenOptions};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::SystemTime;
 
 use super::block_cache::{now_secs, BlockCache};
-use super::index::{BlobEntry, Segment};
+use super::index::{BlobEntry, Region};
 use super::key::BlobKey;
-use super::layout::{Layout, HEADER_LEN};
-use super::segment;
+use super::layout::{alloc, Layout};
+use super::remove::punch_hole;
+use super::sidecar::{self, BlobPaths, Ctime, FileRole};
 
 const LAYOUT_FILE: &str = "LAYOUT";
 
-/// A valid segment found on disk.
-pub(super) struct Loaded {
-    key: BlobKey,
-    blob_size: u64,
-    seg: u64,
+/// One region of a blob found on disk.
+pub(super) struct LoadedRegion {
+    region: u64,
     present: u64,
     crcs: Box<[u32]>,
     bytes: u64,
-    verified: bool,
-    mtime: SystemTime,
+    stamp: u64,
 }
 
+/// A valid blob found on disk.
+pub(super) struct Loaded {
+    key: BlobKey,
+    blob_size: u64,
+    meta_bytes: u64,
+    verified: Option<Ctime>,
+    regions: Vec<LoadedRegion>,
+}
+
+/// Version 2 is the one-data-file-per-blob layout; a cache written by version 1 (segment files
+/// with headers) is discarded when opened, like one of another block size.
 fn layout_stamp(layout: &Layout) -> String {
     format!(
-        "hubfs block store 1\nblock_size {}\nblocks_per_segment {}\n",
+        "hubfs block store 2\nblock_size {}\nblocks_per_region {}\n",
         layout.block_size(),
-        layout.blocks_per_segment()
+        layout.blocks_per_region()
     )
 }
 
@@ -48,8 +59,8 @@ fn is_fanout_dir(name: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Creates the block store root; if it was written with another layout (block size), its
-/// blocks are useless at their offsets and are deleted.
+/// Creates the block store root; if it was written with another layout (block size, or an
+/// older format), its blocks are useless and are deleted.
 pub(super) fn prepare_root(root: &Path, layout: &Layout) -> io::Result<()> {
     fs::create_dir_all(root)?;
     let stamp_path = root.join(LAYOUT_FILE);
@@ -57,7 +68,7 @@ pub(super) fn prepare_root(root: &Path, layout: &Layout) -> io::Result<()> {
     match fs::read_to_string(&stamp_path) {
         Ok(have) if have == want => return Ok(()),
         Ok(_) => {
-            tracing::info!(root = %root.display(), "cache block size changed; discarding cached blocks")
+            tracing::info!(root = %root.display(), "cache layout or block size changed; discarding cached blocks")
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -73,9 +84,8 @@ pub(super) fn prepare_root(root: &Path, layout: &Layout) -> io::Result<()> {
     fs::rename(&tmp, &stamp_path)
 }
 
-/// Reads every segment header under `root`, fan-out directories spread over a few threads
-/// (the scan is dominated by per-file syscalls, ~15 µs each: 25k segments take ~0.4 s on one
-/// core).
+/// Reads every sidecar under `root`, fan-out directories spread over a few threads (the scan is
+/// dominated by per-file syscalls).
 pub(super) fn scan(root: &Path, layout: &Layout) -> io::Result<Vec<Loaded>> {
     let mut dirs = Vec::new();
     for dir in fs::read_dir(root)? {
@@ -94,7 +104,7 @@ pub(super) fn scan(root: &Path, layout: &Layout) -> io::Result<Vec<Loaded>> {
     thread::scope(|scope| {
         let workers: Vec<_> = dirs
             .chunks(chunk)
-            .map(|part| scope.spawn(move || scan_dirs(part, layout)))
+            .map(|part| scope.spawn(move || scan_dirs(root, part, layout)))
             .collect();
         let mut found = Vec::new();
         for w in workers {
@@ -107,27 +117,40 @@ pub(super) fn scan(root: &Path, layout: &Layout) -> io::Result<Vec<Loaded>> {
     })
 }
 
-fn scan_dirs(dirs: &[(String, PathBuf)], layout: &Layout) -> io::Result<Vec<Loaded>> {
+fn scan_dirs(root: &Path, dirs: &[(String, PathBuf)], layout: &Layout) -> io::Result<Vec<Loaded>> {
     let mut found = Vec::new();
     for (dir_name, dir) in dirs {
+        // Which of its two files each blob has here.
+        let mut blobs: HashMap<BlobKey, (bool, bool)> = HashMap::new();
         for file in fs::read_dir(dir)? {
             let file = file?;
-            let path = file.path();
             let parsed = file
                 .file_name()
                 .to_str()
-                .and_then(segment::parse_file_name)
+                .and_then(sidecar::parse_file_name)
                 .filter(|(key, _)| key.to_string().starts_with(dir_name.as_str()));
-            let loaded = match parsed {
-                Some((key, seg)) => load_segment(&path, layout, key, seg).unwrap_or_else(|e| {
-                    tracing::warn!(path = %path.display(), "unreadable cache segment: {e}");
+            match parsed {
+                Some((key, FileRole::Data)) => blobs.entry(key).or_default().0 = true,
+                Some((key, FileRole::Meta)) => blobs.entry(key).or_default().1 = true,
+                None => remove_quietly(&file.path()),
+            }
+        }
+        for (key, (has_data, has_meta)) in blobs {
+            let paths = BlobPaths::new(root, &key);
+            let loaded = if has_data && has_meta {
+                load_blob(&paths, layout, key).unwrap_or_else(|e| {
+                    tracing::warn!(path = %paths.meta.display(), "unreadable cache entry: {e}");
                     None
-                }),
-                None => None,
+                })
+            } else {
+                None
             };
             match loaded {
                 Some(l) => found.push(l),
-                None => remove_quietly(&path),
+                None => {
+                    remove_quietly(&paths.data);
+                    remove_quietly(&paths.meta);
+                }
             }
         }
     }
@@ -144,94 +167,142 @@ fn remove_quietly(path: &Path) {
     }
 }
 
-/// Validates one segment file; None if it should be deleted.
-fn load_segment(
-    path: &Path,
-    layout: &Layout,
-    key: BlobKey,
-    seg: u64,
-) -> io::Result<Option<Loaded>> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
+fn open_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// Validates one blob's files, repairing what can be; None if they should be deleted.
+fn load_blob(paths: &BlobPaths, layout: &Layout, key: BlobKey) -> io::Result<Option<Loaded>> {
+    let meta = open_rw(&paths.meta)?;
+    let data = open_rw(&paths.data)?;
+    if !meta.metadata()?.is_file() || !data.metadata()?.is_file() {
         return Ok(None);
     }
-    let Some(header) = segment::read_header(&file, layout, (&key, seg))? else {
+    let Some(side) = sidecar::read(&meta, layout, &key)? else {
         return Ok(None);
     };
-    let blob_size = header.blob_size;
-    if seg >= layout.nsegments(blob_size) {
+    let blob_size = side.blob_size;
+    let data_len = data.metadata()?.len();
+    let mut regions: HashMap<u64, LoadedRegion> = HashMap::new();
+    let mut absent = Vec::new();
+    for (idx, record) in side.records.iter().enumerate() {
+        let idx = idx as u64;
+        let expected = layout.block_len(blob_size, idx);
+        let valid = record.filter(|r| {
+            let len = u64::from(r.len);
+            expected == Some(len) && layout.block_offset(idx) + len <= data_len
+        });
+        let Some(r) = valid else {
+            if record.is_some() {
+                // Truncated data file or damaged record: the block is gone.
+                sidecar::write_record(&meta, layout, blob_size, idx, None)?;
+            }
+            absent.push(idx);
+            continue;
+        };
+        let (region, slot) = layout.locate(idx);
+        let entry = regions.entry(region).or_insert_with(|| LoadedRegion {
+            region,
+            present: 0,
+            crcs: vec![0; layout.blocks_per_region() as usize].into_boxed_slice(),
+            bytes: 0,
+            stamp: side.stamps.get(region as usize).copied().unwrap_or(0),
+        });
+        entry.present |= 1 << slot;
+        entry.crcs[slot as usize] = r.crc;
+        entry.bytes += alloc(u64::from(r.len));
+    }
+    if regions.is_empty() {
         return Ok(None);
     }
-    let mut present = 0u64;
-    let mut crcs = vec![0u32; layout.blocks_per_segment() as usize].into_boxed_slice();
-    let mut bytes = HEADER_LEN;
-    for (slot, record) in header.records.iter().enumerate() {
-        let Some(r) = record else { continue };
-        let slot = slot as u64;
-        let expected = layout.block_len(blob_size, layout.first_block(seg) + slot);
-        let fits = layout.data_offset(slot) + u64::from(r.len) <= meta.len();
-        if expected == Some(u64::from(r.len)) && fits {
-            present |= 1 << slot;
-            crcs[slot as usize] = r.crc;
-            bytes += u64::from(r.len);
-        } else {
-            // Truncated file or damaged record: the block is gone.
-            segment::write_record(&file, slot, None)?;
+    if data_len != blob_size {
+        // Cut short (or grown) behind our back: back to the blob's length, so it stays a valid
+        // backing file; cut blocks were cleared above.
+        data.set_len(blob_size)?;
+    }
+    if data.metadata()?.blocks() > 0 {
+        // Space held by blocks without a record (a crash between data and record) is freed.
+        // Not only when more is allocated than the records declare: a record whose data was
+        // lost (power loss) can hide a block whose record was lost. One fallocate per run of
+        // absent blocks, only for partial blobs.
+        for run in runs(&absent) {
+            let start = layout.block_offset(run.start);
+            let end = layout.block_offset(run.end).min(blob_size);
+            punch_hole(&data, start, end - start)?;
         }
     }
-    if present == 0 {
-        return Ok(None);
+    let complete = absent.is_empty();
+    let verified = side.verified.filter(|_| complete);
+    if side.verified.is_some() && verified.is_none() {
+        sidecar::write_verified(&meta, None)?;
     }
     Ok(Some(Loaded {
         key,
         blob_size,
-        seg,
-        present,
-        crcs,
-        bytes,
-        verified: header.verified && present == layout.full_mask(blob_size, seg),
-        mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta_bytes: alloc(sidecar::len(layout, blob_size)),
+        verified,
+        regions: regions.into_values().collect(),
     }))
 }
 
-impl BlockCache {
-    /// Inserts scanned segments, oldest mtime first, so LRU order approximates the order of
-    /// last use before the restart.
-    pub(super) fn load(&self, mut found: Vec<Loaded>) {
-        found.sort_by_key(|l| l.mtime);
-        for l in found {
-            let mut shard = self.index.lock(&l.key);
-            let blob = shard
-                .blobs
-                .entry(l.key)
-                .or_insert_with(|| BlobEntry::new(l.blob_size));
-            if blob.blob_size != l.blob_size {
-                tracing::warn!(key = %l.key, seg = l.seg, "cache segment disagrees on blob size; removed");
-                remove_quietly(&self.segment_path(&l.key, l.seg));
-                continue;
-            }
-            blob.present_blocks += u64::from(l.present.count_ones());
-            blob.verified_segments += u64::from(l.verified);
-            let touched_secs = l
-                .mtime
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-                .min(now_secs());
-            blob.segments.insert(
-                l.seg,
-                Segment {
-                    incarnation: self.incarnations.fetch_add(1, Ordering::Relaxed),
-                    version: 0,
-                    present: l.present,
-                    crcs: l.crcs,
-                    bytes: l.bytes,
-                    last_used: self.tick(),
-                    touched_secs,
-                    verified: l.verified,
-                },
-            );
-            self.used.fetch_add(l.bytes, Ordering::AcqRel);
+/// Maximal runs of consecutive block indexes in a sorted list.
+fn runs(sorted: &[u64]) -> Vec<std::ops::Range<u64>> {
+    let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+    for &i in sorted {
+        match out.last_mut() {
+            Some(r) if r.end == i => r.end = i + 1,
+            _ => out.push(i..i + 1),
         }
+    }
+    out
+}
+
+impl BlockCache {
+    /// Inserts scanned blobs; regions get LRU clock values in the order of their last-use
+    /// stamps, so eviction order approximates the order of last use before the restart.
+    pub(super) fn load(&self, found: Vec<Loaded>) {
+        let mut order: Vec<(u64, usize, u64)> = found
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.regions.iter().map(move |r| (r.stamp, i, r.region)))
+            .collect();
+        order.sort_unstable();
+        let mut ticks: HashMap<(usize, u64), u64> = HashMap::with_capacity(order.len());
+        for (_, i, region) in order {
+            ticks.insert((i, region), self.tick());
+        }
+        let now = now_secs();
+        for (i, l) in found.into_iter().enumerate() {
+            let mut shard = self.index.lock(&l.key);
+            let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed);
+            let mut blob = BlobEntry::new(l.blob_size, incarnation, l.meta_bytes);
+            blob.verified = l.verified;
+            for r in l.regions {
+                let mut region = Region::new(
+                    self.layout.blocks_per_region(),
+                    ticks.get(&(i, r.region)).copied().unwrap_or(0),
+                    r.stamp.min(now),
+                );
+                region.present = r.present;
+                region.crcs = r.crcs;
+                region.bytes = r.bytes;
+                blob.present_blocks += u64::from(r.present.count_ones());
+                blob.regions.insert(r.region, region);
+            }
+            self.used.fetch_add(blob.bytes(), Ordering::AcqRel);
+            shard.blobs.insert(l.key, blob);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_of_consecutive_blocks() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[3]), vec![3..4]);
+        assert_eq!(runs(&[0, 1, 2, 5, 7, 8]), vec![0..3, 5..6, 7..9]);
     }
 }

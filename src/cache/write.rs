@@ -1,30 +1,38 @@
-//! The write path of [`BlockCache`]: reserving room, finding or creating the segment, writing
-//! data then record, and publishing the block in the index.
+//! The write path of [`BlockCache`]: reserving room, finding or creating the blob's files,
+//! writing data then record, and publishing the block in the index.
 //!
-//! Different blocks of one segment may be written by different threads at once: each writes its
-//! own slot's data and record with positional I/O, and publishes under the shard lock.
+//! Different blocks of one blob may be written by different threads at once: each writes its
+//! own block's data and record with positional I/O, and publishes under the shard lock.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::block_cache::{now_secs, BlockCache};
 use super::evict::Reservation;
-use super::index::{BlobEntry, Segment};
+use super::fds::BlobFiles;
+use super::index::{BlobEntry, Region};
 use super::key::BlobKey;
-use super::layout::HEADER_LEN;
-use super::segment::{self, Record};
+use super::layout::alloc;
+use super::sidecar::{self, Record};
 use super::stats::Counters;
+
+/// Where a block is about to be written.
+struct Target {
+    incarnation: u64,
+    files: Arc<BlobFiles>,
+}
 
 impl BlockCache {
     /// Stores one whole block (`data.len()` = block size, or the tail length for the last
-    /// block). May evict least recently used segments first. A block already present is left as
+    /// block). May evict least recently used regions first. A block already present is left as
     /// is (same key, same bytes). Success does not pin the block: a later write may evict it at
     /// any time, so serve readers from the buffer just written, not by reading it back.
-    /// If the block cannot fit even in an empty cache (cap smaller than one block), it is not
-    /// stored and Ok is returned.
+    /// If the block cannot fit even in an empty cache (cap smaller than one block), or its blob
+    /// is pinned while being removed, it is not stored and Ok is returned.
     pub fn write_block(
         &self,
         key: &BlobKey,
@@ -45,141 +53,200 @@ impl BlockCache {
         if self.contains_block(key, blob_size, idx) {
             return Ok(());
         }
-        let (seg, slot) = self.layout.locate(idx);
-        // Reserve as if the segment had to be created; the header part is given back if not.
-        let Some(mut reservation) = self.reserve(HEADER_LEN + len) else {
+        // Reserve as if the blob's files had to be created; the sidecar part is given back if
+        // they exist.
+        let meta_bytes = alloc(sidecar::len(&self.layout, blob_size));
+        let Some(mut reservation) = self.reserve(meta_bytes + alloc(len)) else {
             tracing::debug!(%key, idx, "cache cap too small for one block; not cached");
             return Ok(());
         };
-        let Some((incarnation, file)) =
-            self.segment_for_write(key, blob_size, seg, slot, &mut reservation)?
-        else {
-            return Ok(()); // stored by a concurrent writer meanwhile
+        let Some(target) = self.target_for_write(key, blob_size, idx, &mut reservation)? else {
+            return Ok(()); // present meanwhile, or not storable now
         };
-        let crc = crc32c::crc32c(data);
-        // Data first, then the record that declares it (see segment.rs on crash safety).
-        file.write_all_at(data, self.layout.data_offset(slot))?;
-        // `len` <= 16 MiB (the block size limit) always fits a u32.
-        segment::write_record(
-            &file,
-            slot,
-            Some(Record {
-                crc,
-                len: len as u32,
-            }),
-        )?;
-
-        let tick = self.tick();
-        let mut shard = self.index.lock(key);
-        if let Some((s, present_blocks, _)) = shard.segment_mut(key, blob_size, seg) {
-            if s.incarnation == incarnation && s.present & (1 << slot) == 0 {
-                s.present |= 1 << slot;
-                s.crcs[slot as usize] = crc;
-                s.bytes += len;
-                s.last_used = tick;
-                s.touched_secs = now_secs();
-                *present_blocks += 1;
-                reservation.commit(len);
+        let written = self.write_data_then_record(&target.files, blob_size, idx, data);
+        let crc = match written {
+            Ok(crc) => crc,
+            Err(e) => {
+                self.end_write(key, blob_size, idx, target.incarnation, None);
+                return Err(e);
             }
+        };
+        if self.end_write(key, blob_size, idx, target.incarnation, Some(crc)) {
+            reservation.commit(alloc(len));
         }
         Counters::bump(&self.counters.blocks_written);
         Ok(())
     }
 
-    /// Finds or creates the segment a new block goes to and returns its incarnation and file;
-    /// None if the block is already present. Settles the header part of `reservation`.
-    fn segment_for_write(
+    /// Data first, then the record that declares it (see sidecar.rs on crash safety).
+    fn write_data_then_record(
+        &self,
+        files: &BlobFiles,
+        blob_size: u64,
+        idx: u64,
+        data: &[u8],
+    ) -> io::Result<u32> {
+        let crc = crc32c::crc32c(data);
+        files
+            .data
+            .write_all_at(data, self.layout.block_offset(idx))?;
+        // `len` <= 16 MiB (the block size limit) always fits a u32.
+        let record = Record {
+            crc,
+            len: data.len() as u32,
+        };
+        sidecar::write_record(&files.meta, &self.layout, blob_size, idx, Some(record))?;
+        Ok(crc)
+    }
+
+    /// Publishes a written block (`crc` Some) or gives up on it, and ends the region's write.
+    /// True if the block became present (its bytes now belong to the region).
+    fn end_write(
         &self,
         key: &BlobKey,
         blob_size: u64,
-        seg: u64,
-        slot: u64,
-        reservation: &mut Reservation<'_>,
-    ) -> io::Result<Option<(u64, Arc<File>)>> {
+        idx: u64,
+        incarnation: u64,
+        crc: Option<u32>,
+    ) -> bool {
+        let (region, slot) = self.layout.locate(idx);
+        let len = self.layout.block_len(blob_size, idx).unwrap_or(0);
+        let tick = self.tick();
         let mut shard = self.index.lock(key);
-        if shard
+        let Some(blob) = shard
             .blobs
-            .get(key)
-            .is_some_and(|b| b.blob_size != blob_size)
-        {
-            // One key names one content, hence one size; a different size means the cached
-            // copy was stored under a wrong size, so it is replaced.
-            tracing::warn!(%key, blob_size, "cached blob has another size; replacing it");
-            self.remove_blob_locked(&mut shard, key);
-        }
-        let existing = shard
-            .blob(key, blob_size)
-            .and_then(|b| b.segments.get(&seg))
-            .map(|s| (s.present & (1 << slot) != 0, s.incarnation));
-        if let Some((present, incarnation)) = existing {
-            if present {
-                return Ok(None);
+            .get_mut(key)
+            .filter(|b| b.incarnation == incarnation)
+        else {
+            return false; // the files were deleted meanwhile: the write went nowhere
+        };
+        let Some(r) = blob.regions.get_mut(&region) else {
+            return false;
+        };
+        r.writers -= 1;
+        let published = match crc {
+            Some(crc) if r.present & (1 << slot) == 0 && !blob.doomed => {
+                r.present |= 1 << slot;
+                r.crcs[slot as usize] = crc;
+                r.bytes += alloc(len);
+                r.last_used = tick;
+                blob.present_blocks += 1;
+                true
             }
-            let cached = self.fds.get(key, seg, incarnation);
-            let file = match cached {
-                Some(f) => Some(f),
-                None => match OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(self.segment_path(key, seg))
-                {
-                    Ok(f) => {
-                        Counters::bump(&self.counters.segment_opens);
-                        let f = Arc::new(f);
-                        self.fds.insert(key, seg, incarnation, Arc::clone(&f));
-                        Some(f)
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        let lost = self.remove_segment_locked(&mut shard, key, seg);
-                        self.counters
-                            .corrupt_dropped
-                            .fetch_add(lost.blocks, Ordering::Relaxed);
-                        None // recreated below
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            if let Some(file) = file {
-                reservation.release(HEADER_LEN);
-                return Ok(Some((incarnation, file)));
-            }
+            _ => false,
+        };
+        if r.present == 0 && r.writers == 0 {
+            blob.regions.remove(&region);
         }
-        let file = Arc::new(self.create_segment_file(key, blob_size, seg)?);
-        let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed);
-        let blob = shard
-            .blobs
-            .entry(*key)
-            .or_insert_with(|| BlobEntry::new(blob_size));
-        blob.segments.insert(
-            seg,
-            Segment {
-                incarnation,
-                version: 0,
-                present: 0,
-                crcs: vec![0; self.layout.blocks_per_segment() as usize].into_boxed_slice(),
-                bytes: HEADER_LEN,
-                last_used: self.tick(),
-                touched_secs: now_secs(),
-                verified: false,
-            },
-        );
-        reservation.commit(HEADER_LEN);
-        self.fds.insert(key, seg, incarnation, Arc::clone(&file));
-        Ok(Some((incarnation, file)))
+        published
     }
 
-    fn create_segment_file(&self, key: &BlobKey, blob_size: u64, seg: u64) -> io::Result<File> {
-        let path = self.segment_path(key, seg);
-        Counters::bump(&self.counters.segment_opens);
-        match segment::create(&path, &self.layout, key, blob_size, seg) {
+    /// Finds or creates the blob's files and registers a write into the block's region; None
+    /// if the block is already present or the blob cannot take writes now (pinned while being
+    /// removed, or pinned under another size). Settles the sidecar part of `reservation`.
+    fn target_for_write(
+        &self,
+        key: &BlobKey,
+        blob_size: u64,
+        idx: u64,
+        reservation: &mut Reservation<'_>,
+    ) -> io::Result<Option<Target>> {
+        let (region, slot) = self.layout.locate(idx);
+        let mut shard = self.index.lock(key);
+        if let Some(b) = shard.blobs.get(key) {
+            if b.doomed || b.blob_size != blob_size {
+                if b.pinned() {
+                    return Ok(None);
+                }
+                if !b.doomed {
+                    // One key names one content, hence one size; a different size means the
+                    // cached copy was stored under a wrong size, so it is replaced.
+                    tracing::warn!(%key, blob_size, "cached blob has another size; replacing it");
+                }
+                self.delete_blob_locked(&mut shard, key);
+            }
+        }
+        let existing = shard.blobs.get(key).map(|b| b.incarnation);
+        let (incarnation, files) = match existing {
+            Some(incarnation) => {
+                reservation.release(alloc(sidecar::len(&self.layout, blob_size)));
+                if shard.blobs.get(key).is_some_and(|b| b.has(region, slot)) {
+                    return Ok(None);
+                }
+                match self.fds.get(key, incarnation) {
+                    Some(f) => (incarnation, f),
+                    None => {
+                        drop(shard);
+                        match self.open_files(key, blob_size, incarnation)? {
+                            Some(f) => {
+                                shard = self.index.lock(key);
+                                if shard
+                                    .blob(key, blob_size)
+                                    .is_none_or(|b| b.incarnation != incarnation)
+                                {
+                                    return Ok(None); // removed meanwhile; the block is not stored
+                                }
+                                (incarnation, f)
+                            }
+                            None => return Ok(None), // lost; forgotten by open_files
+                        }
+                    }
+                }
+            }
+            None => {
+                let files = Arc::new(self.create_files(key, blob_size)?);
+                let incarnation = self.incarnations.fetch_add(1, Ordering::Relaxed);
+                let meta_bytes = alloc(sidecar::len(&self.layout, blob_size));
+                shard
+                    .blobs
+                    .insert(*key, BlobEntry::new(blob_size, incarnation, meta_bytes));
+                reservation.commit(meta_bytes);
+                self.fds.insert(key, incarnation, Arc::clone(&files));
+                (incarnation, files)
+            }
+        };
+        let Some(blob) = shard.blob_mut(key, blob_size) else {
+            return Ok(None);
+        };
+        if blob.has(region, slot) {
+            return Ok(None);
+        }
+        let (tick, now, per_region) = (self.tick(), now_secs(), self.layout.blocks_per_region());
+        blob.regions
+            .entry(region)
+            .or_insert_with(|| Region::new(per_region, tick, now))
+            .writers += 1;
+        Ok(Some(Target { incarnation, files }))
+    }
+
+    /// Creates a blob's data file (sparse, full length) and its empty sidecar. The data file
+    /// comes first: a crash in between leaves a data file without sidecar, which the next
+    /// open deletes.
+    fn create_files(&self, key: &BlobKey, blob_size: u64) -> io::Result<BlobFiles> {
+        let paths = self.paths(key);
+        Counters::bump(&self.counters.file_opens);
+        let data = match create_data_file(&paths.data, blob_size) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // The fan-out directory is made lazily (or was removed behind our back).
-                if let Some(parent) = path.parent() {
+                if let Some(parent) = paths.data.parent() {
                     fs::create_dir_all(parent)?;
                 }
-                segment::create(&path, &self.layout, key, blob_size, seg)
+                create_data_file(&paths.data, blob_size)
             }
             other => other,
-        }
+        }?;
+        let meta = sidecar::create(&paths.meta, &self.layout, key, blob_size)?;
+        Ok(BlobFiles { data, meta })
     }
+}
+
+fn create_data_file(path: &Path, blob_size: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.set_len(blob_size)?;
+    Ok(file)
 }

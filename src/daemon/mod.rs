@@ -57,7 +57,7 @@ pub struct MountOptions {
 
 pub use crate::cache::default_cache_dir;
 
-/// The block cache keeps segment files open; give it the hard limit instead of the soft one.
+/// The block cache keeps blob files open; give it the hard limit instead of the soft one.
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -9,6 +9,7 @@ mod attr;
 mod errno;
 mod inode;
 mod namespace;
+mod passthrough;
 pub mod services;
 pub mod snapshot;
 pub mod tree;
@@ -26,10 +27,12 @@ use parking_lot::Mutex;
 pub use attr::{Attr, Entry, FileKind};
 pub use errno::Errno;
 pub use inode::{InodeKey, ROOT_INO};
+pub use passthrough::Passthrough;
 pub use services::Services;
 pub use snapshot::SnapshotError;
 pub use write::WriteSetup;
 
+use crate::cache::{BlobKey, CompleteBlob};
 use crate::read::{Blob, ReadStream};
 use crate::repo::RepoRef;
 use inode::InodeTable;
@@ -111,12 +114,40 @@ pub struct OpenDir {
     pub entries: Vec<(String, u64, FileKind, Option<Attr>)>,
 }
 
+/// Whether an open of a read-only file may be answered with the cache's data file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backing {
+    /// When the content is complete and verified in the cache.
+    IfComplete,
+    /// Never: files of a writable view change under their inode, so hubfs serves them.
+    Never,
+}
+
 /// Answer to `open`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Opened {
     pub fh: u64,
     /// The kernel may keep pages cached from earlier opens: the content is the same.
     pub keep_cache: bool,
+    /// The content a read-only file handle reads (None for local files of a writable view and
+    /// for directories).
+    pub content: Option<BlobKey>,
+    /// The cache's data file of that content, when it is complete and verified and passthrough
+    /// is available: the adapter may let the kernel read it directly (see `passthrough.rs`).
+    /// Pinned in the cache while this value lives.
+    pub backing: Option<CompleteBlob>,
+}
+
+impl Opened {
+    /// A handle whose reads hubfs serves.
+    pub(crate) fn served(fh: u64, keep_cache: bool) -> Opened {
+        Opened {
+            fh,
+            keep_cache,
+            content: None,
+            backing: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +170,7 @@ pub struct HubFs {
     fsync_timeout: Mutex<Duration>,
     dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
     next_fh: AtomicU64,
+    passthrough: Passthrough,
 }
 
 /// Target of an inode inside a revision directory: its view and path, and for a file version
@@ -201,6 +233,7 @@ impl HubFs {
             fsync_timeout: Mutex::new(Duration::from_secs(300)),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            passthrough: Passthrough::default(),
         });
         if let Some(period) = fs.cfg.refresh {
             fs.spawn_refresher(period);
@@ -400,7 +433,7 @@ impl HubFs {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.lock().insert(fh, Arc::new(OpenDir { entries }));
-        Ok(Opened { fh, keep_cache })
+        Ok(Opened::served(fh, keep_cache))
     }
 
     /// The inode number readdir reports for an entry: the real one if the kernel knows it,
@@ -451,10 +484,11 @@ impl HubFs {
             Node::File(f) => f,
             Node::Dir => return Err(Errno::EISDIR),
         };
-        self.open_snapshot_file(ino, &view, snap, &path, info)
+        self.open_snapshot_file(ino, &view, snap, &path, info, Backing::IfComplete)
     }
 
-    /// A handle reading a file of a snapshot through the read path.
+    /// A handle reading a file of a snapshot through the read path, and with `backing` the
+    /// cache's data file when passthrough can serve it.
     fn open_snapshot_file(
         &self,
         ino: u64,
@@ -462,6 +496,7 @@ impl HubFs {
         snap: Arc<Snapshot>,
         path: &str,
         info: tree::FileInfo,
+        backing: Backing,
     ) -> Result<Opened, Errno> {
         let key = info.blob_key().ok_or_else(|| {
             tracing::warn!("{}: {path} has a malformed object id", snap.repo);
@@ -478,6 +513,12 @@ impl HubFs {
             size: info.size,
             sha256: info.lfs_sha256.clone(),
         });
+        let backing = match backing {
+            Backing::IfComplete if self.passthrough.available() && !tainted => {
+                self.complete_blob(&key, info.size)
+            }
+            _ => None,
+        };
         let fh = self.insert_handle(OpenFile::Snapshot {
             snapshot: snap,
             stream: ReadStream::new(blob),
@@ -485,7 +526,26 @@ impl HubFs {
         Ok(Opened {
             fh,
             keep_cache: (view.pinned || same_content) && !tainted,
+            content: Some(key),
+            backing,
         })
+    }
+
+    /// The pinned data file of a complete, verified blob; None when it is not (or on a cache
+    /// error: the read path serves the file then).
+    fn complete_blob(&self, key: &BlobKey, size: u64) -> Option<CompleteBlob> {
+        match self.svc.reader.cache().open_complete(key, size) {
+            Ok(blob) => blob,
+            Err(e) => {
+                tracing::warn!(%key, "cache data file not usable for passthrough: {e}");
+                None
+            }
+        }
+    }
+
+    /// Passthrough availability and counters (shared with the FUSE adapter).
+    pub fn passthrough(&self) -> &Passthrough {
+        &self.passthrough
     }
 
     fn insert_handle(&self, file: OpenFile) -> u64 {
@@ -552,6 +612,7 @@ impl HubFs {
             "read": &self.svc.reader.stats,
             "inflight_blocks": self.svc.reader.inflight_blocks(),
             "cache": cache,
+            "passthrough": self.passthrough.status(),
             "hub": hub,
         })
     }

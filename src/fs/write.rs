@@ -289,7 +289,14 @@ impl HubFs {
                 n
             }
             Found::Base(Node::File(info)) if !writer => {
-                return self.open_snapshot_file(ino, view, view.snapshot(), path, info);
+                return self.open_snapshot_file(
+                    ino,
+                    view,
+                    view.snapshot(),
+                    path,
+                    info,
+                    super::Backing::Never,
+                );
             }
             Found::Base(Node::File(_)) if truncate => ws.create(path)?,
             Found::Base(Node::File(info)) => {
@@ -308,10 +315,7 @@ impl HubFs {
             remote: parking_lot::Mutex::new(None),
         });
         // Local content changes under the kernel's feet (commits, other handles): no caching.
-        Ok(Opened {
-            fh,
-            keep_cache: false,
-        })
+        Ok(Opened::served(fh, false))
     }
 
     pub(super) async fn read_local(
@@ -489,13 +493,7 @@ impl HubFs {
             ws,
             remote: parking_lot::Mutex::new(None),
         });
-        Ok((
-            entry,
-            Opened {
-                fh,
-                keep_cache: false,
-            },
-        ))
+        Ok((entry, Opened::served(fh, false)))
     }
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Entry, Errno> {

@@ -332,11 +332,11 @@ impl ReadPath {
         });
     }
 
-    /// Once every block of an LFS blob is cached, checks its sha256 (once, in the background),
-    /// unless the in-order hash of the fetches already did.
+    /// Once every block of a blob is cached, checks its digest (sha256 for LFS files, the git
+    /// sha1 otherwise; once, in the background) unless the in-order hash of the fetches already
+    /// did. A verified blob is what passthrough may hand to the kernel.
     fn maybe_verify(self: &Arc<Self>, blob: &Arc<Blob>) {
-        if blob.sha256.is_none()
-            || self.cache.is_verified(&blob.key)
+        if self.cache.is_verified(&blob.key)
             || self.stream_verified(&blob.key)
             || !self.cache.is_complete(&blob.key, blob.size)
             || !self.verifying.lock().insert(blob.key)
@@ -353,7 +353,7 @@ impl ReadPath {
                 Ok(false) => {
                     me.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
-                        "{}@{}: {} failed its sha256 check; its cached bytes were dropped",
+                        "{}@{}: {} failed its content hash check; its cached bytes were dropped",
                         blob.repo,
                         blob.commit,
                         blob.path

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::{Blob, ReadPath};
-use crate::cache::{BlobKey, ContentHasher};
+use crate::cache::{BlobKey, BlockFingerprint, ContentHasher};
 use crate::fs::Errno;
 
 /// In-order verifiers kept at once; finished ones and then the ones that progressed least are
@@ -44,9 +44,17 @@ const HASH_BATCH: usize = 32;
 /// a wake-up is missed, only time).
 const VERDICT_POLL: Duration = Duration::from_millis(200);
 
+/// What the worker carries forward: the content hash, and the identity of the blocks it saw so
+/// a success can be recorded in the cache (which makes the file eligible for passthrough) only
+/// if the cached blocks are the ones hashed.
+struct InOrderHash {
+    content: ContentHasher,
+    fingerprint: BlockFingerprint,
+}
+
 struct StreamVerifier {
     /// None while the hashing worker holds it.
-    hasher: Option<ContentHasher>,
+    hasher: Option<InOrderHash>,
     /// Next block to hash.
     next: u64,
     blocks: u64,
@@ -90,7 +98,10 @@ impl ReadPath {
             let fresh = || {
                 Arc::new(Shared {
                     state: Mutex::new(StreamVerifier {
-                        hasher: Some(ContentHasher::new(&blob.key, blob.size)),
+                        hasher: Some(InOrderHash {
+                            content: ContentHasher::new(&blob.key, blob.size),
+                            fingerprint: BlockFingerprint::new(),
+                        }),
                         next: 0,
                         blocks: self.blocks_of(blob),
                         parked: BTreeMap::new(),
@@ -139,7 +150,7 @@ impl ReadPath {
     /// The hashing worker: hashes parked blocks, or cached ones, in order, until the next block
     /// is neither (then gives the hasher back: the fetch that brings it starts a new worker) or
     /// the end is reached.
-    fn hash_forward(&self, blob: &Blob, shared: &Shared, mut hasher: ContentHasher) {
+    fn hash_forward(&self, blob: &Blob, shared: &Shared, mut hasher: InOrderHash) {
         loop {
             let (first, mut batch) = {
                 let mut v = shared.state.lock();
@@ -174,15 +185,26 @@ impl ReadPath {
                 }
             }
             for b in &batch {
-                hasher.update(b);
+                hasher.content.update(b);
+                hasher.fingerprint.push(b);
             }
             let mut v = shared.state.lock();
             v.next = first + batch.len() as u64;
             if v.next >= v.blocks {
-                let ok = hasher.matches(&blob.key);
+                let InOrderHash {
+                    content,
+                    fingerprint,
+                } = hasher;
+                let ok = content.matches(&blob.key);
                 v.verdict = Some(ok);
                 v.parked.clear();
                 drop(v);
+                if ok {
+                    // Every block was written to the cache before it was hashed here; if one
+                    // was evicted or replaced since, nothing is recorded and the background
+                    // check of the completed blob (`maybe_verify`) does it.
+                    self.cache.mark_verified(&blob.key, blob.size, fingerprint);
+                }
                 self.record_verdict(blob, ok);
                 shared.progress.notify_waiters();
                 return;

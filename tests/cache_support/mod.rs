@@ -1,5 +1,6 @@
 //! Helpers shared by the `cache_*` integration tests: deterministic blob contents, their keys,
-//! and the paths of segment files (from the layout documented in `hubfs::cache`).
+//! and the paths and byte offsets of a blob's data file and sidecar (from the layout documented
+//! in `hubfs::cache`).
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
@@ -66,15 +67,45 @@ pub fn read_all(cache: &BlockCache, key: &BlobKey, size: u64) -> Option<Vec<u8>>
     Some(out)
 }
 
-/// Path of segment `seg` of `key` under cache root `dir`.
-pub fn segment_path(dir: &Path, key: &BlobKey, seg: u64) -> PathBuf {
+fn blob_path(dir: &Path, key: &BlobKey, ext: &str) -> PathBuf {
     let hex = key.to_string();
     dir.join("blocks")
         .join(&hex[..2])
-        .join(format!("{}-{hex}.{seg}", key.kind_name()))
+        .join(format!("{}-{hex}.{ext}", key.kind_name()))
 }
 
-/// Bytes one segment file with `blocks` full blocks is accounted for (4 KiB header + data).
-pub fn seg_cost(blocks: u64) -> u64 {
-    4096 + blocks * BS
+/// Path of the data file of `key` under cache root `dir` (the content at natural offsets).
+pub fn data_path(dir: &Path, key: &BlobKey) -> PathBuf {
+    blob_path(dir, key, "data")
+}
+
+/// Path of the sidecar of `key` under cache root `dir`.
+pub fn meta_path(dir: &Path, key: &BlobKey) -> PathBuf {
+    blob_path(dir, key, "meta")
+}
+
+/// Blocks per region with `BS` blocks (regions aim at 4 MiB, at most 64 blocks).
+pub const BLOCKS_PER_REGION: u64 = 64;
+
+/// Offset in the sidecar of the last-use stamp of `region`.
+pub fn stamp_offset(region: u64) -> u64 {
+    128 + 8 * region
+}
+
+/// Offset in the sidecar of the record (crc32c, length) of block `idx` of a `size`-byte blob.
+pub fn record_offset(size: u64, idx: u64) -> u64 {
+    let nregions = size.div_ceil(BS).div_ceil(BLOCKS_PER_REGION);
+    128 + 8 * nregions + 8 * idx
+}
+
+/// Disk bytes accounted for `len` bytes (whole 4 KiB allocation units).
+pub fn alloc(len: u64) -> u64 {
+    len.div_ceil(4096) * 4096
+}
+
+/// Bytes accounted for a blob with `full` full blocks and a tail block of `tail` bytes (0 =
+/// none) present: its sidecar (one allocation unit for every blob in these tests) plus the
+/// allocated data.
+pub fn blob_cost(full: u64, tail: u64) -> u64 {
+    4096 + full * BS + alloc(tail)
 }
