@@ -314,14 +314,15 @@ impl ReadPath {
         tainted
     }
 
-    /// True if the in-order hash checked this blob or is on its way to (no need to hash it
-    /// again).
+    /// True while an in-order hash of this blob is under way: it records its own verdict, no
+    /// need to hash the blob again. (A finished one says nothing: the cache's mark may have
+    /// been cleared since, e.g. when a damaged block was dropped and refetched.)
     pub(super) fn stream_verified(&self, key: &BlobKey) -> bool {
         self.verifiers
             .map
             .lock()
             .get(key)
-            .is_some_and(|v| v.state.lock().verdict != Some(false))
+            .is_some_and(|v| v.state.lock().verdict.is_none())
     }
 }
 
