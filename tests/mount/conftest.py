@@ -2,6 +2,7 @@
 `hubfs mount` / unmount around each test. Everything runs against 127.0.0.1 only."""
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -188,6 +189,15 @@ def mount(emulator, tmp_path):
 
 def bytes_served(emulator):
     return emulator.stats()["bytes_served"]
+
+
+def sha(path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB chunks (files of several GiB stay cheap)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @contextlib.contextmanager

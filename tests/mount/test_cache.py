@@ -1,18 +1,9 @@
 """The block cache: persistent, content-addressed, capped, self-healing, and offline."""
 
-import hashlib
 import os
 import subprocess
 
-from conftest import READ_TOKEN, bytes_served
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+from conftest import READ_TOKEN, bytes_served, sha
 
 
 def test_remount_serves_from_disk_cache_with_zero_file_bytes(seeded, originals, mount, emulator, tmp_path):

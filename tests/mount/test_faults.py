@@ -3,12 +3,7 @@
 import hashlib
 import time
 
-from conftest import faults
-
-
-def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+from conftest import faults, sha
 
 
 def test_5xx_429_and_cut_bodies_still_give_correct_bytes(seeded, originals, mount, emulator):

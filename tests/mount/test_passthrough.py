@@ -11,19 +11,11 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from conftest import bytes_served, wait_until
+from conftest import bytes_served, sha, wait_until
 
 MIB = 1 << 20
 # Passthrough serves read-only views; files of a writable view stay served by hubfs.
 RO = ["--read-only"]
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def drop_caches():
