@@ -224,16 +224,7 @@ fn cap_holds_after_every_write_and_matches_disk() {
     }
     assert!(c.stats().evictions > 0);
     // Accounting equals what the files occupy: sidecars + allocated data.
-    let mut on_disk = 0;
-    for d in fs::read_dir(dir.path().join("blocks")).unwrap() {
-        let d = d.unwrap();
-        if d.file_type().unwrap().is_dir() {
-            for f in fs::read_dir(d.path()).unwrap() {
-                on_disk += f.unwrap().metadata().unwrap().blocks() * 512;
-            }
-        }
-    }
-    assert_eq!(on_disk, c.stats().used_bytes);
+    assert_eq!(allocated_on_disk(dir.path()), c.stats().used_bytes);
     // The newest blob is intact.
     let d = content(239, 5 * BS + 7);
     assert_eq!(read_all(&c, &git_key(&d), d.len() as u64), Some(d));

@@ -4,9 +4,9 @@
 
 mod cache_support;
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 
 use cache_support::*;
 use hubfs::cache::{BlobKey, BlockCache, BlockFingerprint};
@@ -211,16 +211,7 @@ fn accounting_matches_allocated_bytes_with_pins_and_punches() {
         write_all(&c, &git_key(&d), &d);
         assert!(c.stats().used_bytes <= cap);
     }
-    let mut on_disk = 0;
-    for d in fs::read_dir(dir.path().join("blocks")).unwrap() {
-        let d = d.unwrap();
-        if d.file_type().unwrap().is_dir() {
-            for f in fs::read_dir(d.path()).unwrap() {
-                on_disk += f.unwrap().metadata().unwrap().blocks() * 512;
-            }
-        }
-    }
-    assert_eq!(on_disk, c.stats().used_bytes);
+    assert_eq!(allocated_on_disk(dir.path()), c.stats().used_bytes);
     assert_eq!(c.stats().pinned_bytes, blob_cost(40, 0));
     drop(pin);
 }

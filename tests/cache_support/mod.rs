@@ -109,3 +109,18 @@ pub fn alloc(len: u64) -> u64 {
 pub fn blob_cost(full: u64, tail: u64) -> u64 {
     4096 + full * BS + alloc(tail)
 }
+
+/// Bytes the cache's files (data files and sidecars) occupy on disk: what `used_bytes` accounts.
+pub fn allocated_on_disk(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for d in std::fs::read_dir(dir.join("blocks")).unwrap() {
+        let d = d.unwrap();
+        if d.file_type().unwrap().is_dir() {
+            for f in std::fs::read_dir(d.path()).unwrap() {
+                total += f.unwrap().metadata().unwrap().blocks() * 512;
+            }
+        }
+    }
+    total
+}
