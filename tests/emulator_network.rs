@@ -65,7 +65,7 @@ async fn bandwidth_caps_each_connection() {
         .unwrap();
     let took = t.elapsed();
     assert_eq!(body.len(), size);
-    // 1 MiB at 2 MiB/s: about 0.5 s (minus one 64 KiB burst).
+    // 1 MiB at 2 MiB/s: about 0.5 s (minus one 16 KiB burst).
     assert!(took >= Duration::from_millis(400), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     // Raised at run time: much faster.

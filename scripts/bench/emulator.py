@@ -1,6 +1,7 @@
 """The Hub emulator as a benchmark fixture: a `hub-emulator` process on a data directory, its
 URLs, and its `/_emulator/stats` counters (what a contender really fetched)."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -72,6 +73,35 @@ class Emulator:
     def bytes_served(self) -> int:
         return self.stats()["bytes_served"]
 
+    def warm(self, originals) -> None:
+        """Reads the emulator's stored copies of these files (LFS objects, found by the sha256
+        of the original) into the page cache: the Hub's CDN serves hot files from memory, and
+        here the stand-in server's disk reads would otherwise compete with the client's own
+        disk (its cache writes, a local copy) on this machine's single disk."""
+        for original in originals:
+            digest = _sha256_of(Path(original))
+            obj = self.data_dir / "objects" / "lfs" / digest[:2] / digest[2:]
+            if not obj.exists():
+                raise BenchError(f"no stored object for {original} in {self.data_dir}")
+            with open(obj, "rb", buffering=0) as f:
+                while f.read(8 << 20):
+                    pass
+
     def resolve_url(self, repo: str, path: str, repo_type: str = "model", revision: str = "main") -> str:
         prefix = "" if repo_type == "model" else f"{repo_type}s/"
         return f"{self.url}/{prefix}{repo}/resolve/{revision}/{path}"
+
+
+_DIGESTS: dict = {}
+
+
+def _sha256_of(path: Path) -> str:
+    """sha256 of a seed original, computed once per run."""
+    key = str(path)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb", buffering=0) as f:
+            while chunk := f.read(8 << 20):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]

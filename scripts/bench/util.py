@@ -64,6 +64,13 @@ def drop_caches():
         raise BenchError(f"cannot drop the page cache ({e}); run as root") from e
 
 
+def cold_client(emu, originals):
+    """A cold start for a network contender: the page cache dropped (no client-side cache
+    survives), then the emulator's copies of `originals` read back into memory (`warm`)."""
+    drop_caches()
+    emu.warm(originals)
+
+
 def is_mounted(path: Path) -> bool:
     target = str(Path(path).resolve())
     with open("/proc/self/mountinfo") as f:

@@ -12,7 +12,7 @@ import contextlib
 from .contenders import HF, HFFUSE, HUBFS_NAME, LOCAL, peer_python
 from .results import Figure, Section, attempt
 from .seed import FIRST_TENSOR, MODEL_FILE, MODEL_REPO
-from .util import MIB, drop_caches, log
+from .util import MIB, cold_client, drop_caches, log
 
 LOAD_TIMEOUT_S = 150
 # fsspec.fuse re-fetches much of the file on a full load (~3x the bytes at 50 MiB/s per
@@ -52,7 +52,7 @@ def run(ctx) -> Section:
             served = {}
 
             def cold_run():
-                drop_caches()
+                cold_client(emu, [facts.model_path])
                 with open_mount() as m:
                     before = emu.bytes_served()
                     observed = (ctx.observe("safetensors, every tensor (cold)", contender, m,
@@ -79,7 +79,7 @@ def run(ctx) -> Section:
         got = {}
 
         def download_then_first():
-            drop_caches()
+            cold_client(emu, [facts.model_path])
             before = emu.bytes_served()
             out = load(f"hf:{MODEL_REPO}/{MODEL_FILE}", "first", home)
             got["download_s"] = out["download_s"]

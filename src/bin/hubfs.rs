@@ -146,7 +146,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
     };
     if args.foreground {
         init_logging();
-        return daemon::run(opts, ready::ReadyPipe::from_env());
+        return daemon::run(opts, ready::ReadyPipe::none());
     }
     // Fail fast on what can be checked here, then start the daemon and wait for its verdict.
     hubfs::repo::HfPath::parse(&args.source).map_err(|e| e.to_string())?;
@@ -162,49 +162,12 @@ fn mount(args: MountArgs) -> Result<(), String> {
         .append(true)
         .open(&log_path)
         .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("finding the hubfs binary: {e}"))?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("mount")
-        .arg(&args.source)
-        .arg(&args.mountpoint)
-        .arg("--foreground")
-        .arg("--endpoint")
-        .arg(&args.endpoint)
-        .arg("--cache-dir")
-        .arg(&opts.cache_dir)
-        .arg("--cache-size")
-        .arg(opts.cache_size.to_string())
-        .arg("--fuse-threads")
-        .arg(args.fuse_threads.to_string())
-        .arg("--io-timeout")
-        .arg(args.io_timeout.to_string())
-        .arg("--read-ahead")
-        .arg(args.read_ahead.to_string())
-        .arg("--max-requests")
-        .arg(args.max_requests.to_string())
-        .arg("--commit-delay")
-        .arg(args.commit_delay.to_string());
-    if let Some(m) = &args.commit_message {
-        cmd.arg("--commit-message").arg(m);
-    }
-    // Only a path to the token crosses argv; the token itself stays in the environment/file.
-    if let Some(t) = &args.token_file {
-        cmd.arg("--token-file").arg(t);
-    }
-    if let Some(r) = args.refresh {
-        cmd.arg("--refresh").arg(r.to_string());
-    }
-    for (flag, on) in [
-        ("--read-only", args.read_only),
-        ("--allow-other", args.allow_other),
-        ("--offline", opts.offline),
-        ("--create-pr", args.create_pr),
-    ] {
-        if on {
-            cmd.arg(flag);
-        }
-    }
-    ready::spawn_daemon(cmd, log).map_err(|e| format!("{e} (daemon log: {})", log_path.display()))
+    let shown_log = log_path.display().to_string();
+    ready::fork_daemon(log, move |pipe| {
+        init_logging();
+        daemon::run(opts, pipe).is_ok()
+    })
+    .map_err(|e| format!("{e} (daemon log: {shown_log})"))
 }
 
 fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {

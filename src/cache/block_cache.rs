@@ -12,7 +12,6 @@
 
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -312,13 +311,44 @@ pub(super) fn read_checked(
     len: u64,
     crc: u32,
 ) -> io::Result<Option<Bytes>> {
-    let mut buf = vec![0u8; len as usize];
-    match file.read_exact_at(&mut buf, offset) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
+    let Some(buf) = read_exact_fresh(file, offset, len as usize)? else {
+        return Ok(None);
+    };
     Ok((crc32c::crc32c(&buf) == crc).then(|| Bytes::from(buf)))
+}
+
+/// `read_exact_at` into a new buffer that is not zero-filled first (the read overwrites it;
+/// zeroing was 3% of the daemon's time on cold reads). None if the file ends before `len`.
+fn read_exact_fresh(file: &std::fs::File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut filled = 0usize;
+    while filled < len {
+        let at = libc::off_t::try_from(offset + filled as u64).map_err(io::Error::other)?;
+        // SAFETY: pread writes at most `len - filled` bytes into the buffer's spare capacity,
+        // which holds `len` bytes.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().add(filled).cast(),
+                len - filled,
+                at,
+            )
+        };
+        match n {
+            0 => return Ok(None),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => filled += n as usize,
+        }
+    }
+    // SAFETY: the loop above initialized all `len` bytes.
+    unsafe { buf.set_len(len) };
+    Ok(Some(buf))
 }
 
 pub(super) fn now_secs() -> u64 {

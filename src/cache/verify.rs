@@ -37,7 +37,8 @@ impl BlockFingerprint {
         self.push_crc(crc32c::crc32c(block));
     }
 
-    fn push_crc(&mut self, crc: u32) {
+    /// Adds the next block of the blob by its crc32c (the one its cache record holds).
+    pub fn push_crc(&mut self, crc: u32) {
         self.crcs.update(crc.to_le_bytes());
         self.blocks += 1;
     }

@@ -40,6 +40,20 @@ impl BlockCache {
         idx: u64,
         data: &[u8],
     ) -> io::Result<()> {
+        self.write_block_with_crc(key, blob_size, idx, data, crc32c::crc32c(data))
+    }
+
+    /// [`BlockCache::write_block`] for a caller that already has the block's crc32c (the read
+    /// path computes it once for the cache record and the verification fingerprint).
+    pub fn write_block_with_crc(
+        &self,
+        key: &BlobKey,
+        blob_size: u64,
+        idx: u64,
+        data: &[u8],
+        crc: u32,
+    ) -> io::Result<()> {
+        debug_assert_eq!(crc, crc32c::crc32c(data));
         let len = self.expect_block(blob_size, idx)?;
         if data.len() as u64 != len {
             return Err(io::Error::new(
@@ -63,7 +77,7 @@ impl BlockCache {
         let Some(target) = self.target_for_write(key, blob_size, idx, &mut reservation)? else {
             return Ok(()); // present meanwhile, or not storable now
         };
-        let written = self.write_data_then_record(&target.files, blob_size, idx, data);
+        let written = self.write_data_then_record(&target.files, blob_size, idx, data, crc);
         let crc = match written {
             Ok(crc) => crc,
             Err(e) => {
@@ -85,8 +99,8 @@ impl BlockCache {
         blob_size: u64,
         idx: u64,
         data: &[u8],
+        crc: u32,
     ) -> io::Result<u32> {
-        let crc = crc32c::crc32c(data);
         files
             .data
             .write_all_at(data, self.layout.block_offset(idx))?;

@@ -114,6 +114,39 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         Some(HubClient::new(cfg).map_err(|e| e.to_string())?)
     };
 
+    let root = match source {
+        HfPath::Hub => MountRoot::Hub,
+        HfPath::Repo {
+            repo,
+            revision,
+            subpath,
+        } => MountRoot::Repo {
+            repo,
+            revision,
+            subpath,
+        },
+    };
+    // The root repo's info is the round trip every mount needs: ask now, so opening the cache
+    // and deciding writability (itself a round trip with a token) happen while it travels.
+    let root_info = match (&root, &client) {
+        (MountRoot::Repo { repo, revision, .. }, Some(client)) => {
+            let (client, repo, revision) = (client.clone(), repo.clone(), revision.clone());
+            let budget = opts.io_timeout;
+            Some(rt.spawn(async move {
+                let call = client.repo_info(&repo, revision.as_deref(), true);
+                tokio::time::timeout(budget, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(crate::hub::HubError::Timeout {
+                            target: repo.to_string(),
+                            after: budget,
+                        })
+                    })
+            }))
+        }
+        _ => None,
+    };
+
     std::fs::create_dir_all(&opts.cache_dir)
         .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
     let (cache_lock, cache_dir) = lock_cache_dir(&opts.cache_dir)
@@ -144,19 +177,17 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
         rt: rt.handle().clone(),
         io_timeout: opts.io_timeout,
     });
-    let root = match source {
-        HfPath::Hub => MountRoot::Hub,
-        HfPath::Repo {
-            repo,
-            revision,
-            subpath,
-        } => MountRoot::Repo {
-            repo,
-            revision,
-            subpath,
-        },
-    };
-    let (writes, read_only_reason) = match rt.block_on(write_setup(opts, &root, &svc)) {
+    let (setup, root_info) = rt.block_on(async {
+        let info = async {
+            match root_info {
+                // A lost task (it cannot panic short of a bug) is asked again by HubFs::new.
+                Some(task) => task.await.ok(),
+                None => None,
+            }
+        };
+        tokio::join!(write_setup(opts, &root, &svc), info)
+    });
+    let (writes, read_only_reason) = match setup {
         Ok(w) => (w, None),
         Err(why) => (None, Some(why)),
     };
@@ -171,7 +202,7 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
     };
     let writable = writes.is_some();
     let fs = rt
-        .block_on(HubFs::new(svc, fs_cfg, root, writes))
+        .block_on(HubFs::new(svc, fs_cfg, root, writes, root_info))
         .map_err(|e| e.to_string())?;
     // Told only once the mount works: a failing mount gets its one-line reason alone.
     if let Some(why) = read_only_reason.filter(|w| !w.is_empty()) {

@@ -1,37 +1,21 @@
 //! The readiness handshake between `hubfs mount` and the daemon it starts.
 //!
-//! The parent creates a pipe and starts itself again with `--foreground`, handing the write end
-//! over as `HUBFS_READY_FD`. The daemon writes `ok` once the mount is live, or `error: <why>`,
-//! so the parent can exit 0 only when the mount works and otherwise print the reason. A daemon
-//! that dies without a word closes the pipe, which the parent reports too. Before its verdict
-//! the daemon may send `notice: <text>` lines, which the parent prints on its stderr (e.g. why
-//! a branch mount is read-only).
+//! `hubfs mount` creates a pipe and forks: the child becomes the daemon (new session, stdio
+//! detached) and writes `ok` once the mount is live, or `error: <why>`, so the parent can exit
+//! 0 only when the mount works and otherwise print the reason. A daemon that dies without a
+//! word closes the pipe, which the parent reports too. Before its verdict the daemon may send
+//! `notice: <text>` lines, which the parent prints on its stderr (e.g. why a branch mount is
+//! read-only). Forking without exec saves starting the binary a second time (a few of the
+//! milliseconds between `hubfs mount` and the first byte).
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-
-pub const READY_FD_ENV: &str = "HUBFS_READY_FD";
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// The daemon's end: says once whether the mount came up.
 pub struct ReadyPipe(Option<File>);
 
 impl ReadyPipe {
-    /// Takes the pipe handed over by a parent `hubfs mount`, if any.
-    pub fn from_env() -> ReadyPipe {
-        let fd = std::env::var(READY_FD_ENV)
-            .ok()
-            .and_then(|v| v.parse::<i32>().ok());
-        std::env::remove_var(READY_FD_ENV);
-        // SAFETY: the parent created this fd for us and nothing else in the process owns it.
-        ReadyPipe(
-            fd.filter(|fd| *fd > 2)
-                .map(|fd| unsafe { File::from_raw_fd(fd) }),
-        )
-    }
-
     pub fn none() -> ReadyPipe {
         ReadyPipe(None)
     }
@@ -56,9 +40,16 @@ impl ReadyPipe {
     }
 }
 
-/// Starts `cmd` as a detached daemon (new session, stdin/stdout on /dev/null, stderr to `log`)
-/// and waits for its verdict. Ok(()) once the mount is live; Err(reason) otherwise.
-pub fn spawn_daemon(mut cmd: Command, log: File) -> Result<(), String> {
+/// Forks the daemon: in the child (new session, stdin/stdout on /dev/null, stderr to `log`)
+/// runs `daemon` with the pipe's write end and exits with its status, never returning; in the
+/// parent waits for the verdict: Ok(()) once the mount is live, Err(reason) otherwise.
+/// Must be called while the process has a single thread (before any runtime starts).
+pub fn fork_daemon(log: File, daemon: impl FnOnce(ReadyPipe) -> bool) -> Result<(), String> {
+    let devnull = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
     let mut fds = [0i32; 2];
     // SAFETY: plain pipe creation; both fds are owned below.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -67,26 +58,33 @@ pub fn spawn_daemon(mut cmd: Command, log: File) -> Result<(), String> {
     // SAFETY: pipe2 just returned these fds to us.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let write_raw = write_end.into_raw_fd();
-    cmd.env(READY_FD_ENV, write_raw.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Keep the write end open across exec and leave the caller's session and terminal.
-            if libc::fcntl(write_raw, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setsid();
-            Ok(())
-        });
+    // SAFETY: the caller guarantees a single thread, so the child's copy of the process is
+    // consistent (no lock held by a thread that does not exist there).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!(
+            "cannot start the daemon: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    let spawned = cmd.spawn();
-    // SAFETY: we own write_raw; the child has its own copy now.
-    drop(unsafe { OwnedFd::from_raw_fd(write_raw) });
-    let mut child = spawned.map_err(|e| format!("cannot start the daemon: {e}"))?;
+    if pid == 0 {
+        drop(read_end);
+        // SAFETY: setsid/dup2 on fds this process owns; leaves the caller's session and
+        // terminal, and keeps no pipe of the caller open (its stdout may be captured).
+        unsafe {
+            libc::setsid();
+            libc::dup2(devnull.as_raw_fd(), 0);
+            libc::dup2(devnull.as_raw_fd(), 1);
+            libc::dup2(log.as_raw_fd(), 2);
+        }
+        drop(devnull);
+        drop(log);
+        let ok = daemon(ReadyPipe(Some(File::from(write_end))));
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    drop(write_end);
+    drop(devnull);
+    drop(log);
     let mut answer = String::new();
     let _ = File::from(read_end).read_to_string(&mut answer);
     let mut verdict = "";
@@ -96,13 +94,14 @@ pub fn spawn_daemon(mut cmd: Command, log: File) -> Result<(), String> {
             None => verdict = line.trim(),
         }
     }
-    let answer = verdict;
-    if answer == "ok" {
+    if verdict == "ok" {
         return Ok(());
     }
     // The daemon failed; reap it so no zombie is left behind.
-    let _ = child.wait();
-    match answer.strip_prefix("error: ") {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    match verdict.strip_prefix("error: ") {
         Some(why) => Err(why.to_string()),
         None => Err("the daemon exited before the mount was ready (see its log)".to_string()),
     }

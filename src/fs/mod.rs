@@ -33,6 +33,8 @@ pub use snapshot::SnapshotError;
 pub use write::WriteSetup;
 
 use crate::cache::{BlobKey, CompleteBlob};
+use crate::hub::types::RepoInfo;
+use crate::hub::HubError;
 use crate::read::{Blob, ReadStream};
 use crate::repo::RepoRef;
 use inode::InodeTable;
@@ -184,11 +186,14 @@ struct Located {
 impl HubFs {
     /// Builds the core. A single-repo mount resolves its revision now, so a bad repo, revision
     /// or token fails the mount instead of the first `ls`.
+    /// `root_info`: the root repo's info (with files) if the caller already asked for it, so
+    /// the mount's one round trip can overlap the rest of its start.
     pub async fn new(
         svc: Arc<Services>,
         cfg: FsConfig,
         root: MountRoot,
         writable: Option<WriteSetup>,
+        root_info: Option<Result<RepoInfo, HubError>>,
     ) -> Result<Arc<HubFs>, SnapshotError> {
         let views = namespace::Views::default();
         let root_key = match &root {
@@ -198,7 +203,10 @@ impl HubFs {
                 revision,
                 subpath,
             } => {
-                let snap = Snapshot::open(&svc, repo, revision.as_deref()).await?;
+                let snap = match root_info {
+                    Some(info) => Snapshot::from_info(&svc, repo, revision.as_deref(), info?)?,
+                    None => Snapshot::open(&svc, repo, revision.as_deref()).await?,
+                };
                 if !subpath.is_empty() {
                     match snap.lookup(subpath).await {
                         Ok(Node::Dir) => {}

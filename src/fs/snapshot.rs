@@ -156,6 +156,17 @@ impl Snapshot {
         let info = svc
             .bounded(&repo.to_string(), client.repo_info(repo, revision, true))
             .await?;
+        Snapshot::from_info(svc, repo, revision, info)
+    }
+
+    /// Opens the snapshot that a repo-info answer (with its file list) describes, for a caller
+    /// that asked for it already.
+    pub fn from_info(
+        svc: &Arc<Services>,
+        repo: &RepoRef,
+        revision: Option<&str>,
+        info: RepoInfo,
+    ) -> Result<Arc<Snapshot>, SnapshotError> {
         let commit = info
             .sha
             .clone()

@@ -31,11 +31,16 @@ impl ReadPath {
             let Some((idx, slot)) = run.get(next) else {
                 return;
             };
-            if let Err(e) = self.cache.write_block(&blob.key, blob.size, *idx, &block) {
+            // One crc pass serves the cache record and the verification fingerprint.
+            let crc = crc32c::crc32c(&block);
+            let stored = self
+                .cache
+                .write_block_with_crc(&blob.key, blob.size, *idx, &block, crc);
+            if let Err(e) = stored {
                 // Serving from memory still works; only the persistence is lost.
                 tracing::warn!("cache write of {} block {idx} failed: {e}", blob.path);
             }
-            self.verify_block(blob, *idx, &block);
+            self.verify_block(blob, *idx, &block, crc);
             self.inflight.finish(&blob.key, *idx, slot, Ok(block));
             next += 1;
         });

@@ -58,8 +58,8 @@ struct StreamVerifier {
     /// Next block to hash.
     next: u64,
     blocks: u64,
-    /// Blocks that arrived ahead of `next`.
-    parked: BTreeMap<u64, Bytes>,
+    /// Blocks that arrived ahead of `next`, with their crc32c.
+    parked: BTreeMap<u64, (Bytes, u32)>,
     /// Some(ok) once every block was hashed.
     verdict: Option<bool>,
 }
@@ -89,7 +89,13 @@ impl ReadPath {
     }
 
     /// Called by a fetch with each block it delivers, before readers see it. Never hashes here.
-    pub(super) fn verify_block(self: &Arc<Self>, blob: &Arc<Blob>, idx: u64, data: &Bytes) {
+    pub(super) fn verify_block(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        idx: u64,
+        data: &Bytes,
+        crc: u32,
+    ) {
         let shared = if idx == 0 {
             let mut map = self.verifiers.map.lock();
             if map.len() >= MAX_VERIFIERS && !map.contains_key(&blob.key) {
@@ -128,7 +134,7 @@ impl ReadPath {
                 return;
             }
             if idx == v.next || v.parked.len() < MAX_PARKED_BLOCKS {
-                v.parked.insert(idx, data.clone());
+                v.parked.insert(idx, (data.clone(), crc));
             }
             v.worker_idle() && v.parked.contains_key(&v.next)
         };
@@ -171,7 +177,10 @@ impl ReadPath {
             if batch.is_empty() {
                 // Dropped from the park (or fetched before this hash began): from the cache.
                 match self.cache.read_block(&blob.key, blob.size, first) {
-                    Ok(Some(b)) => batch.push(b),
+                    Ok(Some(b)) => {
+                        let crc = crc32c::crc32c(&b);
+                        batch.push((b, crc));
+                    }
                     // Gone or damaged: its refetch parks it. Decide under the lock, so a block
                     // parked meanwhile is not left without a worker.
                     _ => {
@@ -184,9 +193,9 @@ impl ReadPath {
                     }
                 }
             }
-            for b in &batch {
+            for (b, crc) in &batch {
                 hasher.content.update(b);
-                hasher.fingerprint.push(b);
+                hasher.fingerprint.push_crc(*crc);
             }
             let mut v = shared.state.lock();
             v.next = first + batch.len() as u64;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use futures_util::StreamExt;
 
-use super::shaping::{Bucket, Shaping, SHAPING_PIECE};
+use super::shaping::{shaping_piece, Bucket, Shaping};
 use super::stats::Stats;
 
 /// Pause before dropping a cut connection.
@@ -60,8 +60,8 @@ pub fn wrap(body: Body, plan: BodyPlan) -> Body {
             }
         }
         let mut take = st.pending.len();
-        if st.plan.shape.is_some() {
-            take = take.min(SHAPING_PIECE);
+        if let Some(rate) = st.plan.shape.as_ref().and_then(|(_, s)| s.bandwidth()) {
+            take = take.min(shaping_piece(rate));
         }
         if let Some(limit) = st.plan.cut_after {
             let left = limit.saturating_sub(st.sent);

@@ -1,5 +1,5 @@
 //! Network shaping: a fixed delay before each response and a per-connection bandwidth cap on
-//! response bodies (a virtual-clock token bucket with 64 KiB granularity, so the rate is smooth
+//! response bodies (a virtual-clock token bucket with 5 ms granularity, so the rate is smooth
 //! rather than bursty). Both can be changed at run time.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -7,8 +7,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// Largest piece of body sent at once while shaping; also the burst allowance.
-pub const SHAPING_PIECE: usize = 64 * 1024;
+/// Largest piece of body sent at once while shaping at `rate` bytes/s, also the burst
+/// allowance: 5 ms worth of the rate (250 KB at 50 MB/s), between 16 and 256 KiB. Smooth at the
+/// scale of a round trip, and at high rates 4x fewer timer wake-ups than fixed 64 KiB pieces
+/// (the emulator shares the CPU with the client being measured).
+pub fn shaping_piece(rate: u64) -> usize {
+    usize::try_from(rate / 200)
+        .unwrap_or(usize::MAX)
+        .clamp(16 * 1024, 256 * 1024)
+}
 
 /// Current shaping settings, shared by all connections.
 pub struct Shaping {
@@ -57,7 +64,7 @@ impl Bucket {
     /// time earns at most one piece of credit, so a pause never allows a long burst.
     pub fn reserve(&self, n: usize, rate: u64) -> Option<Instant> {
         let now = Instant::now();
-        let burst = Duration::from_secs_f64(SHAPING_PIECE as f64 / rate as f64);
+        let burst = Duration::from_secs_f64(shaping_piece(rate) as f64 / rate as f64);
         let mut clock = self.clock.lock();
         let start = (*clock).max(now.checked_sub(burst).unwrap_or(now));
         *clock = start + Duration::from_secs_f64(n as f64 / rate as f64);
@@ -73,13 +80,14 @@ mod tests {
     #[test]
     fn bucket_paces_at_the_rate() {
         let b = Bucket::default();
-        let rate = 1 << 20; // 1 MiB/s
-                            // The first piece goes out at once (burst allowance).
-        assert!(b.reserve(SHAPING_PIECE, rate).is_none());
-        // Sixteen more pieces = 1 MiB must be scheduled about one second out.
+        // 1 MiB/s; the first piece goes out at once (burst allowance).
+        let rate = 1 << 20;
+        let piece = shaping_piece(rate);
+        assert!(b.reserve(piece, rate).is_none());
+        // 1 MiB more must be scheduled about one second out.
         let mut last = None;
-        for _ in 0..16 {
-            last = b.reserve(SHAPING_PIECE, rate);
+        for _ in 0..(1 << 20) / piece {
+            last = b.reserve(piece, rate);
         }
         let wait = last.expect("must wait").duration_since(Instant::now());
         assert!(

@@ -1,21 +1,21 @@
 //! Serving file bytes from disk: single-range parsing (206/416 semantics of hub-api.md §3.4) and
-//! a streaming body that reads 1 MiB chunks with one chunk of read-ahead, so memory per download
-//! stays at about two chunks whatever the file size.
+//! a streaming body of 1 MiB chunks of a mapped file, each faulted in one chunk ahead of the
+//! socket, so a download holds about two chunks resident whatever the file size.
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
+use memmap2::{Advice, Mmap, MmapOptions};
 use tokio::task::JoinHandle;
 
 use crate::emulator::net::ContentBody;
 
 /// Read size per chunk: large enough for > 1 GB/s on loopback with few syscalls.
-const CHUNK: u64 = 1 << 20;
+const CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeSpec {
@@ -68,38 +68,75 @@ pub fn parse_range(value: Option<&HeaderValue>, size: u64) -> RangeSpec {
     }
 }
 
-fn spawn_read(file: Arc<File>, pos: u64, len: u64) -> JoinHandle<io::Result<Bytes>> {
+/// One chunk of a mapped file, handed to hyper without copying; keeps the mapping alive.
+struct MappedChunk {
+    map: Arc<Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MappedChunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.start..self.end]
+    }
+}
+
+/// Faults `[start, end)` of the mapping in on the blocking pool, so that hyper's socket writes
+/// from it never wait on the disk inside an async worker.
+fn spawn_populate(map: Arc<Mmap>, start: usize, end: usize) -> JoinHandle<io::Result<Bytes>> {
     tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, pos)?;
-        Ok(Bytes::from(buf))
+        if map
+            .advise_range(Advice::PopulateRead, start, end - start)
+            .is_err()
+        {
+            // Kernels before 5.14: touch one byte per page instead.
+            let mut sum = 0u8;
+            for i in (start..end).step_by(4096) {
+                sum = sum.wrapping_add(map[i]);
+            }
+            std::hint::black_box(sum);
+        }
+        Ok(Bytes::from_owner(MappedChunk { map, start, end }))
     })
 }
 
 struct Reader {
-    file: Arc<File>,
-    /// Offset of the next chunk to schedule.
-    pos: u64,
-    end: u64,
+    map: Arc<Mmap>,
+    /// Offset in the mapping of the next chunk to schedule.
+    pos: usize,
     next: Option<JoinHandle<io::Result<Bytes>>>,
 }
 
 impl Reader {
     fn schedule(&mut self) {
-        if self.pos < self.end {
-            let len = CHUNK.min(self.end - self.pos);
-            self.next = Some(spawn_read(self.file.clone(), self.pos, len));
-            self.pos += len;
+        if self.pos < self.map.len() {
+            let end = (self.pos + CHUNK).min(self.map.len());
+            self.next = Some(spawn_populate(self.map.clone(), self.pos, end));
+            self.pos = end;
         }
     }
 }
 
-/// A body streaming `len` bytes of `file` from `start`.
-pub fn file_body(file: File, start: u64, len: u64) -> Body {
+/// A body streaming `len` (> 0) bytes of `file` from `start`, straight from a read-only mapping:
+/// no buffer to fill, so serving costs the socket copy alone (the emulator shares the machine
+/// with the client being measured). Stored objects are written once and renamed into place,
+/// so a mapped file never shrinks under the mapping.
+pub fn file_body(file: File, start: u64, len: u64) -> io::Result<Body> {
+    let file_len = file.metadata()?.len();
+    if start.checked_add(len).is_none_or(|end| end > file_len) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("stored object holds {file_len} bytes, {start}+{len} asked"),
+        ));
+    }
+    let map_len = usize::try_from(len).map_err(io::Error::other)?;
+    // SAFETY: the object file is never truncated or rewritten in place by the emulator (see
+    // above); the mapping is read-only.
+    let map = unsafe { MmapOptions::new().offset(start).len(map_len).map(&file)? };
+    let _ = map.advise(Advice::Sequential);
     let mut r = Reader {
-        file: Arc::new(file),
-        pos: start,
-        end: start + len,
+        map: Arc::new(map),
+        pos: 0,
         next: None,
     };
     r.schedule();
@@ -110,12 +147,12 @@ pub fn file_body(file: File, start: u64, len: u64) -> Body {
             Err(e) => Err(io::Error::other(e)),
         };
         if chunk.is_ok() {
-            // Read ahead while this chunk is being written to the socket.
+            // Fault the next chunk in while this one is being written to the socket.
             r.schedule();
         }
         Some((chunk, r))
     });
-    Body::from_stream(stream)
+    Ok(Body::from_stream(stream))
 }
 
 /// Answers GET/HEAD for a stored file: 200, 206 or 416, with `Content-Length`,
@@ -136,7 +173,7 @@ pub fn serve(
     let body = if method == Method::HEAD || len == 0 {
         Body::empty()
     } else {
-        file_body(File::open(path)?, start, len)
+        file_body(File::open(path)?, start, len)?
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
