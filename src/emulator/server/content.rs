@@ -1,9 +1,11 @@
 //! Serving file bytes from disk: single-range parsing (206/416 semantics of hub-api.md §3.4) and
-//! a streaming body of 1 MiB chunks of a mapped file, each faulted in one chunk ahead of the
-//! socket, so a download holds about two chunks resident whatever the file size.
+//! the body: short ranges in one read, long ones as 1 MiB chunks of a mapped file, each faulted
+//! in one chunk ahead of the socket, so a download holds about two chunks resident whatever the
+//! file size.
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -16,6 +18,10 @@ use crate::emulator::net::ContentBody;
 
 /// Read size per chunk: large enough for > 1 GB/s on loopback with few syscalls.
 const CHUNK: usize = 1 << 20;
+/// Bodies at least this long are served from a mapping; shorter ones are read with one
+/// `pread`: a fault in a mapping reads the device's whole read-around window (8 MiB here) from
+/// disk, where a short `pread` reads little more than asked.
+const MAP_FROM: u64 = 4 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeSpec {
@@ -117,6 +123,22 @@ impl Reader {
     }
 }
 
+/// A short body: one read on the blocking pool.
+fn short_body(file: File, start: u64, len: u64) -> Body {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, start)?;
+        Ok::<_, io::Error>(Bytes::from(buf))
+    });
+    let stream = futures_util::stream::once(async move {
+        match read.await {
+            Ok(res) => res,
+            Err(e) => Err(io::Error::other(e)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
 /// A body streaming `len` (> 0) bytes of `file` from `start`, straight from a read-only mapping:
 /// no buffer to fill, so serving costs the socket copy alone (the emulator shares the machine
 /// with the client being measured). Stored objects are written once and renamed into place,
@@ -128,6 +150,9 @@ pub fn file_body(file: File, start: u64, len: u64) -> io::Result<Body> {
             io::ErrorKind::UnexpectedEof,
             format!("stored object holds {file_len} bytes, {start}+{len} asked"),
         ));
+    }
+    if len < MAP_FROM {
+        return Ok(short_body(file, start, len));
     }
     let map_len = usize::try_from(len).map_err(io::Error::other)?;
     // SAFETY: the object file is never truncated or rewritten in place by the emulator (see
