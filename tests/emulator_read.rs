@@ -533,8 +533,9 @@ async fn long_and_short_ranges_give_the_stored_bytes() {
     let len = data.len() as u64;
     for (start, end) in [
         (0, 4095),                      // short
-        ((1 << 20) - 7, (1 << 20) + 7), // short, across a chunk edge
-        (5, (5 << 20) + 77),            // long, from an odd offset
+        ((4 << 20) - 1, (8 << 20) - 3), // 4 MiB - 1: the longest one read in one go
+        (7, (4 << 20) + 6),             // exactly 4 MiB: the shortest mapped one
+        (5, (5 << 20) + 77),            // long, from an odd offset, across chunk edges
         ((3 << 20) + 1, len - 1),       // long, to the end
         (len - 10, len - 1),            // short, at the end
     ] {

@@ -73,16 +73,20 @@ class Emulator:
     def bytes_served(self) -> int:
         return self.stats()["bytes_served"]
 
-    def warm(self, originals) -> None:
-        """Reads the emulator's stored copies of these files (LFS objects, found by the sha256
-        of the original) into the page cache: the Hub's CDN serves hot files from memory, and
-        here the stand-in server's disk reads would otherwise compete with the client's own
-        disk (its cache writes, a local copy) on this machine's single disk."""
-        for original in originals:
-            digest = _sha256_of(Path(original))
-            obj = self.data_dir / "objects" / "lfs" / digest[:2] / digest[2:]
-            if not obj.exists():
-                raise BenchError(f"no stored object for {original} in {self.data_dir}")
+    def stored_object(self, original) -> Path:
+        """The emulator's copy of a seed original (an LFS object, named by its sha256)."""
+        digest = _sha256_of(Path(original))
+        obj = self.data_dir / "objects" / "lfs" / digest[:2] / digest[2:]
+        if not obj.exists():
+            raise BenchError(f"no stored object for {original} in {self.data_dir}")
+        return obj
+
+    def warm(self, objects) -> None:
+        """Reads stored objects (`stored_object`) into the page cache: the Hub's CDN serves hot
+        files from memory, and here the stand-in server's disk reads would otherwise compete
+        with the client's own disk (its cache writes, a local copy) on this machine's single
+        disk."""
+        for obj in objects:
             with open(obj, "rb", buffering=0) as f:
                 while f.read(8 << 20):
                     pass

@@ -67,8 +67,9 @@ def drop_caches():
 def cold_client(emu, originals):
     """A cold start for a network contender: the page cache dropped (no client-side cache
     survives), then the emulator's copies of `originals` read back into memory (`warm`)."""
+    objects = [emu.stored_object(o) for o in originals]  # hashes the originals before the drop
     drop_caches()
-    emu.warm(originals)
+    emu.warm(objects)
 
 
 def is_mounted(path: Path) -> bool:

@@ -67,7 +67,7 @@ def run_workload(ctx) -> Section:
         row = section.row(f"{bs_kib} KiB, {jobs} job{'s' if jobs > 1 else ''}", "IOPS", True, digits=1)
 
         def curl_reference():
-            emu.warm(ctx.facts.lfs_paths[:1])  # as for the mounts (`cold_client`)
+            emu.warm([emu.stored_object(ctx.facts.lfs_paths[0])])  # as for the mounts (`cold_client`)
             direct, redirected = request_latency(emu, bs_kib)
             return Figure(jobs / direct, note=f"GET {direct * 1000:.1f} ms direct, {redirected * 1000:.1f} ms via redirect")
 

@@ -163,10 +163,13 @@ fn mount(args: MountArgs) -> Result<(), String> {
         .open(&log_path)
         .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
     let shown_log = log_path.display().to_string();
-    ready::fork_daemon(log, move |pipe| {
-        init_logging();
-        daemon::run(opts, pipe).is_ok()
-    })
+    // SAFETY: no thread was started yet: the runtime is built by `daemon::run` in the child.
+    unsafe {
+        ready::fork_daemon(log, move |pipe| {
+            init_logging();
+            daemon::run(opts, pipe).is_ok()
+        })
+    }
     .map_err(|e| format!("{e} (daemon log: {shown_log})"))
 }
 

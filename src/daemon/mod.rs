@@ -82,22 +82,36 @@ pub fn env_offline() -> bool {
 /// Runs the mount in this process until it is unmounted. Failures before the mount is live are
 /// returned (and sent through `ready`); afterwards they are logged.
 pub fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
-    let result = run_inner(&opts, &mut ready);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("hubfs-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"));
+    let result = rt.and_then(|rt| {
+        let result = run_inner(&opts, &mut ready, &rt);
+        if result.is_err() {
+            // Tell the user now: a request still in flight (the early repo info) must not
+            // hold the answer back until it times out.
+            rt.shutdown_background();
+        } else {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        result
+    });
     if let Err(e) = &result {
         ready.fail(e);
     }
     result
 }
 
-fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
+fn run_inner(
+    opts: &MountOptions,
+    ready: &mut ReadyPipe,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(), String> {
     let source = HfPath::parse(&opts.source).map_err(|e| e.to_string())?;
     let mountpoint = mountpoint::check_mountpoint(&opts.mountpoint)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .thread_name("hubfs-worker")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("starting the runtime: {e}"))?;
 
     let token = Token::discover(opts.token_file.as_deref()).map_err(|e| e.to_string())?;
     let fingerprint = token.as_ref().map(token_fingerprint);
@@ -286,7 +300,6 @@ fn run_inner(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<(), String> {
     drop(control);
     drop(cache_lock);
     tracing::info!("unmounted {}", mountpoint.display());
-    rt.shutdown_timeout(Duration::from_secs(2));
     result.map_err(|e| format!("FUSE session ended with an error: {e}"))
 }
 

@@ -43,8 +43,11 @@ impl ReadyPipe {
 /// Forks the daemon: in the child (new session, stdin/stdout on /dev/null, stderr to `log`)
 /// runs `daemon` with the pipe's write end and exits with its status, never returning; in the
 /// parent waits for the verdict: Ok(()) once the mount is live, Err(reason) otherwise.
-/// Must be called while the process has a single thread (before any runtime starts).
-pub fn fork_daemon(log: File, daemon: impl FnOnce(ReadyPipe) -> bool) -> Result<(), String> {
+///
+/// # Safety
+/// The process must have a single thread (call it before any runtime or thread starts): the
+/// child is a copy of the process in which only the calling thread exists.
+pub unsafe fn fork_daemon(log: File, daemon: impl FnOnce(ReadyPipe) -> bool) -> Result<(), String> {
     let devnull = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -79,14 +82,17 @@ pub fn fork_daemon(log: File, daemon: impl FnOnce(ReadyPipe) -> bool) -> Result<
         }
         drop(devnull);
         drop(log);
-        let ok = daemon(ReadyPipe(Some(File::from(write_end))));
-        std::process::exit(if ok { 0 } else { 1 });
+        let pipe = ReadyPipe(Some(File::from(write_end)));
+        // A panic must end the child here, never unwind into the caller's (the parent's) code.
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| daemon(pipe)));
+        std::process::exit(if matches!(ok, Ok(true)) { 0 } else { 1 });
     }
     drop(write_end);
     drop(devnull);
     drop(log);
-    let mut answer = String::new();
-    let _ = File::from(read_end).read_to_string(&mut answer);
+    let mut raw = Vec::new();
+    let _ = File::from(read_end).read_to_end(&mut raw);
+    let answer = String::from_utf8_lossy(&raw);
     let mut verdict = "";
     for line in answer.lines() {
         match line.strip_prefix("notice: ") {

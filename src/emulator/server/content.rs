@@ -1,7 +1,7 @@
 //! Serving file bytes from disk: single-range parsing (206/416 semantics of hub-api.md §3.4) and
 //! the body: short ranges in one read, long ones as 1 MiB chunks of a mapped file, each faulted
-//! in one chunk ahead of the socket, so a download holds about two chunks resident whatever the
-//! file size.
+//! in one chunk ahead of the socket. The mapped pages are page cache, not heap: the emulator's
+//! own memory stays flat whatever the file size.
 
 use std::fs::File;
 use std::io;
@@ -88,19 +88,17 @@ impl AsRef<[u8]> for MappedChunk {
 }
 
 /// Faults `[start, end)` of the mapping in on the blocking pool, so that hyper's socket writes
-/// from it never wait on the disk inside an async worker.
+/// from it never wait on the disk inside an async worker. A page that cannot be read (disk
+/// error) fails the body here (EFAULT) instead of raising SIGBUS later in the socket write.
 fn spawn_populate(map: Arc<Mmap>, start: usize, end: usize) -> JoinHandle<io::Result<Bytes>> {
     tokio::task::spawn_blocking(move || {
-        if map
-            .advise_range(Advice::PopulateRead, start, end - start)
-            .is_err()
-        {
-            // Kernels before 5.14: touch one byte per page instead.
-            let mut sum = 0u8;
-            for i in (start..end).step_by(4096) {
-                sum = sum.wrapping_add(map[i]);
+        match map.advise_range(Advice::PopulateRead, start, end - start) {
+            Ok(()) => {}
+            // Kernels before 5.14 do not know the advice: read the chunk instead.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                return Ok(Bytes::copy_from_slice(&map[start..end]));
             }
-            std::hint::black_box(sum);
+            Err(e) => return Err(e),
         }
         Ok(Bytes::from_owner(MappedChunk { map, start, end }))
     })
@@ -156,7 +154,8 @@ pub fn file_body(file: File, start: u64, len: u64) -> io::Result<Body> {
     }
     let map_len = usize::try_from(len).map_err(io::Error::other)?;
     // SAFETY: the object file is never truncated or rewritten in place by the emulator (see
-    // above); the mapping is read-only.
+    // above; this relies on nothing else truncating files in its data directory); the mapping
+    // is read-only, and unreadable pages are caught by the populate step.
     let map = unsafe { MmapOptions::new().offset(start).len(map_len).map(&file)? };
     let _ = map.advise(Advice::Sequential);
     let mut r = Reader {
