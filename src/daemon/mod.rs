@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, MetaStore};
 use crate::commit::{CommitConfig, Committer};
-use crate::fs::services::token_fingerprint;
+use crate::fs::services::{bounded, token_fingerprint};
 use crate::fs::{FsConfig, HubFs, MountRoot, Services, WriteSetup};
 use crate::fuse::{FuseAdapter, KernelTuning};
 use crate::hub::{HubClient, HubConfig, Token};
@@ -145,17 +145,10 @@ fn run_inner(
     let root_info = match (&root, &client) {
         (MountRoot::Repo { repo, revision, .. }, Some(client)) => {
             let (client, repo, revision) = (client.clone(), repo.clone(), revision.clone());
-            let budget = opts.io_timeout;
+            let limit = opts.io_timeout;
             Some(rt.spawn(async move {
                 let call = client.repo_info(&repo, revision.as_deref(), true);
-                tokio::time::timeout(budget, call)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(crate::hub::HubError::Timeout {
-                            target: repo.to_string(),
-                            after: budget,
-                        })
-                    })
+                bounded(limit, &repo.to_string(), call).await
             }))
         }
         _ => None,

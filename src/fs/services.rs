@@ -28,13 +28,22 @@ impl Services {
         what: &str,
         call: impl std::future::Future<Output = Result<T, HubError>>,
     ) -> Result<T, HubError> {
-        match tokio::time::timeout(self.io_timeout, call).await {
-            Ok(r) => r,
-            Err(_) => Err(HubError::Timeout {
-                target: what.to_string(),
-                after: self.io_timeout,
-            }),
-        }
+        bounded(self.io_timeout, what, call).await
+    }
+}
+
+/// Runs a Hub call about `what`, giving up after `limit` with [`HubError::Timeout`].
+pub async fn bounded<T>(
+    limit: std::time::Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, HubError>>,
+) -> Result<T, HubError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r,
+        Err(_) => Err(HubError::Timeout {
+            target: what.to_string(),
+            after: limit,
+        }),
     }
 }
 
