@@ -101,6 +101,10 @@ struct MountArgs {
     /// Fail a read or lookup with EIO when the Hub sends nothing for SECS seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     io_timeout: u64,
+    /// Most files and directories one listing, and one revision's tree, may hold (bounds
+    /// the daemon's memory: ~150 bytes each); past it the listing fails with EIO.
+    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    max_entries: usize,
     /// Largest read-ahead window of a sequential reader (e.g. 32M, 256M).
     #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
     read_ahead: u64,
@@ -137,6 +141,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
         offline: args.offline || daemon::env_offline(),
         fuse_threads: args.fuse_threads,
         io_timeout: Duration::from_secs(args.io_timeout.max(1)),
+        max_entries: args.max_entries.max(1),
         read_ahead: args.read_ahead,
         max_requests: args.max_requests.clamp(1, 256),
         create_pr: args.create_pr,

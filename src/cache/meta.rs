@@ -15,7 +15,7 @@
 //! which the checksum turns into a miss (`get` returns None and the caller refetches).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -47,6 +47,38 @@ const _: () = {
 struct EnvelopeRef<'a, T> {
     key: &'a str,
     value: &'a T,
+}
+
+/// Checksum and length of what is written through it, without keeping it.
+#[derive(Default)]
+struct CrcCounter {
+    crc: u32,
+    len: usize,
+}
+
+impl io::Write for CrcCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.len += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes to both.
+struct Tee<'a, A, B>(&'a mut A, &'a mut B);
+
+impl<A: io::Write, B: io::Write> io::Write for Tee<'_, A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[derive(Deserialize)]
@@ -107,19 +139,29 @@ impl MetaStore {
     /// Stores `value` under (namespace, key), replacing any previous document atomically.
     pub fn put<T: Serialize>(&self, namespace: &str, key: &str, value: &T) -> io::Result<()> {
         let path = self.path(namespace, key)?;
-        let body = serde_json::to_vec(&EnvelopeRef { key, value }).map_err(io::Error::other)?;
-        let mut file =
-            format!("{MAGIC} {:08x} {}\n", crc32c::crc32c(&body), body.len()).into_bytes();
-        file.extend_from_slice(&body);
+        let doc = EnvelopeRef { key, value };
+        // Two passes instead of one buffer: the header needs the body's checksum and length,
+        // and a tree of a million entries is ~150 MB of JSON the daemon need not hold.
+        let mut sum = CrcCounter::default();
+        serde_json::to_writer(&mut sum, &doc).map_err(io::Error::other)?;
         let ns_dir = path.parent().unwrap_or(&self.dir);
         fs::create_dir_all(ns_dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = ns_dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
-        fs::write(&tmp, &file)
-            .and_then(|()| fs::rename(&tmp, &path))
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&tmp);
-            })
+        let write = || -> io::Result<()> {
+            let mut file = io::BufWriter::with_capacity(256 * 1024, fs::File::create(&tmp)?);
+            write!(file, "{MAGIC} {:08x} {}\n", sum.crc, sum.len)?;
+            let mut check = CrcCounter::default();
+            serde_json::to_writer(Tee(&mut file, &mut check), &doc).map_err(io::Error::other)?;
+            if (check.crc, check.len) != (sum.crc, sum.len) {
+                return Err(io::Error::other("document changed while it was written"));
+            }
+            file.into_inner().map_err(|e| e.into_error())?;
+            fs::rename(&tmp, &path)
+        };
+        write().inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
     }
 
     /// Deletes the document (no error if absent).
