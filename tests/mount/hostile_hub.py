@@ -7,8 +7,8 @@ Each repo `hostile/MODE` behaves per MODE:
 - `loop`: tree pages whose `Link: next` goes first -> A -> B -> A -> ...
 - `endless`: tree pages that never end, 1000 new names each.
 - `bigdir-N`: a directory of N pages of 1000 files that does end (for memory measurements).
-- `bigpage`: a tree page of 400 MiB, streamed (never built in memory).
-- `biginfo`: a repo-info answer of 400 MiB, streamed.
+- `bigpage`: a tree page of 400 MiB, streamed (never built in memory), chunked (no length).
+- `biginfo`: a repo-info answer announcing 400 MiB, streamed.
 - `names`: tree and siblings full of hostile names (`.`, `..`, `.git`, NUL, 300 bytes,
   empty segments, absolute paths, a `/` inside a name), next to one good file.
 - `lies`: files whose listed size or hash does not match the bytes served.
@@ -70,6 +70,7 @@ def names_tree(path):
 LIES = {
     # Listed size differs from the bytes served.
     "size-lie.bin": dict(size=len(LIE_BYTES) * 2),
+    "short-lie.bin": dict(size=1000),
     # git blob id of other bytes.
     "oid-lie.txt": dict(oid=git_oid(b"something else")),
     # LFS sha256 of other bytes.
@@ -123,22 +124,34 @@ class Handler(BaseHTTPRequestHandler):
     def not_found(self, code="EntryNotFound"):
         self.send_json({"error": "not found"}, status=404, headers=[("X-Error-Code", code)])
 
-    def stream_huge(self, prefix: bytes, item: bytes, total: int):
-        """A JSON array `prefix` + items... of about `total` bytes, generated as it is sent."""
+    def stream_huge(self, prefix: bytes, item: bytes, total: int, chunked=False):
+        """A JSON array `prefix` + items... of about `total` bytes, generated as it is sent;
+        `chunked`: without a Content-Length, so only counting the bytes can stop a reader."""
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(total))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(total))
         self.end_headers()
         chunk = (item + b",") * max(1, (1 << 20) // (len(item) + 1))
+
+        def write(data):
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            else:
+                self.wfile.write(data)
+
         sent = 0
         try:
-            self.wfile.write(prefix)
+            write(prefix)
             sent += len(prefix)
             while sent + len(chunk) < total:
-                self.wfile.write(chunk)
+                write(chunk)
                 sent += len(chunk)
-            tail = b" " * (total - sent - 1) + b"]"
-            self.wfile.write(tail)
+            write(b" " * (total - sent - 1) + b"]")
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
@@ -255,13 +268,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(page, headers=headers)
         if mode == "bigpage":
             item = json.dumps(file_entry("f" * 200)).encode()
-            return self.stream_huge(b"[", item, 400 << 20)
+            return self.stream_huge(b"[", item, 400 << 20, chunked=True)
         tree = TREES.get(mode)
         entries = tree(path) if tree else None
         if entries is None:
             return self.not_found()
         if recursive == "true" and mode == "names":
-            entries = entries + (names_tree("good-dir") or [])
+            # The same lies, as a recursive listing: there `d/e` would be a real path.
+            entries = [e for e in entries if e["path"] != "d/e"] + [file_entry("good-dir/inner.txt")]
         self.send_json(entries)
 
     def resolve(self, mode, path):
@@ -319,8 +333,13 @@ class Handler(BaseHTTPRequestHandler):
         self.serve_bytes(GOOD)
 
 
-TREES = {"names": names_tree, "lies": lies_tree, "redirect": lambda p: [
-    file_entry(n) for n in [*REDIRECTS, "to-other-host.txt"]] if p == "" else None}
+TREES = {
+    "names": names_tree,
+    "lies": lies_tree,
+    "redirect": lambda p: [file_entry(n) for n in [*REDIRECTS, "to-other-host.txt"]] if p == "" else None,
+    # Only its siblings are ever seen: tree and resolve requests get silence.
+    "slow": lambda p: [file_entry("stalled.bin")] if p == "" else None,
+}
 
 
 class Server(ThreadingHTTPServer):
