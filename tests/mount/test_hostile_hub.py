@@ -52,10 +52,20 @@ def hmount(hub, tmp_path):
 
 
 def run(cmd, timeout=20):
-    """Runs a tool; returns (completed process, seconds taken). A hang fails the test."""
+    """Runs a tool; returns (completed process, seconds taken). A hang fails the test (and
+    the test does not wait for a reader stuck in the kernel)."""
     start = time.time()
-    r = subprocess.run(cmd, capture_output=True, timeout=timeout)
-    return r, time.time() - start
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            p.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        raise AssertionError(f"{cmd} still running after {timeout} s")
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err), time.time() - start
 
 
 def daemon_kib(m, field="VmHWM"):
