@@ -352,6 +352,36 @@ mod tests {
     }
 
     #[test]
+    fn listed_paths_are_checked_like_sent_ones_and_for_what_a_filesystem_can_show() {
+        for ok in [
+            "a",
+            "d/e.txt",
+            "sp ace/ü.bin",
+            ".gitattributes",
+            &"x".repeat(255),
+        ] {
+            assert!(validate_listed_path(ok).is_ok(), "{ok}");
+        }
+        let long_path = vec!["x"; 2100].join("/");
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".git",
+            "d/.git/x",
+            "a//b",
+            "/abs",
+            "d/",
+            "a\0b",
+            "..\\up",
+            &"x".repeat(256),
+            &long_path,
+        ] {
+            assert!(validate_listed_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn parses_the_grammar() {
         assert_eq!(HfPath::parse("hf://").unwrap(), HfPath::Hub);
         let (r, rev, sub) = repo("hf://openai-community/gpt2@v1.0/onnx/model.onnx");

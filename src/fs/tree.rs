@@ -74,7 +74,9 @@ enum PackedId {
 
 impl PackedId {
     fn pack(hex_id: &str) -> PackedId {
-        let canonical = hex_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let canonical = hex_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if canonical {
             if let Ok(b) = <[u8; 20]>::from_hex(hex_id) {
                 return PackedId::Sha1(b);
@@ -304,10 +306,11 @@ impl TreeIndex {
 
     /// Name and node of each child of `dir` known so far, in name order.
     pub fn iter_children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, Node)> + 'a {
-        self.dirs
-            .get(dir)
-            .into_iter()
-            .flat_map(|d| d.children.iter().map(|(name, node)| (&**name, node.unpack())))
+        self.dirs.get(dir).into_iter().flat_map(|d| {
+            d.children
+                .iter()
+                .map(|(name, node)| (&**name, node.unpack()))
+        })
     }
 }
 
@@ -340,6 +343,33 @@ mod tests {
         assert_eq!(t.get("zzz"), Lookup::Absent);
         assert_eq!(t.get("x/y/z"), Lookup::Absent);
         assert_eq!(t.file_count(), 1);
+    }
+
+    #[test]
+    fn packed_ids_come_back_as_sent() {
+        let sha1 = "0123456789abcdef0123456789abcdef01234567";
+        let sha256 = "a".repeat(64);
+        for id in [
+            sha1,
+            &sha256,
+            "ABCDEF0123456789abcdef0123456789abcdef01",
+            "x",
+            "",
+        ] {
+            assert_eq!(PackedId::pack(id).unpack(), id);
+        }
+        assert!(matches!(PackedId::pack(sha1), PackedId::Sha1(_)));
+        let mut t = TreeIndex::new();
+        let info = FileInfo {
+            size: 7,
+            oid: sha1.into(),
+            lfs_sha256: Some(sha256.clone()),
+        };
+        t.insert("d/f", Node::File(info.clone()));
+        assert_eq!(t.get("d/f"), Lookup::Found(Node::File(info.clone())));
+        assert_eq!(t.node_count(), 3);
+        let kids: Vec<_> = t.iter_children("d").collect();
+        assert_eq!(kids, [("f", Node::File(info))]);
     }
 
     #[test]

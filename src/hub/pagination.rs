@@ -75,7 +75,10 @@ impl ListingBudget {
         if self.pages >= self.limits.max_pages {
             return Err(self.refuse(
                 target,
-                format!("listing exceeds its budget of {} pages", self.limits.max_pages),
+                format!(
+                    "listing exceeds its budget of {} pages",
+                    self.limits.max_pages
+                ),
             ));
         }
         let left = self.limits.deadline.saturating_sub(self.started.elapsed());
@@ -243,9 +246,10 @@ pub(crate) fn entry_problem(e: &TreeEntry, dir: &str, recursive: bool) -> Option
     };
     match below {
         None => Some(format!("{:?} is not inside the listed directory", e.path)),
-        Some(rest) if !recursive && rest.contains('/') => {
-            Some(format!("{:?} is not a direct child of the listed directory", e.path))
-        }
+        Some(rest) if !recursive && rest.contains('/') => Some(format!(
+            "{:?} is not a direct child of the listed directory",
+            e.path
+        )),
         Some(_) => None,
     }
 }

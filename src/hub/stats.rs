@@ -97,6 +97,7 @@ mod tests {
         c.error();
         c.location_hit();
         c.location_refresh();
+        c.invalid_entries(2);
         assert_eq!(
             c.snapshot(),
             HubStats {
@@ -107,6 +108,7 @@ mod tests {
                 errors: 1,
                 location_hits: 1,
                 location_refreshes: 1,
+                invalid_entries: 2,
             }
         );
     }

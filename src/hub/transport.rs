@@ -639,7 +639,10 @@ pub(crate) fn location(sent: &Sent, ctx: &ErrorContext) -> Result<Url, HubError>
     if !matches!(url.scheme(), "http" | "https") {
         return Err(HubError::protocol(
             &ctx.target(),
-            format!("redirect to a {}:// URL refused (only http and https are followed)", url.scheme()),
+            format!(
+                "redirect to a {}:// URL refused (only http and https are followed)",
+                url.scheme()
+            ),
         ));
     }
     Ok(url)
