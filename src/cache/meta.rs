@@ -150,7 +150,7 @@ impl MetaStore {
         let tmp = ns_dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
         let write = || -> io::Result<()> {
             let mut file = io::BufWriter::with_capacity(256 * 1024, fs::File::create(&tmp)?);
-            write!(file, "{MAGIC} {:08x} {}\n", sum.crc, sum.len)?;
+            writeln!(file, "{MAGIC} {:08x} {}", sum.crc, sum.len)?;
             let mut check = CrcCounter::default();
             serde_json::to_writer(Tee(&mut file, &mut check), &doc).map_err(io::Error::other)?;
             if (check.crc, check.len) != (sum.crc, sum.len) {
