@@ -35,11 +35,11 @@ def hmount(hub, tmp_path):
     (so that where the token goes can be checked) and a short I/O timeout."""
     mounts = []
 
-    def _mount(mode, args=()):
+    def _mount(mode, args=(), io_timeout=IO_TIMEOUT):
         mp = tmp_path / f"mnt-{mode}"
         cache = tmp_path / f"cache-{mode}"
         r = run_mount(f"hostile/{mode}", mp, hub, token=WRITE_TOKEN, cache_dir=cache,
-                      args=["--read-only", "--io-timeout", str(IO_TIMEOUT), *args], timeout=30)
+                      args=["--read-only", "--io-timeout", str(io_timeout), *args], timeout=30)
         assert r.returncode == 0, f"mount failed: {r.stderr}"
         assert is_mounted(mp)
         m = Mount(mp, cache / "hubfs.log", cache)
@@ -208,3 +208,16 @@ def test_a_silent_server_releases_readers_within_the_io_timeout(hub, hmount):
     assert_eio(r, "cat")
     assert took < 2 * IO_TIMEOUT + 2, took
 
+
+
+def test_a_huge_directory_fits_the_documented_memory_budget(hub, hmount):
+    # 200 000 files in one directory (real, if unusual): listed in full, at ~200 bytes an
+    # entry in the index (SEMANTICS.md "Trusting the Hub"), plus what `ls` itself costs the
+    # daemon (its readdirplus lookups). Before the compact index: 300+ MB at the peak.
+    m = hmount("bigdir-200", io_timeout=60)
+    r, took = run(["ls", str(m.path)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.split(b"\n")) - 1 == 200_000
+    peak = daemon_kib(m)
+    print(f"daemon peak RSS {peak} KiB, ls took {took:.1f} s")
+    assert peak < 150 * 1024, peak
