@@ -358,10 +358,11 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Lists `dir` (recursively or not) page by page into the index. Each page is bounded by the I/O timeout; a directory listing (which a
-    /// reader waits for) is bounded as a whole by it too, while the recursive listing of the
-    /// whole commit runs in the background under the client's [`ListingLimits`] (budgets
-    /// and deadline). Either way the index never grows past `max_entries` nodes.
+    /// Lists `dir` (recursively or not) page by page into the index. Each page is bounded by
+    /// the I/O timeout; a directory listing (which a reader waits for) is bounded as a whole
+    /// by it too, while the recursive listing of the whole commit runs in the background
+    /// under the client's [`ListingLimits`] (budgets and deadline). Either way the index
+    /// never grows past `max_entries` nodes.
     async fn list_pages(
         &self,
         client: &crate::hub::HubClient,
