@@ -19,7 +19,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -81,6 +81,48 @@ impl<A: io::Write, B: io::Write> io::Write for Tee<'_, A, B> {
     }
 }
 
+/// Reads `{"key": K, "value": V}` (the order [`EnvelopeRef`] writes), handing V to the seed
+/// only when K is the key asked for.
+struct EnvelopeSeed<'a, S> {
+    key: &'a str,
+    seed: S,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for EnvelopeSeed<'_, S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for EnvelopeSeed<'_, S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a metadata envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seed = Some(self.seed);
+        let mut key_matches = None;
+        let mut value = None;
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "key" => key_matches = Some(map.next_value::<String>()? == self.key),
+                "value" if key_matches == Some(true) => match seed.take() {
+                    Some(s) => value = Some(map.next_value_seed(s)?),
+                    None => return Err(serde::de::Error::duplicate_field("value")),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(value.filter(|_| key_matches == Some(true)))
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope<T> {
     key: String,
@@ -129,6 +171,35 @@ impl MetaStore {
             Ok(env) if env.key == key => Ok(Some(env.value)),
             // A hashed name shared with another key: not ours.
             Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "unreadable metadata document: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Like [`MetaStore::get`], but hands the document to `seed`, a deserializer that need not
+    /// build the whole value (e.g. one inserting the entries of a big listing into an index as
+    /// they are parsed). None if absent, damaged, or another key's document.
+    pub fn get_seed<S, V>(&self, namespace: &str, key: &str, seed: S) -> io::Result<Option<V>>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = V>,
+    {
+        let path = self.path(namespace, key)?;
+        let raw = match fs::read(&path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(body) = checked_body(&raw) else {
+            tracing::warn!(path = %path.display(), "damaged metadata file; discarding it");
+            let _ = fs::remove_file(&path);
+            return Ok(None);
+        };
+        let envelope = EnvelopeSeed { key, seed };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match envelope.deserialize(&mut de) {
+            Ok(v) => Ok(v),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "unreadable metadata document: {e}");
                 Ok(None)
@@ -239,6 +310,28 @@ mod tests {
             name: "config.json".into(),
             sizes: vec![1, 2, 3],
         }
+    }
+
+    #[test]
+    fn seeded_reads_see_only_their_key_and_intact_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path().to_path_buf()).unwrap();
+        let seed = std::marker::PhantomData::<Doc>;
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), None);
+        store.put("trees", "k", &doc()).unwrap();
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), Some(doc()));
+        // Another key's document under the same file name reads as absent.
+        let path = store.path("trees", "k").unwrap();
+        store.put("trees", "other", &doc()).unwrap();
+        std::fs::copy(store.path("trees", "other").unwrap(), &path).unwrap();
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), None);
+        // A damaged body is a miss, like `get`.
+        store.put("trees", "k", &doc()).unwrap();
+        let mut raw = std::fs::read(&path).unwrap();
+        let last = raw.len() - 2;
+        raw[last] ^= 1;
+        std::fs::write(&path, raw).unwrap();
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), None);
     }
 
     #[test]

@@ -235,12 +235,16 @@ impl Snapshot {
     /// Loads what earlier mounts learnt about this commit.
     fn load_persisted(&self) {
         let key = tree_key(&self.repo, &self.commit);
-        if let Ok(Some(stored)) = self.svc.meta.get::<StoredTree>("tree", &key) {
+        // Straight into the index: a tree of a million entries is never held twice.
+        let mut loaded = TreeIndex::new();
+        let seed = StoredTreeSeed {
+            index: &mut loaded,
+            repo: &self.repo,
+        };
+        if let Ok(Some(complete)) = self.svc.meta.get_seed("tree", &key, seed) {
             let mut index = self.index.write();
-            for e in &stored.entries {
-                index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
-            }
-            if stored.complete {
+            *index = loaded;
+            if complete {
                 index.mark_all_complete();
                 *self.full.lock() = FullListing::Done;
             }
@@ -403,7 +407,9 @@ impl Snapshot {
     fn insert_stored(&self, dir: &str, stored: &StoredTree) {
         let mut index = self.index.write();
         for e in &stored.entries {
-            index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
+            if usable_stored(&e.p, &self.repo) {
+                index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
+            }
         }
         if stored.complete {
             index.mark_complete(dir);
@@ -476,6 +482,86 @@ impl Snapshot {
             }
         });
         let _ = write.await;
+    }
+}
+
+/// Whether a persisted path may be shown: caches written by an older hubfs may hold names
+/// the Hub should never have listed (see `hub::pagination`).
+fn usable_stored(path: &str, repo: &RepoRef) -> bool {
+    let ok = crate::repo::validate_listed_path(path).is_ok();
+    if !ok {
+        tracing::debug!("{repo}: skipping the cached entry {path:?}: not a valid path");
+    }
+    ok
+}
+
+/// Deserializes a [`StoredTree`] into an index entry by entry (no `Vec` of the entries);
+/// the value is its `complete` flag.
+struct StoredTreeSeed<'a> {
+    index: &'a mut TreeIndex,
+    repo: &'a RepoRef,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StoredTreeSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StoredTreeSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a stored tree")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut complete = false;
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "complete" => complete = map.next_value()?,
+                "entries" => map.next_value_seed(EntriesSeed {
+                    index: &mut *self.index,
+                    repo: self.repo,
+                })?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(complete)
+    }
+}
+
+struct EntriesSeed<'a> {
+    index: &'a mut TreeIndex,
+    repo: &'a RepoRef,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("stored tree entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(e) = seq.next_element::<StoredEntry>()? {
+            if usable_stored(&e.p, self.repo) {
+                self.index.insert(&e.p, e.f.map_or(Node::Dir, Node::File));
+            }
+        }
+        Ok(())
     }
 }
 
