@@ -119,7 +119,11 @@ fn tighten_tree(path: &Path, done: &mut Tightened) {
     }
     let mode = meta.mode() & 0o7777;
     if mode & OTHERS != 0 {
-        let want = if ft.is_dir() { DIR_MODE } else { mode & !OTHERS };
+        let want = if ft.is_dir() {
+            DIR_MODE
+        } else {
+            mode & !OTHERS
+        };
         match fs::set_permissions(path, Permissions::from_mode(want)) {
             Ok(()) => done.entries += 1,
             Err(e) => fail(done, path, e),
@@ -230,7 +234,10 @@ mod tests {
 
         // Already private: nothing to do, nothing walked.
         fs::set_permissions(root.join("run.sh"), Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(secure_dir(&root, "cache dir").unwrap(), Tightened::default());
+        assert_eq!(
+            secure_dir(&root, "cache dir").unwrap(),
+            Tightened::default()
+        );
         assert_eq!(mode(&root.join("run.sh")), 0o755);
     }
 
@@ -238,7 +245,10 @@ mod tests {
     fn a_missing_dir_is_created_private() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("new/cache");
-        assert_eq!(secure_dir(&root, "cache dir").unwrap(), Tightened::default());
+        assert_eq!(
+            secure_dir(&root, "cache dir").unwrap(),
+            Tightened::default()
+        );
         assert_eq!(mode(&root), 0o700);
     }
 

@@ -92,7 +92,12 @@ mod tests {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
         // Beyond u64: an error, never a saturated or wrapped value.
-        for huge in ["18446744073709551616", "99999999999999999999999", "16777216T", "1e30"] {
+        for huge in [
+            "18446744073709551616",
+            "99999999999999999999999",
+            "16777216T",
+            "1e30",
+        ] {
             assert!(parse_size(huge).is_err(), "{huge:?}");
         }
         assert!(parse_size("20000000T").unwrap_err().contains("too large"));

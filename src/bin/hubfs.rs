@@ -236,8 +236,7 @@ fn mount(args: MountArgs) -> Result<(), String> {
 /// Creates the cache root 0700 if missing and refuses one owned by another user (before
 /// anything is written into it).
 fn private_cache_root(dir: &std::path::Path) -> Result<(), String> {
-    hubfs::private::create_dir_all(dir)
-        .map_err(|e| format!("cache dir {}: {e}", dir.display()))?;
+    hubfs::private::create_dir_all(dir).map_err(|e| format!("cache dir {}: {e}", dir.display()))?;
     let meta = std::fs::metadata(dir).map_err(|e| format!("cache dir {}: {e}", dir.display()))?;
     hubfs::private::check_owner(dir, &meta, "cache dir")
 }

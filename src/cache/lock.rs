@@ -100,7 +100,7 @@ mod tests {
         drop(a);
         let (_e, dir_e) = lock_cache_dir(&root).unwrap();
         assert_eq!(dir_e, root);
-        let pid = fs::read_to_string(root.join("lock")).unwrap();
+        let pid = std::fs::read_to_string(root.join("lock")).unwrap();
         assert_eq!(pid.trim(), std::process::id().to_string());
     }
 }

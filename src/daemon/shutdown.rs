@@ -65,7 +65,10 @@ fn pending(fs: &HubFs) -> (u64, String) {
     let w = &status["writes"];
     (
         w["pending"].as_u64().unwrap_or(0),
-        w["staging_dir"].as_str().unwrap_or("the staging area").to_string(),
+        w["staging_dir"]
+            .as_str()
+            .unwrap_or("the staging area")
+            .to_string(),
     )
 }
 

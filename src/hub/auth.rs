@@ -248,7 +248,10 @@ mod tests {
 
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let w = loose_token_file_warning(&f).unwrap();
-        assert!(w.contains("0644") && w.contains(&format!("chmod 600 {}", f.display())), "{w}");
+        assert!(
+            w.contains("0644") && w.contains(&format!("chmod 600 {}", f.display())),
+            "{w}"
+        );
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(loose_token_file_warning(&f), None);
         assert_eq!(loose_token_file_warning(&dir.path().join("missing")), None);

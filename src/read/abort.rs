@@ -78,7 +78,10 @@ mod tests {
         let r = tokio::time::timeout(Duration::from_secs(5), stalled).await;
         assert_eq!(r.unwrap().unwrap(), Err("aborted"));
         assert!(abort.is_aborted());
-        assert_eq!(abort.run(async { Ok(2) }, || "aborted").await, Err("aborted"));
+        assert_eq!(
+            abort.run(async { Ok(2) }, || "aborted").await,
+            Err("aborted")
+        );
         abort.resume();
         assert!(!abort.is_aborted());
         assert_eq!(abort.run(async { Ok(3) }, || "aborted").await, Ok(3));

@@ -135,8 +135,9 @@ def test_a_cache_dir_owned_by_another_user_is_refused(seeded, emulator, shared_t
     os.chown(cache, NOBODY, NOBODY)
     mp = tmp_path / "m"
     r = mount_loose("alice/tiny-model", mp, emulator, cache)
-    assert r.returncode != 0
-    assert not is_mounted(mp)
+    mounted = is_mounted(mp)
+    unmount(mp)
+    assert r.returncode != 0 and not mounted
     msg = r.stderr.strip()
     assert len(msg.splitlines()) == 1, msg
     assert f"cache dir {cache} belongs to uid {NOBODY}" in msg, msg
