@@ -88,7 +88,9 @@ pub fn secure_dir(dir: &Path, what: &str) -> Result<Tightened, String> {
         return Ok(done);
     }
     done.was = Some(mode);
-    tighten_tree(dir, &mut done);
+    // The walk does not follow symlinks: start from the real directory.
+    let real = fs::canonicalize(dir).map_err(|e| format!("{what} {}: {e}", dir.display()))?;
+    tighten_tree(&real, &mut done);
     Ok(done)
 }
 
@@ -148,12 +150,16 @@ fn fail(done: &mut Tightened, path: &Path, e: io::Error) {
     }
 }
 
-/// Makes an open file of ours 0600 if it lets others in (a log file from an older hubfs);
-/// refuses a file owned by another user. Returns the old mode when it changed it.
+/// Makes an open regular file of ours 0600 if it lets others in (a log file from an older
+/// hubfs); refuses one owned by another user. Anything else (`/dev/null`, a terminal, a pipe)
+/// is left alone. Returns the old mode when it changed it.
 pub fn secure_file(file: &File, path: &Path, what: &str) -> Result<Option<u32>, String> {
     let meta = file
         .metadata()
         .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
     check_owner(path, &meta, what)?;
     let mode = meta.mode() & 0o7777;
     if mode & OTHERS == 0 {
@@ -279,5 +285,25 @@ mod tests {
         assert_eq!(secure_file(&f, &p, "log file").unwrap(), Some(0o644));
         assert_eq!(mode(&p), 0o600);
         assert_eq!(secure_file(&f, &p, "log file").unwrap(), None);
+        // Not a regular file: not ours to judge (`--log-file /dev/null`).
+        let null = OpenOptions::new().append(true).open("/dev/null").unwrap();
+        let null_path = Path::new("/dev/null");
+        assert_eq!(secure_file(&null, null_path, "log file").unwrap(), None);
+    }
+
+    #[test]
+    fn a_symlinked_cache_root_is_tightened_where_it_points() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("f"), b"x").unwrap();
+        fs::set_permissions(&real, Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(real.join("f"), Permissions::from_mode(0o644)).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let done = secure_dir(&link, "cache dir").unwrap();
+        assert_eq!((done.was, done.entries), (Some(0o755), 2));
+        assert_eq!(mode(&real), 0o700);
+        assert_eq!(mode(&real.join("f")), 0o600);
     }
 }

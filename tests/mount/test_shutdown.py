@@ -95,3 +95,37 @@ def test_sigterm_says_what_it_waits_for_and_a_second_one_ends_the_wait(api, moun
     m2 = mount(repo, cache_dir=cache, name="term2")
     synced(m2)
     assert hub_bytes(api, repo, "pending.txt") == b"kept for the next mount\n"
+
+
+def test_sigterm_on_a_busy_mount_detaches_it_and_the_daemon_exits_when_released(seeded, mount):
+    m = mount("alice/tiny-model")
+    pid = daemon_pid(m.cache_dir)
+    holder = subprocess.Popen(["sleep", "60"], cwd=m.path)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        # Busy for the 5 s of patience, then detached: the mountpoint is free again.
+        assert wait_until(lambda: not is_mounted(m.path), 15)
+        assert "detaching it" in m.log.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 15)
+
+
+def test_after_a_plain_umount_the_commit_wait_is_logged_and_a_signal_ends_it(api, mount, emulator, tmp_path):
+    repo = fresh_repo(api, {"base.txt": b"base\n"})
+    cache = tmp_path / "cache-umount"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="u1")
+    pid = daemon_pid(cache)
+    with faults(emulator, "route=commit,stall=600"):
+        write(m / "pending.txt", b"kept\n")
+        subprocess.run(["umount", str(m.path)], check=True)
+        said = "unmounted: committing 1 staged change(s) first (waiting at most 120s"
+        assert wait_until(lambda: said in m.log.read_text(), 5), m.log.read_text()[-3000:]
+        assert os.path.exists(f"/proc/{pid}")
+        os.kill(pid, signal.SIGTERM)
+        assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 15)
+        assert "stopped waiting; 1 staged change(s) stay in" in m.log.read_text()
+    m2 = mount(repo, cache_dir=cache, name="u2")
+    synced(m2)
+    assert hub_bytes(api, repo, "pending.txt") == b"kept\n"
