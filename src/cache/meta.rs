@@ -60,7 +60,7 @@ impl MetaStore {
     /// and removing temporary files left by a crashed writer.
     pub fn open(root: PathBuf) -> io::Result<MetaStore> {
         let dir = root.join(META_DIR);
-        fs::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         for ns in fs::read_dir(&dir)? {
             let ns = ns?;
             if !ns.file_type()?.is_dir() {
@@ -112,10 +112,10 @@ impl MetaStore {
             format!("{MAGIC} {:08x} {}\n", crc32c::crc32c(&body), body.len()).into_bytes();
         file.extend_from_slice(&body);
         let ns_dir = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(ns_dir)?;
+        crate::private::create_dir_all(ns_dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = ns_dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
-        fs::write(&tmp, &file)
+        crate::private::write(&tmp, &file)
             .and_then(|()| fs::rename(&tmp, &path))
             .inspect_err(|_| {
                 let _ = fs::remove_file(&tmp);
