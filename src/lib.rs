@@ -2,6 +2,7 @@
 //!
 //! Layers (see design.md), each knowing nothing of the ones above it:
 //! - [`repo`]: names (repo types, ids, revisions, `hf://` paths) shared by everything;
+//! - [`private`]: modes of what hubfs writes on disk (private to its user);
 //! - [`hub`]: the Hub client, the only code that speaks HTTP;
 //! - [`cache`]: blocks of file content and metadata kept on disk;
 //! - [`read`]: lazy, parallel, de-duplicated reads through the cache;
@@ -19,6 +20,7 @@ pub mod emulator;
 pub mod fs;
 pub mod fuse;
 pub mod hub;
+pub mod private;
 pub mod read;
 pub mod repo;
 pub mod stage;

@@ -4,10 +4,64 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 
 use hubfs::daemon::{self, control, mountpoint, ready, MountOptions};
 use hubfs::units::{format_size, parse_size};
+
+/// Smallest `--cache-size`: four ~4 MiB eviction regions, room for a read's blocks while
+/// older ones are evicted.
+const MIN_CACHE_SIZE: u64 = 16 << 20;
+/// `--read-ahead` bounds: below 1 MiB a sequential reader waits on every round trip; beyond
+/// 1 GiB the window outgrows what the parallel requests can keep filled.
+const READ_AHEAD_RANGE: (u64, u64) = (1 << 20, 1 << 30);
+/// Longest `--commit-delay`, `--io-timeout` and command `--timeout`, in seconds (one day: a
+/// larger value is a typo, and would overflow the deadlines computed from it).
+const MAX_SECS: u64 = 86_400;
+
+fn parse_cache_size(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < MIN_CACHE_SIZE {
+        return Err(format!(
+            "{s:?} is too small: the cache needs at least {}",
+            format_size(MIN_CACHE_SIZE)
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_read_ahead(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    let (lo, hi) = READ_AHEAD_RANGE;
+    if !(lo..=hi).contains(&n) {
+        return Err(format!(
+            "{s:?} is out of range: between {} and {}",
+            format_size(lo),
+            format_size(hi)
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_commit_delay(s: &str) -> Result<f64, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range: between 0 and 3600 seconds"));
+    }
+    Ok(secs)
+}
+
+fn secs(range: std::ops::RangeInclusive<u64>) -> RangedU64ValueParser<u64> {
+    RangedU64ValueParser::new().range(range)
+}
+
+fn count(range: std::ops::RangeInclusive<u64>) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(range)
+}
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +86,7 @@ enum Command {
         mountpoint: PathBuf,
         /// Longest wait for staged changes to land before unmounting anyway (they stay
         /// staged and are committed by the next mount).
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = secs(0..=MAX_SECS))]
         timeout: u64,
     },
     /// Wait until every change staged in a writable mount has landed on the Hub; exits 1
@@ -40,7 +94,7 @@ enum Command {
     Sync {
         mountpoint: PathBuf,
         /// Give up after SECS seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = secs(0..=MAX_SECS))]
         timeout: u64,
     },
     /// Show a running mount's revisions and counters (requests, bytes, cache hits...).
@@ -68,8 +122,8 @@ struct MountArgs {
     /// Block cache and metadata directory [default: $XDG_CACHE_HOME/hubfs or ~/.cache/hubfs].
     #[arg(long)]
     cache_dir: Option<PathBuf>,
-    /// Largest size of the block cache (e.g. 500M, 10G).
-    #[arg(long, default_value = "10G", value_parser = parse_size)]
+    /// Largest size of the block cache (e.g. 500M, 10G; at least 16M).
+    #[arg(long, default_value = "10G", value_parser = parse_cache_size)]
     cache_size: u64,
     /// Never write, even on a branch.
     #[arg(long)]
@@ -77,14 +131,14 @@ struct MountArgs {
     /// Send changes to a pull request (opened by the first commit) instead of the branch.
     #[arg(long)]
     create_pr: bool,
-    /// Quiet period before staged changes are committed (a burst becomes one commit).
-    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    /// Quiet period before staged changes are committed (a burst becomes one commit; 0-3600).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_commit_delay)]
     commit_delay: f64,
     /// Title of every commit [default: one naming the changed paths].
     #[arg(long)]
     commit_message: Option<String>,
     /// Check branches for new commits every SECS seconds (open files keep their commit).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = secs(1..=MAX_SECS))]
     refresh: Option<u64>,
     /// Let other users access the mount.
     #[arg(long)]
@@ -95,21 +149,22 @@ struct MountArgs {
     /// Where the background daemon writes its log [default: CACHE_DIR/hubfs.log].
     #[arg(long)]
     log_file: Option<PathBuf>,
-    /// Threads reading kernel requests.
-    #[arg(long, default_value_t = 4)]
+    /// Threads reading kernel requests (1-64).
+    #[arg(long, default_value_t = 4, value_parser = count(1..=64))]
     fuse_threads: usize,
-    /// Fail a read or lookup with EIO when the Hub sends nothing for SECS seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    /// Fail a read or lookup with EIO when the Hub sends nothing for SECS seconds (1-86400).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = secs(1..=MAX_SECS))]
     io_timeout: u64,
     /// Most files and directories one listing, and one revision's tree, may hold (bounds
-    /// the daemon's memory: ~150 bytes each); past it the listing fails with EIO.
-    #[arg(long, value_name = "N", default_value_t = 5_000_000)]
+    /// the daemon's memory: ~200 bytes each); past it the listing fails with EIO
+    /// (1-100000000).
+    #[arg(long, value_name = "N", default_value_t = 5_000_000, value_parser = count(1..=100_000_000))]
     max_entries: usize,
-    /// Largest read-ahead window of a sequential reader (e.g. 32M, 256M).
-    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_size)]
+    /// Largest read-ahead window of a sequential reader (e.g. 32M, 256M; 1M-1G).
+    #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_read_ahead)]
     read_ahead: u64,
-    /// Range requests in flight at once for the whole mount.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    /// Range requests in flight at once for the whole mount (1-256).
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = count(1..=256))]
     max_requests: usize,
 }
 
@@ -140,42 +195,56 @@ fn mount(args: MountArgs) -> Result<(), String> {
         allow_other: args.allow_other,
         offline: args.offline || daemon::env_offline(),
         fuse_threads: args.fuse_threads,
-        io_timeout: Duration::from_secs(args.io_timeout.max(1)),
-        max_entries: args.max_entries.max(1),
+        io_timeout: Duration::from_secs(args.io_timeout),
+        max_entries: args.max_entries,
         read_ahead: args.read_ahead,
-        max_requests: args.max_requests.clamp(1, 256),
+        max_requests: args.max_requests,
         create_pr: args.create_pr,
-        commit_delay: Duration::from_secs_f64(args.commit_delay.clamp(0.0, 3600.0)),
+        commit_delay: Duration::from_secs_f64(args.commit_delay),
         commit_message: args.commit_message.clone(),
         flush_timeout: Duration::from_secs(120),
     };
     if args.foreground {
         init_logging();
-        return daemon::run(opts, ready::ReadyPipe::none());
+        // SAFETY: single thread: the runtime is built inside `daemon::run`.
+        return unsafe { daemon::run(opts, ready::ReadyPipe::none()) };
     }
     // Fail fast on what can be checked here, then start the daemon and wait for its verdict.
     hubfs::repo::HfPath::parse(&args.source).map_err(|e| e.to_string())?;
     mountpoint::check_mountpoint(&args.mountpoint)?;
-    std::fs::create_dir_all(&opts.cache_dir)
-        .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
+    // The daemon tightens an old, loose cache (and logs it); the log must be private already.
+    private_cache_root(&opts.cache_dir)?;
     let log_path = args
         .log_file
         .clone()
         .unwrap_or_else(|| opts.cache_dir.join("hubfs.log"));
-    let log = std::fs::OpenOptions::new()
+    let log = hubfs::private::open_options()
         .create(true)
         .append(true)
         .open(&log_path)
         .map_err(|e| format!("log file {}: {e}", log_path.display()))?;
+    let loosened = hubfs::private::secure_file(&log, &log_path, "log file")?;
     let shown_log = log_path.display().to_string();
-    // SAFETY: no thread was started yet: the runtime is built by `daemon::run` in the child.
+    // SAFETY: no thread was started yet: the runtime is built by `daemon::run` in the child,
+    // which has a single thread until then (what `daemon::run` needs too).
     unsafe {
         ready::fork_daemon(log, move |pipe| {
             init_logging();
+            if let Some(was) = loosened {
+                tracing::warn!("log file {shown_log} was mode {was:04o}: made it 0600");
+            }
             daemon::run(opts, pipe).is_ok()
         })
     }
-    .map_err(|e| format!("{e} (daemon log: {shown_log})"))
+    .map_err(|e| format!("{e} (daemon log: {})", log_path.display()))
+}
+
+/// Creates the cache root 0700 if missing and refuses one owned by another user (before
+/// anything is written into it).
+fn private_cache_root(dir: &std::path::Path) -> Result<(), String> {
+    hubfs::private::create_dir_all(dir).map_err(|e| format!("cache dir {}: {e}", dir.display()))?;
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cache dir {}: {e}", dir.display()))?;
+    hubfs::private::check_owner(dir, &meta, "cache dir")
 }
 
 fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
@@ -302,7 +371,8 @@ fn sync(mountpoint: &std::path::Path, timeout: u64) -> Result<(), String> {
     ))
 }
 
-/// Commits staged changes (bounded), then unmounts; what could not land is reported and
+/// Commits staged changes (bounded), then has the daemon abort its Hub requests (readers
+/// stalled on the Hub get EIO and let go) and unmount; what could not land is reported and
 /// stays staged for the next mount.
 fn unmount(mp: &std::path::Path, timeout: u64) -> Result<(), String> {
     if let Err(e) = sync(mp, timeout) {
@@ -310,7 +380,29 @@ fn unmount(mp: &std::path::Path, timeout: u64) -> Result<(), String> {
             eprintln!("hubfs: {e}");
         }
     }
-    mountpoint::unmount(mp)
+    let req = serde_json::json!({"cmd": "unmount"});
+    // The daemon retries a busy mount for a few seconds after the abort.
+    match control::request(mp, &req, Duration::from_secs(60)) {
+        Ok(answer) if answer["ok"].as_bool() == Some(true) => Ok(()),
+        Ok(answer) => match answer["error"].as_str() {
+            // A daemon from before the "unmount" command: unmount here.
+            Some(e) if e.starts_with("unknown command") => mountpoint::unmount(mp),
+            Some(e) => Err(e.to_string()),
+            None => Err(format!("unexpected answer from the daemon: {answer}")),
+        },
+        // No daemon to ask (a dead one leaves its mount behind), or it went away with the
+        // mount before answering.
+        Err(e) => match mp.canonicalize() {
+            Ok(canonical) if !mountpoint::is_mounted(&canonical) => Ok(()),
+            _ => mountpoint::unmount(mp).map_err(|u| {
+                if e.contains("not a running hubfs mount") {
+                    u
+                } else {
+                    format!("{u} ({e})")
+                }
+            }),
+        },
+    }
 }
 
 fn main() -> ExitCode {

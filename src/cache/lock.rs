@@ -6,7 +6,7 @@
 //! first free slot `<dir>/instances/N` instead: concurrent mounts do not share blocks, while a
 //! remount after unmount gets the main directory (and its blocks) back.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -57,8 +57,8 @@ pub fn lock_cache_dir(dir: &Path) -> io::Result<(CacheDirLock, PathBuf)> {
 }
 
 fn try_lock(dir: &Path) -> io::Result<Option<CacheDirLock>> {
-    fs::create_dir_all(dir)?;
-    let mut file = OpenOptions::new()
+    crate::private::create_dir_all(dir)?;
+    let mut file = crate::private::open_options()
         .read(true)
         .write(true)
         .create(true)
@@ -100,7 +100,7 @@ mod tests {
         drop(a);
         let (_e, dir_e) = lock_cache_dir(&root).unwrap();
         assert_eq!(dir_e, root);
-        let pid = fs::read_to_string(root.join("lock")).unwrap();
+        let pid = std::fs::read_to_string(root.join("lock")).unwrap();
         assert_eq!(pid.trim(), std::process::id().to_string());
     }
 }

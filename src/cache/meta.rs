@@ -134,7 +134,7 @@ impl MetaStore {
     /// and removing temporary files left by a crashed writer.
     pub fn open(root: PathBuf) -> io::Result<MetaStore> {
         let dir = root.join(META_DIR);
-        fs::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         for ns in fs::read_dir(&dir)? {
             let ns = ns?;
             if !ns.file_type()?.is_dir() {
@@ -216,11 +216,18 @@ impl MetaStore {
         let mut sum = CrcCounter::default();
         serde_json::to_writer(&mut sum, &doc).map_err(io::Error::other)?;
         let ns_dir = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(ns_dir)?;
+        crate::private::create_dir_all(ns_dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = ns_dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
         let write = || -> io::Result<()> {
-            let mut file = io::BufWriter::with_capacity(256 * 1024, fs::File::create(&tmp)?);
+            let mut file = io::BufWriter::with_capacity(
+                256 * 1024,
+                crate::private::open_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?,
+            );
             writeln!(file, "{MAGIC} {:08x} {}", sum.crc, sum.len)?;
             let mut check = CrcCounter::default();
             serde_json::to_writer(Tee(&mut file, &mut check), &doc).map_err(io::Error::other)?;

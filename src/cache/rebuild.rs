@@ -62,7 +62,7 @@ fn is_fanout_dir(name: &str) -> bool {
 /// Creates the block store root; if it was written with another layout (block size, or an
 /// older format), its blocks are useless and are deleted.
 pub(super) fn prepare_root(root: &Path, layout: &Layout) -> io::Result<()> {
-    fs::create_dir_all(root)?;
+    crate::private::create_dir_all(root)?;
     let stamp_path = root.join(LAYOUT_FILE);
     let want = layout_stamp(layout);
     match fs::read_to_string(&stamp_path) {
@@ -80,7 +80,7 @@ pub(super) fn prepare_root(root: &Path, layout: &Layout) -> io::Result<()> {
         }
     }
     let tmp = root.join(format!(".{LAYOUT_FILE}.tmp"));
-    fs::write(&tmp, want)?;
+    crate::private::write(&tmp, want.as_bytes())?;
     fs::rename(&tmp, &stamp_path)
 }
 

@@ -25,7 +25,7 @@
 //! so a process killed at any point leaves records that describe fully written data. Power loss
 //! can still reorder writes; the crc32c checked on every read turns that into a detected miss.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -153,7 +153,7 @@ pub(crate) fn create(
     key: &BlobKey,
     blob_size: u64,
 ) -> io::Result<File> {
-    let file = OpenOptions::new()
+    let file = crate::private::open_options()
         .read(true)
         .write(true)
         .create(true)

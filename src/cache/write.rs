@@ -4,7 +4,7 @@
 //! Different blocks of one blob may be written by different threads at once: each writes its
 //! own block's data and record with positional I/O, and publishes under the shard lock.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -243,7 +243,7 @@ impl BlockCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // The fan-out directory is made lazily (or was removed behind our back).
                 if let Some(parent) = paths.data.parent() {
-                    fs::create_dir_all(parent)?;
+                    crate::private::create_dir_all(parent)?;
                 }
                 create_data_file(&paths.data, blob_size)
             }
@@ -255,7 +255,7 @@ impl BlockCache {
 }
 
 fn create_data_file(path: &Path, blob_size: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
+    let file = crate::private::open_options()
         .read(true)
         .write(true)
         .create(true)

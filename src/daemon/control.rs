@@ -40,11 +40,14 @@ where
 {
     let path = socket_path(mountpoint);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        // Private, ours: another user's directory (e.g. a planted /tmp/hubfs-UID) is refused.
+        crate::private::secure_dir(dir, "control socket directory")
+            .map_err(std::io::Error::other)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let handler = Arc::new(handler);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {

@@ -5,11 +5,14 @@
 //! and unmounts cleanly on SIGTERM/SIGINT or when someone runs `umount`.
 
 pub mod control;
+pub mod environ;
 pub mod mountpoint;
 pub mod ready;
+pub mod shutdown;
 pub mod writable;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use crate::commit::{CommitConfig, Committer};
 use crate::fs::services::{bounded, token_fingerprint};
 use crate::fs::{FsConfig, HubFs, MountRoot, Services, WriteSetup};
 use crate::fuse::{FuseAdapter, KernelTuning};
-use crate::hub::{HubClient, HubConfig, Token};
+use crate::hub::{loose_token_file_warning, token_source_file, HubClient, HubConfig, Token};
 use crate::read::{ReadConfig, ReadPath};
 use crate::repo::HfPath;
 use crate::stage::StagingArea;
@@ -81,9 +84,42 @@ pub fn env_offline() -> bool {
         .unwrap_or(false)
 }
 
+/// Finds the token, warns about a token file others can read, and wipes the token from the
+/// process environment (see `environ`).
+///
+/// # Safety
+/// No other thread may exist yet (the environment is changed).
+unsafe fn take_token(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<Option<Token>, String> {
+    let token = Token::discover(opts.token_file.as_deref()).map_err(|e| e.to_string());
+    let file = token_source_file(opts.token_file.as_deref(), |n| std::env::var_os(n));
+    // SAFETY: single thread, per this function's contract.
+    unsafe { environ::scrub_token_vars() };
+    let token = token?;
+    if let Some(warning) = file
+        .filter(|_| token.is_some())
+        .and_then(|f| loose_token_file_warning(&f))
+    {
+        tracing::warn!("{warning}");
+        ready.notice(&warning);
+    }
+    Ok(token)
+}
+
 /// Runs the mount in this process until it is unmounted. Failures before the mount is live are
 /// returned (and sent through `ready`); afterwards they are logged.
-pub fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
+///
+/// # Safety
+/// Must be called while the process has a single thread: the token is wiped from the process
+/// environment before the runtime starts.
+pub unsafe fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
+    // SAFETY: single thread, per this function's contract.
+    let token = match unsafe { take_token(&opts, &mut ready) } {
+        Ok(t) => t,
+        Err(e) => {
+            ready.fail(&e);
+            return Err(e);
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .thread_name("hubfs-worker")
@@ -91,7 +127,7 @@ pub fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
         .build()
         .map_err(|e| format!("starting the runtime: {e}"));
     let result = rt.and_then(|rt| {
-        let result = run_inner(&opts, &mut ready, &rt);
+        let result = run_inner(&opts, token, &mut ready, &rt);
         if result.is_err() {
             // Tell the user now: a request still in flight (the early repo info) must not
             // hold the answer back until it times out.
@@ -109,13 +145,13 @@ pub fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
 
 fn run_inner(
     opts: &MountOptions,
+    token: Option<Token>,
     ready: &mut ReadyPipe,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), String> {
     let source = HfPath::parse(&opts.source).map_err(|e| e.to_string())?;
     let mountpoint = mountpoint::check_mountpoint(&opts.mountpoint)?;
 
-    let token = Token::discover(opts.token_file.as_deref()).map_err(|e| e.to_string())?;
     let fingerprint = token.as_ref().map(token_fingerprint);
     let client = if opts.offline {
         None
@@ -157,8 +193,7 @@ fn run_inner(
         _ => None,
     };
 
-    std::fs::create_dir_all(&opts.cache_dir)
-        .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
+    secure_cache_dir(&opts.cache_dir)?;
     let (cache_lock, cache_dir) = lock_cache_dir(&opts.cache_dir)
         .map_err(|e| format!("cache dir {}: {e}", opts.cache_dir.display()))?;
     raise_fd_limit();
@@ -244,55 +279,51 @@ fn run_inner(
     let tuning = KernelTuning::default();
     let read_ahead = tuning.read_ahead_kib;
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone(), tuning);
-    let mut session = fuser::Session::new(adapter, &mountpoint, &config)
+    let session = fuser::Session::new(adapter, &mountpoint, &config)
         .map_err(|e| format!("mounting on {}: {e}", mountpoint.display()))?;
     if let Err(e) = mountpoint::set_read_ahead(&mountpoint, read_ahead) {
         // Only root may; others keep the kernel's 128 KiB default.
         tracing::info!("kernel read-ahead left at its default ({e})");
     }
-    let mut unmounter = session.unmount_callable();
 
     let control = {
         let _guard = rt.enter();
         let fs = fs.clone();
+        let mp = mountpoint.clone();
         control::serve(&mountpoint, move |req| {
-            let fs = fs.clone();
-            async move { handle_control(&fs, req).await }
+            let (fs, mp) = (fs.clone(), mp.clone());
+            async move { handle_control(&fs, &mp, req).await }
         })
         .map_err(|e| format!("control socket: {e}"))?
     };
+
+    // SIGTERM / SIGINT: commit what is staged (bounded; a second signal stops waiting), then
+    // abort Hub requests and unmount. A plain `umount` ends the session by itself.
+    let signals = {
+        let _guard = rt.enter();
+        shutdown::watch_signals().map_err(|e| format!("watching SIGTERM/SIGINT: {e}"))?
+    };
+    let flushed = Arc::new(AtomicBool::new(false));
+    let on_signal = rt.spawn(shutdown::on_signal(
+        fs.clone(),
+        mountpoint.clone(),
+        opts.flush_timeout,
+        signals.clone(),
+        flushed.clone(),
+    ));
     tracing::info!("mounted {} on {}", opts.source, mountpoint.display());
     ready.ok();
 
-    // Unmount on SIGTERM / SIGINT (after committing what is staged, bounded); a plain
-    // `umount` ends the session by itself.
-    let mp = mountpoint.clone();
-    let fs_for_signal = fs.clone();
-    let flush_timeout = opts.flush_timeout;
-    rt.spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("cannot watch SIGTERM: {e}");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("signal received: committing staged changes, then unmounting");
-        report_flush(fs_for_signal.sync(flush_timeout).await);
-        tracing::info!("unmounting {}", mp.display());
-        if let Err(e) = unmounter.unmount() {
-            tracing::warn!("unmount of {} failed: {e}", mp.display());
-        }
-    });
     let result = session.run();
-    // Unmounted by `umount`: still commit what is staged while the daemon lives (bounded; the
-    // journal keeps anything left for the next mount).
-    report_flush(rt.block_on(fs.sync(opts.flush_timeout)));
+    if *signals.borrow() > 0 {
+        // The signal's shutdown is under way: let it finish its (bounded) commit wait.
+        let _ = rt.block_on(on_signal);
+    }
+    if !flushed.load(Ordering::SeqCst) {
+        // Unmounted by `umount` or `hubfs unmount`: still commit what is staged while the
+        // daemon lives (bounded; the journal keeps anything left for the next mount).
+        rt.block_on(shutdown::after_session(&fs, opts.flush_timeout, signals));
+    }
     drop(control);
     drop(cache_lock);
     tracing::info!("unmounted {}", mountpoint.display());
@@ -355,8 +386,40 @@ fn report_flush(report: Option<crate::commit::SyncReport>) {
     }
 }
 
-async fn handle_control(fs: &Arc<HubFs>, req: serde_json::Value) -> serde_json::Value {
+/// Creates the cache root private, refuses one owned by someone else, and tightens one that
+/// lets other users in (an older hubfs made it 0755), saying so in the log.
+fn secure_cache_dir(dir: &std::path::Path) -> Result<(), String> {
+    let done = crate::private::secure_dir(dir, "cache dir")?;
+    if let Some(was) = done.was {
+        tracing::warn!(
+            "cache dir {} was accessible to other users (mode {was:04o}): made it private \
+             ({} entries set to 0700/0600)",
+            dir.display(),
+            done.entries
+        );
+    }
+    if let Some(e) = &done.first_error {
+        tracing::warn!("could not tighten {} cache entries: {e}", done.failed);
+    }
+    Ok(())
+}
+
+async fn handle_control(
+    fs: &Arc<HubFs>,
+    mountpoint: &std::path::Path,
+    req: serde_json::Value,
+) -> serde_json::Value {
     match req.get("cmd").and_then(|c| c.as_str()) {
+        Some("unmount") => {
+            // `hubfs unmount` committed first (its `sync`); now end what still holds the mount.
+            tracing::info!("unmount requested: aborting Hub requests in flight");
+            let abort = fs.svc.reader.abort().clone();
+            let patience = shutdown::UNMOUNT_PATIENCE;
+            match shutdown::abort_and_unmount(&abort, mountpoint, patience, false).await {
+                Ok(()) => serde_json::json!({"ok": true}),
+                Err(e) => serde_json::json!({"error": e}),
+            }
+        }
         Some("status") => fs.status(),
         Some("sync") => {
             let secs = req.get("timeout").and_then(|t| t.as_u64()).unwrap_or(600);

@@ -68,41 +68,88 @@ pub fn set_read_ahead(canonical: &Path, kib: u32) -> Result<(), String> {
     std::fs::write(&knob, kib.to_string()).map_err(|e| format!("{knob}: {e}"))
 }
 
+/// Why an unmount failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnmountError {
+    /// A process still uses the mount (open file, working directory).
+    Busy(String),
+    /// Nothing is mounted there.
+    NotMounted(String),
+    Other(String),
+}
+
+impl std::fmt::Display for UnmountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnmountError::Busy(m) | UnmountError::NotMounted(m) | UnmountError::Other(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
 /// Unmounts `path` (a FUSE mount). Root calls umount(2) directly; others go through
 /// fusermount3/fusermount, which check that the caller owns the mount.
 pub fn unmount(path: &Path) -> Result<(), String> {
+    unmount_with(path, false).map_err(|e| e.to_string())
+}
+
+/// [`unmount`], lazily (`umount -l`) when `lazy`: the mount leaves the namespace at once and
+/// goes away when its last user lets go.
+pub fn unmount_with(path: &Path, lazy: bool) -> Result<(), UnmountError> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| "mountpoint contains a NUL byte".to_string())?;
+        .map_err(|_| UnmountError::Other("mountpoint contains a NUL byte".to_string()))?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
     // SAFETY: c is a valid NUL-terminated path.
-    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+    if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
         return Ok(());
     }
     let err = std::io::Error::last_os_error();
+    let busy = || {
+        UnmountError::Busy(format!(
+            "{} is busy: a process still uses it (see `fuser -vm {}`)",
+            path.display(),
+            path.display()
+        ))
+    };
     match err.raw_os_error() {
-        Some(libc::EBUSY) => {
-            return Err(format!(
-                "{} is busy: a process still uses it (see `fuser -vm {}`)",
-                path.display(),
+        Some(libc::EBUSY) => return Err(busy()),
+        Some(libc::EINVAL) => {
+            return Err(UnmountError::NotMounted(format!(
+                "{} is not mounted",
                 path.display()
-            ))
+            )))
         }
-        Some(libc::EINVAL) => return Err(format!("{} is not mounted", path.display())),
         Some(libc::EPERM) => {}
-        _ => return Err(format!("unmounting {}: {err}", path.display())),
+        _ => {
+            return Err(UnmountError::Other(format!(
+                "unmounting {}: {err}",
+                path.display()
+            )))
+        }
     }
     for tool in ["fusermount3", "fusermount"] {
-        if let Ok(status) = std::process::Command::new(tool)
-            .arg("-u")
-            .arg(path)
-            .status()
-        {
-            if status.success() {
+        let mut cmd = std::process::Command::new(tool);
+        cmd.arg(if lazy { "-uz" } else { "-u" }).arg(path);
+        if let Ok(out) = cmd.stderr(std::process::Stdio::piped()).output() {
+            if out.status.success() {
                 return Ok(());
             }
-            return Err(format!("{tool} -u {} failed", path.display()));
+            let said = String::from_utf8_lossy(&out.stderr);
+            if said.contains("busy") {
+                return Err(busy());
+            }
+            return Err(UnmountError::Other(format!(
+                "{tool} -u {} failed: {}",
+                path.display(),
+                said.trim()
+            )));
         }
     }
-    Err(format!("unmounting {}: {err}", path.display()))
+    Err(UnmountError::Other(format!(
+        "unmounting {}: {err}",
+        path.display()
+    )))
 }
 
 #[cfg(test)]

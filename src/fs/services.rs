@@ -22,13 +22,19 @@ pub struct Services {
 }
 
 impl Services {
-    /// Runs a Hub call, giving up after `io_timeout` so no lookup hangs on a stalled Hub.
+    /// Runs a Hub call, giving up after `io_timeout` so no lookup hangs on a stalled Hub, or
+    /// at once when the mount is being unmounted (see [`crate::read::Abort`]).
     pub async fn bounded<T>(
         &self,
         what: &str,
         call: impl std::future::Future<Output = Result<T, HubError>>,
     ) -> Result<T, HubError> {
-        bounded(self.io_timeout, what, call).await
+        let aborted = || HubError::Network {
+            target: what.to_string(),
+            message: "aborted: the mount is being unmounted".to_string(),
+        };
+        let call = bounded(self.io_timeout, what, call);
+        self.reader.abort().run(call, aborted).await
     }
 }
 

@@ -84,6 +84,37 @@ impl Token {
     }
 }
 
+/// The file [`Token::discover_with`] takes the token from, when it takes it from a file.
+pub fn token_source_file(
+    token_file: Option<&Path>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Option<PathBuf> {
+    if let Some(path) = token_file {
+        return Some(path.to_path_buf());
+    }
+    if env("HF_TOKEN").is_some()
+        || env("HUGGING_FACE_HUB_TOKEN").is_some_and(|v| Token::new(v.to_string_lossy()).is_some())
+    {
+        return None;
+    }
+    token_path(&env)
+}
+
+/// A warning for a token file that users other than its owner may read or change (group or
+/// other permission bits). Not refused: huggingface_hub writes `$HF_HOME/token` with the
+/// default umask (usually 0644), and refusing it would lock out every user who logged in.
+pub fn loose_token_file_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "warning: token file {} is accessible to other users (mode {mode:04o});              run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
 /// Where the stored token lives, from the environment (see [`Token::discover`]).
 fn token_path(env: &impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
     let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
@@ -184,6 +215,46 @@ mod tests {
             found(Token::discover_with(None, env)).as_deref(),
             Some("hf_home")
         );
+    }
+
+    #[test]
+    fn the_file_in_use_and_its_loose_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_str().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "hf_x\n").unwrap();
+        let explicit = dir.path().join("explicit");
+        assert_eq!(
+            token_source_file(Some(&explicit), env_of(&[("HF_TOKEN", "hf_a")])),
+            Some(explicit)
+        );
+        assert_eq!(
+            token_source_file(None, env_of(&[("HF_HOME", home)])),
+            Some(f.clone())
+        );
+        // A token from the environment (even an empty HF_TOKEN) reads no file.
+        assert_eq!(
+            token_source_file(None, env_of(&[("HF_TOKEN", ""), ("HF_HOME", home)])),
+            None
+        );
+        assert_eq!(
+            token_source_file(
+                None,
+                env_of(&[("HUGGING_FACE_HUB_TOKEN", "hf_b"), ("HF_HOME", home)])
+            ),
+            None
+        );
+
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = loose_token_file_warning(&f).unwrap();
+        assert!(
+            w.contains("0644") && w.contains(&format!("chmod 600 {}", f.display())),
+            "{w}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(loose_token_file_warning(&f), None);
+        assert_eq!(loose_token_file_warning(&dir.path().join("missing")), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod transport;
 pub mod types;
 mod upload;
 
-pub use auth::Token;
+pub use auth::{loose_token_file_warning, token_source_file, Token};
 pub use client::{HubClient, PATHS_INFO_BATCH};
 pub use config::{parse_endpoint, BodyLimits, HubConfig, ListingLimits, DEFAULT_ENDPOINT};
 pub use content::{FileMetadata, RangeBody};

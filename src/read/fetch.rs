@@ -27,7 +27,7 @@ impl ReadPath {
         let start = first * bs;
         let end = ((first + run.len() as u64) * bs).min(blob.size);
         let mut next = 0usize; // index in `run` of the block being assembled
-        let result = self.stream_range(blob, start, end, |block| {
+        let stream = self.stream_range(blob, start, end, |block| {
             let Some((idx, slot)) = run.get(next) else {
                 return;
             };
@@ -44,7 +44,9 @@ impl ReadPath {
             self.inflight.finish(&blob.key, *idx, slot, Ok(block));
             next += 1;
         });
-        if let Err(errno) = result.await {
+        // An unmount in progress ends the fetch (and the reads waiting on it) with EIO.
+        let result = self.abort.run(stream, || Errno::EIO).await;
+        if let Err(errno) = result {
             self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
             for (idx, slot) in &run[next..] {
                 self.inflight.finish(&blob.key, *idx, slot, Err(errno));

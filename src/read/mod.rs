@@ -7,6 +7,7 @@
 //! Every fetched block is written to the cache before it is published, so a re-read never moves
 //! file bytes again; a completed LFS blob is checked against its sha256 once.
 
+pub mod abort;
 mod fetch;
 mod inflight;
 pub mod readahead;
@@ -26,6 +27,7 @@ use crate::cache::{BlobKey, BlockCache};
 use crate::fs::Errno;
 use crate::hub::HubClient;
 use crate::repo::RepoRef;
+pub use abort::Abort;
 use inflight::{Claim, Inflight};
 use readahead::{Readahead, WindowConfig};
 
@@ -126,6 +128,8 @@ pub struct ReadPath {
     window: WindowConfig,
     verifying: Mutex<HashSet<BlobKey>>,
     verifiers: verify::Verifiers,
+    /// Ends fetches in flight when the mount is being unmounted.
+    abort: Arc<Abort>,
     pub stats: ReadStats,
 }
 
@@ -155,12 +159,18 @@ impl ReadPath {
             window,
             verifying: Mutex::new(HashSet::new()),
             verifiers: verify::Verifiers::default(),
+            abort: Arc::default(),
             stats: ReadStats::default(),
         }
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {
         &self.cache
+    }
+
+    /// The switch that fails every Hub request of the mount (unmount).
+    pub fn abort(&self) -> &Arc<Abort> {
+        &self.abort
     }
 
     fn block_size(&self) -> u64 {

@@ -64,8 +64,8 @@ impl StagingArea {
     pub fn open(root: &Path, identity: &str) -> Result<Arc<StagingArea>, AreaError> {
         let dir = root.join("staging").join(area_name(identity));
         let io_err = |e| AreaError::Io(dir.clone(), e);
-        std::fs::create_dir_all(dir.join(FILES_DIR)).map_err(io_err)?;
-        let mut lock = OpenOptions::new()
+        crate::private::create_dir_all(&dir.join(FILES_DIR)).map_err(io_err)?;
+        let mut lock = crate::private::open_options()
             .read(true)
             .write(true)
             .create(true)
@@ -142,7 +142,7 @@ impl StagingArea {
             id
         };
         let path = self.file_path(id);
-        let file = OpenOptions::new()
+        let file = crate::private::open_options()
             .read(true)
             .write(true)
             .create(true)

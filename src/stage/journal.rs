@@ -100,7 +100,7 @@ impl Journal {
     pub fn open(dir: &Path) -> io::Result<Journal> {
         let path = dir.join(FILE_NAME);
         let mut state = Journal {
-            file: OpenOptions::new()
+            file: crate::private::open_options()
                 .create(true)
                 .append(true)
                 .read(true)
@@ -256,7 +256,11 @@ impl Journal {
         }
         let tmp = self.path.with_extension("tmp");
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = crate::private::open_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             for r in &records {
                 let line = serde_json::to_string(r).map_err(io::Error::other)?;
                 f.write_all(line.as_bytes())?;

@@ -78,3 +78,37 @@ def test_token_never_appears_in_process_list_or_logs(seeded, mount):
     assert "hubfs mount" in ps
     assert WRITE_TOKEN not in ps
     assert WRITE_TOKEN not in m.log.read_text()
+
+
+def test_nonsense_numeric_options_are_refused_at_parse_time(tmp_path):
+    mp = tmp_path / "m"
+    mp.mkdir()
+    cases = [
+        (["--cache-size", "0"], "too small"),
+        (["--cache-size", "1M"], "too small"),
+        (["--cache-size", "99999999999999999999"], "too large"),
+        (["--cache-size", "20000000T"], "too large"),
+        (["--cache-size", "1e30"], "invalid size"),
+        (["--io-timeout", "0"], "--io-timeout"),
+        (["--io-timeout", "99999999999999999999"], "--io-timeout"),
+        (["--max-requests", "0"], "--max-requests"),
+        (["--max-requests", "100000"], "--max-requests"),
+        (["--fuse-threads", "0"], "--fuse-threads"),
+        (["--read-ahead", "0"], "out of range"),
+        (["--read-ahead", "100T"], "out of range"),
+        (["--commit-delay=-1"], "out of range"),
+        (["--commit-delay", "nan"], "out of range"),
+        (["--refresh", "0"], "--refresh"),
+    ]
+    for args, needle in cases:
+        # No endpoint is reachable: a parse error must come before any network or mount.
+        cmd = [HUBFS, "mount", "alice/tiny-model", str(mp), "--endpoint", "http://127.0.0.1:9",
+               "--cache-dir", str(tmp_path / "c"), *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=hubfs_env(), timeout=20)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert needle in r.stderr, (args, r.stderr)
+        assert not is_mounted(mp)
+    assert not (tmp_path / "c").exists(), "nothing was created"
+    r = subprocess.run([HUBFS, "unmount", "--timeout", "99999999999999999999", str(mp)],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 2 and "--timeout" in r.stderr, r.stderr
