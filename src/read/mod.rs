@@ -10,8 +10,8 @@
 pub mod abort;
 mod fetch;
 mod inflight;
-mod stall;
 pub mod readahead;
+mod stall;
 mod verify;
 
 use std::collections::HashSet;
