@@ -61,7 +61,9 @@ fn parse_mode(s: &str) -> Result<u16, String> {
     let digits = s.trim().trim_start_matches("0o");
     match u16::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o777 => Ok(m),
-        _ => Err(format!("{s:?} is not an octal mode between 000 and 777 (e.g. 0644)")),
+        _ => Err(format!(
+            "{s:?} is not an octal mode between 000 and 777 (e.g. 0644)"
+        )),
     }
 }
 
@@ -398,7 +400,9 @@ fn status_all(json: bool) -> Result<(), String> {
         println!("  pid:       {}", d["pid"].as_u64().unwrap_or(0));
         println!(
             "  log:       {}",
-            d["log_file"].as_str().unwrap_or("(stderr of the foreground process)")
+            d["log_file"]
+                .as_str()
+                .unwrap_or("(stderr of the foreground process)")
         );
     }
     Ok(())
@@ -433,7 +437,9 @@ fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
         println!("cache dir:   {}", d["cache_dir"].as_str().unwrap_or("?"));
         println!(
             "log:         {}",
-            d["log_file"].as_str().unwrap_or("(stderr of the foreground process)")
+            d["log_file"]
+                .as_str()
+                .unwrap_or("(stderr of the foreground process)")
         );
     }
     for v in answer["views"].as_array().into_iter().flatten() {
@@ -600,7 +606,8 @@ fn arguments() -> Result<Option<Vec<String>>, String> {
             && a != "help"
             && hubfs::repo::HfPath::parse(a).is_ok()
     });
-    if !helper::is_helper_name(&argv0) && !(first_is_source && rest.len() >= 2) {
+    let helper_call = helper::is_helper_name(&argv0) || (first_is_source && rest.len() >= 2);
+    if !helper_call {
         return Ok(Some(argv));
     }
     match helper::translate(rest, mount_option_kind)? {

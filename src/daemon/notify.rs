@@ -21,7 +21,9 @@ impl Notifier {
     /// # Safety
     /// No other thread may read or change the environment meanwhile.
     pub unsafe fn from_env() -> Notifier {
-        let socket = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
+        let socket = std::env::var("NOTIFY_SOCKET")
+            .ok()
+            .filter(|s| !s.is_empty());
         if socket.is_some() {
             // SAFETY: single thread, per this function's contract.
             unsafe { std::env::remove_var("NOTIFY_SOCKET") };

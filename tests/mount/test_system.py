@@ -210,6 +210,7 @@ def user():
         subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         wait_until(lambda: subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0, 10)
         subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(f"/tmp/hubfs-{pw.pw_uid}", ignore_errors=True)  # its control socket dir
         shutil.rmtree(home, ignore_errors=True)
         assert subprocess.run(["id", name], capture_output=True).returncode != 0, "user left behind"
 
