@@ -207,7 +207,13 @@ def user():
             mp = line.split(" ")[4]
             if mp.startswith(str(home)):
                 subprocess.run(["umount", "-l", mp], capture_output=True)
-        subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        # Whatever the test left running as that user (its daemons), by pid.
+        pids = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         wait_until(lambda: subprocess.run(["pgrep", "-u", name], capture_output=True).returncode != 0, 10)
         subprocess.run(["userdel", name], capture_output=True)
         shutil.rmtree(f"/tmp/hubfs-{pw.pw_uid}", ignore_errors=True)  # its control socket dir
