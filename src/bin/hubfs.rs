@@ -343,10 +343,26 @@ fn status_all(json: bool) -> Result<(), String> {
         .filter(|m| me == 0 || m.user_id == me)
         .collect();
     let req = serde_json::json!({"cmd": "status"});
-    let answers: Vec<_> = list
-        .iter()
-        .map(|m| control::request(&m.mountpoint, &req, Duration::from_secs(5)))
-        .collect();
+    // Asked 16 at a time (each bounded by 5 s), so one stuck daemon does not delay the rest.
+    let mut answers = Vec::with_capacity(list.len());
+    for group in list.chunks(16) {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = group
+                .iter()
+                .map(|m| {
+                    let req = &req;
+                    scope
+                        .spawn(move || control::request(&m.mountpoint, req, Duration::from_secs(5)))
+                })
+                .collect();
+            for ask in asks {
+                answers.push(
+                    ask.join()
+                        .unwrap_or_else(|_| Err("asking the daemon failed".to_string())),
+                );
+            }
+        });
+    }
     if json {
         let all: Vec<_> = list
             .iter()

@@ -54,6 +54,16 @@ impl ReadyPipe {
     }
 }
 
+impl Drop for ReadyPipe {
+    /// A panic before the verdict still gets one, instead of the parent's guess that the
+    /// daemon "exited before the mount was ready" (the panic message is in the log).
+    fn drop(&mut self) {
+        if self.pipe.is_some() && std::thread::panicking() {
+            self.fail("internal error: the daemon panicked (its log has the message)");
+        }
+    }
+}
+
 /// Forks the daemon: in the child (new session, stdin/stdout on /dev/null, stderr to `log`)
 /// runs `daemon` with the pipe's write end and exits with its status, never returning; in the
 /// parent waits for the verdict: Ok(()) once the mount is live, Err(reason) otherwise.
