@@ -148,7 +148,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct MountArgs {
+    /// The repo (and revision, sub-directory) to mount, or hf:// for the whole Hub.
     source: String,
+    /// An existing, empty directory.
     mountpoint: PathBuf,
     /// Stay attached to the terminal instead of returning once the mount is live.
     #[arg(long, short = 'f')]
