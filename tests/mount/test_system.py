@@ -278,6 +278,34 @@ def test_non_root_user_mounts_and_unmounts_through_fusermount3(seeded, emulator,
         force_unmount(mp)
 
 
+def test_user_fstab_line_is_mounted_and_unmounted_by_that_user(seeded, emulator, user, dev_fuse_mode,
+                                                               mount_helper):
+    """An /etc/fstab line with `user`: mount(8) runs the helper as the user (mount -T is root's
+    only, so the line goes into /etc/fstab, removed afterwards)."""
+    name, uid, home = user
+    dev_fuse_mode(0o666)
+    mp = home / "fstab-m"
+    as_user(name, "mkdir", "-p", str(mp))
+    line = (f"{REPO} {mp} fuse.hubfs noauto,user,ro,cache_dir={home / 'cache'},"
+            f"endpoint={emulator.url} 0 0\n")
+    fstab = Path("/etc/fstab")
+    with fstab.open("a") as f:
+        f.write(line)
+    try:
+        r = as_user(name, "mount", str(mp))
+        assert r.returncode == 0, r.stderr
+        fs = findmnt(mp)
+        assert fs["fstype"] == "fuse.hubfs" and f"user_id={uid}" in fs["options"], fs
+        assert as_user(name, "cat", str(mp / "later.txt")).stdout == "second commit\n"
+        u = as_user(name, "umount", str(mp))
+        assert u.returncode == 0, u.stderr
+        assert findmnt(mp) is None
+    finally:
+        fstab.write_text("".join(l for l in fstab.read_text().splitlines(keepends=True) if l != line))
+        force_unmount(mp)
+    assert line not in fstab.read_text()
+
+
 def test_non_root_user_plain_umount_goes_through_fusermount3(seeded, emulator, user, dev_fuse_mode):
     name, uid, home = user
     dev_fuse_mode(0o666)
