@@ -117,15 +117,25 @@ pub fn translate(
             positional.len()
         ));
     };
-    let mut out = vec!["mount".to_string(), source.clone(), dir.clone()];
+    // As with mount(8), a later option overrides an earlier one of the same name (`ro,rw` is
+    // writable; `cache_dir=/a,cache_dir=/b` is /b); each reaches `hubfs mount` once.
+    let mut chosen: Vec<String> = Vec::new();
     for opt in options.iter().flat_map(|o| o.split(',')) {
+        if opt.trim() == "rw" {
+            chosen.retain(|a| a != "--read-only");
+            continue;
+        }
         if let Some(arg) = translate_option(opt, &option_kind)? {
-            out.push(arg);
+            let name = arg.split('=').next().unwrap_or(&arg).to_string();
+            chosen.retain(|a| a.split('=').next() != Some(name.as_str()));
+            chosen.push(arg);
         }
     }
     if fake {
         return Ok(HelperCall::Fake);
     }
+    let mut out = vec!["mount".to_string(), source.clone(), dir.clone()];
+    out.extend(chosen);
     Ok(HelperCall::Mount(out))
 }
 
@@ -212,6 +222,18 @@ mod tests {
             translate(&args("alice/m /mnt/m -f -o ro"), kind).unwrap(),
             HelperCall::Fake
         );
+    }
+
+    #[test]
+    fn later_options_win_and_none_is_repeated() {
+        let call = translate(
+            &args("a/b /m -o ro,read_only,cache_dir=/a,cache_dir=/b -o ro,rw"),
+            kind,
+        )
+        .unwrap();
+        assert_eq!(call, HelperCall::Mount(args("mount a/b /m --cache-dir=/b")));
+        let call = translate(&args("a/b /m -o rw,ro"), kind).unwrap();
+        assert_eq!(call, HelperCall::Mount(args("mount a/b /m --read-only")));
     }
 
     #[test]
