@@ -7,7 +7,7 @@ export HF_HUB_DISABLE_XET=1
 export HF_HUB_DISABLE_TELEMETRY=1
 
 # libfuse2: fusepy (HfFileSystem over fsspec.fuse, a benchmark contender) loads libfuse.so.2.
-APT_PACKAGES=(curl fio attr psmisc libfuse2)
+APT_PACKAGES=(curl fio attr psmisc libfuse2 fuse3)
 
 setup_apt() {
   local missing=()

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-use hubfs::daemon::{self, control, mountpoint, ready, MountOptions};
+use hubfs::daemon::helper::{self, HelperCall};
+use hubfs::daemon::{self, control, mountpoint, mounts, ready, MountOptions};
 use hubfs::units::{format_size, parse_size};
 
 /// Smallest `--cache-size`: four ~4 MiB eviction regions, room for a read's blocks while
@@ -55,6 +56,17 @@ fn parse_commit_delay(s: &str) -> Result<f64, String> {
     Ok(secs)
 }
 
+/// An octal permission mode (`0644`, `755`) for `--file-mode` / `--dir-mode`.
+fn parse_mode(s: &str) -> Result<u16, String> {
+    let digits = s.trim().trim_start_matches("0o");
+    match u16::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "{s:?} is not an octal mode between 000 and 777 (e.g. 0644)"
+        )),
+    }
+}
+
 fn secs(range: std::ops::RangeInclusive<u64>) -> RangedU64ValueParser<u64> {
     RangedU64ValueParser::new().range(range)
 }
@@ -63,11 +75,33 @@ fn count(range: std::ops::RangeInclusive<u64>) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::new().range(range)
 }
 
+const EXAMPLES: &str = "\
+Examples:
+  hubfs mount openai-community/gpt2 ~/gpt2            # main branch; writable with a write token
+  hubfs mount datasets/ns/name@v1.0/data ~/data       # a tag, one sub-directory
+  hubfs mount ns/model@feature%2Fx ~/m --read-only    # branch feature/x ('/' as %2F)
+  hubfs mount hf:// ~/hub                             # the whole Hub, one directory per repo
+  hubfs status                                        # every hubfs mount of this user
+  hubfs sync ~/gpt2 && hubfs unmount ~/gpt2
+  mount -t fuse.hubfs ns/model /mnt/m -o ro,cache_dir=/var/cache/hubfs,allow_other
+  hubfs completions bash > /etc/bash_completion.d/hubfs; hubfs man | man -l -";
+
+const MOUNT_EXAMPLES: &str = "\
+Examples:
+  hubfs mount openai-community/gpt2 ~/gpt2
+  hubfs mount datasets/ns/name@refs%2Fpr%2F3 ~/pr --read-only
+  hubfs mount ns/model ~/m --create-pr --commit-message 'Update weights'
+  hubfs mount ns/model /srv/m -f --allow-other --uid 1000 --gid 1000   # systemd Type=notify
+
+In /etc/fstab (options as in `mount -o`: cache_dir=DIR, read_only or ro, allow_other, uid=N...):
+  ns/model  /srv/m  fuse.hubfs  ro,_netdev,nofail,cache_dir=/var/cache/hubfs,allow_other  0 0";
+
 #[derive(Parser)]
 #[command(
     name = "hubfs",
     version,
-    about = "Mount Hugging Face Hub repositories as local directories"
+    about = "Mount Hugging Face Hub repositories as local directories",
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -80,6 +114,7 @@ enum Command {
     ///
     /// SOURCE: [hf://][datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBPATH], or hf:// alone for
     /// the whole Hub. REVISION is a branch, tag, commit id or refs/pr/N (percent-encode '/').
+    #[command(after_help = MOUNT_EXAMPLES)]
     Mount(Box<MountArgs>),
     /// Unmount a hubfs mount, committing staged changes first (plain `umount` works too).
     Unmount {
@@ -97,18 +132,25 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = secs(0..=MAX_SECS))]
         timeout: u64,
     },
-    /// Show a running mount's revisions and counters (requests, bytes, cache hits...).
+    /// Show a running mount's revisions and counters (requests, bytes, cache hits...); without
+    /// a mountpoint, list every hubfs mount of this user (of all users for root).
     Status {
-        mountpoint: PathBuf,
+        mountpoint: Option<PathBuf>,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `hubfs man | man -l -`; `hubfs man mount` for a command's.
+    Man { command: Option<String> },
 }
 
 #[derive(clap::Args)]
 struct MountArgs {
+    /// The repo (and revision, sub-directory) to mount, or hf:// for the whole Hub.
     source: String,
+    /// An existing, empty directory.
     mountpoint: PathBuf,
     /// Stay attached to the terminal instead of returning once the mount is live.
     #[arg(long, short = 'f')]
@@ -140,9 +182,25 @@ struct MountArgs {
     /// Check branches for new commits every SECS seconds (open files keep their commit).
     #[arg(long, value_name = "SECS", value_parser = secs(1..=MAX_SECS))]
     refresh: Option<u64>,
-    /// Let other users access the mount.
+    /// Let other users access the mount (non-root users: needs user_allow_other in
+    /// /etc/fuse.conf).
     #[arg(long)]
     allow_other: bool,
+    /// Mount over a directory that is not empty (its files are hidden while mounted).
+    #[arg(long)]
+    allow_non_empty: bool,
+    /// Owner shown for every file and directory [default: the user who mounts].
+    #[arg(long, value_name = "UID")]
+    uid: Option<u32>,
+    /// Group shown for every file and directory [default: the group of the user who mounts].
+    #[arg(long, value_name = "GID")]
+    gid: Option<u32>,
+    /// Permission bits of files, octal [default: 0444 read-only, 0644 writable].
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    file_mode: Option<u16>,
+    /// Permission bits of directories, octal [default: 0755].
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    dir_mode: Option<u16>,
     /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
@@ -180,15 +238,44 @@ fn init_logging() {
 }
 
 fn mount(args: MountArgs) -> Result<(), String> {
+    let source = args.source.clone();
+    mount_inner(args).map_err(|e| with_revision_hint(&source, e))
+}
+
+/// `ns/m@dev/exp` means revision `dev`, sub-directory `exp`: when that fails, suggest the
+/// percent-encoded branch name the user probably meant.
+fn with_revision_hint(source: &str, err: String) -> String {
+    let Some((repo, rest)) = source.split_once('@') else {
+        return err;
+    };
+    let Some((rev, sub)) = rest.split_once('/') else {
+        return err;
+    };
+    if !(err.contains("revision") || err.contains("not found")) {
+        return err;
+    }
+    format!(
+        "{err} (for a branch or tag with '/' in its name, write it percent-encoded: \
+         {repo}@{rev}%2F{sub})"
+    )
+}
+
+fn mount_inner(args: MountArgs) -> Result<(), String> {
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(daemon::default_cache_dir);
+    let log_file = (!args.foreground).then(|| {
+        args.log_file
+            .clone()
+            .unwrap_or_else(|| cache_dir.join("hubfs.log"))
+    });
     let opts = MountOptions {
         source: args.source.clone(),
         mountpoint: args.mountpoint.clone(),
         endpoint: args.endpoint.clone(),
         token_file: args.token_file.clone(),
-        cache_dir: args
-            .cache_dir
-            .clone()
-            .unwrap_or_else(daemon::default_cache_dir),
+        cache_dir,
         cache_size: args.cache_size,
         read_only: args.read_only,
         refresh: args.refresh.map(Duration::from_secs),
@@ -203,6 +290,12 @@ fn mount(args: MountArgs) -> Result<(), String> {
         commit_delay: Duration::from_secs_f64(args.commit_delay),
         commit_message: args.commit_message.clone(),
         flush_timeout: Duration::from_secs(120),
+        uid: args.uid,
+        gid: args.gid,
+        file_mode: args.file_mode,
+        dir_mode: args.dir_mode,
+        allow_non_empty: args.allow_non_empty,
+        log_file: log_file.clone(),
     };
     if args.foreground {
         init_logging();
@@ -211,13 +304,14 @@ fn mount(args: MountArgs) -> Result<(), String> {
     }
     // Fail fast on what can be checked here, then start the daemon and wait for its verdict.
     hubfs::repo::HfPath::parse(&args.source).map_err(|e| e.to_string())?;
-    mountpoint::check_mountpoint(&args.mountpoint)?;
+    let canonical = mountpoint::check_mountpoint(&args.mountpoint)?;
+    if !args.allow_non_empty {
+        mountpoint::check_empty(&canonical)?;
+    }
+    daemon::fuse_access::check(args.allow_other)?;
     // The daemon tightens an old, loose cache (and logs it); the log must be private already.
     private_cache_root(&opts.cache_dir)?;
-    let log_path = args
-        .log_file
-        .clone()
-        .unwrap_or_else(|| opts.cache_dir.join("hubfs.log"));
+    let log_path = log_file.unwrap_or_else(|| opts.cache_dir.join("hubfs.log"));
     let log = hubfs::private::open_options()
         .create(true)
         .append(true)
@@ -247,7 +341,101 @@ fn private_cache_root(dir: &std::path::Path) -> Result<(), String> {
     hubfs::private::check_owner(dir, &meta, "cache dir")
 }
 
-fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
+/// `hubfs status` without a mountpoint: every hubfs mount of this user (all users for root),
+/// each with what its daemon says about it (or why it does not answer).
+fn status_all(json: bool) -> Result<(), String> {
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() };
+    let list: Vec<_> = mounts::list()
+        .into_iter()
+        .filter(|m| me == 0 || m.user_id == me)
+        .collect();
+    let req = serde_json::json!({"cmd": "status"});
+    // Asked 16 at a time (each bounded by 5 s), so one stuck daemon does not delay the rest.
+    let mut answers = Vec::with_capacity(list.len());
+    for group in list.chunks(16) {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = group
+                .iter()
+                .map(|m| {
+                    let req = &req;
+                    scope
+                        .spawn(move || control::request(&m.mountpoint, req, Duration::from_secs(5)))
+                })
+                .collect();
+            for ask in asks {
+                answers.push(
+                    ask.join()
+                        .unwrap_or_else(|_| Err("asking the daemon failed".to_string())),
+                );
+            }
+        });
+    }
+    if json {
+        let all: Vec<_> = list
+            .iter()
+            .zip(&answers)
+            .map(|(m, a)| {
+                let mut v = serde_json::json!({
+                    "mountpoint": m.mountpoint,
+                    "source": m.source,
+                    "user_id": m.user_id,
+                });
+                match a {
+                    Ok(status) => v["status"] = status.clone(),
+                    Err(e) => v["error"] = e.clone().into(),
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        return Ok(());
+    }
+    if list.is_empty() {
+        eprintln!("hubfs: no hubfs mounts");
+        return Ok(());
+    }
+    for (i, (m, answer)) in list.iter().zip(&answers).enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}", m.mountpoint.display());
+        println!("  source:    {}", m.source);
+        if me == 0 {
+            println!("  user:      uid {}", m.user_id);
+        }
+        let a = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                println!("  daemon:    not answering ({e})");
+                continue;
+            }
+        };
+        for v in a["views"].as_array().into_iter().flatten() {
+            println!(
+                "  revision:  {} -> {}",
+                v["revision"].as_str().unwrap_or("?"),
+                v["commit"].as_str().unwrap_or("?")
+            );
+        }
+        let d = &a["daemon"];
+        println!("  mode:      {}", d["mode"].as_str().unwrap_or("?"));
+        println!("  cache dir: {}", d["cache_dir"].as_str().unwrap_or("?"));
+        println!("  pid:       {}", d["pid"].as_u64().unwrap_or(0));
+        println!(
+            "  log:       {}",
+            d["log_file"]
+                .as_str()
+                .unwrap_or("(stderr of the foreground process)")
+        );
+    }
+    Ok(())
+}
+
+fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
+    let Some(mountpoint) = mountpoint else {
+        return status_all(json);
+    };
     let answer = control::request(
         &mountpoint,
         &serde_json::json!({"cmd": "status"}),
@@ -262,8 +450,21 @@ fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
     }
     let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
     println!("mount:       {}", answer["root"].as_str().unwrap_or("?"));
-    if answer["offline"].as_bool() == Some(true) {
+    let d = &answer["daemon"];
+    if let Some(mode) = d["mode"].as_str() {
+        println!("mode:        {mode}");
+    } else if answer["offline"].as_bool() == Some(true) {
         println!("mode:        offline");
+    }
+    if let Some(pid) = d["pid"].as_u64() {
+        println!("pid:         {pid}");
+        println!("cache dir:   {}", d["cache_dir"].as_str().unwrap_or("?"));
+        println!(
+            "log:         {}",
+            d["log_file"]
+                .as_str()
+                .unwrap_or("(stderr of the foreground process)")
+        );
     }
     for v in answer["views"].as_array().into_iter().flatten() {
         println!(
@@ -405,8 +606,88 @@ fn unmount(mp: &std::path::Path, timeout: u64) -> Result<(), String> {
     }
 }
 
+/// `hubfs mount`'s long options: Some(takes a value) for those that exist.
+fn mount_option_kind(name: &str) -> Option<bool> {
+    let cli = Cli::command();
+    let mount = cli.find_subcommand("mount")?;
+    let arg = mount.get_arguments().find(|a| a.get_long() == Some(name))?;
+    Some(arg.get_action().takes_values())
+}
+
+/// The arguments to parse: `hubfs`'s own, or those of a mount helper call translated to
+/// `hubfs mount ...` (None: nothing to do, `mount -f`).
+fn arguments() -> Result<Option<Vec<String>>, String> {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv0 = argv.first().cloned().unwrap_or_else(|| "hubfs".into());
+    let rest = argv.get(1..).unwrap_or_default();
+    // `/sbin/mount.fuse.hubfs SOURCE DIR -o ...` (mount(8)), or `hubfs SOURCE DIR -o ...`
+    // (mount.fuse of the fuse3 package, for type fuse.hubfs): a source where a command goes.
+    let first_is_source = rest.first().is_some_and(|a| {
+        !a.starts_with('-')
+            && Cli::command().find_subcommand(a).is_none()
+            && a != "help"
+            && hubfs::repo::HfPath::parse(a).is_ok()
+    });
+    let helper_call = helper::is_helper_name(&argv0) || (first_is_source && rest.len() >= 2);
+    if !helper_call {
+        return Ok(Some(argv));
+    }
+    match helper::translate(rest, mount_option_kind)? {
+        HelperCall::Fake => Ok(None),
+        HelperCall::Mount(args) => Ok(Some(
+            std::iter::once("hubfs".to_string()).chain(args).collect(),
+        )),
+    }
+}
+
+fn print_completions(shell: clap_complete::Shell) -> Result<(), String> {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "hubfs", &mut std::io::stdout());
+    Ok(())
+}
+
+fn print_man(command: Option<String>) -> Result<(), String> {
+    let cli = Cli::command();
+    let page = match &command {
+        None => cli,
+        Some(name) => {
+            let sub = cli
+                .find_subcommand(name)
+                .ok_or_else(|| format!("no command {name:?} (see hubfs --help)"))?
+                .clone();
+            let full = format!("hubfs-{name}");
+            sub.name(full.clone()).bin_name(full)
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| e.to_string())?;
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(&out)
+        .map_err(|e| format!("writing the man page: {e}"))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match arguments() {
+        Ok(Some(argv)) => argv,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubfs: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    if !matches!(cli.command, Command::Mount(_)) {
+        // `hubfs status | head` must end quietly when the reader goes away, like other
+        // commands that print (Rust ignores SIGPIPE, and println! would panic). Not for
+        // `mount`: its daemon writes to sockets whose readers may leave.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Mount(args) => mount(*args),
         Command::Unmount {
@@ -418,6 +699,8 @@ fn main() -> ExitCode {
             timeout,
         } => sync(&mountpoint, timeout),
         Command::Status { mountpoint, json } => status(mountpoint, json),
+        Command::Completions { shell } => print_completions(shell),
+        Command::Man { command } => print_man(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

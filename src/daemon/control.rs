@@ -12,13 +12,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-/// Directory of control sockets: the user's runtime dir, else a private dir under /tmp.
-fn socket_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("hubfs");
-    }
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
+/// Directory of the control sockets of `uid`'s daemons: derived from the uid alone, never from
+/// the environment, so `hubfs status` / `sync` from sudo, cron or another login (another
+/// `XDG_RUNTIME_DIR`, or none) find the daemon. `/run/user/UID` is not used: logind removes it
+/// at the user's last logout while the mount lives on.
+pub fn socket_dir(uid: u32) -> PathBuf {
     if uid == 0 {
         PathBuf::from("/run/hubfs")
     } else {
@@ -26,10 +24,16 @@ fn socket_dir() -> PathBuf {
     }
 }
 
-/// The socket of the mount at `mountpoint` (canonical path).
-pub fn socket_path(mountpoint: &Path) -> PathBuf {
+/// The socket of `uid`'s mount at `mountpoint` (canonical path).
+pub fn socket_path_of(uid: u32, mountpoint: &Path) -> PathBuf {
     let digest = Sha256::digest(mountpoint.as_os_str().as_encoded_bytes());
-    socket_dir().join(format!("{}.sock", &hex::encode(digest)[..20]))
+    socket_dir(uid).join(format!("{}.sock", &hex::encode(digest)[..20]))
+}
+
+/// The socket this process serves (or would) for the mount at `mountpoint`.
+pub fn socket_path(mountpoint: &Path) -> PathBuf {
+    // SAFETY: getuid cannot fail.
+    socket_path_of(unsafe { libc::getuid() }, mountpoint)
 }
 
 /// Serves requests on the socket of `mountpoint` until the returned guard is dropped.
@@ -90,7 +94,18 @@ pub fn request(mountpoint: &Path, req: &Value, timeout: Duration) -> Result<Valu
     let canonical = mountpoint
         .canonicalize()
         .map_err(|e| format!("{}: {e}", mountpoint.display()))?;
-    let path = socket_path(&canonical);
+    // The daemon runs as the user who mounted (the kernel records it), maybe not us (sudo).
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() };
+    let owner = super::mounts::find(&canonical).map_or(me, |m| m.user_id);
+    if owner != me && me != 0 {
+        return Err(format!(
+            "{} is mounted by uid {owner}: only that user or root can ask its daemon",
+            mountpoint.display()
+        ));
+    }
+    let path = socket_path_of(owner, &canonical);
+    check_socket_dir_owner(&path, owner)?;
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         format!(
             "{} is not a running hubfs mount ({}: {e})",
@@ -112,4 +127,23 @@ pub fn request(mountpoint: &Path, req: &Value, timeout: Duration) -> Result<Valu
         .read_line(&mut answer)
         .map_err(|e| format!("waiting for the daemon: {e}"))?;
     serde_json::from_str(&answer).map_err(|e| format!("bad answer from the daemon: {e}"))
+}
+
+/// A socket directory of `owner` that someone else made (e.g. planted in /tmp before the
+/// owner's first mount) could answer in the daemon's name: refused.
+fn check_socket_dir_owner(socket: &Path, owner: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = socket.parent() else {
+        return Ok(());
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.uid() != owner => Err(format!(
+            "control socket directory {} belongs to uid {}, not to the mount's user (uid \
+             {owner}): refusing to talk through it",
+            dir.display(),
+            meta.uid()
+        )),
+        // Missing: the connect below says the mount has no daemon.
+        _ => Ok(()),
+    }
 }

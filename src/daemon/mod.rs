@@ -6,7 +6,11 @@
 
 pub mod control;
 pub mod environ;
+pub mod fuse_access;
+pub mod helper;
 pub mod mountpoint;
+pub mod mounts;
+pub mod notify;
 pub mod ready;
 pub mod shutdown;
 pub mod writable;
@@ -58,6 +62,16 @@ pub struct MountOptions {
     pub commit_message: Option<String>,
     /// Longest wait for staged changes to land when unmounting (or on SIGTERM).
     pub flush_timeout: Duration,
+    /// Owner shown for every file (None: the user who mounts).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Permission bits shown for files and directories (None: hubfs's defaults, see FsConfig).
+    pub file_mode: Option<u16>,
+    pub dir_mode: Option<u16>,
+    /// Mount over a directory that has entries (hiding them while mounted).
+    pub allow_non_empty: bool,
+    /// Where the daemon logs (None: stderr, in the foreground), reported by `hubfs status`.
+    pub log_file: Option<PathBuf>,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -113,6 +127,8 @@ unsafe fn take_token(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<Optio
 /// environment before the runtime starts.
 pub unsafe fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
     // SAFETY: single thread, per this function's contract.
+    ready.systemd = unsafe { notify::Notifier::from_env() };
+    // SAFETY: single thread, per this function's contract.
     let token = match unsafe { take_token(&opts, &mut ready) } {
         Ok(t) => t,
         Err(e) => {
@@ -151,6 +167,10 @@ fn run_inner(
 ) -> Result<(), String> {
     let source = HfPath::parse(&opts.source).map_err(|e| e.to_string())?;
     let mountpoint = mountpoint::check_mountpoint(&opts.mountpoint)?;
+    if !opts.allow_non_empty {
+        mountpoint::check_empty(&mountpoint)?;
+    }
+    fuse_access::check(opts.allow_other)?;
 
     let fingerprint = token.as_ref().map(token_fingerprint);
     let client = if opts.offline {
@@ -239,8 +259,10 @@ fn run_inner(
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let fs_cfg = FsConfig {
-        uid,
-        gid,
+        uid: opts.uid.unwrap_or(uid),
+        gid: opts.gid.unwrap_or(gid),
+        file_mode: opts.file_mode,
+        dir_mode: opts.dir_mode,
         branch_ttl: opts.refresh.unwrap_or(FsConfig::default().branch_ttl),
         refresh: opts.refresh,
         ..FsConfig::default()
@@ -257,8 +279,10 @@ fn run_inner(
 
     let mut config = fuser::Config::default();
     config.mount_options = vec![
-        fuser::MountOption::FSName(format!("hubfs:{}", opts.source)),
-        fuser::MountOption::Subtype("hubfs".into()),
+        // The source as given, so `findmnt` and mount(8) (`mount -a` skips what is mounted
+        // already) match it with the fstab line.
+        fuser::MountOption::FSName(opts.source.clone()),
+        subtype_option(),
         if writable {
             fuser::MountOption::RW
         } else {
@@ -279,8 +303,10 @@ fn run_inner(
     let tuning = KernelTuning::default();
     let read_ahead = tuning.read_ahead_kib;
     let adapter = FuseAdapter::new(fs.clone(), rt.handle().clone(), tuning);
-    let session = fuser::Session::new(adapter, &mountpoint, &config)
-        .map_err(|e| format!("mounting on {}: {e}", mountpoint.display()))?;
+    let session = fuser::Session::new(adapter, &mountpoint, &config).map_err(|e| {
+        let why = fuse_access::explain_mount_error(&e.to_string(), opts.allow_other);
+        format!("mounting on {}: {why}", mountpoint.display())
+    })?;
     if let Err(e) = mountpoint::set_read_ahead(&mountpoint, read_ahead) {
         // Only root may; others keep the kernel's 128 KiB default.
         tracing::info!("kernel read-ahead left at its default ({e})");
@@ -290,9 +316,10 @@ fn run_inner(
         let _guard = rt.enter();
         let fs = fs.clone();
         let mp = mountpoint.clone();
+        let about = Arc::new(about_mount(opts, writable));
         control::serve(&mountpoint, move |req| {
-            let (fs, mp) = (fs.clone(), mp.clone());
-            async move { handle_control(&fs, &mp, req).await }
+            let (fs, mp, about) = (fs.clone(), mp.clone(), about.clone());
+            async move { handle_control(&fs, &mp, &about, req).await }
         })
         .map_err(|e| format!("control socket: {e}"))?
     };
@@ -315,6 +342,7 @@ fn run_inner(
     ready.ok();
 
     let result = session.run();
+    ready.systemd.notify("STOPPING=1");
     if *signals.borrow() > 0 {
         // The signal's shutdown is under way: let it finish its (bounded) commit wait.
         let _ = rt.block_on(on_signal);
@@ -404,9 +432,40 @@ fn secure_cache_dir(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The type shown in /proc/mounts is `fuse.hubfs`. Root mounts with mount(2) itself, where the
+/// FUSE library sends the subtype nowhere (type `fuse`): there it goes to the kernel as the
+/// `subtype=` option. Other users mount through fusermount3, which takes `subtype=` itself.
+fn subtype_option() -> fuser::MountOption {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        fuser::MountOption::CUSTOM("subtype=hubfs".into())
+    } else {
+        fuser::MountOption::Subtype("hubfs".into())
+    }
+}
+
+/// What `hubfs status` reports about the daemon itself (beside the filesystem's counters).
+fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
+    let mode = if opts.offline {
+        "offline"
+    } else if writable {
+        "writable"
+    } else {
+        "read-only"
+    };
+    serde_json::json!({
+        "source": opts.source,
+        "mode": mode,
+        "pid": std::process::id(),
+        "cache_dir": opts.cache_dir,
+        "log_file": opts.log_file,
+    })
+}
+
 async fn handle_control(
     fs: &Arc<HubFs>,
     mountpoint: &std::path::Path,
+    about: &serde_json::Value,
     req: serde_json::Value,
 ) -> serde_json::Value {
     match req.get("cmd").and_then(|c| c.as_str()) {
@@ -420,7 +479,13 @@ async fn handle_control(
                 Err(e) => serde_json::json!({"error": e}),
             }
         }
-        Some("status") => fs.status(),
+        Some("status") => {
+            let mut status = fs.status();
+            if let Some(obj) = status.as_object_mut() {
+                obj.insert("daemon".into(), about.clone());
+            }
+            status
+        }
         Some("sync") => {
             let secs = req.get("timeout").and_then(|t| t.as_u64()).unwrap_or(600);
             match fs.sync(Duration::from_secs(secs)).await {

@@ -21,8 +21,28 @@ pub fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
     Ok(canonical)
 }
 
+/// Refuses a mountpoint with entries: the mount would hide them (as rclone does; mounting
+/// there anyway is `--allow-non-empty`).
+pub fn check_empty(canonical: &Path) -> Result<(), String> {
+    let mut entries = std::fs::read_dir(canonical)
+        .map_err(|e| format!("mountpoint {}: {e}", canonical.display()))?;
+    match entries.next() {
+        None => Ok(()),
+        Some(first) => {
+            let name = first
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Err(format!(
+                "mountpoint {} is not empty (it holds {name:?}...): the mount would hide its \
+                 files; use an empty directory, or --allow-non-empty (fstab: nonempty)",
+                canonical.display()
+            ))
+        }
+    }
+}
+
 /// Decodes the octal escapes (`\040` for space) of /proc/self/mountinfo paths.
-fn unescape_mountinfo(s: &str) -> String {
+pub(crate) fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -171,5 +191,9 @@ mod tests {
         assert!(!is_mounted(&d.path().canonicalize().unwrap()));
         assert!(check_mountpoint(d.path()).is_ok());
         assert!(check_mountpoint(&d.path().join("missing")).is_err());
+        assert!(check_empty(d.path()).is_ok());
+        std::fs::write(d.path().join("kept.txt"), b"x").unwrap();
+        let e = check_empty(d.path()).unwrap_err();
+        assert!(e.contains("not empty") && e.contains("kept.txt"), "{e}");
     }
 }

@@ -12,30 +12,54 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// The daemon's end: says once whether the mount came up.
-pub struct ReadyPipe(Option<File>);
+use super::notify::Notifier;
+
+/// The daemon's end: says once whether the mount came up (to `hubfs mount`, and to systemd
+/// when it started us with `Type=notify`).
+pub struct ReadyPipe {
+    pipe: Option<File>,
+    /// systemd's notification socket (inert without `$NOTIFY_SOCKET`).
+    pub systemd: Notifier,
+}
 
 impl ReadyPipe {
     pub fn none() -> ReadyPipe {
-        ReadyPipe(None)
+        ReadyPipe {
+            pipe: None,
+            systemd: Notifier::default(),
+        }
     }
 
     /// A line for the user of `hubfs mount` (printed on its stderr), before the verdict.
     pub fn notice(&mut self, text: &str) {
-        if let Some(f) = self.0.as_mut() {
+        if let Some(f) = self.pipe.as_mut() {
             let _ = writeln!(f, "notice: {text}");
         }
     }
 
     pub fn ok(&mut self) {
-        if let Some(mut f) = self.0.take() {
+        if let Some(mut f) = self.pipe.take() {
             let _ = f.write_all(b"ok\n");
         }
+        self.systemd.notify("READY=1");
     }
 
     pub fn fail(&mut self, why: &str) {
-        if let Some(mut f) = self.0.take() {
+        if let Some(mut f) = self.pipe.take() {
             let _ = writeln!(f, "error: {why}");
+        }
+        // systemd shows it with the unit's state (`systemctl status`).
+        let line = why.lines().next().unwrap_or(why);
+        self.systemd.notify(&format!("STATUS=mount failed: {line}"));
+    }
+}
+
+impl Drop for ReadyPipe {
+    /// A panic before the verdict still gets one, instead of the parent's guess that the
+    /// daemon "exited before the mount was ready" (the panic message is in the log).
+    fn drop(&mut self) {
+        if self.pipe.is_some() && std::thread::panicking() {
+            self.fail("internal error: the daemon panicked (its log has the message)");
         }
     }
 }
@@ -82,7 +106,10 @@ pub unsafe fn fork_daemon(log: File, daemon: impl FnOnce(ReadyPipe) -> bool) -> 
         }
         drop(devnull);
         drop(log);
-        let pipe = ReadyPipe(Some(File::from(write_end)));
+        let pipe = ReadyPipe {
+            pipe: Some(File::from(write_end)),
+            systemd: Notifier::default(),
+        };
         // A panic must end the child here, never unwind into the caller's (the parent's) code.
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| daemon(pipe)));
         std::process::exit(if matches!(ok, Ok(true)) { 0 } else { 1 });

@@ -50,6 +50,13 @@ pub struct FsConfig {
     /// Owner shown for every file: the user who mounted.
     pub uid: u32,
     pub gid: u32,
+    /// Permission bits of files (`--file-mode`); None: 0444 in read-only views, 0644 in
+    /// writable ones.
+    pub file_mode: Option<u16>,
+    /// Permission bits of directories (`--dir-mode`); None: 0755 everywhere, so a `cp -r`
+    /// copy of a read-only mount can be removed by its owner (writes into the mount are still
+    /// refused, EROFS).
+    pub dir_mode: Option<u16>,
     /// How long the kernel may trust entries and attributes of a commit-pinned view: they never
     /// change, so "forever" (a day keeps the number sane).
     pub pinned_ttl: Duration,
@@ -71,6 +78,8 @@ impl Default for FsConfig {
         FsConfig {
             uid: 0,
             gid: 0,
+            file_mode: None,
+            dir_mode: None,
             pinned_ttl: Duration::from_secs(86_400),
             branch_ttl: Duration::from_secs(86_400),
             virtual_ttl: Duration::from_secs(30),

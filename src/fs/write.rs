@@ -149,9 +149,9 @@ impl HubFs {
         };
         if view.workspace().is_some() {
             attr.perm = if attr.kind == FileKind::Dir {
-                0o755
+                self.cfg.dir_mode.unwrap_or(0o755)
             } else {
-                0o644
+                self.cfg.file_mode.unwrap_or(0o644)
             };
         }
         attr

@@ -94,9 +94,8 @@ def test_cache_staging_and_log_are_private_to_the_user(api, emulator, shared_tmp
         assert loose_entries(cache) == []
         assert stat.S_IMODE(os.stat(cache / "hubfs.log").st_mode) == 0o600
         # The control socket's directory too.
-        sock_dir = Path(os.environ.get("XDG_RUNTIME_DIR") or "/run") / "hubfs"
-        if os.geteuid() != 0 and not os.environ.get("XDG_RUNTIME_DIR"):
-            sock_dir = Path(f"/tmp/hubfs-{os.geteuid()}")
+        # Derived from the uid alone (never XDG_RUNTIME_DIR), so any login finds it.
+        sock_dir = Path("/run/hubfs") if os.geteuid() == 0 else Path(f"/tmp/hubfs-{os.geteuid()}")
         assert stat.S_IMODE(os.stat(sock_dir).st_mode) == 0o700
     finally:
         unmount(mp)
