@@ -3,8 +3,9 @@
 //! Every operation resolves names in the merged view (workspace overlay over the snapshot),
 //! applies the change to the workspace (which journals it) and answers like a local
 //! filesystem would. Opening an existing file for writing without `O_TRUNC` first fetches its
-//! bytes through the read path into a staging file. Close seals and queues; `fsync` waits
-//! until the commit holding the file has landed.
+//! bytes through the read path into a staging file. The release of the last writable handle
+//! seals and queues (a `close` only makes the bytes durable and reports write errors);
+//! `fsync` seals and waits until the commit holding the file has landed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +44,9 @@ impl Found {
 fn parent_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
+
+/// Longest wait of `hubfs sync` for the releases of files already closed.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 /// Bytes fetched per read when copying a committed file into a staging file.
 const FETCH_CHUNK: u32 = 1 << 20;
@@ -389,17 +393,21 @@ impl HubFs {
         Ok(data.len() as u32)
     }
 
-    /// `close(2)` of a descriptor: the last writer's close seals and queues the content, so
-    /// a `hubfs sync` right after `cp` sees it.
-    pub fn flush(&self, fh: u64) -> Result<(), Errno> {
+    /// `close(2)` of a descriptor (FUSE sends it for every close of every duplicate): the
+    /// bytes become durable on local disk and a failed write is reported, but nothing is
+    /// queued: only the release of the last writable handle does that (`cmd > file` closes
+    /// its first descriptor before `cmd` writes anything).
+    /// `ino` and `pid`: the file's inode and the closing process.
+    pub fn flush(&self, fh: u64, ino: u64, pid: u32) -> Result<(), Errno> {
         let Ok((node, ws)) = self.writer_of(fh) else {
             return Ok(());
         };
-        let only_writer = node.state.lock().writers <= 1;
-        if only_writer {
-            ws.seal(&node)?;
-        }
-        Ok(())
+        let name = {
+            let st = node.state.lock();
+            st.path.rsplit('/').next().unwrap_or_default().to_string()
+        };
+        let last = !super::holders::holds(pid, ino, &name);
+        ws.flush(&node, last)
     }
 
     /// Returns once the commit holding the file's current content has landed.
@@ -721,7 +729,20 @@ impl HubFs {
     /// `hubfs sync`: None on a read-only mount.
     pub async fn sync(&self, timeout: Duration) -> Option<SyncReport> {
         let ws = self.root_workspace()?;
-        Some(ws.committer.sync(timeout).await)
+        // The kernel sends the release of a closed file after `close` returned: a `sync` right
+        // after `cp` waits (briefly) for it, so the file is queued and counted.
+        let until = std::time::Instant::now() + RELEASE_WAIT.min(timeout);
+        while ws.releasing() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut report = ws.committer.sync(timeout).await;
+        for (path, why) in ws.poisoned() {
+            if !report.failed.iter().any(|(p, _)| *p == path) {
+                report.failed.push((path, why));
+            }
+        }
+        report.ok = report.failed.is_empty();
+        Some(report)
     }
 
     pub(super) fn write_status(&self) -> serde_json::Value {
@@ -731,6 +752,7 @@ impl HubFs {
         serde_json::json!({
             "pending": ws.committer.pending_count(),
             "overlay_entries": ws.overlay_len(),
+            "held": ws.poisoned().into_iter().collect::<BTreeMap<_, _>>(),
             "commit": ws.committer.status(),
             "staging_dir": ws.area.dir(),
         })
