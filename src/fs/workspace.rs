@@ -260,6 +260,48 @@ impl Workspace {
         }
     }
 
+    /// Directories above deleted entries (their deletion may be landing), not deleted
+    /// themselves: those that vanish from the Hub with it are kept (see `keep_dirs`).
+    pub fn dirs_of_deleted(&self) -> Vec<String> {
+        let overlay = self.overlay.lock();
+        let mut dirs = std::collections::BTreeSet::new();
+        for (path, local) in overlay.iter() {
+            if !matches!(local, Local::Deleted) {
+                continue;
+            }
+            let mut p = path.as_str();
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if !dirs.insert(p.to_string()) {
+                    break;
+                }
+            }
+        }
+        dirs.into_iter()
+            .filter(|d| !matches!(overlay.get(d), Some(Local::Deleted | Local::Dir)))
+            .collect()
+    }
+
+    /// Directories that stay although the Hub no longer has them: local until `rmdir`
+    /// (journaled, so they survive a remount).
+    pub fn keep_dirs(&self, dirs: &[String]) {
+        if dirs.is_empty() {
+            return;
+        }
+        let mut overlay = self.overlay.lock();
+        let records: Vec<Record> = dirs
+            .iter()
+            .map(|d| {
+                overlay.insert(d.clone(), Local::Dir);
+                Record::Mkdir { path: d.clone() }
+            })
+            .collect();
+        drop(overlay);
+        if let Err(e) = self.area.record(&records) {
+            tracing::warn!("journaling kept directories: {e}");
+        }
+    }
+
     /// Applies the overlay to a directory listing of the base (`base`: name → node).
     pub fn merge_listing(&self, dir: &str, base: &mut BTreeMap<String, Merged>) {
         let overlay = self.overlay.lock();

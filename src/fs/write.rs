@@ -76,13 +76,63 @@ impl HubFs {
         let ws = Arc::new(ws);
         view.make_writable(ws.clone());
         *self.fsync_timeout.lock() = setup.fsync_timeout;
+        let weak = Arc::downgrade(self);
+        let (v, w) = (view.clone(), ws.clone());
+        committer.on_landing(Box::new(move |commit| {
+            let (weak, view, ws) = (weak.clone(), v.clone(), w.clone());
+            Box::pin(async move {
+                if let Some(fs) = weak.upgrade() {
+                    fs.advance_view(&view, &ws, &commit).await;
+                }
+            })
+        }));
         self.follow_landings(view, ws, &committer);
         committer.spawn(&self.svc.rt);
         Ok(())
     }
 
-    /// Moves the view to each commit the committer lands, then drops what the overlay no
-    /// longer needs (in that order, so no reader ever sees the old snapshot without them).
+    /// Moves the view to `commit` (a commit hubfs is about to journal as landed, or a branch
+    /// head it saw). Errors are logged: the view then stays where it was, and the overlay
+    /// keeps what it shows until a later move succeeds.
+    async fn advance_view(&self, view: &View, ws: &Workspace, commit: &str) -> bool {
+        let old = view.snapshot();
+        if old.commit == commit {
+            return true;
+        }
+        let snap = match super::Snapshot::open(&self.svc, &view.repo, Some(commit)).await {
+            Ok(snap) => snap,
+            Err(e) => {
+                tracing::warn!("opening landed commit {commit}: {e}");
+                return false;
+            }
+        };
+        // Directories that now exist on the Hub are no longer local-only.
+        let mut real = Vec::new();
+        for d in ws.local_dirs() {
+            if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
+                real.push(d);
+            }
+        }
+        // A directory shown now that the new commit drops (the deletion of its last file
+        // lands) stays, as a local directory, until `rmdir`: like on a local filesystem.
+        let mut kept = Vec::new();
+        for d in ws.dirs_of_deleted() {
+            if matches!(old.lookup(&d).await, Ok(Node::Dir))
+                && !matches!(snap.lookup(&d).await, Ok(Node::Dir))
+            {
+                kept.push(d);
+            }
+        }
+        ws.keep_dirs(&kept);
+        view.advance(snap);
+        ws.forget_dirs(&real);
+        true
+    }
+
+    /// Follows the committer's announcements (landings, and the new head after a moved
+    /// branch): moves the view if the hook did not already, then drops what the overlay no
+    /// longer needs, once the view shows the journal's base (so no reader ever sees a
+    /// snapshot lacking what the overlay dropped).
     fn follow_landings(self: &Arc<Self>, view: Arc<View>, ws: Arc<Workspace>, c: &Committer) {
         let mut rx = c.landed();
         let weak = Arc::downgrade(self);
@@ -92,26 +142,14 @@ impl HubFs {
                     continue;
                 };
                 let Some(fs) = weak.upgrade() else { break };
-                if view.snapshot().commit != commit {
-                    let snap = match super::Snapshot::open(&fs.svc, &view.repo, Some(&commit)).await
-                    {
-                        Ok(snap) => snap,
-                        Err(e) => {
-                            tracing::warn!("opening landed commit {commit}: {e}");
-                            continue;
-                        }
-                    };
-                    // Directories that now exist on the Hub are no longer local-only.
-                    let mut real = Vec::new();
-                    for d in ws.local_dirs() {
-                        if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
-                            real.push(d);
-                        }
-                    }
-                    view.advance(snap);
-                    ws.forget_dirs(&real);
+                let base = ws.area.with_journal(|j| j.base().map(str::to_string));
+                if base.as_deref() != Some(commit.as_str()) {
+                    // A newer announcement follows.
+                    continue;
                 }
-                ws.prune();
+                if fs.advance_view(&view, &ws, &commit).await {
+                    ws.prune();
+                }
             }
         });
     }

@@ -144,3 +144,57 @@ def test_kill_9_while_a_redirect_writes_lands_nothing_partial(api, mount, tmp_pa
     os.unlink(m2 / "f")
     synced(m2)
     assert "f" not in hub_files(api, repo)
+
+
+def test_directory_rename_right_after_a_commit_moves_everything(api, mount):
+    repo = fresh_repo(api)
+    m = mount(repo, args=["--commit-delay", "0.2"])
+    os.mkdir(m / "dd")
+    for i in range(300):
+        write(m / f"dd/f{i}.txt", b"%d" % i)
+    synced(m)
+    os.rename(m / "dd", m / "ee")
+    synced(m)
+    files = hub_files(api, repo)
+    assert [f for f in files if f.startswith("dd/")] == [], "nothing is left behind"
+    assert len([f for f in files if f.startswith("ee/")]) == 300
+    for r in range(6):
+        src, dst = f"d{r}", f"e{r}"
+        os.mkdir(m / src)
+        for i in range(150):
+            write(m / f"{src}/f{i}.txt", b"%d" % i)
+        synced(m)
+        os.rename(m / src, m / dst)
+        synced(m)
+        assert len(os.listdir(m / dst)) == 150, f"round {r}: the listing is whole after sync"
+        assert not (m / src).exists()
+    files = hub_files(api, repo)
+    for r in range(6):
+        assert len([f for f in files if f.startswith(f"e{r}/")]) == 150, r
+        assert [f for f in files if f.startswith(f"d{r}/")] == [], r
+
+
+def test_a_directory_stays_until_rmdir_after_its_last_file_is_deleted(api, mount, tmp_path):
+    repo = fresh_repo(api, {"hub/only.txt": b"h", "keep.txt": b"k"})
+    cache = tmp_path / "cache-dirs"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "0.2"], name="d1")
+    os.mkdir(m / "made")
+    write(m / "made/f.txt", b"f")
+    synced(m)
+    assert "made/f.txt" in hub_files(api, repo)
+    os.unlink(m / "made/f.txt")
+    os.unlink(m / "hub/only.txt")
+    synced(m)
+    files = hub_files(api, repo)
+    assert "made/f.txt" not in files and "hub/only.txt" not in files
+    assert (m / "made").is_dir() and (m / "hub").is_dir(), "directories stay until rmdir"
+    assert os.listdir(m / "made") == [] and os.listdir(m / "hub") == []
+    # They are local now: they survive a remount, and go with rmdir.
+    m.unmount()
+    m2 = mount(repo, cache_dir=cache, name="d2")
+    assert (m2 / "made").is_dir() and (m2 / "hub").is_dir()
+    os.rmdir(m2 / "made")
+    os.rmdir(m2 / "hub")
+    assert not (m2 / "made").exists() and not (m2 / "hub").exists()
+    synced(m2)
+    assert sorted(os.listdir(m2.path)) == [".gitattributes", "keep.txt"]
