@@ -5,11 +5,13 @@
 //! bytes) and commits it with `parentCommit` = the commit the changes were made on. A moved
 //! branch (412) is retried on the new head when none of the pending paths changed on the Hub
 //! meanwhile; changed paths become conflicts and stay staged. Other failures are retried with
-//! backoff; nothing staged is dropped. Before a landed commit is journaled (which ends the
-//! pending state of its changes), the filesystem's landing hook moves its view to the new
-//! commit: at every moment a change is either pending or in the commit the view shows, so
-//! nothing decided from the view (does the Hub have this path?) sees a gap. Then the landing
-//! is announced, and the filesystem drops what its overlay no longer needs.
+//! backoff; nothing staged is dropped. A landed commit is journaled at once (which ends the
+//! pending state of its changes), then the filesystem's landing hook moves its view to the
+//! new commit, both under the write side of the landing gate: filesystem operations that
+//! decide from the view and the journal (does the Hub have this path? is it pending?) hold
+//! its read side, so they never see a change that is neither pending nor in the commit the
+//! view shows. Then the landing is announced, and the filesystem drops what its overlay no
+//! longer needs.
 //!
 //! Nothing here knows about FUSE: the filesystem core calls [`Committer::queued`],
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
@@ -85,7 +87,7 @@ pub struct Target {
     pub create_pr: bool,
 }
 
-/// Called with a commit about to be journaled as landed; returns once the filesystem shows it.
+/// Called with a commit just journaled as landed; returns once the filesystem shows it.
 pub type LandingHook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Outcome of `hubfs sync`.
@@ -108,7 +110,8 @@ pub struct Committer {
     changed: watch::Sender<u64>,
     /// The newest commit the mounted revision is known to be at (after our commits).
     landed: watch::Sender<Option<String>>,
-    before_landing: OnceLock<LandingHook>,
+    after_landing: OnceLock<LandingHook>,
+    gate: tokio::sync::RwLock<()>,
 }
 
 /// How a failed batch is handled.
@@ -142,7 +145,8 @@ impl Committer {
             flush: AtomicBool::new(false),
             changed: watch::channel(0).0,
             landed: watch::channel(None).0,
-            before_landing: OnceLock::new(),
+            after_landing: OnceLock::new(),
+            gate: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -150,9 +154,15 @@ impl Committer {
         &self.area
     }
 
-    /// Sets the hook run before each landing is journaled (once, before [`Committer::spawn`]).
+    /// Sets the hook run after each landing is journaled (once, before [`Committer::spawn`]).
     pub fn on_landing(&self, hook: LandingHook) {
-        let _ = self.before_landing.set(hook);
+        let _ = self.after_landing.set(hook);
+    }
+
+    /// Held (read side) by filesystem operations that decide from the view and the journal;
+    /// a landing takes the write side from its journaling until the view shows it.
+    pub async fn landing_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
     }
 
     /// Starts the background loop on `rt`.
@@ -486,9 +496,7 @@ impl Committer {
         pr: Option<String>,
         commits: u64,
     ) -> Outcome {
-        if let Some(hook) = self.before_landing.get() {
-            hook(commit.to_string()).await;
-        }
+        let _gate = self.gate.write().await;
         let mut records = Vec::new();
         if let Some(pr) = &pr {
             records.push(Record::Target {
@@ -503,6 +511,10 @@ impl Committer {
             // The commit is on the Hub; replaying it later is harmless (a no-op commit).
             tracing::error!("journaling a landed commit failed: {e}");
         }
+        if let Some(hook) = self.after_landing.get() {
+            hook(commit.to_string()).await;
+        }
+        drop(_gate);
         {
             let mut st = self.state.lock();
             st.commits += commits;

@@ -144,9 +144,6 @@ impl Workspace {
         let (pending, dirs, held) =
             area.with_journal(|j| (j.pending().clone(), j.dirs().clone(), j.held().clone()));
         let mut overlay = BTreeMap::new();
-        for d in dirs {
-            overlay.insert(d, Local::Dir);
-        }
         for (path, p) in pending {
             let local = match p.change {
                 Change::Put { file, size } => {
@@ -188,6 +185,13 @@ impl Workspace {
                 Change::Delete => Local::Deleted,
             };
             overlay.insert(path, local);
+        }
+        // A local directory made where a file was deleted (the deletion still pending) is
+        // what the path is now.
+        for d in dirs {
+            if !matches!(overlay.get(&d), Some(Local::File(_))) {
+                overlay.insert(d, Local::Dir);
+            }
         }
         // A held version is newer than any pending change of its path: it is what the mount
         // shows (and reports), while the pending one still lands.

@@ -91,8 +91,8 @@ impl HubFs {
         Ok(())
     }
 
-    /// Moves the view to `commit` (a commit hubfs is about to journal as landed, or a branch
-    /// head it saw). Errors are logged: the view then stays where it was, and the overlay
+    /// Moves the view to `commit` (a commit hubfs just journaled as landed, or a branch head
+    /// it saw). Errors are logged: the view then stays where it was, and the overlay
     /// keeps what it shows until a later move succeeds.
     async fn advance_view(&self, view: &View, ws: &Workspace, commit: &str) -> bool {
         let old = view.snapshot();
@@ -351,6 +351,7 @@ impl HubFs {
             }
         };
         let fh = self.insert_handle(OpenFile::Local {
+            ino,
             node,
             writable: writer,
             ws,
@@ -534,6 +535,7 @@ impl HubFs {
         let node = ws.create(&path)?;
         let entry = self.entry_of(&view, &path, &Found::Local(node.clone()));
         let fh = self.insert_handle(OpenFile::Local {
+            ino: entry.attr.ino,
             node,
             writable: true,
             ws,
@@ -544,6 +546,7 @@ impl HubFs {
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Entry, Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = Self::child_path(&dir, name)?;
         if self.exists(&view, &path).await?.is_some() {
             return Err(Errno::EEXIST);
@@ -554,16 +557,20 @@ impl HubFs {
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = join(&dir, name);
         if self.find(&view, &path).await?.is_dir() {
             return Err(Errno::EISDIR);
         }
         let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::File(_)));
-        ws.unlink(&path, in_base)
+        ws.unlink(&path, in_base)?;
+        self.inodes.orphan(view.id, &path);
+        Ok(())
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = join(&dir, name);
         if !self.find(&view, &path).await?.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -585,6 +592,7 @@ impl HubFs {
     ) -> Result<(), Errno> {
         let (view, ws, from_dir) = self.writable_dir(parent).await?;
         let (to_view, _, to_dir) = self.writable_dir(new_parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         if to_view.id != view.id {
             return Err(Errno::EXDEV);
         }
@@ -698,7 +706,20 @@ impl HubFs {
         gid: Option<u32>,
         size: Option<u64>,
     ) -> Result<Entry, Errno> {
-        let (_, located) = self.locate(ino)?;
+        let located = match self.locate(ino) {
+            Ok((_, located)) => located,
+            // Unlinked while open: `ftruncate` through a writable handle still works.
+            Err(e) => {
+                let writer = fh.and_then(|fh| self.writer_of(fh).ok());
+                return match (writer, size) {
+                    (Some((node, ws)), Some(size)) if mode.is_none() && uid.is_none() => {
+                        ws.truncate(&node, size)?;
+                        self.getattr(ino).await
+                    }
+                    _ => Err(e),
+                };
+            }
+        };
         let Some(Located { view, path, .. }) = located else {
             return Err(Errno::EROFS);
         };

@@ -198,3 +198,56 @@ def test_a_directory_stays_until_rmdir_after_its_last_file_is_deleted(api, mount
     assert not (m2 / "made").exists() and not (m2 / "hub").exists()
     synced(m2)
     assert sorted(os.listdir(m2.path)) == [".gitattributes", "keep.txt"]
+
+
+def test_open_files_keep_working_after_unlink(api, mount):
+    repo = fresh_repo(api, {"hub.txt": b"hub content\n", "sh.txt": b"for the shell\n"})
+    m = mount(repo, args=["--commit-delay", "0.2"])
+    out = subprocess.run(["sh", "-c", f"exec 4<{m / 'sh.txt'}; rm {m / 'sh.txt'}; cat <&4"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == b"for the shell\n", out
+    # A Hub file, open for reading: its bytes at its version, also once the deletion landed.
+    hub_fd = os.open(m / "hub.txt", os.O_RDONLY)
+    # A staged file, open for reading.
+    write(m / "staged.txt", b"staged bytes")
+    st_fd = os.open(m / "staged.txt", os.O_RDONLY)
+    # A file open for writing: writes go to an orphan that never lands.
+    w_fd = os.open(m / "w.txt", os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(w_fd, b"abc")
+    try:
+        os.unlink(m / "hub.txt")
+        os.unlink(m / "staged.txt")
+        os.unlink(m / "w.txt")
+        write(m / "w.txt", b"the new one")
+        assert os.fstat(hub_fd).st_size == len(b"hub content\n")
+        assert os.pread(hub_fd, 100, 0) == b"hub content\n"
+        assert os.fstat(st_fd).st_size == len(b"staged bytes")
+        assert os.pread(st_fd, 100, 0) == b"staged bytes"
+        os.write(w_fd, b"def")
+        os.ftruncate(w_fd, 5)
+        assert os.fstat(w_fd).st_size == 5
+        assert os.pread(w_fd, 100, 0) == b"abcde"
+        assert os.fstat(w_fd).st_ino != os.stat(m / "w.txt").st_ino
+        synced(m)
+        assert os.pread(hub_fd, 100, 0) == b"hub content\n"
+        assert os.fstat(hub_fd).st_size == len(b"hub content\n")
+    finally:
+        os.close(hub_fd)
+        os.close(st_fd)
+        os.close(w_fd)
+    synced(m)
+    files = hub_files(api, repo)
+    assert "hub.txt" not in files and "staged.txt" not in files and "sh.txt" not in files
+    assert hub_bytes(api, repo, "w.txt") == b"the new one", "the orphan never lands"
+
+
+def test_mkdir_over_an_unlinked_file_survives_kill_9(api, mount, tmp_path):
+    repo = fresh_repo(api)
+    cache = tmp_path / "cache-r2"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="r2a")
+    write(m / "a", b"")
+    os.unlink(m / "a")
+    os.mkdir(m / "a")
+    kill_daemon(m)
+    m2 = mount(repo, cache_dir=cache, name="r2b")
+    assert (m2 / "a").is_dir()
