@@ -279,9 +279,13 @@ impl HubFs {
                 tracing::warn!("{path}: content ended at {offset} of {} bytes", info.size);
                 return Err(Errno::EIO);
             }
-            file.write_at(offset, &chunk).map_err(Errno::from)?;
+            // Zeros are left as a hole (a sparse file stays sparse on local disk).
+            if chunk.iter().any(|&b| b != 0) {
+                file.write_at(offset, &chunk).map_err(Errno::from)?;
+            }
             offset += chunk.len() as u64;
         }
+        file.set_len(info.size).map_err(Errno::from)?;
         Ok(file)
     }
 

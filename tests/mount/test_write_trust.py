@@ -251,3 +251,35 @@ def test_mkdir_over_an_unlinked_file_survives_kill_9(api, mount, tmp_path):
     kill_daemon(m)
     m2 = mount(repo, cache_dir=cache, name="r2b")
     assert (m2 / "a").is_dir()
+
+
+def disk_used(path):
+    out = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True,
+                         text=True, timeout=30)
+    return int(out.stdout.split()[0])
+
+
+def test_sparse_files_stay_sparse(api, small_disk, mount):
+    import hashlib
+    repo = fresh_repo(api)
+    m = mount(repo, cache_dir=small_disk)
+    size = 1 << 30
+    subprocess.run(["truncate", "-s", str(size), str(m / "sparse.bin")], check=True)
+    # Reopening the queued version (copy-on-write) and writing a few bytes at its end.
+    with open(m / "sparse.bin", "r+b") as f:
+        f.seek(size - 3)
+        f.write(b"end")
+    with open(m / "sparse.bin", "ab") as f:
+        f.write(b"!")
+    assert os.stat(m / "sparse.bin").st_size == size + 1
+    assert disk_used(small_disk) < 16 * MIB, "staging stays sparse"
+    synced(m, timeout=300)
+    h = hashlib.sha256()
+    zeros = bytes(MIB)
+    for _ in range(size // MIB - 1):
+        h.update(zeros)
+    h.update(bytes(MIB - 3) + b"end!")
+    info = api.get_paths_info(repo, ["sparse.bin"])[0]
+    assert info.size == size + 1
+    assert info.lfs is not None and info.lfs.sha256 == h.hexdigest(), "lands byte-exact"
+    assert disk_used(small_disk) < 16 * MIB
