@@ -148,7 +148,7 @@ impl HubFs {
                     continue;
                 }
                 if fs.advance_view(&view, &ws, &commit).await {
-                    ws.prune();
+                    ws.prune(&view.snapshot().commit);
                 }
             }
         });
