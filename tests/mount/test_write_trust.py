@@ -125,25 +125,35 @@ def test_kill_9_while_a_redirect_writes_lands_nothing_partial(api, mount, tmp_pa
     write(m / "done.txt", b"closed before the crash\n")
     p = subprocess.Popen(["sh", "-c", f"head -c 1G /dev/zero > {m / 'f'}"],
                          stderr=subprocess.DEVNULL)
+    # A subshell whose first command has exited (its inherited descriptor closed) while the
+    # subshell still holds the file for the next one.
+    q = subprocess.Popen(["sh", "-c", f"(echo start; sleep 0.2; sleep 60; echo end) > {m / 'log'}"],
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         assert wait_until(lambda: size_of(m / "f") >= 8 * MIB, 30)
+        time.sleep(1)
         assert p.poll() is None, "the writer is still writing at the crash"
+        assert q.poll() is None
         kill_daemon(m)
     finally:
         p.kill()
         p.wait(timeout=30)
+        os.killpg(q.pid, signal.SIGKILL)
+        q.wait(timeout=30)
     m2 = mount(repo, cache_dir=cache, name="c2")
     r = hub_sync(m2, timeout=60)
     files = hub_files(api, repo)
-    assert "f" not in files, "no empty or partial file lands"
+    assert "f" not in files and "log" not in files, "no empty or partial file lands"
     assert hub_bytes(api, repo, "done.txt") == b"closed before the crash\n"
     # The flushed but unreleased version is kept staged and visible, and reported.
     assert r.returncode == 1 and "f:" in r.stderr, r.stdout + r.stderr
-    assert "f" in m2.status()["writes"]["held"]
+    assert "f" in m2.status()["writes"]["held"] and "log" in m2.status()["writes"]["held"]
     assert os.stat(m2 / "f").st_size > 0
     os.unlink(m2 / "f")
+    write(m2 / "log", b"rewritten\n")
     synced(m2)
     assert "f" not in hub_files(api, repo)
+    assert hub_bytes(api, repo, "log") == b"rewritten\n"
 
 
 def test_directory_rename_right_after_a_commit_moves_everything(api, mount):
