@@ -205,11 +205,23 @@ impl HubFs {
         view: &View,
         dir: &str,
     ) -> Result<Vec<(String, FileKind)>, Errno> {
-        if !self.find(view, dir).await?.is_dir() {
+        let found = self.find(view, dir).await?;
+        if !found.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         let mut merged = BTreeMap::new();
-        let local_dir = view.workspace().is_some_and(|ws| ws.is_local_dir(dir));
+        let local_dir = match found {
+            Found::LocalDir if view.workspace().is_some_and(|ws| ws.is_local_dir(dir)) => true,
+            // Implied by local files below it (a new directory after a remount, whose files
+            // have not landed yet): the Hub may or may not have it.
+            Found::LocalDir => match view.snapshot().lookup(dir).await {
+                Ok(Node::Dir) => false,
+                Ok(Node::File(_)) => true,
+                Err(e) if e == Errno::ENOENT || e == Errno::ENOTDIR => true,
+                Err(e) => return Err(e),
+            },
+            _ => false,
+        };
         let listing = if local_dir {
             Ok(Vec::new())
         } else {

@@ -293,3 +293,23 @@ def test_sparse_files_stay_sparse(api, small_disk, mount):
     assert info.size == size + 1
     assert info.lfs is not None and info.lfs.sha256 == h.hexdigest(), "lands byte-exact"
     assert disk_used(small_disk) < 16 * MIB
+
+
+def test_staged_files_in_a_new_directory_survive_kill_9(api, mount, tmp_path):
+    repo = fresh_repo(api)
+    cache = tmp_path / "cache-r3"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="r3a")
+    os.mkdir(m / "b")
+    write(m / "b/a", b"")
+    os.makedirs(m / "a/a")
+    write(m / "a/b", b"ab")
+    kill_daemon(m)
+    m2 = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="r3b")
+    assert os.listdir(m2 / "b") == ["a"]
+    assert (m2 / "b/a").read_bytes() == b""
+    assert not (m2 / "b/zzz").exists()
+    assert sorted(os.listdir(m2 / "a")) == ["a", "b"]
+    assert (m2 / "a/a").is_dir()
+    synced(m2)
+    assert (m2 / "a/a").is_dir(), "a local directory beside a landed file stays"
+    assert sorted(hub_files(api, repo)) == [".gitattributes", "a/b", "b/a"]
