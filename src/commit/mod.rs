@@ -565,10 +565,20 @@ impl Committer {
                 .collect()
         });
         let paths: Vec<String> = pending.keys().cloned().collect();
-        let changed = match self.changed_paths(base, &head, &paths).await {
+        let mut changed = match self.changed_paths(base, &head, &paths).await {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(e),
         };
+        if !changed.is_empty() {
+            // Our own commit may be what moved the branch: it landed but the daemon died
+            // before journaling it. Paths the head already has exactly as staged are not
+            // conflicts (committing them again on the head changes nothing).
+            let asked: Vec<String> = changed.iter().cloned().collect();
+            match self.already_on(&head, &asked).await {
+                Ok(same) => changed.retain(|p| !same.contains(p)),
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
         if !changed.is_empty() {
             tracing::warn!(
                 "conflict: {} staged path(s) changed on the Hub between {} and {}: {}; \
@@ -605,6 +615,50 @@ impl Committer {
         self.landed.send_replace(Some(head));
         self.changed.send_modify(|g| *g += 1);
         Outcome::Again
+    }
+
+    /// Which of `paths` commit `at` already has exactly as their pending change makes them.
+    async fn already_on(&self, at: &str, paths: &[String]) -> Result<HashSet<String>, HubError> {
+        let entries = self.client.paths_info(&self.target.repo, at, paths).await?;
+        let pending: BTreeMap<String, Change> = self.area.with_journal(|j| {
+            paths
+                .iter()
+                .filter_map(|p| j.pending().get(p).map(|v| (p.clone(), v.change.clone())))
+                .collect()
+        });
+        let mut same = HashSet::new();
+        for (path, change) in pending {
+            let entry = entries.iter().find(|e| e.path == path && !e.is_dir());
+            let equal = match (&change, entry) {
+                (Change::Delete, None) => true,
+                (Change::CopyLfs { sha256, .. }, Some(e)) => {
+                    e.lfs.as_ref().is_some_and(|l| l.oid == *sha256)
+                }
+                (Change::Put { file, .. }, Some(e)) => {
+                    let staged = self.area.file_path(*file);
+                    let lfs = e.lfs.as_ref().map(|l| l.oid.clone());
+                    let oid = e.oid.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let len = std::fs::metadata(&staged)?.len();
+                        match lfs {
+                            Some(sha) => Ok(sha256_file(&staged)? == sha),
+                            None => Ok(git_blob_sha1(&staged, len)? == oid),
+                        }
+                    })
+                    .await
+                    .map_err(|e| HubError::invalid(format!("hashing task failed: {e}")))?
+                    .unwrap_or_else(|e: std::io::Error| {
+                        tracing::warn!("hashing staged {path}: {e}");
+                        false
+                    })
+                }
+                _ => false,
+            };
+            if equal {
+                same.insert(path);
+            }
+        }
+        Ok(same)
     }
 
     /// Paths whose entry differs between two commits (added, removed or changed content).
@@ -649,6 +703,24 @@ impl Committer {
             Err(e) => Outcome::Failed(e),
         }
     }
+}
+
+/// The git blob id of a file's content (what the Hub reports as `oid` of a regular file).
+fn git_blob_sha1(path: &std::path::Path, len: u64) -> std::io::Result<String> {
+    use sha1::{Digest, Sha1};
+    use std::io::Read;
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 fn short(commit: &str) -> &str {

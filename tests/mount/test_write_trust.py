@@ -313,3 +313,35 @@ def test_staged_files_in_a_new_directory_survive_kill_9(api, mount, tmp_path):
     synced(m2)
     assert (m2 / "a/a").is_dir(), "a local directory beside a landed file stays"
     assert sorted(hub_files(api, repo)) == [".gitattributes", "a/b", "b/a"]
+
+
+def test_a_commit_that_landed_before_a_crash_is_not_a_conflict(api, mount, tmp_path):
+    """The daemon dies after its commit landed but before it journaled it: after remount the
+    branch has moved (by that very commit); paths that already hold the staged content are
+    not conflicts."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from seed import det_bytes
+    repo = fresh_repo(api, {"gone.txt": b"g", "other.txt": b"o"})
+    cache = tmp_path / "cache-landed"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="l1")
+    big = det_bytes(12 * MIB, 7)
+    write(m / "small.txt", b"small content\n")
+    write(m / "big.bin", big)
+    os.unlink(m / "gone.txt")
+    time.sleep(0.5)
+    kill_daemon(m)
+    # What the lost commit did (the same bytes), plus an unrelated outside change.
+    api.create_commit(repo, operations=[
+        CommitOperationAdd(path_in_repo="small.txt", path_or_fileobj=b"small content\n"),
+        CommitOperationAdd(path_in_repo="big.bin", path_or_fileobj=big),
+        CommitOperationDelete(path_in_repo="gone.txt"),
+        CommitOperationAdd(path_in_repo="other.txt", path_or_fileobj=b"outside"),
+    ], commit_message="the commit the daemon did not journal")
+    m2 = mount(repo, cache_dir=cache, name="l2")
+    synced(m2)
+    files = hub_files(api, repo)
+    assert "gone.txt" not in files
+    assert hub_bytes(api, repo, "small.txt") == b"small content\n"
+    assert hub_bytes(api, repo, "big.bin") == big
+    assert hub_bytes(api, repo, "other.txt") == b"outside"
+    assert m2.status()["writes"]["commit"]["conflicts"] == {}
