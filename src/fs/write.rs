@@ -579,6 +579,7 @@ impl HubFs {
             return Err(Errno::EISDIR);
         }
         let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::File(_)));
+        self.keep_parent(&view, &ws, &path).await;
         ws.unlink(&path, in_base)?;
         self.inodes.orphan(view.id, &path);
         Ok(())
@@ -595,7 +596,23 @@ impl HubFs {
             return Err(Errno::ENOTEMPTY);
         }
         let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::Dir));
+        self.keep_parent(&view, &ws, &path).await;
         ws.rmdir(&path, in_base)
+    }
+
+    /// Before `path` goes away: its parent directory stays (until `rmdir`) even if `path` was
+    /// all that made it visible (a directory the Hub does not have, known only from staged
+    /// files below it, e.g. after a remount).
+    async fn keep_parent(&self, view: &View, ws: &Workspace, path: &str) {
+        let parent = parent_of(path);
+        if parent.is_empty() || ws.is_local_dir(parent) {
+            return;
+        }
+        if matches!(view.snapshot().lookup(parent).await, Ok(Node::Dir)) {
+            // On the Hub: kept when the deletion lands (see `advance_view`).
+            return;
+        }
+        ws.keep_dirs(&[parent.to_string()]);
     }
 
     pub async fn rename(
@@ -633,6 +650,7 @@ impl HubFs {
             }
             _ => {}
         }
+        self.keep_parent(&view, &ws, &from).await;
         if src.is_dir() {
             if to.starts_with(&format!("{from}/")) {
                 return Err(Errno::EINVAL);

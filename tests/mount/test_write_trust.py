@@ -315,6 +315,28 @@ def test_staged_files_in_a_new_directory_survive_kill_9(api, mount, tmp_path):
     assert sorted(hub_files(api, repo)) == [".gitattributes", "a/b", "b/a"]
 
 
+def test_a_new_directory_stays_when_its_last_staged_file_goes_after_kill_9(api, mount, tmp_path):
+    repo = fresh_repo(api)
+    cache = tmp_path / "cache-r4"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="r4a")
+    os.mkdir(m / "a")
+    write(m / "a/a", b"")
+    os.makedirs(m / "p/d")
+    write(m / "p/d/f", b"f")
+    kill_daemon(m)
+    m2 = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="r4b")
+    os.unlink(m2 / "a/a")
+    assert (m2 / "a").is_dir() and os.listdir(m2 / "a") == []
+    os.rename(m2 / "p/d", m2 / "q")
+    assert (m2 / "p").is_dir() and os.listdir(m2 / "p") == []
+    assert os.listdir(m2 / "q") == ["f"]
+    m2.unmount()
+    m3 = mount(repo, cache_dir=cache, name="r4c")
+    assert (m3 / "a").is_dir() and (m3 / "p").is_dir()
+    synced(m3)
+    assert sorted(hub_files(api, repo)) == [".gitattributes", "q/f"]
+
+
 def test_a_commit_that_landed_before_a_crash_is_not_a_conflict(api, mount, tmp_path):
     """The daemon dies after its commit landed but before it journaled it: after remount the
     branch has moved (by that very commit); paths that already hold the staged content are
