@@ -261,13 +261,25 @@ impl Workspace {
             .collect()
     }
 
-    /// Directories the view's new commit has: no longer local-only.
+    /// Directories the view's new commit has: no longer local-only (in the journal too, so
+    /// that after a restart the Hub is asked about what is below them).
     pub fn forget_dirs(&self, dirs: &[String]) {
+        if dirs.is_empty() {
+            return;
+        }
         let mut overlay = self.overlay.lock();
         for d in dirs {
             if matches!(overlay.get(d), Some(Local::Dir)) {
                 overlay.remove(d);
             }
+        }
+        drop(overlay);
+        let records: Vec<Record> = dirs
+            .iter()
+            .map(|d| Record::Rmdir { path: d.clone() })
+            .collect();
+        if let Err(e) = self.area.record(&records) {
+            tracing::warn!("journaling directories now on the Hub: {e}");
         }
     }
 

@@ -137,6 +137,16 @@ impl HubFs {
         let mut rx = c.landed();
         let weak = Arc::downgrade(self);
         self.svc.rt.spawn(async move {
+            // Journaled local directories the Hub has meanwhile (a crash came between a
+            // landing and forgetting them) are Hub directories again.
+            let snap = view.snapshot();
+            let mut real = Vec::new();
+            for d in ws.local_dirs() {
+                if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
+                    real.push(d);
+                }
+            }
+            ws.forget_dirs(&real);
             while rx.changed().await.is_ok() {
                 let Some(commit) = rx.borrow_and_update().clone() else {
                     continue;

@@ -2,7 +2,8 @@
 //!
 //! An append-only file of JSON lines, one [`Record`] each, fsync'd before the operation that
 //! wrote it returns. Replaying it gives the pending changes (path → latest change, with a
-//! sequence number), the local-only directories, the commit the changes were made on and the
+//! sequence number), the local-only directories (until `rmdir`, or until the Hub has them),
+//! the commit the changes were made on and the
 //! revision commits go to. Landed commits are journaled too, so a replay never commits a change
 //! twice. A torn last line (crash mid-append) is ignored: its operation had not returned yet.
 //! The file is compacted (rewritten atomically) when opened.
@@ -278,9 +279,6 @@ impl Journal {
                 );
                 dropped.extend(old.and_then(|p| p.change.staging_file()));
                 dropped.extend(self.held.remove(path).map(|h| h.file));
-                if !matches!(change, Change::Delete) {
-                    self.forget_ancestors(path);
-                }
             }
             Record::Mkdir { path } => {
                 self.dirs.insert(path.clone());
@@ -323,16 +321,6 @@ impl Journal {
             }
         }
         dropped
-    }
-
-    /// A directory holding a staged file no longer needs to be remembered as local-only:
-    /// the file will create it on the Hub.
-    fn forget_ancestors(&mut self, path: &str) {
-        let mut p = path;
-        while let Some(i) = p.rfind('/') {
-            p = &p[..i];
-            self.dirs.remove(p);
-        }
     }
 
     /// Rewrites the journal as the minimal records giving the current state (atomically).
@@ -411,8 +399,8 @@ mod tests {
                 "the overwritten version's file is released"
             );
             assert!(
-                j.dirs().is_empty(),
-                "a staged file makes its directory real"
+                j.dirs().contains("d"),
+                "a local directory stays until it is on the Hub (its staged file may go)"
             );
         }
         let mut j = Journal::open(dir.path()).unwrap();

@@ -58,6 +58,13 @@ def size_of(path):
         return 0
 
 
+def unmount_and_wait(m):
+    """Unmounts and waits for the daemon to exit (its staging area lock goes with it)."""
+    pid = daemon_pid(m.cache_dir)
+    m.unmount()
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 30)
+
+
 def kill_daemon(m):
     pid = daemon_pid(m.cache_dir)
     os.kill(pid, signal.SIGKILL)
@@ -200,7 +207,7 @@ def test_a_directory_stays_until_rmdir_after_its_last_file_is_deleted(api, mount
     assert (m / "made").is_dir() and (m / "hub").is_dir(), "directories stay until rmdir"
     assert os.listdir(m / "made") == [] and os.listdir(m / "hub") == []
     # They are local now: they survive a remount, and go with rmdir.
-    m.unmount()
+    unmount_and_wait(m)
     m2 = mount(repo, cache_dir=cache, name="d2")
     assert (m2 / "made").is_dir() and (m2 / "hub").is_dir()
     os.rmdir(m2 / "made")
@@ -330,7 +337,7 @@ def test_a_new_directory_stays_when_its_last_staged_file_goes_after_kill_9(api, 
     os.rename(m2 / "p/d", m2 / "q")
     assert (m2 / "p").is_dir() and os.listdir(m2 / "p") == []
     assert os.listdir(m2 / "q") == ["f"]
-    m2.unmount()
+    unmount_and_wait(m2)
     m3 = mount(repo, cache_dir=cache, name="r4c")
     assert (m3 / "a").is_dir() and (m3 / "p").is_dir()
     synced(m3)
@@ -367,3 +374,25 @@ def test_a_commit_that_landed_before_a_crash_is_not_a_conflict(api, mount, tmp_p
     assert hub_bytes(api, repo, "big.bin") == big
     assert hub_bytes(api, repo, "other.txt") == b"outside"
     assert m2.status()["writes"]["commit"]["conflicts"] == {}
+
+
+def test_a_mkdir_d_directory_stays_after_its_file_is_unlinked_and_kill_9(api, mount, tmp_path):
+    repo = fresh_repo(api)
+    cache = tmp_path / "cache-r5"
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "3600"], name="r5a")
+    os.mkdir(m / "a")
+    write(m / "a/a", b"")
+    os.unlink(m / "a/a")
+    kill_daemon(m)
+    m2 = mount(repo, cache_dir=cache, name="r5b")
+    assert (m2 / "a").is_dir() and os.listdir(m2 / "a") == []
+
+
+def test_a_file_replaces_a_directory_moved_away_in_the_same_commit(api, mount):
+    repo = fresh_repo(api, {"a/a": b"in a dir"})
+    m = mount(repo, args=["--commit-delay", "1"])
+    os.rename(m / "a", m / "b")
+    write(m / "a", b"now a file")
+    synced(m)
+    assert hub_bytes(api, repo, "a") == b"now a file"
+    assert hub_bytes(api, repo, "b/a") == b"in a dir"
