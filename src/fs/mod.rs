@@ -417,6 +417,8 @@ impl HubFs {
                 a
             }
         };
+        // No name leads to it any more.
+        let attr = Attr { nlink: 0, ..attr };
         Some(Entry {
             attr,
             ttl: std::time::Duration::ZERO,

@@ -605,7 +605,9 @@ impl HubFs {
         if !self.list_merged(&view, &path).await?.is_empty() {
             return Err(Errno::ENOTEMPTY);
         }
-        let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::Dir));
+        // Anything of the base at the path (also a file deleted before this directory was
+        // made there) must stay hidden once the directory goes.
+        let in_base = view.snapshot().lookup(&path).await.is_ok();
         self.keep_parent(&view, &ws, &path).await;
         ws.rmdir(&path, in_base)
     }
@@ -731,7 +733,8 @@ impl HubFs {
         let snap = view.snapshot();
         let mut moves = Vec::new();
         for d in dirs {
-            let in_base = matches!(snap.lookup(&d).await, Ok(Node::Dir));
+            // As in rmdir: whatever the base has at `d` stays hidden.
+            let in_base = snap.lookup(&d).await.is_ok();
             moves.push((d.clone(), moved(&d), in_base));
         }
         ws.move_dirs(&moves)

@@ -237,6 +237,7 @@ def test_open_files_keep_working_after_unlink(api, mount):
         os.unlink(m / "w.txt")
         write(m / "w.txt", b"the new one")
         assert os.fstat(hub_fd).st_size == len(b"hub content\n")
+        assert os.fstat(hub_fd).st_nlink == 0, "no name leads to it"
         assert os.pread(hub_fd, 100, 0) == b"hub content\n"
         assert os.fstat(st_fd).st_size == len(b"staged bytes")
         assert os.pread(st_fd, 100, 0) == b"staged bytes"
@@ -396,3 +397,19 @@ def test_a_file_replaces_a_directory_moved_away_in_the_same_commit(api, mount):
     synced(m)
     assert hub_bytes(api, repo, "a") == b"now a file"
     assert hub_bytes(api, repo, "b/a") == b"in a dir"
+
+
+def test_a_directory_made_over_a_deleted_file_hides_it_when_removed_or_renamed(api, mount):
+    repo = fresh_repo(api, {"b": b"landed b", "c": b"landed c"})
+    m = mount(repo)
+    os.unlink(m / "b")
+    os.mkdir(m / "b")
+    os.rename(m / "b", m / "a")
+    os.unlink(m / "c")
+    os.mkdir(m / "c")
+    os.rmdir(m / "c")
+    assert sorted(os.listdir(m.path)) == [".gitattributes", "a"]
+    synced(m)
+    assert sorted(os.listdir(m.path)) == [".gitattributes", "a"]
+    assert (m / "a").is_dir()
+    assert hub_files(api, repo) == [".gitattributes"]
