@@ -5,8 +5,13 @@
 //! bytes) and commits it with `parentCommit` = the commit the changes were made on. A moved
 //! branch (412) is retried on the new head when none of the pending paths changed on the Hub
 //! meanwhile; changed paths become conflicts and stay staged. Other failures are retried with
-//! backoff; nothing staged is dropped. Landed commits are journaled, then announced so the
-//! filesystem moves its view to the new commit.
+//! backoff; nothing staged is dropped. A landed commit is journaled at once (which ends the
+//! pending state of its changes), then the filesystem's landing hook moves its view to the
+//! new commit, both under the write side of the landing gate: filesystem operations that
+//! decide from the view and the journal (does the Hub have this path? is it pending?) hold
+//! its read side, so they never see a change that is neither pending nor in the commit the
+//! view shows. Then the landing is announced, and the filesystem drops what its overlay no
+//! longer needs.
 //!
 //! Nothing here knows about FUSE: the filesystem core calls [`Committer::queued`],
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
@@ -17,9 +22,10 @@ pub mod status;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -81,6 +87,9 @@ pub struct Target {
     pub create_pr: bool,
 }
 
+/// Called with a commit just journaled as landed; returns once the filesystem shows it.
+pub type LandingHook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// Outcome of `hubfs sync`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
@@ -101,6 +110,8 @@ pub struct Committer {
     changed: watch::Sender<u64>,
     /// The newest commit the mounted revision is known to be at (after our commits).
     landed: watch::Sender<Option<String>>,
+    after_landing: OnceLock<LandingHook>,
+    gate: tokio::sync::RwLock<()>,
 }
 
 /// How a failed batch is handled.
@@ -134,11 +145,24 @@ impl Committer {
             flush: AtomicBool::new(false),
             changed: watch::channel(0).0,
             landed: watch::channel(None).0,
+            after_landing: OnceLock::new(),
+            gate: tokio::sync::RwLock::new(()),
         })
     }
 
     pub fn area(&self) -> &Arc<StagingArea> {
         &self.area
+    }
+
+    /// Sets the hook run after each landing is journaled (once, before [`Committer::spawn`]).
+    pub fn on_landing(&self, hook: LandingHook) {
+        let _ = self.after_landing.set(hook);
+    }
+
+    /// Held (read side) by filesystem operations that decide from the view and the journal;
+    /// a landing takes the write side from its journaling until the view shows it.
+    pub async fn landing_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
     }
 
     /// Starts the background loop on `rt`.
@@ -414,7 +438,7 @@ impl Committer {
         };
         if prepared.ops.is_empty() {
             // Nothing to change on the Hub (deleted paths already gone, ignored files).
-            return self.record_landed(&base, batch, None, 0);
+            return self.record_landed(&base, batch, None, 0).await;
         }
         let paths: Vec<&str> = batch.iter().map(|i| i.path.as_str()).collect();
         let marker = format!("hubfs-batch: {:016x}", fastrand::u64(..));
@@ -454,7 +478,7 @@ impl Committer {
                 if let Some(pr) = &pr {
                     tracing::info!("opened pull request {pr}");
                 }
-                self.record_landed(&answer.commit_oid, batch, pr, 1)
+                self.record_landed(&answer.commit_oid, batch, pr, 1).await
             }
             Err(HubError::Conflict { .. }) => self.after_moved_branch(&base, &revision).await,
             Err(HubError::CommitUnknown { cause }) => {
@@ -465,13 +489,14 @@ impl Committer {
         }
     }
 
-    fn record_landed(
+    async fn record_landed(
         &self,
         commit: &str,
         batch: &[Item],
         pr: Option<String>,
         commits: u64,
     ) -> Outcome {
+        let _gate = self.gate.write().await;
         let mut records = Vec::new();
         if let Some(pr) = &pr {
             records.push(Record::Target {
@@ -486,6 +511,10 @@ impl Committer {
             // The commit is on the Hub; replaying it later is harmless (a no-op commit).
             tracing::error!("journaling a landed commit failed: {e}");
         }
+        if let Some(hook) = self.after_landing.get() {
+            hook(commit.to_string()).await;
+        }
+        drop(_gate);
         {
             let mut st = self.state.lock();
             st.commits += commits;
@@ -536,10 +565,20 @@ impl Committer {
                 .collect()
         });
         let paths: Vec<String> = pending.keys().cloned().collect();
-        let changed = match self.changed_paths(base, &head, &paths).await {
+        let mut changed = match self.changed_paths(base, &head, &paths).await {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(e),
         };
+        if !changed.is_empty() {
+            // Our own commit may be what moved the branch: it landed but the daemon died
+            // before journaling it. Paths the head already has exactly as staged are not
+            // conflicts (committing them again on the head changes nothing).
+            let asked: Vec<String> = changed.iter().cloned().collect();
+            match self.already_on(&head, &asked).await {
+                Ok(same) => changed.retain(|p| !same.contains(p)),
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
         if !changed.is_empty() {
             tracing::warn!(
                 "conflict: {} staged path(s) changed on the Hub between {} and {}: {}; \
@@ -578,6 +617,50 @@ impl Committer {
         Outcome::Again
     }
 
+    /// Which of `paths` commit `at` already has exactly as their pending change makes them.
+    async fn already_on(&self, at: &str, paths: &[String]) -> Result<HashSet<String>, HubError> {
+        let entries = self.client.paths_info(&self.target.repo, at, paths).await?;
+        let pending: BTreeMap<String, Change> = self.area.with_journal(|j| {
+            paths
+                .iter()
+                .filter_map(|p| j.pending().get(p).map(|v| (p.clone(), v.change.clone())))
+                .collect()
+        });
+        let mut same = HashSet::new();
+        for (path, change) in pending {
+            let entry = entries.iter().find(|e| e.path == path && !e.is_dir());
+            let equal = match (&change, entry) {
+                (Change::Delete, None) => true,
+                (Change::CopyLfs { sha256, .. }, Some(e)) => {
+                    e.lfs.as_ref().is_some_and(|l| l.oid == *sha256)
+                }
+                (Change::Put { file, .. }, Some(e)) => {
+                    let staged = self.area.file_path(*file);
+                    let lfs = e.lfs.as_ref().map(|l| l.oid.clone());
+                    let oid = e.oid.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let len = std::fs::metadata(&staged)?.len();
+                        match lfs {
+                            Some(sha) => Ok(sha256_file(&staged)? == sha),
+                            None => Ok(git_blob_sha1(&staged, len)? == oid),
+                        }
+                    })
+                    .await
+                    .map_err(|e| HubError::invalid(format!("hashing task failed: {e}")))?
+                    .unwrap_or_else(|e: std::io::Error| {
+                        tracing::warn!("hashing staged {path}: {e}");
+                        false
+                    })
+                }
+                _ => false,
+            };
+            if equal {
+                same.insert(path);
+            }
+        }
+        Ok(same)
+    }
+
     /// Paths whose entry differs between two commits (added, removed or changed content).
     async fn changed_paths(
         &self,
@@ -614,12 +697,30 @@ impl Committer {
         match self.client.list_commits(&self.target.repo, &head, 1).await {
             Ok(commits) if commits.first().is_some_and(|c| c.message.contains(marker)) => {
                 tracing::info!("the commit had landed as {}", short(&head));
-                self.record_landed(&head, batch, None, 1)
+                self.record_landed(&head, batch, None, 1).await
             }
             Ok(_) => self.after_moved_branch(base, revision).await,
             Err(e) => Outcome::Failed(e),
         }
     }
+}
+
+/// The git blob id of a file's content (what the Hub reports as `oid` of a regular file).
+fn git_blob_sha1(path: &std::path::Path, len: u64) -> std::io::Result<String> {
+    use sha1::{Digest, Sha1};
+    use std::io::Read;
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 fn short(commit: &str) -> &str {

@@ -3,8 +3,9 @@
 //! Every operation resolves names in the merged view (workspace overlay over the snapshot),
 //! applies the change to the workspace (which journals it) and answers like a local
 //! filesystem would. Opening an existing file for writing without `O_TRUNC` first fetches its
-//! bytes through the read path into a staging file. Close seals and queues; `fsync` waits
-//! until the commit holding the file has landed.
+//! bytes through the read path into a staging file. The release of the last writable handle
+//! seals and queues (a `close` only makes the bytes durable and reports write errors);
+//! `fsync` seals and waits until the commit holding the file has landed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +45,9 @@ fn parent_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
 
+/// Longest wait of `hubfs sync` for the releases of files already closed.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 /// Bytes fetched per read when copying a committed file into a staging file.
 const FETCH_CHUNK: u32 = 1 << 20;
 
@@ -72,42 +76,90 @@ impl HubFs {
         let ws = Arc::new(ws);
         view.make_writable(ws.clone());
         *self.fsync_timeout.lock() = setup.fsync_timeout;
+        let weak = Arc::downgrade(self);
+        let (v, w) = (view.clone(), ws.clone());
+        committer.on_landing(Box::new(move |commit| {
+            let (weak, view, ws) = (weak.clone(), v.clone(), w.clone());
+            Box::pin(async move {
+                if let Some(fs) = weak.upgrade() {
+                    fs.advance_view(&view, &ws, &commit).await;
+                }
+            })
+        }));
         self.follow_landings(view, ws, &committer);
         committer.spawn(&self.svc.rt);
         Ok(())
     }
 
-    /// Moves the view to each commit the committer lands, then drops what the overlay no
-    /// longer needs (in that order, so no reader ever sees the old snapshot without them).
+    /// Moves the view to `commit` (a commit hubfs just journaled as landed, or a branch head
+    /// it saw). Errors are logged: the view then stays where it was, and the overlay
+    /// keeps what it shows until a later move succeeds.
+    async fn advance_view(&self, view: &View, ws: &Workspace, commit: &str) -> bool {
+        let old = view.snapshot();
+        if old.commit == commit {
+            return true;
+        }
+        let snap = match super::Snapshot::open(&self.svc, &view.repo, Some(commit)).await {
+            Ok(snap) => snap,
+            Err(e) => {
+                tracing::warn!("opening landed commit {commit}: {e}");
+                return false;
+            }
+        };
+        // Directories that now exist on the Hub are no longer local-only.
+        let mut real = Vec::new();
+        for d in ws.local_dirs() {
+            if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
+                real.push(d);
+            }
+        }
+        // A directory shown now that the new commit drops (the deletion of its last file
+        // lands) stays, as a local directory, until `rmdir`: like on a local filesystem.
+        let mut kept = Vec::new();
+        for d in ws.dirs_of_deleted() {
+            if matches!(old.lookup(&d).await, Ok(Node::Dir))
+                && !matches!(snap.lookup(&d).await, Ok(Node::Dir))
+            {
+                kept.push(d);
+            }
+        }
+        ws.keep_dirs(&kept);
+        view.advance(snap);
+        ws.forget_dirs(&real);
+        true
+    }
+
+    /// Follows the committer's announcements (landings, and the new head after a moved
+    /// branch): moves the view if the hook did not already, then drops what the overlay no
+    /// longer needs, once the view shows the journal's base (so no reader ever sees a
+    /// snapshot lacking what the overlay dropped).
     fn follow_landings(self: &Arc<Self>, view: Arc<View>, ws: Arc<Workspace>, c: &Committer) {
         let mut rx = c.landed();
         let weak = Arc::downgrade(self);
         self.svc.rt.spawn(async move {
+            // Journaled local directories the Hub has meanwhile (a crash came between a
+            // landing and forgetting them) are Hub directories again.
+            let snap = view.snapshot();
+            let mut real = Vec::new();
+            for d in ws.local_dirs() {
+                if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
+                    real.push(d);
+                }
+            }
+            ws.forget_dirs(&real);
             while rx.changed().await.is_ok() {
                 let Some(commit) = rx.borrow_and_update().clone() else {
                     continue;
                 };
                 let Some(fs) = weak.upgrade() else { break };
-                if view.snapshot().commit != commit {
-                    let snap = match super::Snapshot::open(&fs.svc, &view.repo, Some(&commit)).await
-                    {
-                        Ok(snap) => snap,
-                        Err(e) => {
-                            tracing::warn!("opening landed commit {commit}: {e}");
-                            continue;
-                        }
-                    };
-                    // Directories that now exist on the Hub are no longer local-only.
-                    let mut real = Vec::new();
-                    for d in ws.local_dirs() {
-                        if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
-                            real.push(d);
-                        }
-                    }
-                    view.advance(snap);
-                    ws.forget_dirs(&real);
+                let base = ws.area.with_journal(|j| j.base().map(str::to_string));
+                if base.as_deref() != Some(commit.as_str()) {
+                    // A newer announcement follows.
+                    continue;
                 }
-                ws.prune();
+                if fs.advance_view(&view, &ws, &commit).await {
+                    ws.prune(&view.snapshot().commit);
+                }
             }
         });
     }
@@ -163,11 +215,23 @@ impl HubFs {
         view: &View,
         dir: &str,
     ) -> Result<Vec<(String, FileKind)>, Errno> {
-        if !self.find(view, dir).await?.is_dir() {
+        let found = self.find(view, dir).await?;
+        if !found.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         let mut merged = BTreeMap::new();
-        let local_dir = view.workspace().is_some_and(|ws| ws.is_local_dir(dir));
+        let local_dir = match found {
+            Found::LocalDir if view.workspace().is_some_and(|ws| ws.is_local_dir(dir)) => true,
+            // Implied by local files below it (a new directory after a remount, whose files
+            // have not landed yet): the Hub may or may not have it.
+            Found::LocalDir => match view.snapshot().lookup(dir).await {
+                Ok(Node::Dir) => false,
+                Ok(Node::File(_)) => true,
+                Err(e) if e == Errno::ENOENT || e == Errno::ENOTDIR => true,
+                Err(e) => return Err(e),
+            },
+            _ => false,
+        };
         let listing = if local_dir {
             Ok(Vec::new())
         } else {
@@ -237,9 +301,13 @@ impl HubFs {
                 tracing::warn!("{path}: content ended at {offset} of {} bytes", info.size);
                 return Err(Errno::EIO);
             }
-            file.write_at(offset, &chunk).map_err(Errno::from)?;
+            // Zeros are left as a hole (a sparse file stays sparse on local disk).
+            if chunk.iter().any(|&b| b != 0) {
+                file.write_at(offset, &chunk).map_err(Errno::from)?;
+            }
             offset += chunk.len() as u64;
         }
+        file.set_len(info.size).map_err(Errno::from)?;
         Ok(file)
     }
 
@@ -309,6 +377,7 @@ impl HubFs {
             }
         };
         let fh = self.insert_handle(OpenFile::Local {
+            ino,
             node,
             writable: writer,
             ws,
@@ -389,17 +458,21 @@ impl HubFs {
         Ok(data.len() as u32)
     }
 
-    /// `close(2)` of a descriptor: the last writer's close seals and queues the content, so
-    /// a `hubfs sync` right after `cp` sees it.
-    pub fn flush(&self, fh: u64) -> Result<(), Errno> {
+    /// `close(2)` of a descriptor (FUSE sends it for every close of every duplicate): the
+    /// bytes become durable on local disk and a failed write is reported, but nothing is
+    /// queued: only the release of the last writable handle does that (`cmd > file` closes
+    /// its first descriptor before `cmd` writes anything).
+    /// `ino` and `pid`: the file's inode and the closing process.
+    pub fn flush(&self, fh: u64, ino: u64, pid: u32) -> Result<(), Errno> {
         let Ok((node, ws)) = self.writer_of(fh) else {
             return Ok(());
         };
-        let only_writer = node.state.lock().writers <= 1;
-        if only_writer {
-            ws.seal(&node)?;
-        }
-        Ok(())
+        let name = {
+            let st = node.state.lock();
+            st.path.rsplit('/').next().unwrap_or_default().to_string()
+        };
+        let last = !super::holders::holds(pid, ino, &name);
+        ws.flush(&node, last)
     }
 
     /// Returns once the commit holding the file's current content has landed.
@@ -488,6 +561,7 @@ impl HubFs {
         let node = ws.create(&path)?;
         let entry = self.entry_of(&view, &path, &Found::Local(node.clone()));
         let fh = self.insert_handle(OpenFile::Local {
+            ino: entry.attr.ino,
             node,
             writable: true,
             ws,
@@ -498,6 +572,7 @@ impl HubFs {
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Entry, Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = Self::child_path(&dir, name)?;
         if self.exists(&view, &path).await?.is_some() {
             return Err(Errno::EEXIST);
@@ -508,16 +583,21 @@ impl HubFs {
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = join(&dir, name);
         if self.find(&view, &path).await?.is_dir() {
             return Err(Errno::EISDIR);
         }
         let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::File(_)));
-        ws.unlink(&path, in_base)
+        self.keep_parent(&view, &ws, &path).await;
+        ws.unlink(&path, in_base)?;
+        self.inodes.orphan(view.id, &path);
+        Ok(())
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = join(&dir, name);
         if !self.find(&view, &path).await?.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -525,8 +605,26 @@ impl HubFs {
         if !self.list_merged(&view, &path).await?.is_empty() {
             return Err(Errno::ENOTEMPTY);
         }
-        let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::Dir));
+        // Anything of the base at the path (also a file deleted before this directory was
+        // made there) must stay hidden once the directory goes.
+        let in_base = view.snapshot().lookup(&path).await.is_ok();
+        self.keep_parent(&view, &ws, &path).await;
         ws.rmdir(&path, in_base)
+    }
+
+    /// Before `path` goes away: its parent directory stays (until `rmdir`) even if `path` was
+    /// all that made it visible (a directory the Hub does not have, known only from staged
+    /// files below it, e.g. after a remount).
+    async fn keep_parent(&self, view: &View, ws: &Workspace, path: &str) {
+        let parent = parent_of(path);
+        if parent.is_empty() || ws.is_local_dir(parent) {
+            return;
+        }
+        if matches!(view.snapshot().lookup(parent).await, Ok(Node::Dir)) {
+            // On the Hub: kept when the deletion lands (see `advance_view`).
+            return;
+        }
+        ws.keep_dirs(&[parent.to_string()]);
     }
 
     pub async fn rename(
@@ -539,6 +637,7 @@ impl HubFs {
     ) -> Result<(), Errno> {
         let (view, ws, from_dir) = self.writable_dir(parent).await?;
         let (to_view, _, to_dir) = self.writable_dir(new_parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         if to_view.id != view.id {
             return Err(Errno::EXDEV);
         }
@@ -563,6 +662,7 @@ impl HubFs {
             }
             _ => {}
         }
+        self.keep_parent(&view, &ws, &from).await;
         if src.is_dir() {
             if to.starts_with(&format!("{from}/")) {
                 return Err(Errno::EINVAL);
@@ -633,7 +733,8 @@ impl HubFs {
         let snap = view.snapshot();
         let mut moves = Vec::new();
         for d in dirs {
-            let in_base = matches!(snap.lookup(&d).await, Ok(Node::Dir));
+            // As in rmdir: whatever the base has at `d` stays hidden.
+            let in_base = snap.lookup(&d).await.is_ok();
             moves.push((d.clone(), moved(&d), in_base));
         }
         ws.move_dirs(&moves)
@@ -652,7 +753,20 @@ impl HubFs {
         gid: Option<u32>,
         size: Option<u64>,
     ) -> Result<Entry, Errno> {
-        let (_, located) = self.locate(ino)?;
+        let located = match self.locate(ino) {
+            Ok((_, located)) => located,
+            // Unlinked while open: `ftruncate` through a writable handle still works.
+            Err(e) => {
+                let writer = fh.and_then(|fh| self.writer_of(fh).ok());
+                return match (writer, size) {
+                    (Some((node, ws)), Some(size)) if mode.is_none() && uid.is_none() => {
+                        ws.truncate(&node, size)?;
+                        self.getattr(ino).await
+                    }
+                    _ => Err(e),
+                };
+            }
+        };
         let Some(Located { view, path, .. }) = located else {
             return Err(Errno::EROFS);
         };
@@ -721,7 +835,20 @@ impl HubFs {
     /// `hubfs sync`: None on a read-only mount.
     pub async fn sync(&self, timeout: Duration) -> Option<SyncReport> {
         let ws = self.root_workspace()?;
-        Some(ws.committer.sync(timeout).await)
+        // The kernel sends the release of a closed file after `close` returned: a `sync` right
+        // after `cp` waits (briefly) for it, so the file is queued and counted.
+        let until = std::time::Instant::now() + RELEASE_WAIT.min(timeout);
+        while ws.releasing() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut report = ws.committer.sync(timeout).await;
+        for (path, why) in ws.poisoned() {
+            if !report.failed.iter().any(|(p, _)| *p == path) {
+                report.failed.push((path, why));
+            }
+        }
+        report.ok = report.failed.is_empty();
+        Some(report)
     }
 
     pub(super) fn write_status(&self) -> serde_json::Value {
@@ -731,6 +858,7 @@ impl HubFs {
         serde_json::json!({
             "pending": ws.committer.pending_count(),
             "overlay_entries": ws.overlay_len(),
+            "held": ws.poisoned().into_iter().collect::<BTreeMap<_, _>>(),
             "commit": ws.committer.status(),
             "staging_dir": ws.area.dir(),
         })

@@ -60,6 +60,22 @@ impl Dir {
         }
     }
 
+    /// No file below it (its files were all deleted earlier in the same commit): git has no
+    /// empty directories, so it is gone.
+    fn is_empty(&mut self, objects: &Objects) -> io::Result<bool> {
+        for node in self.children(objects)?.values_mut() {
+            match node {
+                Node::File(..) => return Ok(false),
+                Node::Dir(d) => {
+                    if !d.is_empty(objects)? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
     fn children(&mut self, objects: &Objects) -> io::Result<&mut BTreeMap<String, Node>> {
         if self.children.is_none() {
             let mut map = BTreeMap::new();
@@ -157,10 +173,12 @@ pub fn apply(objects: &Objects, base: &Oid, ops: &[Op]) -> Result<Oid, ApplyErro
                     .parent_of(objects, path, true)?
                     .ok_or_else(|| ApplyError::Conflict(path.clone()))?;
                 let children = dir.children(objects)?;
-                if let Some(Node::Dir(_)) = children.get(leaf(path)) {
-                    return Err(ApplyError::Conflict(format!(
-                        "cannot write {path}: it is a directory"
-                    )));
+                if let Some(Node::Dir(d)) = children.get_mut(leaf(path)) {
+                    if !d.is_empty(objects)? {
+                        return Err(ApplyError::Conflict(format!(
+                            "cannot write {path}: it is a directory"
+                        )));
+                    }
                 }
                 children.insert(leaf(path).to_string(), Node::File(*oid, *meta));
             }
