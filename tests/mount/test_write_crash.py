@@ -103,6 +103,17 @@ def expectations(state, recs, killed_at):
     return committed, choices, in_flight, early
 
 
+def history(recs, path, limit=12):
+    """The last operations of the log that touched `path`, for failure messages."""
+    out = []
+    for i, r in enumerate(recs):
+        if path in (r.get("path"), r.get("to")):
+            sha = sha_of(r["content"])[:12] if "content" in r else ""
+            out.append(f"#{i} {r['ev']} {r['op']} {r.get('kind', '')} {r['path']}"
+                       f"{' -> ' + r['to'] if 'to' in r else ''} {sha}")
+    return out[-limit:]
+
+
 def hub_state(api, repo, seen=None):
     """{path: sha256} of what is on the Hub, read with the official client (`seen` gets a short
     description of each file, for failure messages)."""
@@ -193,10 +204,14 @@ def test_kill_9_at_random_points_loses_nothing_and_lands_nothing_partial(api, mo
         hub = hub_state(api, repo, seen)
         for p, sha in hub.items():
             assert p in choices, f"{p} ({seen[p]}) landed but no completed operation left it there; {ctx}"
-            assert sha in choices[p], f"{p} on the Hub ({seen[p]}) is no version a writer completed; {ctx}"
+            assert sha in choices[p], (
+                f"{p} on the Hub ({seen[p]}, {sha[:12]}) is not what the writers left; its history: "
+                f"{history(recs, p)}; {ctx}")
         for p, allowed in choices.items():
             if None not in allowed:
-                assert p in hub, f"{p}: its close returned before the kill but it is not on the Hub; {ctx}"
+                assert p in hub, (
+                    f"{p}: its close returned before the kill but it is not on the Hub; its history: "
+                    f"{history(recs, p)}; {ctx}")
         # The remounted mount shows what the Hub holds.
         shown = mount_state(m.path)
         diff = {p: (shown.get(p), hub.get(p)) for p in set(shown) | set(hub) if shown.get(p) != hub.get(p)}

@@ -1,0 +1,26 @@
+"""Sequences found by the reference-model test (test_write_model.py), shrunk by hypothesis and
+kept as named tests. Each states what a local file system does and what hubfs did."""
+
+import os
+
+from test_write_crash import daemon_pid, kill_daemon
+from writes_lib import fresh_repo, hub_files, synced, write
+
+
+def test_mkdir_over_an_unlinked_file_survives_kill_9(api, mount, tmp_path):
+    # Found as: create a, unlink a, mkdir a, kill -9 + remount -> `a` was gone. The journal
+    # keeps both the pending delete of file `a` and the local directory `a`; the replay let
+    # the delete hide the directory.
+    repo = fresh_repo(api)
+    cache = tmp_path / "cache"
+    m = mount(repo, cache_dir=cache, name="m1")
+    write(m / "a", b"")
+    os.unlink(m / "a")
+    os.mkdir(m / "a")
+    kill_daemon(m, daemon_pid(m.path, cache))
+    m2 = mount(repo, cache_dir=cache, name="m2")
+    assert (m2 / "a").is_dir(), "a directory made with mkdir stays until rmdir"
+    assert os.listdir(m2 / "a") == []
+    synced(m2)
+    assert (m2 / "a").is_dir()
+    assert "a" not in hub_files(api, repo)
