@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HUBFS, wait_until
+from crash_lib import kill_daemon
 from crash_writer import materialize
 from writes_lib import fresh_repo, hub_sync
 
@@ -33,23 +32,6 @@ WRITER = Path(__file__).parent / "crash_writer.py"
 ROUNDS = int(os.environ.get("HUBFS_CRASH_ROUNDS", "6"))
 # The whole test stops starting new rounds after this many seconds.
 BUDGET_S = 150
-
-
-def daemon_pid(mountpoint: Path, cache: Path) -> int:
-    """The pid of the hubfs daemon serving `mountpoint`: the process whose command line is
-    `hubfs mount ... MOUNTPOINT ...` (the lock file of the cache directory as a fallback)."""
-    target = str(mountpoint)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv]
-        if len(args) > 2 and os.path.basename(args[0]) == "hubfs" and "mount" in args and target in args:
-            return int(d)
-    return int((cache / "lock").read_text().split()[0])
 
 
 def sha_of(desc) -> str:
@@ -151,13 +133,6 @@ def mount_state(root: Path):
     return out
 
 
-def kill_daemon(m, pid):
-    os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
-                      Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 10)
-    subprocess.run(["umount", "-l", str(m.path)], capture_output=True)
-
-
 @pytest.mark.timeout(600)
 def test_kill_9_at_random_points_loses_nothing_and_lands_nothing_partial(api, mount, tmp_path):
     seed = int(os.environ.get("HUBFS_CRASH_SEED", random.randrange(1 << 31)))
@@ -181,7 +156,7 @@ def test_kill_9_at_random_points_loses_nothing_and_lands_nothing_partial(api, mo
         time.sleep(rng.uniform(0.5, 6.0))
         early_exit = writer.poll()
         killed_at = time.monotonic()
-        kill_daemon(m, daemon_pid(m.path, cache))
+        kill_daemon(m.path)
         kills += 1
         try:
             writer.wait(20)

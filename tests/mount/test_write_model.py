@@ -16,7 +16,6 @@ sequence, which then becomes a named test in test_write_model_regressions.py."""
 
 import errno
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,8 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from conftest import HUBFS, WRITE_TOKEN, is_mounted, run_mount, wait_until
+from conftest import HUBFS, WRITE_TOKEN, is_mounted, run_mount
+from crash_lib import kill_daemon
 from writes_lib import fresh_repo
 
 NAMES = ["a", "b"]
@@ -106,20 +106,6 @@ def call(fn, *args):
         return 0, fn(*args)
     except OSError as e:
         return e.errno, None
-
-
-def daemon_pid(mountpoint: Path) -> int:
-    target = str(mountpoint)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            args = [a.decode(errors="replace") for a in Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")]
-        except OSError:
-            continue
-        if len(args) > 2 and os.path.basename(args[0]) == "hubfs" and "mount" in args and target in args:
-            return int(d)
-    raise AssertionError(f"no hubfs daemon serves {mountpoint}")
 
 
 def hub_tree(api, repo):
@@ -379,12 +365,8 @@ def make_machine(api, emulator, workdir: Path, trace: list, stats: dict):
                 got, _ = call(os.close, fd)
                 self.expect("close before kill", got, 0)
             self.handles = []
-            pid = daemon_pid(self.mp)
-            os.kill(pid, signal.SIGKILL)
             self.log("kill -9 daemon; remount on the same cache")
-            wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
-                       Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", 10)
-            subprocess.run(["umount", "-l", str(self.mp)], capture_output=True)
+            kill_daemon(self.mp)
             self._mount()
 
         @invariant()

@@ -3,7 +3,7 @@ kept as named tests. Each states what a local file system does and what hubfs di
 
 import os
 
-from test_write_crash import daemon_pid, kill_daemon
+from crash_lib import kill_daemon
 from writes_lib import fresh_repo, hub_files, synced, write
 
 
@@ -17,7 +17,7 @@ def test_mkdir_over_an_unlinked_file_survives_kill_9(api, mount, tmp_path):
     write(m / "a", b"")
     os.unlink(m / "a")
     os.mkdir(m / "a")
-    kill_daemon(m, daemon_pid(m.path, cache))
+    kill_daemon(m.path)
     m2 = mount(repo, cache_dir=cache, name="m2")
     assert (m2 / "a").is_dir(), "a directory made with mkdir stays until rmdir"
     assert os.listdir(m2 / "a") == []
