@@ -369,13 +369,13 @@ impl Filesystem for FuseAdapter {
 
     fn flush(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush(fh.0) {
+        match self.fs.flush(fh.0, ino.0, req.pid()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(fuse_errno(e)),
         }

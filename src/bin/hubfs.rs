@@ -117,6 +117,9 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (full disk) is dropped: reporting it with
+        // `eprintln!` to the same full file would panic and kill the daemon.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -218,6 +221,9 @@ fn status(mountpoint: PathBuf, json: bool) -> Result<(), String> {
                 k["base"].as_str().unwrap_or("?"),
                 k["head"].as_str().unwrap_or("?")
             );
+        }
+        for (path, why) in w["held"].as_object().into_iter().flatten() {
+            println!("not landing: {path}: {}", why.as_str().unwrap_or("?"));
         }
     }
     let r = &answer["read"];

@@ -5,8 +5,11 @@
 //! bytes) and commits it with `parentCommit` = the commit the changes were made on. A moved
 //! branch (412) is retried on the new head when none of the pending paths changed on the Hub
 //! meanwhile; changed paths become conflicts and stay staged. Other failures are retried with
-//! backoff; nothing staged is dropped. Landed commits are journaled, then announced so the
-//! filesystem moves its view to the new commit.
+//! backoff; nothing staged is dropped. Before a landed commit is journaled (which ends the
+//! pending state of its changes), the filesystem's landing hook moves its view to the new
+//! commit: at every moment a change is either pending or in the commit the view shows, so
+//! nothing decided from the view (does the Hub have this path?) sees a gap. Then the landing
+//! is announced, and the filesystem drops what its overlay no longer needs.
 //!
 //! Nothing here knows about FUSE: the filesystem core calls [`Committer::queued`],
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
@@ -17,9 +20,10 @@ pub mod status;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -81,6 +85,9 @@ pub struct Target {
     pub create_pr: bool,
 }
 
+/// Called with a commit about to be journaled as landed; returns once the filesystem shows it.
+pub type LandingHook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// Outcome of `hubfs sync`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
@@ -101,6 +108,7 @@ pub struct Committer {
     changed: watch::Sender<u64>,
     /// The newest commit the mounted revision is known to be at (after our commits).
     landed: watch::Sender<Option<String>>,
+    before_landing: OnceLock<LandingHook>,
 }
 
 /// How a failed batch is handled.
@@ -134,11 +142,17 @@ impl Committer {
             flush: AtomicBool::new(false),
             changed: watch::channel(0).0,
             landed: watch::channel(None).0,
+            before_landing: OnceLock::new(),
         })
     }
 
     pub fn area(&self) -> &Arc<StagingArea> {
         &self.area
+    }
+
+    /// Sets the hook run before each landing is journaled (once, before [`Committer::spawn`]).
+    pub fn on_landing(&self, hook: LandingHook) {
+        let _ = self.before_landing.set(hook);
     }
 
     /// Starts the background loop on `rt`.
@@ -414,7 +428,7 @@ impl Committer {
         };
         if prepared.ops.is_empty() {
             // Nothing to change on the Hub (deleted paths already gone, ignored files).
-            return self.record_landed(&base, batch, None, 0);
+            return self.record_landed(&base, batch, None, 0).await;
         }
         let paths: Vec<&str> = batch.iter().map(|i| i.path.as_str()).collect();
         let marker = format!("hubfs-batch: {:016x}", fastrand::u64(..));
@@ -454,7 +468,7 @@ impl Committer {
                 if let Some(pr) = &pr {
                     tracing::info!("opened pull request {pr}");
                 }
-                self.record_landed(&answer.commit_oid, batch, pr, 1)
+                self.record_landed(&answer.commit_oid, batch, pr, 1).await
             }
             Err(HubError::Conflict { .. }) => self.after_moved_branch(&base, &revision).await,
             Err(HubError::CommitUnknown { cause }) => {
@@ -465,13 +479,16 @@ impl Committer {
         }
     }
 
-    fn record_landed(
+    async fn record_landed(
         &self,
         commit: &str,
         batch: &[Item],
         pr: Option<String>,
         commits: u64,
     ) -> Outcome {
+        if let Some(hook) = self.before_landing.get() {
+            hook(commit.to_string()).await;
+        }
         let mut records = Vec::new();
         if let Some(pr) = &pr {
             records.push(Record::Target {
@@ -614,7 +631,7 @@ impl Committer {
         match self.client.list_commits(&self.target.repo, &head, 1).await {
             Ok(commits) if commits.first().is_some_and(|c| c.message.contains(marker)) => {
                 tracing::info!("the commit had landed as {}", short(&head));
-                self.record_landed(&head, batch, None, 1)
+                self.record_landed(&head, batch, None, 1).await
             }
             Ok(_) => self.after_moved_branch(base, revision).await,
             Err(e) => Outcome::Failed(e),

@@ -7,6 +7,7 @@
 
 mod attr;
 mod errno;
+mod holders;
 mod inode;
 mod namespace;
 mod passthrough;

@@ -6,6 +6,15 @@
 //! the staging area before the operation returns; the committer commits journaled changes,
 //! and once a commit lands the view moves to it and committed entries leave the overlay.
 //!
+//! A version is queued for commit only when its last writable handle is released (or on
+//! `fsync`): a `close` of one descriptor among several (the shell's `cmd > file` closes its
+//! first descriptor at once) only makes the bytes durable and reports write errors. A version
+//! a write failed on is **poisoned**: it is never committed, stays staged and visible, and is
+//! reported (`hubfs status`/`sync`) until the file is written afresh or deleted. A flushed
+//! version whose writer is still open is journaled as held: after a crash it comes back
+//! poisoned rather than committed half-written, unless that flush was the writer's last
+//! `close` with nothing written since (only the release was lost): then it is queued.
+//!
 //! Lock order: overlay → node → staging area.
 
 use std::collections::BTreeMap;
@@ -51,7 +60,29 @@ pub struct NodeState {
     pub seq: Option<u64>,
     /// Last local change (the Hub keeps no mtimes; this one lives until the change lands).
     pub mtime: SystemTime,
+    /// Why this version must never be committed (a write failed, or it was still open for
+    /// writing at a crash). Only writing the file afresh (truncating it to 0) or deleting it
+    /// ends it.
+    pub poison: Option<Poison>,
+    /// The journal holds a `Hold` record for this node's path; `Some(true)`: one marked
+    /// complete (replayed as a pending change).
+    pub held: Option<bool>,
+    /// A descriptor was closed (FUSE flush) since the last write: a release is on its way.
+    pub flushed: bool,
 }
+
+/// Why a version is not committed.
+#[derive(Clone, Debug)]
+pub struct Poison {
+    /// What `close`/`fsync` report.
+    pub errno: Errno,
+    pub reason: String,
+}
+
+/// Reason journaled for a flushed version whose writer is still open (shown after a crash).
+const OPEN_AT_CRASH: &str =
+    "it was still open for writing when the daemon stopped: not committed (write it again, \
+     or delete it)";
 
 /// A file with local content, shared by its open handles.
 pub struct FileNode {
@@ -99,6 +130,9 @@ impl FileNode {
                 detached: false,
                 seq: None,
                 mtime: SystemTime::now(),
+                poison: None,
+                held: None,
+                flushed: false,
             }),
         })
     }
@@ -107,7 +141,8 @@ impl FileNode {
 impl Workspace {
     /// Rebuilds the overlay from the journal (changes of an earlier mount not yet committed).
     pub fn open(area: Arc<StagingArea>, committer: Arc<Committer>) -> Result<Workspace, Errno> {
-        let (pending, dirs) = area.with_journal(|j| (j.pending().clone(), j.dirs().clone()));
+        let (pending, dirs, held) =
+            area.with_journal(|j| (j.pending().clone(), j.dirs().clone(), j.held().clone()));
         let mut overlay = BTreeMap::new();
         for d in dirs {
             overlay.insert(d, Local::Dir);
@@ -154,6 +189,31 @@ impl Workspace {
             };
             overlay.insert(path, local);
         }
+        // A held version is newer than any pending change of its path: it is what the mount
+        // shows (and reports), while the pending one still lands.
+        for (path, h) in held {
+            let staged = area.open_file(h.file).map_err(io)?;
+            let size = staged.len().map_err(io)?;
+            let node = FileNode::new(
+                &path,
+                Content::Staged {
+                    file: staged,
+                    sealed: false,
+                },
+                size,
+                0,
+                false,
+            );
+            {
+                let mut st = node.state.lock();
+                st.held = Some(false);
+                st.poison = Some(Poison {
+                    errno: Errno::EIO,
+                    reason: h.reason,
+                });
+            }
+            overlay.insert(path, Local::File(node));
+        }
         Ok(Workspace {
             area,
             committer,
@@ -197,6 +257,48 @@ impl Workspace {
             if matches!(overlay.get(d), Some(Local::Dir)) {
                 overlay.remove(d);
             }
+        }
+    }
+
+    /// Directories above deleted entries (their deletion may be landing), not deleted
+    /// themselves: those that vanish from the Hub with it are kept (see `keep_dirs`).
+    pub fn dirs_of_deleted(&self) -> Vec<String> {
+        let overlay = self.overlay.lock();
+        let mut dirs = std::collections::BTreeSet::new();
+        for (path, local) in overlay.iter() {
+            if !matches!(local, Local::Deleted) {
+                continue;
+            }
+            let mut p = path.as_str();
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if !dirs.insert(p.to_string()) {
+                    break;
+                }
+            }
+        }
+        dirs.into_iter()
+            .filter(|d| !matches!(overlay.get(d), Some(Local::Deleted | Local::Dir)))
+            .collect()
+    }
+
+    /// Directories that stay although the Hub no longer has them: local until `rmdir`
+    /// (journaled, so they survive a remount).
+    pub fn keep_dirs(&self, dirs: &[String]) {
+        if dirs.is_empty() {
+            return;
+        }
+        let mut overlay = self.overlay.lock();
+        let records: Vec<Record> = dirs
+            .iter()
+            .map(|d| {
+                overlay.insert(d.clone(), Local::Dir);
+                Record::Mkdir { path: d.clone() }
+            })
+            .collect();
+        drop(overlay);
+        if let Err(e) = self.area.record(&records) {
+            tracing::warn!("journaling kept directories: {e}");
         }
     }
 
@@ -268,7 +370,49 @@ impl Workspace {
         if let Some(Local::File(old)) = old {
             old.state.lock().detached = true;
         }
+        self.unhold(path);
         Ok(node)
+    }
+
+    /// Ends the journaled hold of `path`, if any (its version was replaced or deleted).
+    /// Best effort: a leftover hold only shows a stale version again after a crash.
+    fn unhold(&self, path: &str) {
+        if self.area.with_journal(|j| j.held().contains_key(path)) {
+            let rec = Record::Unhold {
+                path: path.to_string(),
+            };
+            if let Err(e) = self.area.record_with(&[rec], false) {
+                tracing::warn!("journaling the end of the hold of {path}: {e}");
+            }
+        }
+    }
+
+    /// Marks the node's version as never to be committed and journals it as held (so it is
+    /// still reported after a restart); returns the error for the failed call.
+    fn poison(&self, st: &mut NodeState, errno: Errno, what: &str) -> Errno {
+        let reason = format!(
+            "{what} failed ({errno}): this version is incomplete and is not committed \
+             (write the file again from the start, or delete it)"
+        );
+        tracing::warn!("{}: {reason}", st.path);
+        if st.poison.is_none() && !st.detached {
+            if let Content::Staged { file, .. } = &st.content {
+                let rec = Record::Hold {
+                    path: st.path.clone(),
+                    file: file.id(),
+                    size: st.size,
+                    reason: reason.clone(),
+                    complete: false,
+                };
+                match self.area.record(&[rec]) {
+                    Ok(()) => st.held = Some(false),
+                    // The disk may be full: the poison still holds in memory.
+                    Err(e) => tracing::warn!("journaling the hold of {}: {e}", st.path),
+                }
+            }
+        }
+        st.poison = Some(Poison { errno, reason });
+        errno
     }
 
     /// Adds a node whose content was fetched from the Hub (a base file opened for writing),
@@ -325,33 +469,135 @@ impl Workspace {
     pub fn open_writer(&self, node: &FileNode, truncate: bool) -> Result<(), Errno> {
         let mut st = node.state.lock();
         if truncate {
-            let file = self.writable(&mut st, true)?.clone();
-            file.set_len(0).map_err(io)?;
-            st.size = 0;
-            st.dirty = true;
-            st.mtime = SystemTime::now();
+            self.empty(&mut st)?;
         }
         st.writers += 1;
         Ok(())
     }
 
-    pub fn write(&self, node: &FileNode, offset: u64, data: &[u8]) -> Result<(), Errno> {
-        let mut st = node.state.lock();
-        let file = self.writable(&mut st, false)?.clone();
-        file.write_at(offset, data).map_err(io)?;
-        st.size = st.size.max(offset + data.len() as u64);
+    /// Truncates the node to nothing: the file is written afresh, so an earlier failed
+    /// write no longer matters.
+    fn empty(&self, st: &mut NodeState) -> Result<(), Errno> {
+        self.touch(st)?;
+        if st.poison.is_some() {
+            // Start from a new staging file: the poisoned one may be big, on a full disk.
+            st.content = Content::Staged {
+                file: self.area.create_file().map_err(io)?,
+                sealed: false,
+            };
+        }
+        let file = self.writable(st, true)?.clone();
+        file.set_len(0).map_err(io)?;
+        if st.held.is_some() {
+            self.unhold(&st.path);
+            st.held = None;
+        }
+        st.poison = None;
+        st.size = 0;
         st.dirty = true;
+        st.flushed = false;
         st.mtime = SystemTime::now();
         Ok(())
     }
 
+    /// Before content changes: a hold journaled as complete (by a flush) is not any more.
+    fn touch(&self, st: &mut NodeState) -> Result<(), Errno> {
+        if st.held != Some(true) {
+            return Ok(());
+        }
+        if let Content::Staged { file, .. } = &st.content {
+            let rec = Record::Hold {
+                path: st.path.clone(),
+                file: file.id(),
+                size: st.size,
+                reason: OPEN_AT_CRASH.to_string(),
+                complete: false,
+            };
+            if let Err(e) = self.area.record_with(&[rec], false) {
+                return Err(self.poison(st, io(e), "journaling a write"));
+            }
+        }
+        st.held = Some(false);
+        Ok(())
+    }
+
+    /// A write through an open handle; a failure poisons the version.
+    pub fn write(&self, node: &FileNode, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        let mut st = node.state.lock();
+        self.touch(&mut st)?;
+        let written = self
+            .writable(&mut st, false)
+            .cloned()
+            .and_then(|file| file.write_at(offset, data).map_err(io));
+        if let Err(e) = written {
+            return Err(self.poison(&mut st, e, "a write"));
+        }
+        st.size = st.size.max(offset + data.len() as u64);
+        st.dirty = true;
+        st.flushed = false;
+        st.mtime = SystemTime::now();
+        Ok(())
+    }
+
+    /// A truncate (through a handle or by path); a failure poisons the version, a truncate
+    /// to 0 makes it a fresh one.
     pub fn truncate(&self, node: &FileNode, size: u64) -> Result<(), Errno> {
         let mut st = node.state.lock();
-        let file = self.writable(&mut st, size == 0)?.clone();
-        file.set_len(size).map_err(io)?;
+        self.touch(&mut st)?;
+        if size == 0 {
+            return self.empty(&mut st);
+        }
+        let done = self
+            .writable(&mut st, false)
+            .cloned()
+            .and_then(|file| file.set_len(size).map_err(io));
+        if let Err(e) = done {
+            return Err(self.poison(&mut st, e, "a truncate"));
+        }
         st.size = size;
         st.dirty = true;
+        st.flushed = false;
         st.mtime = SystemTime::now();
+        Ok(())
+    }
+
+    /// `close(2)` of one descriptor of a writer: makes the bytes durable on local disk and
+    /// reports a failed write, but queues nothing (other descriptors of the same open file
+    /// may still write; the release of the last one queues). The version is journaled as
+    /// held meanwhile, `last` (the closing process keeps no other descriptor of the file)
+    /// marking it complete: a crash before the release then queues it at replay, else it
+    /// stays held.
+    pub fn flush(&self, node: &FileNode, last: bool) -> Result<(), Errno> {
+        let mut st = node.state.lock();
+        if let Some(p) = &st.poison {
+            return Err(p.errno);
+        }
+        if st.detached || !st.dirty {
+            st.flushed = true;
+            return Ok(());
+        }
+        let Content::Staged { file, .. } = &st.content else {
+            return Ok(());
+        };
+        let file = file.clone();
+        if let Err(e) = file.sync().map_err(io) {
+            return Err(self.poison(&mut st, e, "writing to local disk"));
+        }
+        if st.held != Some(last) {
+            let rec = Record::Hold {
+                path: st.path.clone(),
+                file: file.id(),
+                size: st.size,
+                reason: OPEN_AT_CRASH.to_string(),
+                complete: last,
+            };
+            // Not fsync'd: it reaches the disk with the next journaled change or the kernel's
+            // writeback; a daemon crash keeps it, a power loss may forget it (the version is
+            // then absent after the restart, never partial).
+            self.area.record_with(&[rec], false).map_err(io)?;
+            st.held = Some(last);
+        }
+        st.flushed = true;
         Ok(())
     }
 
@@ -359,14 +605,26 @@ impl Workspace {
     /// journal version holding it (None if the node is detached or was never changed).
     pub fn seal(&self, node: &FileNode) -> Result<Option<u64>, Errno> {
         let mut st = node.state.lock();
-        if st.detached || !st.dirty {
+        if st.detached {
+            return Ok(st.seq);
+        }
+        if let Some(p) = &st.poison {
+            return Err(p.errno);
+        }
+        if !st.dirty {
             return Ok(st.seq);
         }
         let size = st.size;
+        let Content::Staged { file, .. } = &st.content else {
+            return Ok(st.seq);
+        };
+        let file = file.clone();
+        if let Err(e) = file.sync().map_err(io) {
+            return Err(self.poison(&mut st, e, "writing to local disk"));
+        }
         let Content::Staged { file, sealed } = &mut st.content else {
             return Ok(st.seq);
         };
-        file.sync().map_err(io)?;
         let seq = self.next_seq();
         let change = Change::Put {
             file: file.id(),
@@ -374,17 +632,26 @@ impl Workspace {
         };
         *sealed = true;
         let path = st.path.clone();
-        self.journal(&[Record::Change { path, seq, change }])?;
+        if let Err(e) = self.journal(&[Record::Change { path, seq, change }]) {
+            // Not queued: the version stays writable, and a later close tries again.
+            if let Content::Staged { sealed, .. } = &mut st.content {
+                *sealed = false;
+            }
+            return Err(e);
+        }
         st.dirty = false;
+        // The change record ended the hold of the path.
+        st.held = None;
         st.seq = Some(seq);
         Ok(Some(seq))
     }
 
-    /// A writer closed; the last one seals the content.
+    /// A writable handle was released; the last one seals (queues) the content.
     pub fn close_writer(&self, node: &FileNode) -> Result<(), Errno> {
         let last = {
             let mut st = node.state.lock();
             st.writers = st.writers.saturating_sub(1);
+            st.flushed = false;
             st.writers == 0
         };
         if last {
@@ -393,12 +660,45 @@ impl Workspace {
         Ok(())
     }
 
+    /// Files whose current version will not be committed, with the reason.
+    pub fn poisoned(&self) -> Vec<(String, String)> {
+        let overlay = self.overlay.lock();
+        overlay
+            .iter()
+            .filter_map(|(path, l)| match l {
+                Local::File(n) => {
+                    let st = n.state.lock();
+                    let p = st.poison.as_ref().filter(|_| !st.detached)?;
+                    Some((path.clone(), p.reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Files closed by one descriptor with the release of their open file still to come
+    /// (the kernel sends it right after the last `close`): `hubfs sync` waits for them.
+    pub fn releasing(&self) -> usize {
+        let overlay = self.overlay.lock();
+        overlay
+            .values()
+            .filter(|l| match l {
+                Local::File(n) => {
+                    let st = n.state.lock();
+                    st.writers > 0 && st.flushed && st.dirty && !st.detached
+                }
+                _ => false,
+            })
+            .count()
+    }
+
     /// Removes the file at `path`; `in_base` = the base snapshot has it.
     pub fn unlink(&self, path: &str, in_base: bool) -> Result<(), Errno> {
         let mut overlay = self.overlay.lock();
         if let Some(Local::File(n)) = overlay.get(path) {
             n.state.lock().detached = true;
         }
+        self.unhold(path);
         // A pending change may be in a commit being sent: delete explicitly in that case too.
         if in_base || self.has_pending(path) {
             overlay.insert(path.to_string(), Local::Deleted);
@@ -472,12 +772,33 @@ impl Workspace {
             }
         }
         let mut records = Vec::new();
+        if self.area.with_journal(|j| j.held().contains_key(from)) {
+            records.push(Record::Unhold {
+                path: from.to_string(),
+            });
+        }
         {
             let mut st = node.state.lock();
             st.path = to.to_string();
-            // Content already journaled (or never to be written again) is journaled under the
-            // new name now; content still being written is journaled when its writer closes.
-            if st.writers == 0 || !st.dirty {
+            if st.poison.is_some() || (st.held.is_some() && st.writers > 0 && st.dirty) {
+                // A held version stays held under its new name.
+                if let Content::Staged { file, .. } = &st.content {
+                    let reason = st
+                        .poison
+                        .as_ref()
+                        .map_or(OPEN_AT_CRASH.to_string(), |p| p.reason.clone());
+                    records.push(Record::Hold {
+                        path: to.to_string(),
+                        file: file.id(),
+                        size: st.size,
+                        reason,
+                        complete: st.held == Some(true) && st.poison.is_none(),
+                    });
+                }
+            } else if st.writers == 0 || !st.dirty {
+                // Content already journaled (or never to be written again) is journaled under
+                // the new name now; content still being written is journaled when its writer
+                // is released.
                 let seq = self.next_seq();
                 let change = match &mut st.content {
                     Content::Staged { file, sealed } => {
@@ -504,6 +825,7 @@ impl Workspace {
                     change,
                 });
                 st.dirty = false;
+                st.held = None;
                 st.seq = Some(seq);
             }
         }
@@ -577,6 +899,7 @@ impl Workspace {
                     // journal again while holding the node (sealing holds it too).
                     st.writers > 0
                         || st.dirty
+                        || st.poison.is_some()
                         || self.area.with_journal(|j| j.pending().contains_key(path))
                 }
             }
@@ -592,7 +915,7 @@ impl Workspace {
         self.overlay.lock().values().all(|local| match local {
             Local::File(n) => {
                 let st = n.state.lock();
-                st.writers == 0 && !st.dirty
+                st.writers == 0 && !st.dirty && st.poison.is_none()
             }
             Local::Dir | Local::Deleted => true,
         })

@@ -3,8 +3,9 @@
 //! Every operation resolves names in the merged view (workspace overlay over the snapshot),
 //! applies the change to the workspace (which journals it) and answers like a local
 //! filesystem would. Opening an existing file for writing without `O_TRUNC` first fetches its
-//! bytes through the read path into a staging file. Close seals and queues; `fsync` waits
-//! until the commit holding the file has landed.
+//! bytes through the read path into a staging file. The release of the last writable handle
+//! seals and queues (a `close` only makes the bytes durable and reports write errors);
+//! `fsync` seals and waits until the commit holding the file has landed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +45,9 @@ fn parent_of(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
 
+/// Longest wait of `hubfs sync` for the releases of files already closed.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 /// Bytes fetched per read when copying a committed file into a staging file.
 const FETCH_CHUNK: u32 = 1 << 20;
 
@@ -72,13 +76,63 @@ impl HubFs {
         let ws = Arc::new(ws);
         view.make_writable(ws.clone());
         *self.fsync_timeout.lock() = setup.fsync_timeout;
+        let weak = Arc::downgrade(self);
+        let (v, w) = (view.clone(), ws.clone());
+        committer.on_landing(Box::new(move |commit| {
+            let (weak, view, ws) = (weak.clone(), v.clone(), w.clone());
+            Box::pin(async move {
+                if let Some(fs) = weak.upgrade() {
+                    fs.advance_view(&view, &ws, &commit).await;
+                }
+            })
+        }));
         self.follow_landings(view, ws, &committer);
         committer.spawn(&self.svc.rt);
         Ok(())
     }
 
-    /// Moves the view to each commit the committer lands, then drops what the overlay no
-    /// longer needs (in that order, so no reader ever sees the old snapshot without them).
+    /// Moves the view to `commit` (a commit hubfs is about to journal as landed, or a branch
+    /// head it saw). Errors are logged: the view then stays where it was, and the overlay
+    /// keeps what it shows until a later move succeeds.
+    async fn advance_view(&self, view: &View, ws: &Workspace, commit: &str) -> bool {
+        let old = view.snapshot();
+        if old.commit == commit {
+            return true;
+        }
+        let snap = match super::Snapshot::open(&self.svc, &view.repo, Some(commit)).await {
+            Ok(snap) => snap,
+            Err(e) => {
+                tracing::warn!("opening landed commit {commit}: {e}");
+                return false;
+            }
+        };
+        // Directories that now exist on the Hub are no longer local-only.
+        let mut real = Vec::new();
+        for d in ws.local_dirs() {
+            if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
+                real.push(d);
+            }
+        }
+        // A directory shown now that the new commit drops (the deletion of its last file
+        // lands) stays, as a local directory, until `rmdir`: like on a local filesystem.
+        let mut kept = Vec::new();
+        for d in ws.dirs_of_deleted() {
+            if matches!(old.lookup(&d).await, Ok(Node::Dir))
+                && !matches!(snap.lookup(&d).await, Ok(Node::Dir))
+            {
+                kept.push(d);
+            }
+        }
+        ws.keep_dirs(&kept);
+        view.advance(snap);
+        ws.forget_dirs(&real);
+        true
+    }
+
+    /// Follows the committer's announcements (landings, and the new head after a moved
+    /// branch): moves the view if the hook did not already, then drops what the overlay no
+    /// longer needs, once the view shows the journal's base (so no reader ever sees a
+    /// snapshot lacking what the overlay dropped).
     fn follow_landings(self: &Arc<Self>, view: Arc<View>, ws: Arc<Workspace>, c: &Committer) {
         let mut rx = c.landed();
         let weak = Arc::downgrade(self);
@@ -88,26 +142,14 @@ impl HubFs {
                     continue;
                 };
                 let Some(fs) = weak.upgrade() else { break };
-                if view.snapshot().commit != commit {
-                    let snap = match super::Snapshot::open(&fs.svc, &view.repo, Some(&commit)).await
-                    {
-                        Ok(snap) => snap,
-                        Err(e) => {
-                            tracing::warn!("opening landed commit {commit}: {e}");
-                            continue;
-                        }
-                    };
-                    // Directories that now exist on the Hub are no longer local-only.
-                    let mut real = Vec::new();
-                    for d in ws.local_dirs() {
-                        if matches!(snap.lookup(&d).await, Ok(Node::Dir)) {
-                            real.push(d);
-                        }
-                    }
-                    view.advance(snap);
-                    ws.forget_dirs(&real);
+                let base = ws.area.with_journal(|j| j.base().map(str::to_string));
+                if base.as_deref() != Some(commit.as_str()) {
+                    // A newer announcement follows.
+                    continue;
                 }
-                ws.prune();
+                if fs.advance_view(&view, &ws, &commit).await {
+                    ws.prune();
+                }
             }
         });
     }
@@ -389,17 +431,21 @@ impl HubFs {
         Ok(data.len() as u32)
     }
 
-    /// `close(2)` of a descriptor: the last writer's close seals and queues the content, so
-    /// a `hubfs sync` right after `cp` sees it.
-    pub fn flush(&self, fh: u64) -> Result<(), Errno> {
+    /// `close(2)` of a descriptor (FUSE sends it for every close of every duplicate): the
+    /// bytes become durable on local disk and a failed write is reported, but nothing is
+    /// queued: only the release of the last writable handle does that (`cmd > file` closes
+    /// its first descriptor before `cmd` writes anything).
+    /// `ino` and `pid`: the file's inode and the closing process.
+    pub fn flush(&self, fh: u64, ino: u64, pid: u32) -> Result<(), Errno> {
         let Ok((node, ws)) = self.writer_of(fh) else {
             return Ok(());
         };
-        let only_writer = node.state.lock().writers <= 1;
-        if only_writer {
-            ws.seal(&node)?;
-        }
-        Ok(())
+        let name = {
+            let st = node.state.lock();
+            st.path.rsplit('/').next().unwrap_or_default().to_string()
+        };
+        let last = !super::holders::holds(pid, ino, &name);
+        ws.flush(&node, last)
     }
 
     /// Returns once the commit holding the file's current content has landed.
@@ -721,7 +767,20 @@ impl HubFs {
     /// `hubfs sync`: None on a read-only mount.
     pub async fn sync(&self, timeout: Duration) -> Option<SyncReport> {
         let ws = self.root_workspace()?;
-        Some(ws.committer.sync(timeout).await)
+        // The kernel sends the release of a closed file after `close` returned: a `sync` right
+        // after `cp` waits (briefly) for it, so the file is queued and counted.
+        let until = std::time::Instant::now() + RELEASE_WAIT.min(timeout);
+        while ws.releasing() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut report = ws.committer.sync(timeout).await;
+        for (path, why) in ws.poisoned() {
+            if !report.failed.iter().any(|(p, _)| *p == path) {
+                report.failed.push((path, why));
+            }
+        }
+        report.ok = report.failed.is_empty();
+        Some(report)
     }
 
     pub(super) fn write_status(&self) -> serde_json::Value {
@@ -731,6 +790,7 @@ impl HubFs {
         serde_json::json!({
             "pending": ws.committer.pending_count(),
             "overlay_entries": ws.overlay_len(),
+            "held": ws.poisoned().into_iter().collect::<BTreeMap<_, _>>(),
             "commit": ws.committer.status(),
             "staging_dir": ws.area.dir(),
         })

@@ -122,8 +122,13 @@ impl StagingArea {
 
     /// Journals `records` durably, then deletes the staging files they released.
     pub fn record(&self, records: &[Record]) -> io::Result<()> {
+        self.record_with(records, true)
+    }
+
+    /// Like [`StagingArea::record`]; see [`Journal::append_with`] for `durable`.
+    pub fn record_with(&self, records: &[Record], durable: bool) -> io::Result<()> {
         let mut inner = self.inner.lock();
-        let released = inner.journal.append(records)?;
+        let released = inner.journal.append_with(records, durable)?;
         for id in released {
             if !inner.live.contains_key(&id) && !inner.pinned.contains_key(&id) {
                 let _ = std::fs::remove_file(self.file_path(id));

@@ -6,6 +6,11 @@
 //! revision commits go to. Landed commits are journaled too, so a replay never commits a change
 //! twice. A torn last line (crash mid-append) is ignored: its operation had not returned yet.
 //! The file is compacted (rewritten atomically) when opened.
+//!
+//! Besides pending changes, the journal names **held** versions: local content that must
+//! never be committed as it is (a write to it failed, or its writer had flushed it but not
+//! released it when the daemon stopped). A held version stays staged and visible until the
+//! path is written afresh or deleted; it is what `hubfs status`/`sync` report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -52,6 +57,18 @@ pub struct Pending {
     pub change: Change,
 }
 
+/// A version of a path that is staged but must not be committed (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub file: u64,
+    pub size: u64,
+    /// Why it is held, for `hubfs status`/`sync`.
+    pub reason: String,
+    /// Flushed by the last close of its writer, with no write since: only the release (which
+    /// the kernel sends right after) was missing. Replayed as a pending change.
+    pub complete: bool,
+}
+
 /// A line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -75,6 +92,22 @@ pub enum Record {
     Rmdir {
         path: String,
     },
+    /// Staging file `file` holds a version of `path` that must not be committed (a write to
+    /// it failed, or it was flushed by a writer that had not closed it yet).
+    Hold {
+        path: String,
+        file: u64,
+        #[serde(default)]
+        size: u64,
+        reason: String,
+        #[serde(default)]
+        complete: bool,
+    },
+    /// The held version of `path` is gone (released, rewritten, deleted). Any change record
+    /// of the path ends its hold too.
+    Unhold {
+        path: String,
+    },
     /// A commit landed holding these versions of these paths; it is the new base.
     Landed {
         commit: String,
@@ -90,6 +123,7 @@ pub struct Journal {
     target: Option<String>,
     pending: BTreeMap<String, Pending>,
     dirs: BTreeSet<String>,
+    held: BTreeMap<String, Held>,
     next_seq: u64,
 }
 
@@ -110,6 +144,7 @@ impl Journal {
             target: None,
             pending: BTreeMap::new(),
             dirs: BTreeSet::new(),
+            held: BTreeMap::new(),
             next_seq: 1,
         };
         let reader = BufReader::new(File::open(&state.path)?);
@@ -129,8 +164,29 @@ impl Journal {
                 ),
             }
         }
+        state.complete_holds();
         state.compact()?;
         Ok(state)
+    }
+
+    /// After a restart: a version flushed by its writer's last close, with nothing written
+    /// since, was complete; only its release was lost with the daemon. It is queued now
+    /// (`close` had returned, so it must land). Other holds stay held.
+    fn complete_holds(&mut self) {
+        let complete: Vec<(String, Held)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.complete)
+            .map(|(p, h)| (p.clone(), h.clone()))
+            .collect();
+        for (path, h) in complete {
+            let seq = self.next_seq();
+            let change = Change::Put {
+                file: h.file,
+                size: h.size,
+            };
+            self.apply(&Record::Change { path, seq, change });
+        }
     }
 
     pub fn base(&self) -> Option<&str> {
@@ -149,6 +205,10 @@ impl Journal {
         &self.dirs
     }
 
+    pub fn held(&self) -> &BTreeMap<String, Held> {
+        &self.held
+    }
+
     /// The sequence number the next change record must carry.
     pub fn next_seq(&mut self) -> u64 {
         let s = self.next_seq;
@@ -159,13 +219,32 @@ impl Journal {
     /// Appends `records` durably (one write, one fsync), then applies them. Returns the
     /// staging files no longer referenced by any pending change.
     pub fn append(&mut self, records: &[Record]) -> io::Result<Vec<u64>> {
+        self.append_with(records, true)
+    }
+
+    /// Like [`Journal::append`]; without `durable` the records reach the disk with the next
+    /// durable append (or the kernel's writeback): they survive a crash of the daemon, not
+    /// necessarily of the machine.
+    pub fn append_with(&mut self, records: &[Record], durable: bool) -> io::Result<Vec<u64>> {
         let mut text = String::new();
         for r in records {
             text.push_str(&serde_json::to_string(r).map_err(io::Error::other)?);
             text.push('\n');
         }
-        self.file.write_all(text.as_bytes())?;
-        self.file.sync_data()?;
+        let before = self.file.metadata()?.len();
+        let written = self.file.write_all(text.as_bytes()).and_then(|()| {
+            if durable {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // A partly written line (full disk) would glue itself to the next record and
+            // corrupt it: cut the journal back to where this append started.
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
         let mut released = Vec::new();
         for r in records {
             released.extend(self.apply(r));
@@ -179,6 +258,7 @@ impl Journal {
         self.pending
             .values()
             .any(|p| p.change.staging_file() == Some(id))
+            || self.held.values().any(|h| h.file == id)
     }
 
     /// Applies one record to the in-memory state; returns staging files it dropped.
@@ -197,6 +277,7 @@ impl Journal {
                     },
                 );
                 dropped.extend(old.and_then(|p| p.change.staging_file()));
+                dropped.extend(self.held.remove(path).map(|h| h.file));
                 if !matches!(change, Change::Delete) {
                     self.forget_ancestors(path);
                 }
@@ -206,6 +287,27 @@ impl Journal {
             }
             Record::Rmdir { path } => {
                 self.dirs.remove(path);
+            }
+            Record::Hold {
+                path,
+                file,
+                size,
+                reason,
+                complete,
+            } => {
+                let old = self.held.insert(
+                    path.clone(),
+                    Held {
+                        file: *file,
+                        size: *size,
+                        reason: reason.clone(),
+                        complete: *complete,
+                    },
+                );
+                dropped.extend(old.map(|h| h.file).filter(|f| f != file));
+            }
+            Record::Unhold { path } => {
+                dropped.extend(self.held.remove(path).map(|h| h.file));
             }
             Record::Landed { commit, paths } => {
                 self.base = Some(commit.clone());
@@ -252,6 +354,15 @@ impl Journal {
                 path: path.clone(),
                 seq: p.seq,
                 change: p.change.clone(),
+            });
+        }
+        for (path, h) in &self.held {
+            records.push(Record::Hold {
+                path: path.clone(),
+                file: h.file,
+                size: h.size,
+                reason: h.reason.clone(),
+                complete: h.complete,
             });
         }
         let tmp = self.path.with_extension("tmp");
@@ -333,6 +444,65 @@ mod tests {
             3,
             "nothing is committed twice after replay"
         );
+    }
+
+    #[test]
+    fn held_versions_survive_replay_until_a_change_or_unhold() {
+        let dir = tempfile::tempdir().unwrap();
+        let hold = |path: &str, file| Record::Hold {
+            path: path.into(),
+            file,
+            size: 1,
+            reason: "r".into(),
+            complete: false,
+        };
+        {
+            let mut j = Journal::open(dir.path()).unwrap();
+            j.append(&[put("a", 1, 1), hold("a", 2), hold("b", 3)])
+                .unwrap();
+            assert!(j.references(2) && j.references(3));
+            // The version held under `a` does not replace its pending change.
+            assert_eq!(j.pending()["a"].seq, 1);
+            j.append_with(&[hold("c", 4)], false).unwrap();
+        }
+        let mut j = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            j.held().keys().collect::<Vec<_>>(),
+            vec!["a", "b", "c"],
+            "holds are replayed and compacted"
+        );
+        let released = j.append(&[put("a", 5, 2)]).unwrap();
+        assert_eq!(released, vec![1], "the held file became the pending one");
+        assert!(
+            !j.held().contains_key("a"),
+            "a change of the path ends its hold"
+        );
+        let released = j.append(&[Record::Unhold { path: "b".into() }]).unwrap();
+        assert_eq!(released, vec![3]);
+    }
+
+    #[test]
+    fn a_complete_hold_is_queued_at_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut j = Journal::open(dir.path()).unwrap();
+            j.append(&[
+                put("a", 1, 1),
+                Record::Hold {
+                    path: "a".into(),
+                    file: 2,
+                    size: 7,
+                    reason: "r".into(),
+                    complete: true,
+                },
+            ])
+            .unwrap();
+            assert_eq!(j.pending()["a"].seq, 1, "not queued while running");
+        }
+        let j = Journal::open(dir.path()).unwrap();
+        assert!(j.held().is_empty());
+        assert_eq!(j.pending()["a"].change, Change::Put { file: 2, size: 7 });
+        assert!(!j.references(1));
     }
 
     #[test]

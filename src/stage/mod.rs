@@ -6,4 +6,4 @@ mod area;
 pub mod journal;
 
 pub use area::{area_name, AreaError, StagingArea, StagingFile};
-pub use journal::{Change, Journal, Pending, Record};
+pub use journal::{Change, Held, Journal, Pending, Record};
