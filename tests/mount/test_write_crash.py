@@ -11,7 +11,6 @@ replays), runs `hubfs sync`, and checks with the official client that:
 
 The seed is printed (and can be forced with HUBFS_CRASH_SEED) so a failing round reproduces."""
 
-import base64
 import hashlib
 import json
 import os

@@ -386,7 +386,7 @@ def make_machine(api, emulator, workdir: Path, trace: list, stats: dict):
     return WriteModel
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(900)
 def test_write_path_matches_a_local_file_system_model(api, emulator, tmp_path):
     trace = []
     stats = {"examples": 0, "steps": 0}
