@@ -39,9 +39,17 @@ def dead(pid: int) -> bool:
         return False
 
 
-def kill_daemon(mountpoint: Path, pid: int = None):
-    """kill -9 of the daemon of `mountpoint`, then a lazy unmount of the dead mount."""
+def kill_daemon(mountpoint: Path, pid: int = None, writers=()):
+    """kill -9 of the daemon of `mountpoint`, then a lazy unmount of the dead mount.
+
+    `writers` (Popen objects working in the mount) are killed right after the daemon and
+    before the unmount: once unmounted, the mountpoint is a plain local directory, and a
+    writer still running would "succeed" at writing there."""
     pid = pid or daemon_pid(mountpoint)
     os.kill(pid, signal.SIGKILL)
+    for w in writers:
+        w.kill()
+    for w in writers:
+        w.wait(20)
     assert wait_until(lambda: dead(pid), 20), f"hubfs daemon {pid} still alive 20 s after SIGKILL"
     subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
