@@ -5,11 +5,13 @@
 //! bytes) and commits it with `parentCommit` = the commit the changes were made on. A moved
 //! branch (412) is retried on the new head when none of the pending paths changed on the Hub
 //! meanwhile; changed paths become conflicts and stay staged. Other failures are retried with
-//! backoff; nothing staged is dropped. Before a landed commit is journaled (which ends the
-//! pending state of its changes), the filesystem's landing hook moves its view to the new
-//! commit: at every moment a change is either pending or in the commit the view shows, so
-//! nothing decided from the view (does the Hub have this path?) sees a gap. Then the landing
-//! is announced, and the filesystem drops what its overlay no longer needs.
+//! backoff; nothing staged is dropped. A landed commit is journaled at once (which ends the
+//! pending state of its changes), then the filesystem's landing hook moves its view to the
+//! new commit, both under the write side of the landing gate: filesystem operations that
+//! decide from the view and the journal (does the Hub have this path? is it pending?) hold
+//! its read side, so they never see a change that is neither pending nor in the commit the
+//! view shows. Then the landing is announced, and the filesystem drops what its overlay no
+//! longer needs.
 //!
 //! Nothing here knows about FUSE: the filesystem core calls [`Committer::queued`],
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
@@ -85,7 +87,7 @@ pub struct Target {
     pub create_pr: bool,
 }
 
-/// Called with a commit about to be journaled as landed; returns once the filesystem shows it.
+/// Called with a commit just journaled as landed; returns once the filesystem shows it.
 pub type LandingHook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Outcome of `hubfs sync`.
@@ -108,7 +110,8 @@ pub struct Committer {
     changed: watch::Sender<u64>,
     /// The newest commit the mounted revision is known to be at (after our commits).
     landed: watch::Sender<Option<String>>,
-    before_landing: OnceLock<LandingHook>,
+    after_landing: OnceLock<LandingHook>,
+    gate: tokio::sync::RwLock<()>,
 }
 
 /// How a failed batch is handled.
@@ -142,7 +145,8 @@ impl Committer {
             flush: AtomicBool::new(false),
             changed: watch::channel(0).0,
             landed: watch::channel(None).0,
-            before_landing: OnceLock::new(),
+            after_landing: OnceLock::new(),
+            gate: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -150,9 +154,15 @@ impl Committer {
         &self.area
     }
 
-    /// Sets the hook run before each landing is journaled (once, before [`Committer::spawn`]).
+    /// Sets the hook run after each landing is journaled (once, before [`Committer::spawn`]).
     pub fn on_landing(&self, hook: LandingHook) {
-        let _ = self.before_landing.set(hook);
+        let _ = self.after_landing.set(hook);
+    }
+
+    /// Held (read side) by filesystem operations that decide from the view and the journal;
+    /// a landing takes the write side from its journaling until the view shows it.
+    pub async fn landing_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().await
     }
 
     /// Starts the background loop on `rt`.
@@ -486,9 +496,7 @@ impl Committer {
         pr: Option<String>,
         commits: u64,
     ) -> Outcome {
-        if let Some(hook) = self.before_landing.get() {
-            hook(commit.to_string()).await;
-        }
+        let _gate = self.gate.write().await;
         let mut records = Vec::new();
         if let Some(pr) = &pr {
             records.push(Record::Target {
@@ -503,6 +511,10 @@ impl Committer {
             // The commit is on the Hub; replaying it later is harmless (a no-op commit).
             tracing::error!("journaling a landed commit failed: {e}");
         }
+        if let Some(hook) = self.after_landing.get() {
+            hook(commit.to_string()).await;
+        }
+        drop(_gate);
         {
             let mut st = self.state.lock();
             st.commits += commits;
@@ -553,10 +565,20 @@ impl Committer {
                 .collect()
         });
         let paths: Vec<String> = pending.keys().cloned().collect();
-        let changed = match self.changed_paths(base, &head, &paths).await {
+        let mut changed = match self.changed_paths(base, &head, &paths).await {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(e),
         };
+        if !changed.is_empty() {
+            // Our own commit may be what moved the branch: it landed but the daemon died
+            // before journaling it. Paths the head already has exactly as staged are not
+            // conflicts (committing them again on the head changes nothing).
+            let asked: Vec<String> = changed.iter().cloned().collect();
+            match self.already_on(&head, &asked).await {
+                Ok(same) => changed.retain(|p| !same.contains(p)),
+                Err(e) => return Outcome::Failed(e),
+            }
+        }
         if !changed.is_empty() {
             tracing::warn!(
                 "conflict: {} staged path(s) changed on the Hub between {} and {}: {}; \
@@ -593,6 +615,50 @@ impl Committer {
         self.landed.send_replace(Some(head));
         self.changed.send_modify(|g| *g += 1);
         Outcome::Again
+    }
+
+    /// Which of `paths` commit `at` already has exactly as their pending change makes them.
+    async fn already_on(&self, at: &str, paths: &[String]) -> Result<HashSet<String>, HubError> {
+        let entries = self.client.paths_info(&self.target.repo, at, paths).await?;
+        let pending: BTreeMap<String, Change> = self.area.with_journal(|j| {
+            paths
+                .iter()
+                .filter_map(|p| j.pending().get(p).map(|v| (p.clone(), v.change.clone())))
+                .collect()
+        });
+        let mut same = HashSet::new();
+        for (path, change) in pending {
+            let entry = entries.iter().find(|e| e.path == path && !e.is_dir());
+            let equal = match (&change, entry) {
+                (Change::Delete, None) => true,
+                (Change::CopyLfs { sha256, .. }, Some(e)) => {
+                    e.lfs.as_ref().is_some_and(|l| l.oid == *sha256)
+                }
+                (Change::Put { file, .. }, Some(e)) => {
+                    let staged = self.area.file_path(*file);
+                    let lfs = e.lfs.as_ref().map(|l| l.oid.clone());
+                    let oid = e.oid.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let len = std::fs::metadata(&staged)?.len();
+                        match lfs {
+                            Some(sha) => Ok(sha256_file(&staged)? == sha),
+                            None => Ok(git_blob_sha1(&staged, len)? == oid),
+                        }
+                    })
+                    .await
+                    .map_err(|e| HubError::invalid(format!("hashing task failed: {e}")))?
+                    .unwrap_or_else(|e: std::io::Error| {
+                        tracing::warn!("hashing staged {path}: {e}");
+                        false
+                    })
+                }
+                _ => false,
+            };
+            if equal {
+                same.insert(path);
+            }
+        }
+        Ok(same)
     }
 
     /// Paths whose entry differs between two commits (added, removed or changed content).
@@ -637,6 +703,24 @@ impl Committer {
             Err(e) => Outcome::Failed(e),
         }
     }
+}
+
+/// The git blob id of a file's content (what the Hub reports as `oid` of a regular file).
+fn git_blob_sha1(path: &std::path::Path, len: u64) -> std::io::Result<String> {
+    use sha1::{Digest, Sha1};
+    use std::io::Read;
+    let mut h = Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 fn short(commit: &str) -> &str {

@@ -215,6 +215,21 @@ impl InodeTable {
         }
     }
 
+    /// After an unlink of `path` in `view`: its inode names nothing any more (handles open
+    /// on it keep working; a new file at the path gets a new inode).
+    pub fn orphan(&self, view: u64, path: &str) {
+        let mut inner = self.inner.lock();
+        let key = InodeKey::Path {
+            view,
+            path: path.to_string(),
+        };
+        if let Some(ino) = inner.by_key.remove(&key) {
+            if let Some(slot) = inner.by_ino.get_mut(&ino) {
+                slot.key = InodeKey::Orphan(ino);
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().by_ino.len()
     }

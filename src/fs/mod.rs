@@ -98,11 +98,15 @@ pub enum MountRoot {
 pub enum OpenFile {
     /// A file of a snapshot, read through the read path.
     Snapshot {
+        ino: u64,
         snapshot: Arc<Snapshot>,
         stream: ReadStream,
+        /// Opened in a writable view (its attributes show write permission).
+        writable_view: bool,
     },
     /// A file with local content in a writable view.
     Local {
+        ino: u64,
         node: Arc<FileNode>,
         /// Opened for writing: counts as a writer of the node until released.
         writable: bool,
@@ -374,7 +378,52 @@ impl HubFs {
         }
     }
 
+    /// Attributes of `ino`; an inode whose name is gone (unlinked, replaced) while a handle
+    /// is open on it answers from the handle, like a local file does.
     pub async fn getattr(&self, ino: u64) -> Result<Entry, Errno> {
+        match self.getattr_by_name(ino).await {
+            Err(e) if e == Errno::ENOENT => self.open_attr(ino).ok_or(e),
+            found => found,
+        }
+    }
+
+    /// Attributes from a handle open on `ino`, if there is one.
+    fn open_attr(&self, ino: u64) -> Option<Entry> {
+        let file = self
+            .files
+            .lock()
+            .values()
+            .find(|f| match &***f {
+                OpenFile::Snapshot { ino: i, .. } | OpenFile::Local { ino: i, .. } => *i == ino,
+            })?
+            .clone();
+        let attr = match &*file {
+            OpenFile::Snapshot {
+                snapshot,
+                stream,
+                writable_view,
+                ..
+            } => {
+                let mut a = Attr::file(ino, stream.blob.size, snapshot.mtime, &self.cfg);
+                if *writable_view {
+                    a.perm = 0o644;
+                }
+                a
+            }
+            OpenFile::Local { node, .. } => {
+                let st = node.state.lock();
+                let mut a = Attr::file(ino, st.size, st.mtime, &self.cfg);
+                a.perm = 0o644;
+                a
+            }
+        };
+        Some(Entry {
+            attr,
+            ttl: std::time::Duration::ZERO,
+        })
+    }
+
+    async fn getattr_by_name(&self, ino: u64) -> Result<Entry, Errno> {
         let (_, located) = self.locate(ino)?;
         match located {
             Some(Located {
@@ -529,6 +578,8 @@ impl HubFs {
             _ => None,
         };
         let fh = self.insert_handle(OpenFile::Snapshot {
+            ino,
+            writable_view: view.workspace().is_some(),
             snapshot: snap,
             stream: ReadStream::new(blob),
         });

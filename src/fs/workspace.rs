@@ -144,9 +144,6 @@ impl Workspace {
         let (pending, dirs, held) =
             area.with_journal(|j| (j.pending().clone(), j.dirs().clone(), j.held().clone()));
         let mut overlay = BTreeMap::new();
-        for d in dirs {
-            overlay.insert(d, Local::Dir);
-        }
         for (path, p) in pending {
             let local = match p.change {
                 Change::Put { file, size } => {
@@ -189,11 +186,25 @@ impl Workspace {
             };
             overlay.insert(path, local);
         }
+        // A local directory made where a file was deleted (the deletion still pending) is
+        // what the path is now.
+        for d in dirs {
+            if !matches!(overlay.get(&d), Some(Local::File(_))) {
+                overlay.insert(d, Local::Dir);
+            }
+        }
         // A held version is newer than any pending change of its path: it is what the mount
         // shows (and reports), while the pending one still lands.
         for (path, h) in held {
-            let staged = area.open_file(h.file).map_err(io)?;
-            let size = staged.len().map_err(io)?;
+            let opened = area.open_file(h.file).and_then(|f| Ok((f.len()?, f)));
+            let (size, staged) = match opened {
+                Ok(o) => o,
+                Err(e) => {
+                    // Nothing to show: the path is what the Hub (or a pending change) says.
+                    tracing::warn!("held version of {path} is unreadable, dropped: {e}");
+                    continue;
+                }
+            };
             let node = FileNode::new(
                 &path,
                 Content::Staged {
@@ -877,8 +888,15 @@ impl Workspace {
     /// After the view moved to a commit that holds the landed changes: entries that are
     /// now what the snapshot says leave the overlay. Local directories stay (the Hub drops
     /// empty ones; locally they exist until `rmdir`).
-    pub fn prune(&self) {
-        let pending = self.area.with_journal(|j| j.pending().clone());
+    /// `shown`: the commit the view shows; nothing is dropped unless it is the journal's base
+    /// (a landing whose view move failed keeps its entries until a later move succeeds).
+    pub fn prune(&self, shown: &str) {
+        let Some(pending) = self
+            .area
+            .with_journal(|j| (j.base() == Some(shown)).then(|| j.pending().clone()))
+        else {
+            return;
+        };
         let pending_below = |dir: &str| {
             pending
                 .range(format!("{dir}/")..)

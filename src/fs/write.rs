@@ -91,8 +91,8 @@ impl HubFs {
         Ok(())
     }
 
-    /// Moves the view to `commit` (a commit hubfs is about to journal as landed, or a branch
-    /// head it saw). Errors are logged: the view then stays where it was, and the overlay
+    /// Moves the view to `commit` (a commit hubfs just journaled as landed, or a branch head
+    /// it saw). Errors are logged: the view then stays where it was, and the overlay
     /// keeps what it shows until a later move succeeds.
     async fn advance_view(&self, view: &View, ws: &Workspace, commit: &str) -> bool {
         let old = view.snapshot();
@@ -148,7 +148,7 @@ impl HubFs {
                     continue;
                 }
                 if fs.advance_view(&view, &ws, &commit).await {
-                    ws.prune();
+                    ws.prune(&view.snapshot().commit);
                 }
             }
         });
@@ -205,11 +205,23 @@ impl HubFs {
         view: &View,
         dir: &str,
     ) -> Result<Vec<(String, FileKind)>, Errno> {
-        if !self.find(view, dir).await?.is_dir() {
+        let found = self.find(view, dir).await?;
+        if !found.is_dir() {
             return Err(Errno::ENOTDIR);
         }
         let mut merged = BTreeMap::new();
-        let local_dir = view.workspace().is_some_and(|ws| ws.is_local_dir(dir));
+        let local_dir = match found {
+            Found::LocalDir if view.workspace().is_some_and(|ws| ws.is_local_dir(dir)) => true,
+            // Implied by local files below it (a new directory after a remount, whose files
+            // have not landed yet): the Hub may or may not have it.
+            Found::LocalDir => match view.snapshot().lookup(dir).await {
+                Ok(Node::Dir) => false,
+                Ok(Node::File(_)) => true,
+                Err(e) if e == Errno::ENOENT || e == Errno::ENOTDIR => true,
+                Err(e) => return Err(e),
+            },
+            _ => false,
+        };
         let listing = if local_dir {
             Ok(Vec::new())
         } else {
@@ -279,9 +291,13 @@ impl HubFs {
                 tracing::warn!("{path}: content ended at {offset} of {} bytes", info.size);
                 return Err(Errno::EIO);
             }
-            file.write_at(offset, &chunk).map_err(Errno::from)?;
+            // Zeros are left as a hole (a sparse file stays sparse on local disk).
+            if chunk.iter().any(|&b| b != 0) {
+                file.write_at(offset, &chunk).map_err(Errno::from)?;
+            }
             offset += chunk.len() as u64;
         }
+        file.set_len(info.size).map_err(Errno::from)?;
         Ok(file)
     }
 
@@ -351,6 +367,7 @@ impl HubFs {
             }
         };
         let fh = self.insert_handle(OpenFile::Local {
+            ino,
             node,
             writable: writer,
             ws,
@@ -534,6 +551,7 @@ impl HubFs {
         let node = ws.create(&path)?;
         let entry = self.entry_of(&view, &path, &Found::Local(node.clone()));
         let fh = self.insert_handle(OpenFile::Local {
+            ino: entry.attr.ino,
             node,
             writable: true,
             ws,
@@ -544,6 +562,7 @@ impl HubFs {
 
     pub async fn mkdir(&self, parent: u64, name: &str) -> Result<Entry, Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = Self::child_path(&dir, name)?;
         if self.exists(&view, &path).await?.is_some() {
             return Err(Errno::EEXIST);
@@ -554,16 +573,21 @@ impl HubFs {
 
     pub async fn unlink(&self, parent: u64, name: &str) -> Result<(), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = join(&dir, name);
         if self.find(&view, &path).await?.is_dir() {
             return Err(Errno::EISDIR);
         }
         let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::File(_)));
-        ws.unlink(&path, in_base)
+        self.keep_parent(&view, &ws, &path).await;
+        ws.unlink(&path, in_base)?;
+        self.inodes.orphan(view.id, &path);
+        Ok(())
     }
 
     pub async fn rmdir(&self, parent: u64, name: &str) -> Result<(), Errno> {
         let (view, ws, dir) = self.writable_dir(parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         let path = join(&dir, name);
         if !self.find(&view, &path).await?.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -572,7 +596,23 @@ impl HubFs {
             return Err(Errno::ENOTEMPTY);
         }
         let in_base = matches!(view.snapshot().lookup(&path).await, Ok(Node::Dir));
+        self.keep_parent(&view, &ws, &path).await;
         ws.rmdir(&path, in_base)
+    }
+
+    /// Before `path` goes away: its parent directory stays (until `rmdir`) even if `path` was
+    /// all that made it visible (a directory the Hub does not have, known only from staged
+    /// files below it, e.g. after a remount).
+    async fn keep_parent(&self, view: &View, ws: &Workspace, path: &str) {
+        let parent = parent_of(path);
+        if parent.is_empty() || ws.is_local_dir(parent) {
+            return;
+        }
+        if matches!(view.snapshot().lookup(parent).await, Ok(Node::Dir)) {
+            // On the Hub: kept when the deletion lands (see `advance_view`).
+            return;
+        }
+        ws.keep_dirs(&[parent.to_string()]);
     }
 
     pub async fn rename(
@@ -585,6 +625,7 @@ impl HubFs {
     ) -> Result<(), Errno> {
         let (view, ws, from_dir) = self.writable_dir(parent).await?;
         let (to_view, _, to_dir) = self.writable_dir(new_parent).await?;
+        let _gate = ws.committer.landing_gate().await;
         if to_view.id != view.id {
             return Err(Errno::EXDEV);
         }
@@ -609,6 +650,7 @@ impl HubFs {
             }
             _ => {}
         }
+        self.keep_parent(&view, &ws, &from).await;
         if src.is_dir() {
             if to.starts_with(&format!("{from}/")) {
                 return Err(Errno::EINVAL);
@@ -698,7 +740,20 @@ impl HubFs {
         gid: Option<u32>,
         size: Option<u64>,
     ) -> Result<Entry, Errno> {
-        let (_, located) = self.locate(ino)?;
+        let located = match self.locate(ino) {
+            Ok((_, located)) => located,
+            // Unlinked while open: `ftruncate` through a writable handle still works.
+            Err(e) => {
+                let writer = fh.and_then(|fh| self.writer_of(fh).ok());
+                return match (writer, size) {
+                    (Some((node, ws)), Some(size)) if mode.is_none() && uid.is_none() => {
+                        ws.truncate(&node, size)?;
+                        self.getattr(ino).await
+                    }
+                    _ => Err(e),
+                };
+            }
+        };
         let Some(Located { view, path, .. }) = located else {
             return Err(Errno::EROFS);
         };

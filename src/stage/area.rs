@@ -187,11 +187,21 @@ impl StagingArea {
     }
 
     /// A new staging file with the content of `src` (copy-on-write of a sealed version).
+    /// Only data extents are copied: holes stay holes (a sparse file stays sparse).
     pub fn copy_file(self: &Arc<Self>, src: &StagingFile) -> io::Result<Arc<StagingFile>> {
         let dst = self.create_file()?;
-        let mut from = File::open(&src.path)?;
-        let mut to = dst.file.try_clone()?;
-        io::copy(&mut from, &mut to)?;
+        let len = src.len()?;
+        let mut buf = vec![0u8; COPY_CHUNK];
+        for (start, end) in data_extents(&src.file, len)? {
+            let mut at = start;
+            while at < end {
+                let n = ((end - at) as usize).min(COPY_CHUNK);
+                src.file.read_exact_at(&mut buf[..n], at)?;
+                dst.file.write_all_at(&buf[..n], at)?;
+                at += n as u64;
+            }
+        }
+        dst.file.set_len(len)?;
         Ok(dst)
     }
 
@@ -233,6 +243,46 @@ impl StagingArea {
             let _ = std::fs::remove_file(self.file_path(id));
         }
     }
+}
+
+/// Bytes copied per read when copying a staging file.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// The data extents `[start, end)` of the first `len` bytes of `file` (SEEK_DATA/SEEK_HOLE);
+/// the whole range if the filesystem cannot tell.
+fn data_extents(file: &File, len: u64) -> io::Result<Vec<(u64, u64)>> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let seek = |offset: u64, whence: i32| -> io::Result<Option<u64>> {
+        // SAFETY: lseek on a descriptor this File owns; it only moves the file offset, which
+        // nothing else here uses (all I/O is positional).
+        let r = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
+        if r >= 0 {
+            return Ok(Some(r as u64));
+        }
+        match io::Error::last_os_error() {
+            // No data at or after `offset`.
+            e if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+            e => Err(e),
+        }
+    };
+    let mut extents = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let start = match seek(at, libc::SEEK_DATA) {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(vec![(0, len)]),
+            Err(e) => return Err(e),
+        };
+        if start >= len {
+            break;
+        }
+        let end = seek(start, libc::SEEK_HOLE)?.unwrap_or(len).min(len);
+        extents.push((start, end));
+        at = end;
+    }
+    Ok(extents)
 }
 
 impl StagingFile {
@@ -292,6 +342,24 @@ impl Drop for StagingFile {
 mod tests {
     use super::*;
     use crate::stage::journal::Change;
+
+    #[test]
+    fn copies_keep_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let area = StagingArea::open(root.path(), "x").unwrap();
+        let f = area.create_file().unwrap();
+        f.set_len(1 << 30).unwrap();
+        f.write_at(5 << 20, b"middle").unwrap();
+        f.write_at((1 << 30) - 3, b"end").unwrap();
+        let copy = area.copy_file(&f).unwrap();
+        assert_eq!(copy.len().unwrap(), 1 << 30);
+        assert_eq!(copy.read_at(5 << 20, 6).unwrap(), b"middle");
+        assert_eq!(copy.read_at((1 << 30) - 3, 3).unwrap(), b"end");
+        assert_eq!(copy.read_at(0, 4).unwrap(), vec![0; 4]);
+        let used = std::fs::metadata(copy.path()).unwrap().blocks() * 512;
+        assert!(used < 16 << 20, "the copy is sparse ({used} bytes used)");
+    }
 
     #[test]
     fn files_live_while_needed_and_the_area_is_exclusive() {
