@@ -154,3 +154,34 @@ def test_a_handle_of_an_unlinked_file_does_not_see_the_new_file_of_that_name(api
     assert (m / "a").read_bytes() == b"\0\0"
     synced(m)
     assert (m / "a").read_bytes() == b"\0\0"
+
+
+def test_a_mkdir_d_directory_survives_kill_9_after_its_only_file_is_unlinked(api, mount, tmp_path):
+    # Found as: mkdir a, write a/a, unlink a/a, kill -9 + remount -> `a` was gone.
+    repo = fresh_repo(api)
+    cache = tmp_path / "cache"
+    m = mount(repo, cache_dir=cache, name="m1")
+    os.mkdir(m / "a")
+    write(m / "a/a", b"")
+    os.unlink(m / "a/a")
+    kill_daemon(m.path)
+    m2 = mount(repo, cache_dir=cache, name="m2")
+    assert (m2 / "a").is_dir(), "a directory made with mkdir stays until rmdir"
+    assert os.listdir(m2 / "a") == []
+
+
+def test_a_file_replacing_a_directory_moved_away_lands(api, mount):
+    # Found as: mkdir a, write a/a, (kill/remount), mv a b/a, write a, sync -> the Hub refused
+    # the commit ("cannot write a: it is a directory"): the file `a` was sent while `a/a` was
+    # still on the Hub.
+    repo = fresh_repo(api)
+    m = mount(repo)
+    os.mkdir(m / "a")
+    write(m / "a/a", b"inside")
+    os.mkdir(m / "b")
+    synced(m)
+    os.rename(m / "a", m / "b/a")
+    write(m / "a", b"file now")
+    synced(m)
+    files = hub_files(api, repo)
+    assert "a" in files and "b/a/a" in files and "a/a" not in files, files
