@@ -393,7 +393,7 @@ def test_write_path_matches_a_local_file_system_model(api, emulator, tmp_path):
     machine = make_machine(api, emulator, tmp_path, trace, stats)
     seed = os.environ.get("HUBFS_MODEL_SEED")
     conf = settings(max_examples=int(os.environ.get("HUBFS_MODEL_EXAMPLES", "150")), stateful_step_count=25,
-                    deadline=None, derandomize=seed is None, database=None, print_blob=True,
+                    deadline=None, derandomize=seed is None, database=None, print_blob=True, report_multiple_bugs=False,
                     suppress_health_check=list(HealthCheck))
     started = time.monotonic()
     try:
