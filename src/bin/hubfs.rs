@@ -189,6 +189,10 @@ struct MountArgs {
     /// Mount over a directory that is not empty (its files are hidden while mounted).
     #[arg(long)]
     allow_non_empty: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9464; anyone who
+    /// can reach the address can read them: keep it on loopback or a trusted network).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Owner shown for every file and directory [default: the user who mounts].
     #[arg(long, value_name = "UID")]
     uid: Option<u32>,
@@ -289,6 +293,7 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         file_mode: args.file_mode,
         dir_mode: args.dir_mode,
         allow_non_empty: args.allow_non_empty,
+        metrics_addr: args.metrics_addr,
         log_file: log_file.clone(),
     };
     if args.foreground {
