@@ -10,7 +10,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import READ_TOKEN, run_mount, sha
+from pathlib import Path
+
+from conftest import HUBFS, READ_TOKEN, hubfs_env, is_mounted, run_mount, sha, wait_until
 from writes_lib import fresh_repo, hub_bytes, synced, write
 
 
@@ -142,3 +144,28 @@ def test_other_paths_are_not_found_and_a_taken_port_fails_the_mount(seeded, moun
     assert r.returncode != 0
     assert f"--metrics-addr 127.0.0.1:{port}: cannot listen there" in r.stderr
     assert not subprocess.run(["mountpoint", "-q", str(tmp_path / "second")]).returncode == 0
+
+
+def test_fstab_option_metrics_addr_through_the_mount_helper(seeded, originals, emulator, tmp_path):
+    """`metrics_addr=` in an fstab line (here: the helper mount(8) would run, called directly)."""
+    helper = tmp_path / "mount.fuse.hubfs"
+    helper.symlink_to(Path(HUBFS).resolve())
+    mp = tmp_path / "m"
+    mp.mkdir()
+    port = free_port()
+    r = subprocess.run([str(helper), "alice/tiny-model", str(mp), "-o",
+                        f"ro,metrics_addr=127.0.0.1:{port},cache_dir={tmp_path / 'c'},endpoint={emulator.url}"],
+                       capture_output=True, text=True, timeout=60, env=hubfs_env())
+    try:
+        assert r.returncode == 0, r.stderr
+        assert (mp / "later.txt").read_bytes() == b"second commit\n"
+        samples, _ = scrape(port)
+        assert value(samples, "hubfs_read_served_bytes_total") == len(b"second commit\n")
+        resolves = sum(v for (n, labels), v in samples.items()
+                       if n == "hubfs_hub_requests_total" and dict(labels)["kind"] == "resolve")
+        assert resolves >= 1
+        # Read-only: no write figures at all rather than zeros.
+        assert not any(n.startswith(("hubfs_writes_", "hubfs_commit")) for n, _ in samples)
+    finally:
+        subprocess.run(["umount", str(mp)], capture_output=True)
+        wait_until(lambda: not is_mounted(mp), 10)
