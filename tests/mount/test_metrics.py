@@ -4,6 +4,7 @@ checked against `hubfs status --json`, the emulator's own counters and the Hub."
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -169,3 +170,21 @@ def test_fstab_option_metrics_addr_through_the_mount_helper(seeded, originals, e
     finally:
         subprocess.run(["umount", str(mp)], capture_output=True)
         wait_until(lambda: not is_mounted(mp), 10)
+
+
+def test_a_silent_client_holds_the_endpoint_at_most_five_seconds(seeded, mount):
+    """One scrape at a time, but a client that connects and sends nothing is dropped after the
+    5 s head timeout: the next scraper is served, not starved."""
+    port = free_port()
+    mount("alice/tiny-model", token=READ_TOKEN, args=["--metrics-addr", f"127.0.0.1:{port}"])
+    with socket.create_connection(("127.0.0.1", port)) as silent:
+        time.sleep(0.2)  # accepted first
+        started = time.monotonic()
+        samples, _ = scrape(port)
+        waited = time.monotonic() - started
+        assert value(samples, "hubfs_offline") == 0
+        assert 3 < waited < 9, waited
+        # The daemon ended the silent connection (a recv on an open one would time out).
+        silent.settimeout(2)
+        while silent.recv(1024):
+            pass
