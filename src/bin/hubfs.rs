@@ -427,6 +427,9 @@ fn status_all(json: bool) -> Result<(), String> {
                 .as_str()
                 .unwrap_or("(stderr of the foreground process)")
         );
+        if let Some(addr) = d["metrics_addr"].as_str() {
+            println!("  metrics:   http://{addr}/metrics");
+        }
     }
     Ok(())
 }
@@ -464,6 +467,9 @@ fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
                 .as_str()
                 .unwrap_or("(stderr of the foreground process)")
         );
+        if let Some(addr) = d["metrics_addr"].as_str() {
+            println!("metrics:     http://{addr}/metrics");
+        }
     }
     for v in answer["views"].as_array().into_iter().flatten() {
         println!(

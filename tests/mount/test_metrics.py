@@ -51,6 +51,9 @@ def test_scrape_during_and_after_a_read_agrees_with_status_and_emulator(
     before = emulator.stats()
     m = mount("alice/tiny-model", token=READ_TOKEN, args=["--metrics-addr", f"127.0.0.1:{port}"])
     assert m.status()["daemon"]["metrics_addr"] == f"127.0.0.1:{port}"
+    for args in (["status", str(m.path)], ["status"]):
+        human = subprocess.run([HUBFS, *args], capture_output=True, text=True, timeout=20).stdout
+        assert f"http://127.0.0.1:{port}/metrics" in human, human
 
     # Slow the Hub down so the read lasts long enough to be seen in progress.
     emulator.shaping(bandwidth=8 << 20)
