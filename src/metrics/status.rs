@@ -63,6 +63,12 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         "Remembered CDN locations dropped (expired or refused)",
         Kind::Counter,
     ),
+    (
+        "/hub/invalid_entries",
+        "hub_invalid_entries",
+        "Entries the Hub listed that were skipped as invalid (bad names, outside the directory)",
+        Kind::Counter,
+    ),
     // The read path.
     (
         "/read/reads",

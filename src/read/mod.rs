@@ -11,6 +11,7 @@ pub mod abort;
 mod fetch;
 mod inflight;
 pub mod readahead;
+mod stall;
 mod verify;
 
 use std::collections::HashSet;
@@ -130,6 +131,8 @@ pub struct ReadPath {
     verifiers: verify::Verifiers,
     /// Ends fetches in flight when the mount is being unmounted.
     abort: Arc<Abort>,
+    /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
+    stalls: stall::Stalls,
     pub stats: ReadStats,
 }
 
@@ -160,6 +163,7 @@ impl ReadPath {
             verifying: Mutex::new(HashSet::new()),
             verifiers: verify::Verifiers::default(),
             abort: Arc::default(),
+            stalls: stall::Stalls::default(),
             stats: ReadStats::default(),
         }
     }

@@ -88,6 +88,7 @@ def test_scrape_during_and_after_a_read_agrees_with_status_and_emulator(
         ("hubfs_cache_misses_total", st["cache"]["misses"]),
         ("hubfs_cache_used_bytes", st["cache"]["used_bytes"]),
         ("hubfs_hub_received_bytes_total", st["hub"]["bytes_received"]),
+        ("hubfs_hub_invalid_entries_total", st["hub"]["invalid_entries"]),
         ("hubfs_passthrough_opens_total", st["passthrough"]["opens"]),
         ("hubfs_inodes", st["inodes"]),
     ]:
