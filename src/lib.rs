@@ -20,6 +20,7 @@ pub mod emulator;
 pub mod fs;
 pub mod fuse;
 pub mod hub;
+pub mod metrics;
 pub mod private;
 pub mod read;
 pub mod repo;

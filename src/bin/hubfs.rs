@@ -189,6 +189,10 @@ struct MountArgs {
     /// Mount over a directory that is not empty (its files are hidden while mounted).
     #[arg(long)]
     allow_non_empty: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9464; anyone who
+    /// can reach the address can read them: keep it on loopback or a trusted network).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Owner shown for every file and directory [default: the user who mounts].
     #[arg(long, value_name = "UID")]
     uid: Option<u32>,
@@ -298,6 +302,7 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         file_mode: args.file_mode,
         dir_mode: args.dir_mode,
         allow_non_empty: args.allow_non_empty,
+        metrics_addr: args.metrics_addr,
         log_file: log_file.clone(),
     };
     if args.foreground {
@@ -431,6 +436,9 @@ fn status_all(json: bool) -> Result<(), String> {
                 .as_str()
                 .unwrap_or("(stderr of the foreground process)")
         );
+        if let Some(addr) = d["metrics_addr"].as_str() {
+            println!("  metrics:   http://{addr}/metrics");
+        }
     }
     Ok(())
 }
@@ -468,6 +476,9 @@ fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
                 .as_str()
                 .unwrap_or("(stderr of the foreground process)")
         );
+        if let Some(addr) = d["metrics_addr"].as_str() {
+            println!("metrics:     http://{addr}/metrics");
+        }
     }
     for v in answer["views"].as_array().into_iter().flatten() {
         println!(

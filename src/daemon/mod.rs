@@ -70,6 +70,8 @@ pub struct MountOptions {
     pub dir_mode: Option<u16>,
     /// Mount over a directory that has entries (hiding them while mounted).
     pub allow_non_empty: bool,
+    /// Where to serve Prometheus metrics (`/metrics`); None: nowhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Where the daemon logs (None: stderr, in the foreground), reported by `hubfs status`.
     pub log_file: Option<PathBuf>,
 }
@@ -171,6 +173,14 @@ fn run_inner(
         mountpoint::check_empty(&mountpoint)?;
     }
     fuse_access::check(opts.allow_other)?;
+    // Bound before anything else: a taken port fails the mount now, with its cause.
+    let metrics_listener = opts
+        .metrics_addr
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("--metrics-addr {addr}: cannot listen there: {e}"))
+        })
+        .transpose()?;
 
     let fingerprint = token.as_ref().map(token_fingerprint);
     let client = if opts.offline {
@@ -323,6 +333,23 @@ fn run_inner(
         })
         .map_err(|e| format!("control socket: {e}"))?
     };
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let _guard = rt.enter();
+            let status_fs = fs.clone();
+            let status: crate::metrics::StatusSource = Arc::new(move || status_fs.status());
+            let hub = fs.svc.client.as_ref().map(|c| c.request_metrics());
+            let registry = crate::metrics::registry(status, hub);
+            let addr = listener
+                .local_addr()
+                .map_err(|e| format!("--metrics-addr: {e}"))?;
+            let task = crate::metrics::serve(listener, registry)
+                .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
+            tracing::info!("metrics at http://{addr}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
 
     // SIGTERM / SIGINT: commit what is staged (bounded; a second signal stops waiting), then
     // abort Hub requests and unmount. A plain `umount` ends the session by itself.
@@ -353,6 +380,9 @@ fn run_inner(
         rt.block_on(shutdown::after_session(&fs, opts.flush_timeout, signals));
     }
     drop(control);
+    if let Some(task) = metrics {
+        task.abort();
+    }
     drop(cache_lock);
     tracing::info!("unmounted {}", mountpoint.display());
     result.map_err(|e| format!("FUSE session ended with an error: {e}"))
@@ -459,6 +489,7 @@ fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
         "pid": std::process::id(),
         "cache_dir": opts.cache_dir,
         "log_file": opts.log_file,
+        "metrics_addr": opts.metrics_addr.map(|a| a.to_string()),
     })
 }
 

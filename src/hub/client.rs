@@ -14,6 +14,7 @@ use super::config::{endpoint_base, HubConfig};
 use super::content::LocationMemo;
 use super::error::{ErrorContext, HubError};
 use super::pagination::{entry_problem, next_link, ListingBudget, TreeOptions, TreePager};
+use super::request_metrics::RequestMetrics;
 use super::stats::HubStats;
 use super::transport::{Deadline, Request, Transport};
 use super::types::{CommitInfo, Refs, RepoInfo, TreeEntry, WhoAmI};
@@ -92,6 +93,11 @@ impl HubClient {
 
     pub fn stats(&self) -> HubStats {
         self.inner.transport.counters.snapshot()
+    }
+
+    /// Requests by kind and status and their latency, shared with the client (live).
+    pub fn request_metrics(&self) -> RequestMetrics {
+        self.inner.transport.counters.by_kind.clone()
     }
 
     /// `GET /api/whoami-v2`: the token's user and role. Anonymous clients get

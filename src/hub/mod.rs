@@ -12,7 +12,7 @@
 //! - `pagination`: `Link` headers and the [`TreePager`];
 //! - `content`: [`FileMetadata`] probes and ranged reads ([`RangeBody`]) with the CDN memo;
 //! - `upload`: preupload, LFS transfers and commits; `manage`: repos, branches, tags;
-//! - `stats`: [`HubStats`] counters;
+//! - `stats`: [`HubStats`] counters; `request_metrics`: [`RequestMetrics`] by kind and status;
 //! - `types`: the Hub's JSON wire types, shared with the emulator.
 
 mod auth;
@@ -22,6 +22,7 @@ mod content;
 mod error;
 mod manage;
 mod pagination;
+mod request_metrics;
 mod retry;
 mod stats;
 mod transport;
@@ -34,6 +35,7 @@ pub use config::{parse_endpoint, BodyLimits, HubConfig, ListingLimits, DEFAULT_E
 pub use content::{FileMetadata, RangeBody};
 pub use error::{is_retryable_status, HubError};
 pub use pagination::{TreeOptions, TreePager};
+pub use request_metrics::{KindLabel, RequestLabels, RequestMetrics};
 pub use retry::RetryPolicy;
 pub use stats::HubStats;
 pub use types::{

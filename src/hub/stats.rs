@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     location_hits: AtomicU64,
     location_refreshes: AtomicU64,
     invalid_entries: AtomicU64,
+    /// Requests by kind and status, with latency (for `--metrics-addr`).
+    pub by_kind: super::request_metrics::RequestMetrics,
 }
 
 impl Counters {

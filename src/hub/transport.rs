@@ -294,6 +294,7 @@ impl Transport {
                 Ok(response) => {
                     let status = response.status();
                     self.log(req, Some(status), started, attempt);
+                    self.observe(req, Some(status), started);
                     let retryable = match req.retry {
                         RetryMode::Transient => error::is_retryable_status(status.as_u16()),
                         RetryMode::Safe => status == StatusCode::TOO_MANY_REQUESTS,
@@ -315,6 +316,7 @@ impl Transport {
                 }
                 Err(failure) => {
                     self.log(req, None, started, attempt);
+                    self.observe(req, None, started);
                     tracing::debug!(target: "hubfs::hub", error = %failure.error, "request failed");
                     let retryable = match req.retry {
                         RetryMode::Transient => failure.error.is_retryable(),
@@ -567,6 +569,13 @@ impl Transport {
             },
         );
         Ok(reqwest::Body::wrap_stream(stream))
+    }
+
+    /// Counts the attempt by kind and status, with its latency (`--metrics-addr`).
+    fn observe(&self, req: &Request, status: Option<StatusCode>, started: Instant) {
+        let same_origin = self.is_same_origin(&req.url);
+        let status = status.map(|s| s.as_u16());
+        (self.counters.by_kind).observe(&req.url, same_origin, status, started.elapsed());
     }
 
     fn log(&self, req: &Request, status: Option<StatusCode>, started: Instant, attempt: u32) {

@@ -1,0 +1,334 @@
+//! The figures of `hubfs status`, read at each scrape from the very JSON the control socket
+//! answers, so a scrape and `hubfs status --json` taken at the same moment agree by
+//! construction.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use serde_json::Value;
+
+/// How a status figure becomes a sample.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Monotonic since the mount started.
+    Counter,
+    /// A level that goes up and down.
+    Gauge,
+    /// A gauge counting the entries of a JSON object (conflicts, failures).
+    Entries,
+}
+
+/// (JSON pointer in the status, metric name without the `hubfs_` prefix, help, kind).
+/// Figures absent from a mount's status (no Hub client offline, no writes read-only) are left
+/// out of its scrape rather than reported as 0.
+const FIGURES: &[(&str, &str, &str, Kind)] = &[
+    // The Hub client (totals; by kind and status in hubfs_hub_requests_total).
+    (
+        "/hub/retries",
+        "hub_retries",
+        "Hub request attempts that retried a failed one",
+        Kind::Counter,
+    ),
+    (
+        "/hub/bytes_received",
+        "hub_received_bytes",
+        "Response body bytes received from the Hub and its CDN",
+        Kind::Counter,
+    ),
+    (
+        "/hub/bytes_sent",
+        "hub_sent_bytes",
+        "Request body bytes sent (uploads, JSON)",
+        Kind::Counter,
+    ),
+    (
+        "/hub/errors",
+        "hub_errors",
+        "Hub operations that ended in an error",
+        Kind::Counter,
+    ),
+    (
+        "/hub/location_hits",
+        "hub_location_hits",
+        "Range reads sent straight to a remembered CDN location",
+        Kind::Counter,
+    ),
+    (
+        "/hub/location_refreshes",
+        "hub_location_refreshes",
+        "Remembered CDN locations dropped (expired or refused)",
+        Kind::Counter,
+    ),
+    (
+        "/hub/invalid_entries",
+        "hub_invalid_entries",
+        "Entries the Hub listed that were skipped as invalid (bad names, outside the directory)",
+        Kind::Counter,
+    ),
+    // The read path.
+    (
+        "/read/reads",
+        "read_requests",
+        "Reads served to applications",
+        Kind::Counter,
+    ),
+    (
+        "/read/bytes_read",
+        "read_served_bytes",
+        "Bytes served to applications by reads",
+        Kind::Counter,
+    ),
+    (
+        "/read/block_hits",
+        "read_block_hits",
+        "Blocks a read found in the cache",
+        Kind::Counter,
+    ),
+    (
+        "/read/block_misses",
+        "read_block_misses",
+        "Blocks a read had to fetch",
+        Kind::Counter,
+    ),
+    (
+        "/read/fetches",
+        "read_fetches",
+        "Range fetches from the Hub",
+        Kind::Counter,
+    ),
+    (
+        "/read/bytes_fetched",
+        "read_fetched_bytes",
+        "Bytes fetched from the Hub by reads",
+        Kind::Counter,
+    ),
+    (
+        "/read/fetch_resumes",
+        "read_fetch_resumes",
+        "Fetches resumed after a broken transfer",
+        Kind::Counter,
+    ),
+    (
+        "/read/fetch_failures",
+        "read_fetch_failures",
+        "Fetches that failed for the reader",
+        Kind::Counter,
+    ),
+    (
+        "/read/prefetched_bytes",
+        "read_prefetched_bytes",
+        "Bytes fetched ahead of reads",
+        Kind::Counter,
+    ),
+    (
+        "/read/verified_blobs",
+        "read_verified_blobs",
+        "Blobs checked against their hash",
+        Kind::Counter,
+    ),
+    (
+        "/read/verify_failures",
+        "read_verify_failures",
+        "Blobs that failed their hash check",
+        Kind::Counter,
+    ),
+    (
+        "/inflight_blocks",
+        "inflight_fetches",
+        "Blocks being fetched from the Hub now",
+        Kind::Gauge,
+    ),
+    // The block cache.
+    (
+        "/cache/hits",
+        "cache_hits",
+        "Block cache lookups that returned bytes",
+        Kind::Counter,
+    ),
+    (
+        "/cache/misses",
+        "cache_misses",
+        "Block cache lookups that found nothing",
+        Kind::Counter,
+    ),
+    (
+        "/cache/evictions",
+        "cache_evictions",
+        "Regions or blobs evicted to stay under the cap",
+        Kind::Counter,
+    ),
+    (
+        "/cache/corrupt_dropped",
+        "cache_corrupt_dropped",
+        "Blocks dropped for a bad checksum",
+        Kind::Counter,
+    ),
+    (
+        "/cache/blocks_written",
+        "cache_blocks_written",
+        "Blocks stored in the cache",
+        Kind::Counter,
+    ),
+    (
+        "/cache/file_opens",
+        "cache_file_opens",
+        "Blob files opened by the cache",
+        Kind::Counter,
+    ),
+    (
+        "/cache/used_bytes",
+        "cache_used_bytes",
+        "Bytes on disk accounted against the cache cap",
+        Kind::Gauge,
+    ),
+    (
+        "/cache/max_bytes",
+        "cache_max_bytes",
+        "The cache cap",
+        Kind::Gauge,
+    ),
+    (
+        "/cache/pinned_bytes",
+        "cache_pinned_bytes",
+        "Cache bytes of blobs handed out (pinned)",
+        Kind::Gauge,
+    ),
+    (
+        "/cache/pinned_blobs",
+        "cache_pinned_blobs",
+        "Blobs with at least one pin",
+        Kind::Gauge,
+    ),
+    // Passthrough opens (the kernel reads the cache file itself).
+    (
+        "/passthrough/opens",
+        "passthrough_opens",
+        "Opens served by FUSE passthrough",
+        Kind::Counter,
+    ),
+    (
+        "/passthrough/served_fallbacks",
+        "passthrough_fallbacks",
+        "Passthrough opens that fell back to reads through hubfs",
+        Kind::Counter,
+    ),
+    (
+        "/passthrough/inodes",
+        "passthrough_inodes",
+        "Inodes with a passthrough backing now",
+        Kind::Gauge,
+    ),
+    // Writes (writable mounts).
+    (
+        "/writes/pending",
+        "writes_pending",
+        "Changed paths waiting to be committed",
+        Kind::Gauge,
+    ),
+    (
+        "/writes/overlay_entries",
+        "writes_overlay_entries",
+        "Local changes shown over the Hub's tree",
+        Kind::Gauge,
+    ),
+    (
+        "/writes/commit/in_flight",
+        "commit_in_flight",
+        "Changes in the commit being made now",
+        Kind::Gauge,
+    ),
+    (
+        "/writes/commit/commits",
+        "commits",
+        "Commits that landed",
+        Kind::Counter,
+    ),
+    (
+        "/writes/commit/committed_changes",
+        "committed_changes",
+        "Changes (files added, replaced, deleted) that landed",
+        Kind::Counter,
+    ),
+    (
+        "/writes/commit/conflicts",
+        "commit_conflicts",
+        "Staged changes held back because the Hub changed the path",
+        Kind::Entries,
+    ),
+    (
+        "/writes/commit/failures",
+        "commit_failures",
+        "Paths whose last commit attempt failed",
+        Kind::Entries,
+    ),
+    // The mount itself.
+    ("/inodes", "inodes", "Inodes the mount knows", Kind::Gauge),
+    (
+        "/open_files",
+        "open_files",
+        "Files open through the mount",
+        Kind::Gauge,
+    ),
+];
+
+/// The status of the mount, as `hubfs status --json` reports it.
+pub type StatusSource = Arc<dyn Fn() -> Value + Send + Sync>;
+
+/// Emits [`FIGURES`] from a fresh status at every scrape.
+pub struct StatusCollector {
+    source: StatusSource,
+}
+
+impl StatusCollector {
+    pub fn new(source: StatusSource) -> StatusCollector {
+        StatusCollector { source }
+    }
+}
+
+impl std::fmt::Debug for StatusCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusCollector")
+    }
+}
+
+impl Collector for StatusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = (self.source)();
+        for (pointer, name, help, kind) in FIGURES {
+            let Some(value) = status.pointer(pointer) else {
+                continue;
+            };
+            match kind {
+                Kind::Counter => {
+                    let Some(v) = value.as_u64() else { continue };
+                    let metric =
+                        encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                    ConstCounter::new(v).encode(metric)?;
+                }
+                Kind::Gauge => {
+                    let Some(v) = value.as_i64() else { continue };
+                    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                    ConstGauge::new(v).encode(metric)?;
+                }
+                Kind::Entries => {
+                    let Some(entries) = value.as_object() else {
+                        continue;
+                    };
+                    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                    ConstGauge::new(entries.len() as i64).encode(metric)?;
+                }
+            }
+        }
+        let offline = status.get("offline").and_then(Value::as_bool);
+        if let Some(offline) = offline {
+            let help = "1 when the mount serves the cache only (no Hub client)";
+            let metric = encoder.encode_descriptor("offline", help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::from(offline)).encode(metric)?;
+        }
+        Ok(())
+    }
+}
