@@ -106,6 +106,7 @@ async fn flush(
     seen: u32,
     why: &str,
 ) {
+    fs.await_releases(limit).await;
     let (n, dir) = pending(fs);
     if n == 0 {
         return;

@@ -832,15 +832,24 @@ impl HubFs {
         }
     }
 
-    /// `hubfs sync`: None on a read-only mount.
-    pub async fn sync(&self, timeout: Duration) -> Option<SyncReport> {
-        let ws = self.root_workspace()?;
-        // The kernel sends the release of a closed file after `close` returned: a `sync` right
-        // after `cp` waits (briefly) for it, so the file is queued and counted.
-        let until = std::time::Instant::now() + RELEASE_WAIT.min(timeout);
+    /// Waits (at most `limit`, and never more than [`RELEASE_WAIT`]) for the releases of files
+    /// already closed. The kernel sends a release after `close` returned, so a `sync` right
+    /// after `cp`, or a SIGTERM right after a shell redirect ended, would otherwise miss the
+    /// version that the release queues.
+    pub async fn await_releases(&self, limit: Duration) {
+        let Some(ws) = self.root_workspace() else {
+            return;
+        };
+        let until = std::time::Instant::now() + RELEASE_WAIT.min(limit);
         while ws.releasing() > 0 && std::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// `hubfs sync`: None on a read-only mount.
+    pub async fn sync(&self, timeout: Duration) -> Option<SyncReport> {
+        let ws = self.root_workspace()?;
+        self.await_releases(timeout).await;
         let mut report = ws.committer.sync(timeout).await;
         for (path, why) in ws.poisoned() {
             if !report.failed.iter().any(|(p, _)| *p == path) {
