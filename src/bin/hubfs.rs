@@ -201,6 +201,13 @@ struct MountArgs {
     /// Permission bits of directories, octal [default: 0755].
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     dir_mode: Option<u16>,
+    /// Serve files already in the huggingface_hub cache from there, verified, without fetching
+    /// (the default; the cache is HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub).
+    #[arg(long, overrides_with = "no_hf_cache")]
+    hf_cache: bool,
+    /// Never look into the huggingface_hub cache.
+    #[arg(long, overrides_with = "hf_cache")]
+    no_hf_cache: bool,
     /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
@@ -290,6 +297,9 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         dir_mode: args.dir_mode,
         allow_non_empty: args.allow_non_empty,
         log_file: log_file.clone(),
+        hf_cache: (!args.no_hf_cache)
+            .then(hubfs::read::hf_cache::default_dir)
+            .flatten(),
     };
     if args.foreground {
         init_logging();

@@ -70,6 +70,8 @@ pub struct MountOptions {
     pub allow_non_empty: bool,
     /// Where the daemon logs (None: stderr, in the foreground), reported by `hubfs status`.
     pub log_file: Option<PathBuf>,
+    /// The huggingface_hub cache whose verified blobs are served without fetching (None: off).
+    pub hf_cache: Option<PathBuf>,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -221,16 +223,19 @@ fn run_inner(
     .map_err(|e| format!("opening the block cache in {}: {e}", cache_dir.display()))?;
     let meta = MetaStore::open(cache_dir.clone())
         .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?;
-    let reader = Arc::new(ReadPath::new(
-        client.clone(),
-        Arc::new(cache),
-        ReadConfig {
-            io_timeout: opts.io_timeout,
-            max_window: opts.read_ahead.max(1 << 20),
-            max_parallel_requests: opts.max_requests,
-            ..ReadConfig::default()
-        },
-    ));
+    let reader = Arc::new(
+        ReadPath::new(
+            client.clone(),
+            Arc::new(cache),
+            ReadConfig {
+                io_timeout: opts.io_timeout,
+                max_window: opts.read_ahead.max(1 << 20),
+                max_parallel_requests: opts.max_requests,
+                ..ReadConfig::default()
+            },
+        )
+        .with_hf_cache(opts.hf_cache.clone()),
+    );
     let svc = Arc::new(Services {
         client,
         meta: Arc::new(meta),
@@ -456,6 +461,7 @@ fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
         "pid": std::process::id(),
         "cache_dir": opts.cache_dir,
         "log_file": opts.log_file,
+        "hf_cache": opts.hf_cache,
     })
 }
 

@@ -9,6 +9,7 @@
 
 pub mod abort;
 mod fetch;
+pub mod hf_cache;
 mod inflight;
 pub mod readahead;
 mod verify;
@@ -117,6 +118,8 @@ pub struct ReadStats {
     pub prefetched_bytes: AtomicU64,
     pub verified_blobs: AtomicU64,
     pub verify_failures: AtomicU64,
+    /// Bytes read from verified blobs of the huggingface_hub cache instead of the Hub.
+    pub hf_cache_bytes: AtomicU64,
 }
 
 pub struct ReadPath {
@@ -130,6 +133,8 @@ pub struct ReadPath {
     verifiers: verify::Verifiers,
     /// Ends fetches in flight when the mount is being unmounted.
     abort: Arc<Abort>,
+    /// The huggingface_hub cache, consulted before every fetch (None: `--no-hf-cache`).
+    hf_cache: Option<hf_cache::HfCache>,
     pub stats: ReadStats,
 }
 
@@ -160,8 +165,15 @@ impl ReadPath {
             verifying: Mutex::new(HashSet::new()),
             verifiers: verify::Verifiers::default(),
             abort: Arc::default(),
+            hf_cache: None,
             stats: ReadStats::default(),
         }
+    }
+
+    /// Serves blobs found (and verified) in the huggingface_hub cache at `dir` without fetching.
+    pub fn with_hf_cache(mut self, dir: Option<std::path::PathBuf>) -> ReadPath {
+        self.hf_cache = dir.map(hf_cache::HfCache::new);
+        self
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {
