@@ -82,6 +82,7 @@ Examples:
   hubfs mount ns/model@feature%2Fx ~/m --read-only    # branch feature/x ('/' as %2F)
   hubfs mount hf:// ~/hub                             # the whole Hub, one directory per repo
   hubfs status                                        # every hubfs mount of this user
+  hubfs warm ~/gpt2                                   # fetch the whole repo now, with progress
   hubfs sync ~/gpt2 && hubfs unmount ~/gpt2
   mount -t fuse.hubfs ns/model /mnt/m -o ro,cache_dir=/var/cache/hubfs,allow_other
   hubfs completions bash > /etc/bash_completion.d/hubfs; hubfs man | man -l -";
@@ -139,6 +140,16 @@ enum Command {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Fetch files of a mount into its cache ahead of use (a file, a directory or the whole
+    /// mount), with a progress bar (bytes, rate, ETA) when stderr is a terminal.
+    Warm {
+        /// Files or directories inside a hubfs mount (the mountpoint itself for everything).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Files read at once (1-64).
+        #[arg(long, short = 'j', default_value_t = 4, value_parser = count(1..=64))]
+        jobs: usize,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
@@ -703,6 +714,7 @@ fn main() -> ExitCode {
             timeout,
         } => sync(&mountpoint, timeout),
         Command::Status { mountpoint, json } => status(mountpoint, json),
+        Command::Warm { paths, jobs } => hubfs::warm::warm(&paths, jobs),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { command } => print_man(command),
     };

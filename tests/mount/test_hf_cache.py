@@ -85,3 +85,66 @@ def test_no_hf_cache_fetches_from_the_hub(api, emulator, mount, tmp_path):
     before = bytes_served(emulator)
     assert sha(m / "weights.bin") == sha(src / "weights.bin")
     assert bytes_served(emulator) - before >= (src / "weights.bin").stat().st_size
+
+
+def run_in_pty(cmd, env, timeout=120):
+    """Runs cmd with stdin/stdout/stderr on a pseudo-terminal; returns (exit code, output)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=10), out.decode(errors="replace")
+
+
+def test_warm_shows_progress_on_a_terminal_and_then_reads_move_nothing(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path, extra=["a.dat", "b.dat"])
+    m = mount(repo, args=["--no-hf-cache"])
+    # Slow enough that the bar is drawn while bytes move, not only at the end.
+    emulator.shaping(bandwidth=4 * MIB)
+    try:
+        code, out = run_in_pty([HUBFS, "warm", str(m.path)], env=hubfs_env())
+    finally:
+        emulator.shaping()
+    assert code == 0, out
+    files = [p for p in m.path.rglob("*") if p.is_file()]  # the repo's .gitattributes too
+    total = sum(p.stat().st_size for p in files)
+    assert "ETA" in out and "/s" in out and "MiB" in out, out
+    assert f"{len(files)}/{len(files)} files, done in" in out, out
+    # Frames were drawn while bytes moved, not only the final one.
+    assert f"0/{len(files)} files" in out, out
+    before = bytes_served(emulator)
+    for p in src.rglob("*"):
+        if p.is_file():
+            assert sha(m / p.relative_to(src)) == sha(p)
+    for p in files:
+        p.read_bytes()
+    assert bytes_served(emulator) == before, "warmed files were fetched again"
+    assert m.status()["read"]["bytes_fetched"] >= total
+
+
+def test_warm_is_quiet_without_a_terminal_and_names_failures(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    m = mount(repo, args=["--no-hf-cache"])
+    r = subprocess.run([HUBFS, "warm", str(m / "sub"), str(m / "config.json")],
+                       capture_output=True, text=True, env=hubfs_env(), timeout=60)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+    before = bytes_served(emulator)
+    assert sha(m / "sub" / "notes.txt") == sha(src / "sub" / "notes.txt")
+    assert bytes_served(emulator) == before
+    r = subprocess.run([HUBFS, "warm", str(m / "nope.bin")], capture_output=True, text=True,
+                       env=hubfs_env(), timeout=60)
+    assert r.returncode == 1 and "nope.bin" in r.stderr and "No such file" in r.stderr, r
