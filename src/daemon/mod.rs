@@ -269,6 +269,18 @@ fn run_inner(
         refresh: opts.refresh,
         ..FsConfig::default()
     };
+    if let (true, Some(hf), MountRoot::Repo { repo, revision, .. }) =
+        (opts.offline, &opts.hf_cache, &root)
+    {
+        // An offline mount of a revision this cache never saw: take it from the HF cache.
+        let listing = || crate::read::hf_cache::snapshot_listing(hf, repo, revision.as_deref());
+        if svc.seed_offline_revision(repo, revision.as_deref(), listing) {
+            tracing::info!(
+                "offline: {repo} listed from the HF cache in {}",
+                hf.display()
+            );
+        }
+    }
     let writable = writes.is_some();
     let fs = rt
         .block_on(HubFs::new(svc, fs_cfg, root, writes, root_info))

@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 
 use super::Blob;
 use crate::cache::{BlobKey, ContentHasher};
+use crate::fs::tree::FileInfo;
 use crate::repo::RepoRef;
 
 /// Verdicts kept at once; beyond, the map is cleared (a blob is then hashed again, which costs
@@ -157,6 +158,75 @@ impl HfCache {
         }
         verdict.ok.then_some(path)
     }
+}
+
+/// A revision as the HF cache holds it, for an offline mount: the commit (`refs/<revision>`,
+/// `main` when None, or the revision itself if it is a commit id with a snapshot), the mtime of
+/// the snapshot directory, and every entry of `snapshots/<commit>/` (path, Some(file) or None
+/// for a directory). Files are the symlinks into `blobs/`; their digests name them (64 hex
+/// characters: an LFS sha256, 40: a git blob id) and the blobs give their sizes. Any file that
+/// is not such a link makes the listing unusable: the snapshot may be partial or foreign.
+pub fn snapshot_listing(
+    root: &Path,
+    repo: &RepoRef,
+    revision: Option<&str>,
+) -> Option<(String, SystemTime, Vec<(String, Option<FileInfo>)>)> {
+    let base = root.join(repo_folder(repo));
+    let rev = revision.unwrap_or("main");
+    let commit = match std::fs::read_to_string(base.join("refs").join(rev)) {
+        Ok(c) => c.trim().to_string(),
+        Err(_) if crate::repo::looks_like_commit(rev) => rev.to_string(),
+        Err(_) => return None,
+    };
+    if commit.is_empty() || commit.contains('/') || commit.starts_with('.') {
+        return None;
+    }
+    let snap = base.join("snapshots").join(&commit);
+    let mtime = std::fs::metadata(&snap).ok()?.modified().ok()?;
+    let mut entries = Vec::new();
+    let mut stack = vec![(snap, String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for e in std::fs::read_dir(&dir).ok()? {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let ft = e.file_type().ok()?;
+            if ft.is_dir() {
+                entries.push((path.clone(), None));
+                stack.push((e.path(), path));
+                continue;
+            }
+            if !ft.is_symlink() {
+                return None;
+            }
+            let target = std::fs::read_link(e.path()).ok()?;
+            let digest = target.file_name()?.to_str()?.to_ascii_lowercase();
+            let size = std::fs::metadata(base.join("blobs").join(&digest))
+                .ok()?
+                .len();
+            let info = match digest.len() {
+                64 => FileInfo {
+                    size,
+                    // The pointer's git id is not in the HF cache; the content digest
+                    // stands in as the file's identity.
+                    oid: digest.clone(),
+                    lfs_sha256: Some(digest),
+                },
+                40 => FileInfo {
+                    size,
+                    oid: digest,
+                    lfs_sha256: None,
+                },
+                _ => return None,
+            };
+            entries.push((path, Some(info)));
+        }
+    }
+    Some((commit, mtime, entries))
 }
 
 /// Whether the file's content hashes to `key` (and is `size` bytes long).

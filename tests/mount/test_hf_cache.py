@@ -148,3 +148,29 @@ def test_warm_is_quiet_without_a_terminal_and_names_failures(api, emulator, moun
     r = subprocess.run([HUBFS, "warm", str(m / "nope.bin")], capture_output=True, text=True,
                        env=hubfs_env(), timeout=60)
     assert r.returncode == 1 and "nope.bin" in r.stderr and "No such file" in r.stderr, r
+
+
+def test_offline_mount_of_a_repo_the_hf_cache_holds(api, emulator, mount, tmp_path):
+    from huggingface_hub import snapshot_download
+    repo, src = make_repo(api, tmp_path)
+    hf_cache = tmp_path / "hf-cache"
+    snapshot_download(repo, cache_dir=str(hf_cache), endpoint=emulator.url, token=WRITE_TOKEN)
+    before = bytes_served(emulator)
+    requests = emulator.stats()["requests"]
+    m = mount(repo, env_extra={"HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "1"})
+    assert m.status()["daemon"]["mode"] == "offline"
+    shown = sorted(str(p.relative_to(m.path)) for p in m.path.rglob("*") if p.is_file())
+    expected = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+    assert [s for s in shown if s != ".gitattributes"] == expected
+    for name in expected:
+        assert sha(m / name) == sha(src / name), name
+    assert bytes_served(emulator) == before
+    assert emulator.stats()["requests"] == requests, "an offline mount spoke to the Hub"
+
+
+def test_offline_mount_of_a_repo_the_hf_cache_does_not_hold_is_refused(api, emulator, tmp_path):
+    from conftest import run_mount
+    repo, _ = make_repo(api, tmp_path)
+    r = run_mount(repo, tmp_path / "mnt", emulator, cache_dir=tmp_path / "cache",
+                  env_extra={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache"), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode != 0 and "never resolved while online" in r.stderr, r.stderr
