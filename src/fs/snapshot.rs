@@ -469,6 +469,15 @@ fn stored_entry(e: &TreeEntry) -> StoredEntry {
     }
 }
 
+/// A revision's complete listing from outside the Hub (the huggingface_hub cache), for
+/// `Services::seed_offline_revision`.
+pub struct SeedListing {
+    pub commit: String,
+    pub mtime: SystemTime,
+    /// Every path with Some(file), or None for a directory.
+    pub entries: Vec<(String, Option<FileInfo>)>,
+}
+
 impl Services {
     /// For an offline mount of a revision this cache never resolved: records `commit` and its
     /// complete listing (`entries`: path, Some(file) or None for a directory) as if listed
@@ -478,7 +487,7 @@ impl Services {
         &self,
         repo: &RepoRef,
         revision: Option<&str>,
-        listing: impl FnOnce() -> Option<(String, SystemTime, Vec<(String, Option<FileInfo>)>)>,
+        listing: impl FnOnce() -> Option<SeedListing>,
     ) -> bool {
         if let Ok(Some(_)) = self
             .meta
@@ -486,7 +495,12 @@ impl Services {
         {
             return false;
         }
-        let Some((commit, mtime, entries)) = listing() else {
+        let Some(SeedListing {
+            commit,
+            mtime,
+            entries,
+        }) = listing()
+        else {
             return false;
         };
         let stored = StoredTree {

@@ -26,6 +26,7 @@ use tokio::sync::OnceCell;
 
 use super::Blob;
 use crate::cache::{BlobKey, ContentHasher};
+use crate::fs::snapshot::SeedListing;
 use crate::fs::tree::FileInfo;
 use crate::repo::RepoRef;
 
@@ -72,10 +73,13 @@ struct Verdict {
     mtime: Option<SystemTime>,
 }
 
+/// A blob's verdict, computed once however many reads ask at the same time.
+type VerdictCell = Arc<OnceCell<Verdict>>;
+
 /// The huggingface_hub cache as a read-only source of blobs.
 pub struct HfCache {
     root: PathBuf,
-    verdicts: Mutex<HashMap<(PathBuf, BlobKey), Arc<OnceCell<Verdict>>>>,
+    verdicts: Mutex<HashMap<(PathBuf, BlobKey), VerdictCell>>,
 }
 
 impl HfCache {
@@ -170,7 +174,7 @@ pub fn snapshot_listing(
     root: &Path,
     repo: &RepoRef,
     revision: Option<&str>,
-) -> Option<(String, SystemTime, Vec<(String, Option<FileInfo>)>)> {
+) -> Option<SeedListing> {
     let base = root.join(repo_folder(repo));
     let rev = revision.unwrap_or("main");
     let commit = match std::fs::read_to_string(base.join("refs").join(rev)) {
@@ -226,7 +230,11 @@ pub fn snapshot_listing(
             entries.push((path, Some(info)));
         }
     }
-    Some((commit, mtime, entries))
+    Some(SeedListing {
+        commit,
+        mtime,
+        entries,
+    })
 }
 
 /// Whether the file's content hashes to `key` (and is `size` bytes long).
