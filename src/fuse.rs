@@ -451,8 +451,8 @@ impl Filesystem for FuseAdapter {
             return reply.ok();
         }
         let skip = offset.saturating_sub(2) as usize;
-        for (i, (name, child_ino, kind, _)) in dir.entries.iter().enumerate().skip(skip) {
-            if reply.add(INodeNo(*child_ino), 3 + i as u64, file_type(*kind), name) {
+        for (i, (name, child_ino, kind)) in dir.entries.iter().enumerate().skip(skip) {
+            if reply.add(INodeNo(*child_ino), 3 + i as u64, file_type(*kind), &**name) {
                 break;
             }
         }
@@ -486,7 +486,7 @@ impl Filesystem for FuseAdapter {
                 }
             }
             let skip = offset.saturating_sub(2) as usize;
-            for (i, (name, _, _, _)) in dir.entries.iter().enumerate().skip(skip) {
+            for (i, (name, _, _)) in dir.entries.iter().enumerate().skip(skip) {
                 let entry = match fs.listed_entry(ino.0, name).await {
                     Ok(e) => e,
                     // Listed a moment ago; if it cannot be looked up now, skip it.
@@ -496,7 +496,7 @@ impl Filesystem for FuseAdapter {
                 if reply.add(
                     attr.ino,
                     3 + i as u64,
-                    name,
+                    &**name,
                     &entry.ttl,
                     &attr,
                     Generation(0),

@@ -231,6 +231,31 @@ pub fn validate_repo_path(path: &str) -> Result<(), InvalidName> {
     Ok(())
 }
 
+/// Longest path segment a local filesystem shows (`NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// Longest path a local filesystem resolves (`PATH_MAX`).
+pub const PATH_MAX: usize = 4096;
+
+/// Checks a path *received* from the Hub (tree, paths-info and sibling entries) before it
+/// may name anything in a mount: the rules of [`validate_repo_path`], plus what a local
+/// filesystem cannot show (a NUL byte, a segment longer than [`NAME_MAX`] bytes, a path
+/// longer than [`PATH_MAX`]).
+pub fn validate_listed_path(path: &str) -> Result<(), InvalidName> {
+    validate_repo_path(path)?;
+    let bad = |why: &str| Err(InvalidName(format!("invalid path {path:?}: {why}")));
+    if path.contains('\0') {
+        return bad("NUL byte");
+    }
+    if path.len() > PATH_MAX {
+        return bad("longer than PATH_MAX");
+    }
+    if path.split('/').any(|seg| seg.len() > NAME_MAX) {
+        return bad("a segment longer than NAME_MAX");
+    }
+    Ok(())
+}
+
 /// A parsed `hf://` location: the whole Hub, or a repo at an optional revision and sub-path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HfPath {
@@ -323,6 +348,36 @@ mod tests {
                 subpath,
             } => (repo, revision, subpath),
             HfPath::Hub => panic!("expected a repo for {input}"),
+        }
+    }
+
+    #[test]
+    fn listed_paths_are_checked_like_sent_ones_and_for_what_a_filesystem_can_show() {
+        for ok in [
+            "a",
+            "d/e.txt",
+            "sp ace/ü.bin",
+            ".gitattributes",
+            &"x".repeat(255),
+        ] {
+            assert!(validate_listed_path(ok).is_ok(), "{ok}");
+        }
+        let long_path = vec!["x"; 2100].join("/");
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".git",
+            "d/.git/x",
+            "a//b",
+            "/abs",
+            "d/",
+            "a\0b",
+            "..\\up",
+            &"x".repeat(256),
+            &long_path,
+        ] {
+            assert!(validate_listed_path(bad).is_err(), "{bad:?}");
         }
     }
 

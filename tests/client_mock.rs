@@ -861,3 +861,198 @@ async fn a_failed_upload_is_resent_whole_and_progress_never_overcounts() {
     assert_eq!(c.stats().retries, 1);
     assert!(c.stats().bytes_sent >= 600_000);
 }
+
+/// A tree-page server: `page(n)` is the body of page n, every page links to page `next(n)`.
+async fn pager_server(
+    entries: Arc<dyn Fn(u64) -> String + Send + Sync>,
+    next: Arc<dyn Fn(u64) -> Option<u64> + Send + Sync>,
+) -> Server {
+    Server::start(handler(move |s| {
+        let (entries, next) = (Arc::clone(&entries), Arc::clone(&next));
+        async move {
+            let n: u64 = s
+                .uri
+                .split("cursor=")
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let host = s.header("host").unwrap().to_string();
+            let mut headers = Vec::new();
+            if let Some(m) = next(n) {
+                headers.push((
+                    "link",
+                    format!(
+                        "<http://{host}/api/models/ns/repo/tree/main?cursor={m}>; rel=\"next\""
+                    ),
+                ));
+            }
+            reply(200, &headers, entries(n))
+        }
+    }))
+    .await
+}
+
+fn file_json(p: &str) -> String {
+    serde_json::json!({"type": "file", "oid": "x", "size": 1, "path": p}).to_string()
+}
+
+#[tokio::test]
+async fn listings_that_loop_or_never_end_are_stopped() {
+    // first -> 1 -> 2 -> 1: the URL of page 1 comes back.
+    let hub = pager_server(
+        Arc::new(|n| format!("[{}]", file_json(&format!("f{n}")))),
+        Arc::new(|n| Some(if n == 2 { 1 } else { n + 1 })),
+    )
+    .await;
+    let e = client(&hub, None)
+        .list_tree(&repo(), "main", "", true)
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("pagination loops"), "{e}");
+    assert_eq!(hub.seen().len(), 3);
+
+    // Never ends: the page budget, then the entry budget, then the deadline stop it.
+    let hub = pager_server(
+        Arc::new(|n| {
+            format!(
+                "[{},{}]",
+                file_json(&format!("a{n}")),
+                file_json(&format!("b{n}"))
+            )
+        }),
+        Arc::new(|n| Some(n + 1)),
+    )
+    .await;
+    let mut cfg = HubConfig::new(hub.url.clone(), None);
+    cfg.listing.max_pages = 5;
+    let e = HubClient::new(cfg.clone())
+        .unwrap()
+        .list_tree(&repo(), "main", "", true)
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("budget of 5 pages"), "{e}");
+    cfg.listing.max_pages = 1000;
+    cfg.listing.max_entries = 7;
+    let e = HubClient::new(cfg.clone())
+        .unwrap()
+        .list_tree(&repo(), "main", "", true)
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("budget of 7 entries"), "{e}");
+    cfg.listing.max_entries = usize::MAX;
+    cfg.listing.max_pages = u32::MAX;
+    cfg.listing.deadline = Duration::from_millis(300);
+    let started = Instant::now();
+    let e = HubClient::new(cfg)
+        .unwrap()
+        .list_tree(&repo(), "main", "", true)
+        .collect_all()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HubError::Timeout { .. }), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn listed_names_that_cannot_be_shown_are_skipped_and_counted() {
+    let hub = pager_server(
+        Arc::new(|_| {
+            let names = [
+                "d/ok",
+                ".",
+                "..",
+                "d/.git",
+                "d/a\u{0}b",
+                "d//x",
+                "/abs",
+                "d/x/y",
+                "elsewhere",
+                "d/..",
+                "",
+            ];
+            let long = format!("d/{}", "x".repeat(256));
+            let mut all: Vec<String> = names.iter().map(|n| file_json(n)).collect();
+            all.push(file_json(&long));
+            all.push(r#"{"type":"symlink","oid":"x","size":1,"path":"d/link"}"#.into());
+            format!("[{}]", all.join(","))
+        }),
+        Arc::new(|_| None),
+    )
+    .await;
+    let c = client(&hub, None);
+    let got = c
+        .list_tree(&repo(), "main", "d", false)
+        .collect_all()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["d/ok"]);
+    assert_eq!(c.stats().invalid_entries, 12);
+    // Recursive: a grandchild is fine.
+    let got = c
+        .list_tree(&repo(), "main", "d", true)
+        .collect_all()
+        .await
+        .unwrap();
+    let paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["d/ok", "d/x/y"]);
+}
+
+#[tokio::test]
+async fn bodies_past_their_cap_are_refused() {
+    // Announced by Content-Length, and streamed without one.
+    let hub = Server::start(handler(|s| async move {
+        let big = format!("[{}]", vec![file_json("f"); 2000].join(","));
+        if s.uri.contains("chunked") {
+            let chunks = futures_util::stream::iter(
+                big.into_bytes()
+                    .chunks(1000)
+                    .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>(),
+            );
+            reply(200, &[], Body::from_stream(chunks))
+        } else {
+            reply(200, &[], big)
+        }
+    }))
+    .await;
+    let mut cfg = HubConfig::new(hub.url.clone(), None);
+    cfg.bodies.page = 10_000;
+    let c = HubClient::new(cfg).unwrap();
+    for dir in ["plain", "chunked"] {
+        let e = c
+            .list_tree(&repo(), "main", dir, false)
+            .collect_all()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("10000 bytes allowed"), "{dir}: {e}");
+        assert!(!e.is_retryable());
+    }
+    assert_eq!(hub.seen().len(), 2, "a refused body is not asked for again");
+}
+
+#[tokio::test]
+async fn redirects_to_other_schemes_fail_at_once() {
+    for target in ["file:///etc/passwd", "ftp://127.0.0.1/x"] {
+        let hub = Server::start(handler(move |_| async move {
+            reply(302, &[("location", target.to_string())], "")
+        }))
+        .await;
+        let started = Instant::now();
+        let e = client(&hub, None)
+            .read_range(&repo(), COMMIT, "f.bin", 0, 10)
+            .await
+            .unwrap_err();
+        let scheme = target.split(':').next().unwrap();
+        assert!(
+            e.to_string()
+                .contains(&format!("redirect to a {scheme}:// URL refused")),
+            "{e}"
+        );
+        assert_eq!(hub.seen().len(), 1, "not retried");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}

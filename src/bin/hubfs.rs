@@ -231,6 +231,11 @@ struct MountArgs {
     /// Fail a read or lookup with EIO when the Hub sends nothing for SECS seconds (1-86400).
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = secs(1..=MAX_SECS))]
     io_timeout: u64,
+    /// Most files and directories one listing, and one revision's tree, may hold (bounds
+    /// the daemon's memory: ~200 bytes each); past it the listing fails with EIO
+    /// (1-100000000).
+    #[arg(long, value_name = "N", default_value_t = 5_000_000, value_parser = count(1..=100_000_000))]
+    max_entries: usize,
     /// Largest read-ahead window of a sequential reader (e.g. 32M, 256M; 1M-1G).
     #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_read_ahead)]
     read_ahead: u64,
@@ -296,6 +301,7 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         offline: args.offline || daemon::env_offline(),
         fuse_threads: args.fuse_threads,
         io_timeout: Duration::from_secs(args.io_timeout),
+        max_entries: args.max_entries,
         read_ahead: args.read_ahead,
         max_requests: args.max_requests,
         create_pr: args.create_pr,

@@ -15,11 +15,11 @@
 //! which the checksum turns into a miss (`get` returns None and the caller refetches).
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -47,6 +47,80 @@ const _: () = {
 struct EnvelopeRef<'a, T> {
     key: &'a str,
     value: &'a T,
+}
+
+/// Checksum and length of what is written through it, without keeping it.
+#[derive(Default)]
+struct CrcCounter {
+    crc: u32,
+    len: usize,
+}
+
+impl io::Write for CrcCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.crc = crc32c::crc32c_append(self.crc, buf);
+        self.len += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes to both.
+struct Tee<'a, A, B>(&'a mut A, &'a mut B);
+
+impl<A: io::Write, B: io::Write> io::Write for Tee<'_, A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Reads `{"key": K, "value": V}` (the order [`EnvelopeRef`] writes), handing V to the seed
+/// only when K is the key asked for.
+struct EnvelopeSeed<'a, S> {
+    key: &'a str,
+    seed: S,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for EnvelopeSeed<'_, S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for EnvelopeSeed<'_, S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a metadata envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seed = Some(self.seed);
+        let mut key_matches = None;
+        let mut value = None;
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "key" => key_matches = Some(map.next_value::<String>()? == self.key),
+                "value" if key_matches == Some(true) => match seed.take() {
+                    Some(s) => value = Some(map.next_value_seed(s)?),
+                    None => return Err(serde::de::Error::duplicate_field("value")),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(value.filter(|_| key_matches == Some(true)))
+    }
 }
 
 #[derive(Deserialize)]
@@ -104,22 +178,68 @@ impl MetaStore {
         }
     }
 
+    /// Like [`MetaStore::get`], but hands the document to `seed`, a deserializer that need not
+    /// build the whole value (e.g. one inserting the entries of a big listing into an index as
+    /// they are parsed). None if absent, damaged, or another key's document.
+    pub fn get_seed<S, V>(&self, namespace: &str, key: &str, seed: S) -> io::Result<Option<V>>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = V>,
+    {
+        let path = self.path(namespace, key)?;
+        let raw = match fs::read(&path) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(body) = checked_body(&raw) else {
+            tracing::warn!(path = %path.display(), "damaged metadata file; discarding it");
+            let _ = fs::remove_file(&path);
+            return Ok(None);
+        };
+        let envelope = EnvelopeSeed { key, seed };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match envelope.deserialize(&mut de) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "unreadable metadata document: {e}");
+                Ok(None)
+            }
+        }
+    }
+
     /// Stores `value` under (namespace, key), replacing any previous document atomically.
     pub fn put<T: Serialize>(&self, namespace: &str, key: &str, value: &T) -> io::Result<()> {
         let path = self.path(namespace, key)?;
-        let body = serde_json::to_vec(&EnvelopeRef { key, value }).map_err(io::Error::other)?;
-        let mut file =
-            format!("{MAGIC} {:08x} {}\n", crc32c::crc32c(&body), body.len()).into_bytes();
-        file.extend_from_slice(&body);
+        let doc = EnvelopeRef { key, value };
+        // Two passes instead of one buffer: the header needs the body's checksum and length,
+        // and a tree of a million entries is ~150 MB of JSON the daemon need not hold.
+        let mut sum = CrcCounter::default();
+        serde_json::to_writer(&mut sum, &doc).map_err(io::Error::other)?;
         let ns_dir = path.parent().unwrap_or(&self.dir);
         crate::private::create_dir_all(ns_dir)?;
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = ns_dir.join(format!("{TMP_PREFIX}{}-{seq}", std::process::id()));
-        crate::private::write(&tmp, &file)
-            .and_then(|()| fs::rename(&tmp, &path))
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&tmp);
-            })
+        let write = || -> io::Result<()> {
+            let mut file = io::BufWriter::with_capacity(
+                256 * 1024,
+                crate::private::open_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?,
+            );
+            writeln!(file, "{MAGIC} {:08x} {}", sum.crc, sum.len)?;
+            let mut check = CrcCounter::default();
+            serde_json::to_writer(Tee(&mut file, &mut check), &doc).map_err(io::Error::other)?;
+            if (check.crc, check.len) != (sum.crc, sum.len) {
+                return Err(io::Error::other("document changed while it was written"));
+            }
+            file.into_inner().map_err(|e| e.into_error())?;
+            fs::rename(&tmp, &path)
+        };
+        write().inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
     }
 
     /// Deletes the document (no error if absent).
@@ -197,6 +317,28 @@ mod tests {
             name: "config.json".into(),
             sizes: vec![1, 2, 3],
         }
+    }
+
+    #[test]
+    fn seeded_reads_see_only_their_key_and_intact_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path().to_path_buf()).unwrap();
+        let seed = std::marker::PhantomData::<Doc>;
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), None);
+        store.put("trees", "k", &doc()).unwrap();
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), Some(doc()));
+        // Another key's document under the same file name reads as absent.
+        let path = store.path("trees", "k").unwrap();
+        store.put("trees", "other", &doc()).unwrap();
+        std::fs::copy(store.path("trees", "other").unwrap(), &path).unwrap();
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), None);
+        // A damaged body is a miss, like `get`.
+        store.put("trees", "k", &doc()).unwrap();
+        let mut raw = std::fs::read(&path).unwrap();
+        let last = raw.len() - 2;
+        raw[last] ^= 1;
+        std::fs::write(&path, raw).unwrap();
+        assert_eq!(store.get_seed("trees", "k", seed).unwrap(), None);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub struct MountOptions {
     pub fuse_threads: usize,
     /// A Hub request making no progress for this long fails (EIO), retries included.
     pub io_timeout: Duration,
+    /// Entry budget of a listing and of a revision's tree (`ListingLimits::max_entries`).
+    pub max_entries: usize,
     /// Largest read-ahead window (`ReadConfig::max_window`).
     pub read_ahead: u64,
     /// Range requests in flight for the mount (`ReadConfig::max_parallel_requests`).
@@ -183,6 +185,7 @@ fn run_inner(
         // One attempt may not outlast the whole budget of the read that waits on it.
         cfg.read_idle_timeout = cfg.read_idle_timeout.min(opts.io_timeout);
         cfg.api_timeout = cfg.api_timeout.min(opts.io_timeout);
+        cfg.listing.max_entries = opts.max_entries;
         Some(HubClient::new(cfg).map_err(|e| e.to_string())?)
     };
 

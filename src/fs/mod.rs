@@ -122,7 +122,8 @@ pub enum OpenFile {
 
 /// An open directory: its listing, taken once at opendir so paging through it is consistent.
 pub struct OpenDir {
-    pub entries: Vec<(String, u64, FileKind, Option<Attr>)>,
+    /// Name, inode number to report, kind (names as `Box<str>`: a listing can be huge).
+    pub entries: Vec<(Box<str>, u64, FileKind)>,
 }
 
 /// Whether an open of a read-only file may be answered with the cache's data file.
@@ -435,7 +436,7 @@ impl HubFs {
                         path: join(&path, &name),
                     };
                     let ino = self.dirent_ino(&key);
-                    entries.push((name, ino, kind, None));
+                    entries.push((name.into_boxed_str(), ino, kind));
                 }
             }
             None => {
@@ -444,7 +445,7 @@ impl HubFs {
                         crate::repo::RepoType::Model,
                         format!("{key:?}/{name}"),
                     ));
-                    entries.push((name, ino, FileKind::Dir, None));
+                    entries.push((name.into_boxed_str(), ino, FileKind::Dir));
                 }
             }
         }
@@ -617,6 +618,7 @@ impl HubFs {
                     if subpath.is_empty() { "" } else { "/" },
                 ),
             },
+            "pid": std::process::id(),
             "offline": self.svc.client.is_none(),
             "views": self.views.all().iter().map(|v| serde_json::json!({
                 "revision": v.label(),

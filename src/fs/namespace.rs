@@ -201,7 +201,10 @@ impl Views {
             .iter()
             .filter_map(|r| {
                 let (owner, name) = r.id.split_once('/')?;
-                owner.eq_ignore_ascii_case(ns).then(|| name.to_string())
+                // A name that is not a valid repo name could not be looked up anyway, and
+                // may be `..` or carry a `/`: never list it.
+                let valid = crate::repo::validate_id_part(name).is_ok();
+                (valid && owner.eq_ignore_ascii_case(ns)).then(|| name.to_string())
             })
             .collect();
         names.sort();

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::errno::Errno;
 use super::services::Services;
 use super::tree::{FileInfo, Lookup, Node, TreeIndex};
-use crate::hub::types::{RepoInfo, TreeEntry};
-use crate::hub::HubError;
+use crate::hub::types::RepoInfo;
+use crate::hub::{HubError, ListingLimits};
 use crate::repo::RepoRef;
 
 /// Why a snapshot could not be opened. Shown to users by `hubfs mount`.
@@ -235,12 +235,16 @@ impl Snapshot {
     /// Loads what earlier mounts learnt about this commit.
     fn load_persisted(&self) {
         let key = tree_key(&self.repo, &self.commit);
-        if let Ok(Some(stored)) = self.svc.meta.get::<StoredTree>("tree", &key) {
+        // Straight into the index: a tree of a million entries is never held twice.
+        let mut loaded = TreeIndex::new();
+        let seed = StoredTreeSeed {
+            index: &mut loaded,
+            repo: &self.repo,
+        };
+        if let Ok(Some(complete)) = self.svc.meta.get_seed("tree", &key, seed) {
             let mut index = self.index.write();
-            for e in &stored.entries {
-                index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
-            }
-            if stored.complete {
+            *index = loaded;
+            if complete {
                 index.mark_all_complete();
                 *self.full.lock() = FullListing::Done;
             }
@@ -317,7 +321,7 @@ impl Snapshot {
                 None => {
                     let me = self.clone();
                     let d = dir.to_string();
-                    let task = self.svc.rt.spawn(async move { me.load_dir(&d).await });
+                    let task = self.svc.rt.spawn(async move { me.load_dir(d).await });
                     let fut = async move { task.await.unwrap_or(Err(Errno::EIO)) }
                         .boxed()
                         .shared();
@@ -331,7 +335,8 @@ impl Snapshot {
         result
     }
 
-    async fn load_dir(&self, dir: &str) -> Result<(), Errno> {
+    async fn load_dir(self: Arc<Self>, dir: String) -> Result<(), Errno> {
+        let dir = dir.as_str();
         let key = format!("{}/{dir}", tree_key(&self.repo, &self.commit));
         let Some(client) = self.svc.client.as_ref() else {
             let stored: Option<StoredTree> = self.svc.meta.get("dir", &key).ok().flatten();
@@ -346,33 +351,36 @@ impl Snapshot {
             self.insert_stored(dir, &stored);
             return Ok(());
         };
-        let mut listed = Vec::new();
-        let pages = self.list_pages(client, dir, false, |page| listed.extend_from_slice(page));
-        if let Err(e) = pages.await {
+        if let Err(e) = self.list_pages(client, dir, false).await {
             if !e.is_not_found() {
                 tracing::warn!("listing {dir:?} of {}@{}: {e}", self.repo, self.commit);
             }
             return Err(Errno::from(&e));
         }
         self.index.write().mark_complete(dir);
-        let stored = StoredTree {
-            complete: true,
-            entries: listed.iter().map(stored_entry).collect(),
-        };
-        self.persist("dir", &key, &stored);
+        self.persist_index("dir", key, Some(dir.to_string())).await;
         Ok(())
     }
 
-    /// Lists `dir` (recursively or not) page by page into the index, handing each page to
-    /// `on_page` too. Each page is bounded by the I/O timeout.
+    /// Lists `dir` (recursively or not) page by page into the index. Each page is bounded by
+    /// the I/O timeout; a directory listing (which a reader waits for) is bounded as a whole
+    /// by it too, while the recursive listing of the whole commit runs in the background
+    /// under the client's [`ListingLimits`] (budgets and deadline). Either way the index
+    /// never grows past `max_entries` nodes.
     async fn list_pages(
         &self,
         client: &crate::hub::HubClient,
         dir: &str,
         recursive: bool,
-        mut on_page: impl FnMut(&[TreeEntry]),
     ) -> Result<(), HubError> {
+        let limits = client.config().listing;
         let mut pager = client.list_tree(&self.repo, &self.commit, dir, recursive);
+        if !recursive {
+            pager = pager.with_limits(ListingLimits {
+                deadline: limits.deadline.min(self.svc.io_timeout),
+                ..limits
+            });
+        }
         let what = format!("listing {dir:?} of {}", self.repo);
         while let Some(page) = self.svc.bounded(&what, pager.next_page()).await? {
             {
@@ -380,8 +388,18 @@ impl Snapshot {
                 for e in &page {
                     index.insert_entry(e);
                 }
+                if index.node_count() > limits.max_entries {
+                    // A Hub inventing names (page after page, directory after directory)
+                    // must not grow the daemon without bound.
+                    return Err(HubError::Protocol {
+                        target: what,
+                        message: format!(
+                            "the tree of {}@{} exceeds the budget of {} entries",
+                            self.repo, self.commit, limits.max_entries
+                        ),
+                    });
+                }
             }
-            on_page(&page);
         }
         Ok(())
     }
@@ -389,7 +407,9 @@ impl Snapshot {
     fn insert_stored(&self, dir: &str, stored: &StoredTree) {
         let mut index = self.index.write();
         for e in &stored.entries {
-            index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
+            if usable_stored(&e.p, &self.repo) {
+                index.insert(&e.p, e.f.clone().map_or(Node::Dir, Node::File));
+            }
         }
         if stored.complete {
             index.mark_complete(dir);
@@ -420,16 +440,16 @@ impl Snapshot {
         });
     }
 
-    async fn load_everything(&self) -> bool {
+    async fn load_everything(self: &Arc<Self>) -> bool {
         let Some(client) = self.svc.client.as_ref() else {
             return false;
         };
         let started = std::time::Instant::now();
-        if let Err(e) = self.list_pages(client, "", true, |_| {}).await {
+        if let Err(e) = self.list_pages(client, "", true).await {
             tracing::warn!("recursive listing of {}@{}: {e}", self.repo, self.commit);
             return false;
         }
-        let stored = {
+        {
             let mut index = self.index.write();
             index.mark_all_complete();
             tracing::debug!(
@@ -439,33 +459,155 @@ impl Snapshot {
                 self.commit,
                 started.elapsed()
             );
-            StoredTree {
-                complete: true,
-                entries: index
-                    .entries()
-                    .into_iter()
-                    .map(|(p, n)| StoredEntry {
-                        p,
-                        f: match n {
-                            Node::File(f) => Some(f),
-                            Node::Dir => None,
-                        },
-                    })
-                    .collect(),
-            }
-        };
-        let key = tree_key(&self.repo, &self.commit);
-        let meta = self.svc.meta.clone();
-        // Serializing 100k entries takes a moment: keep it off the async workers.
-        let _ = tokio::task::spawn_blocking(move || meta.put("tree", &key, &stored)).await;
+        }
+        self.persist_index("tree", tree_key(&self.repo, &self.commit), None)
+            .await;
         true
+    }
+
+    /// Persists the index (`dir` None: all of it, as a complete tree; else the children of
+    /// `dir`, as a complete directory) straight from the index, without copying it: a
+    /// listing of a million entries would otherwise be held two or three times over. The
+    /// writing happens off the async workers, under the index's read lock.
+    async fn persist_index(self: &Arc<Self>, ns: &'static str, key: String, dir: Option<String>) {
+        let me = self.clone();
+        let write = tokio::task::spawn_blocking(move || {
+            let index = me.index.read();
+            let view = IndexView {
+                index: &index,
+                dir: dir.as_deref(),
+            };
+            if let Err(e) = me.svc.meta.put(ns, &key, &view) {
+                tracing::warn!("could not persist metadata of {}: {e}", me.repo);
+            }
+        });
+        let _ = write.await;
     }
 }
 
-fn stored_entry(e: &TreeEntry) -> StoredEntry {
-    StoredEntry {
-        p: e.path.clone(),
-        f: (!e.is_dir()).then(|| FileInfo::from_entry(e)),
+/// Whether a persisted path may be shown: caches written by an older hubfs may hold names
+/// the Hub should never have listed (see `hub::pagination`).
+fn usable_stored(path: &str, repo: &RepoRef) -> bool {
+    let ok = crate::repo::validate_listed_path(path).is_ok();
+    if !ok {
+        tracing::debug!("{repo}: skipping the cached entry {path:?}: not a valid path");
+    }
+    ok
+}
+
+/// Deserializes a [`StoredTree`] into an index entry by entry (no `Vec` of the entries);
+/// the value is its `complete` flag.
+struct StoredTreeSeed<'a> {
+    index: &'a mut TreeIndex,
+    repo: &'a RepoRef,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StoredTreeSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StoredTreeSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a stored tree")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut complete = false;
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "complete" => complete = map.next_value()?,
+                "entries" => map.next_value_seed(EntriesSeed {
+                    index: &mut *self.index,
+                    repo: self.repo,
+                })?,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(complete)
+    }
+}
+
+struct EntriesSeed<'a> {
+    index: &'a mut TreeIndex,
+    repo: &'a RepoRef,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("stored tree entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(e) = seq.next_element::<StoredEntry>()? {
+            if usable_stored(&e.p, self.repo) {
+                self.index.insert(&e.p, e.f.map_or(Node::Dir, Node::File));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serializes as a complete [`StoredTree`], reading the index in place.
+struct IndexView<'a> {
+    index: &'a TreeIndex,
+    /// None: every entry; else the children of this directory.
+    dir: Option<&'a str>,
+}
+
+impl Serialize for IndexView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Entries<'a>(&'a IndexView<'a>);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let stored = |p: String, n: Node| StoredEntry {
+                    p,
+                    f: match n {
+                        Node::File(f) => Some(f),
+                        Node::Dir => None,
+                    },
+                };
+                match self.0.dir {
+                    None => s.collect_seq(self.0.index.iter().map(|(p, n)| stored(p, n))),
+                    Some(dir) => s.collect_seq(
+                        self.0
+                            .index
+                            .iter_children(dir)
+                            .map(|(name, n)| stored(join_path(dir, name), n)),
+                    ),
+                }
+            }
+        }
+        let mut st = s.serialize_struct("StoredTree", 2)?;
+        st.serialize_field("complete", &true)?;
+        st.serialize_field("entries", &Entries(self))?;
+        st.end()
+    }
+}
+
+fn join_path(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
     }
 }
 

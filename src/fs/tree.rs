@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use hex::FromHex;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::BlobKey;
@@ -50,10 +51,88 @@ pub enum Node {
     Dir,
 }
 
+/// How the index holds a node: ids as bytes instead of hex strings, the LFS hash boxed (many
+/// files have none), so a big listing costs ~150 bytes per entry instead of ~400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Packed {
+    Dir,
+    File {
+        size: u64,
+        oid: PackedId,
+        lfs_sha256: Option<Box<PackedId>>,
+    },
+}
+
+/// A hex object id as bytes when it is canonical (lower-case hex of 20 or 32 bytes), else
+/// kept as text so that whatever the Hub sent comes back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PackedId {
+    Sha1([u8; 20]),
+    Sha256([u8; 32]),
+    Text(Box<str>),
+}
+
+impl PackedId {
+    fn pack(hex_id: &str) -> PackedId {
+        let canonical = hex_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if canonical {
+            if let Ok(b) = <[u8; 20]>::from_hex(hex_id) {
+                return PackedId::Sha1(b);
+            }
+            if let Ok(b) = <[u8; 32]>::from_hex(hex_id) {
+                return PackedId::Sha256(b);
+            }
+        }
+        PackedId::Text(hex_id.into())
+    }
+
+    fn unpack(&self) -> String {
+        match self {
+            PackedId::Sha1(b) => hex::encode(b),
+            PackedId::Sha256(b) => hex::encode(b),
+            PackedId::Text(t) => t.to_string(),
+        }
+    }
+}
+
+impl Packed {
+    fn pack(node: Node) -> Packed {
+        match node {
+            Node::Dir => Packed::Dir,
+            Node::File(f) => Packed::File {
+                size: f.size,
+                oid: PackedId::pack(&f.oid),
+                lfs_sha256: f.lfs_sha256.map(|h| Box::new(PackedId::pack(&h))),
+            },
+        }
+    }
+
+    fn unpack(&self) -> Node {
+        match self {
+            Packed::Dir => Node::Dir,
+            Packed::File {
+                size,
+                oid,
+                lfs_sha256,
+            } => Node::File(FileInfo {
+                size: *size,
+                oid: oid.unpack(),
+                lfs_sha256: lfs_sha256.as_ref().map(|h| h.unpack()),
+            }),
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(self, Packed::File { .. })
+    }
+}
+
 #[derive(Debug, Default)]
 struct DirState {
     /// Child name → node. Ordered so listings are stable and sorted like `ls`.
-    children: BTreeMap<String, Node>,
+    children: BTreeMap<Box<str>, Packed>,
     complete: bool,
 }
 
@@ -70,7 +149,7 @@ pub enum Lookup {
 #[derive(Debug, Default)]
 pub struct TreeIndex {
     /// Directory path ("" = root) → children.
-    dirs: HashMap<String, DirState>,
+    dirs: HashMap<Box<str>, DirState>,
     /// Every directory listed (or implied) as complete once a recursive listing of the root ended.
     all_complete: bool,
     files: usize,
@@ -86,7 +165,7 @@ fn split_parent(path: &str) -> (&str, &str) {
 impl TreeIndex {
     pub fn new() -> TreeIndex {
         let mut t = TreeIndex::default();
-        t.dirs.insert(String::new(), DirState::default());
+        t.dirs.insert("".into(), DirState::default());
         t
     }
 
@@ -99,20 +178,26 @@ impl TreeIndex {
         self.dirs.len()
     }
 
+    /// Files and directories known: what the entry budget counts.
+    pub fn node_count(&self) -> usize {
+        self.files + self.dirs.len()
+    }
+
     /// Inserts a file or directory and every directory above it.
     pub fn insert(&mut self, path: &str, node: Node) {
         if path.is_empty() {
             return;
         }
-        if matches!(node, Node::Dir) {
-            self.dirs.entry(path.to_string()).or_default();
+        let node = Packed::pack(node);
+        if node == Packed::Dir && !self.dirs.contains_key(path) {
+            self.dirs.insert(path.into(), DirState::default());
         }
         let (parent, name) = split_parent(path);
         let is_new_file = {
-            let dir = self.dirs.entry(parent.to_string()).or_default();
-            let is_file = matches!(node, Node::File(_));
-            let prev = dir.children.insert(name.to_string(), node);
-            is_file && !matches!(prev, Some(Node::File(_)))
+            let dir = self.dir_mut(parent);
+            let is_file = node.is_file();
+            let prev = dir.children.insert(name.into(), node);
+            is_file && !prev.is_some_and(|p| p.is_file())
         };
         if is_new_file {
             self.files += 1;
@@ -121,13 +206,21 @@ impl TreeIndex {
         let mut child = parent;
         while !child.is_empty() {
             let (up, name) = split_parent(child);
-            let dir = self.dirs.entry(up.to_string()).or_default();
+            let dir = self.dir_mut(up);
             if dir.children.contains_key(name) {
                 break;
             }
-            dir.children.insert(name.to_string(), Node::Dir);
+            dir.children.insert(name.into(), Packed::Dir);
             child = up;
         }
+    }
+
+    /// The state of `dir`, created if new (without allocating a key when it exists).
+    fn dir_mut(&mut self, dir: &str) -> &mut DirState {
+        if !self.dirs.contains_key(dir) {
+            self.dirs.insert(dir.into(), DirState::default());
+        }
+        self.dirs.get_mut(dir).expect("inserted above")
     }
 
     pub fn insert_entry(&mut self, e: &TreeEntry) {
@@ -141,7 +234,7 @@ impl TreeIndex {
 
     /// Records that `dir`'s children are all known.
     pub fn mark_complete(&mut self, dir: &str) {
-        self.dirs.entry(dir.to_string()).or_default().complete = true;
+        self.dir_mut(dir).complete = true;
     }
 
     /// Records that a recursive listing of the whole repo ended: everything is known.
@@ -168,7 +261,7 @@ impl TreeIndex {
         let (parent, name) = split_parent(path);
         match self.dirs.get(parent) {
             Some(d) => match d.children.get(name) {
-                Some(n) => Lookup::Found(n.clone()),
+                Some(n) => Lookup::Found(n.unpack()),
                 None if d.complete || self.all_complete => Lookup::Absent,
                 None => Lookup::Unknown,
             },
@@ -186,25 +279,38 @@ impl TreeIndex {
         Some(
             d.children
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.to_string(), v.unpack()))
                 .collect(),
         )
     }
 
     /// Every file and directory, for persisting a complete index.
     pub fn entries(&self) -> Vec<(String, Node)> {
-        let mut out = Vec::with_capacity(self.files + self.dirs.len());
-        for (dir, state) in &self.dirs {
-            for (name, node) in &state.children {
+        self.iter().collect()
+    }
+
+    /// Path and node of every file and directory, in no particular order (stable while the
+    /// index is not modified), without copying the index.
+    pub fn iter(&self) -> impl Iterator<Item = (String, Node)> + '_ {
+        self.dirs.iter().flat_map(|(dir, state)| {
+            state.children.iter().map(move |(name, node)| {
                 let path = if dir.is_empty() {
-                    name.clone()
+                    name.to_string()
                 } else {
                     format!("{dir}/{name}")
                 };
-                out.push((path, node.clone()));
-            }
-        }
-        out
+                (path, node.unpack())
+            })
+        })
+    }
+
+    /// Name and node of each child of `dir` known so far, in name order.
+    pub fn iter_children<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, Node)> + 'a {
+        self.dirs.get(dir).into_iter().flat_map(|d| {
+            d.children
+                .iter()
+                .map(|(name, node)| (&**name, node.unpack()))
+        })
     }
 }
 
@@ -237,6 +343,33 @@ mod tests {
         assert_eq!(t.get("zzz"), Lookup::Absent);
         assert_eq!(t.get("x/y/z"), Lookup::Absent);
         assert_eq!(t.file_count(), 1);
+    }
+
+    #[test]
+    fn packed_ids_come_back_as_sent() {
+        let sha1 = "0123456789abcdef0123456789abcdef01234567";
+        let sha256 = "a".repeat(64);
+        for id in [
+            sha1,
+            &sha256,
+            "ABCDEF0123456789abcdef0123456789abcdef01",
+            "x",
+            "",
+        ] {
+            assert_eq!(PackedId::pack(id).unpack(), id);
+        }
+        assert!(matches!(PackedId::pack(sha1), PackedId::Sha1(_)));
+        let mut t = TreeIndex::new();
+        let info = FileInfo {
+            size: 7,
+            oid: sha1.into(),
+            lfs_sha256: Some(sha256.clone()),
+        };
+        t.insert("d/f", Node::File(info.clone()));
+        assert_eq!(t.get("d/f"), Lookup::Found(Node::File(info.clone())));
+        assert_eq!(t.node_count(), 3);
+        let kids: Vec<_> = t.iter_children("d").collect();
+        assert_eq!(kids, [("f", Node::File(info))]);
     }
 
     #[test]

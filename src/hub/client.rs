@@ -13,11 +13,18 @@ use url::Url;
 use super::config::{endpoint_base, HubConfig};
 use super::content::LocationMemo;
 use super::error::{ErrorContext, HubError};
-use super::pagination::{next_link, TreeOptions, TreePager};
+use super::pagination::{entry_problem, next_link, ListingBudget, TreeOptions, TreePager};
 use super::stats::HubStats;
 use super::transport::{Deadline, Request, Transport};
 use super::types::{CommitInfo, Refs, RepoInfo, TreeEntry, WhoAmI};
-use crate::repo::{encode_path, encode_revision, validate_repo_path, RepoRef, RepoType};
+use crate::repo::{
+    encode_path, encode_revision, validate_listed_path, validate_repo_path, RepoRef, RepoType,
+};
+
+/// The directory part of a repo path ("" at the root).
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
 
 /// paths-info requests carry at most this many paths (huggingface_hub's batch; the Hub
 /// refuses ~1000+ with 413).
@@ -123,7 +130,16 @@ impl HubClient {
                 path.push_str("?blobs=true");
             }
             let url = self.url(&path)?;
-            self.get_json(url, &ctx).await
+            let req = self
+                .api_request(Method::GET, url, &ctx)
+                .max_body(self.inner.config.bodies.repo_info);
+            let mut info: RepoInfo = self.call_json(&req).await?;
+            if let Some(siblings) = info.siblings.as_mut() {
+                let before = siblings.len();
+                siblings.retain(|s| validate_listed_path(&s.rfilename).is_ok());
+                self.skipped(&ctx, "siblings", before - siblings.len());
+            }
+            Ok(info)
         }
         .await;
         self.count(r)
@@ -193,7 +209,7 @@ impl HubClient {
             }
             self.url(&p)
         })();
-        TreePager::new(self.clone(), first, ctx)
+        TreePager::new(self.clone(), first, ctx, path, options.recursive)
     }
 
     /// `POST /api/{type}s/{repo}/paths-info/{rev}`: entries for the given paths that exist
@@ -228,7 +244,13 @@ impl HubClient {
                 let req = self
                     .api_request(Method::POST, url.clone(), &ctx)
                     .body(form, "application/x-www-form-urlencoded");
-                let entries: Vec<TreeEntry> = self.call_json(&req).await?;
+                let mut entries: Vec<TreeEntry> = self.call_json(&req).await?;
+                let before = entries.len();
+                // Only what was asked, and nothing unshowable: the answer names paths.
+                entries.retain(|e| {
+                    batch.contains(&e.path) && entry_problem(e, parent(&e.path), false).is_none()
+                });
+                self.skipped(&ctx, "paths-info entries", before - entries.len());
                 out.extend(entries);
             }
             Ok(out)
@@ -354,7 +376,9 @@ impl HubClient {
         ctx: &ErrorContext,
     ) -> Result<(Vec<T>, Option<Url>), HubError> {
         let t = &self.inner.transport;
-        let req = self.api_request(Method::GET, url, ctx);
+        let req = self
+            .api_request(Method::GET, url, ctx)
+            .max_body(self.inner.config.bodies.page);
         let sent = t.send_following(&req).await?;
         let sent = t.ensure_success(sent, ctx).await?;
         let next = next_link(sent.headers(), &sent.url, &ctx.target())?;
@@ -370,19 +394,40 @@ impl HubClient {
     ) -> Result<Vec<T>, HubError> {
         let mut out = Vec::new();
         let mut next = Some(first);
+        let mut budget = ListingBudget::new(self.inner.config.listing);
+        let target = ctx.target();
         while let Some(url) = next.take() {
             if out.len() >= max {
                 break;
             }
-            let (items, link) = self.get_page::<T>(url, ctx).await?;
+            let left = budget.admit(&url, &target)?;
+            let page = self.get_page::<T>(url, ctx);
+            let (items, link) = match tokio::time::timeout(left, page).await {
+                Ok(r) => r?,
+                Err(_) => return Err(budget.timeout(&target)),
+            };
             if items.is_empty() {
                 break;
             }
+            budget.add_entries(items.len(), &target)?;
             out.extend(items);
             next = link;
         }
         out.truncate(max);
         Ok(out)
+    }
+
+    /// Counts and logs (once per answer) entries of an answer that were dropped as invalid.
+    fn skipped(&self, ctx: &ErrorContext, what: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.inner.transport.counters.invalid_entries(n as u64);
+        tracing::warn!(
+            target: "hubfs::hub",
+            "{}: skipped {n} {what} the Hub sent that cannot be shown (invalid or unexpected paths)",
+            ctx.target()
+        );
     }
 
     /// Counts a failed operation in the stats and passes the result through.

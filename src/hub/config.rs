@@ -40,6 +40,64 @@ pub struct HubConfig {
     pub location_ttl: Duration,
     /// How many (repo, commit, path) → CDN location entries are remembered.
     pub location_cache_entries: usize,
+    /// Bounds of every paginated listing (tree, repos, commits).
+    pub listing: ListingLimits,
+    /// Largest bodies read into memory.
+    pub bodies: BodyLimits,
+}
+
+/// Bounds of one paginated listing: a Hub (or something posing as one) whose pages never end,
+/// loop, or grow without bound ends the listing with an error instead of a hung reader and a
+/// daemon that eats memory. A `Link: next` URL seen twice in one listing is always an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListingLimits {
+    /// Pages fetched per listing. The Hub pages trees by 1000 entries (50 when expanded), so
+    /// 20 000 pages cover 20 M entries, four times the biggest repos' few million files; a
+    /// server sending tiny pages forever stops here.
+    pub max_pages: u32,
+    /// Entries accepted per listing. The biggest Hub repos hold a few million files; 5 M
+    /// covers them while bounding memory (about 150 bytes per entry in the tree index, see
+    /// `fs::tree`, so well under 1 GiB).
+    pub max_entries: usize,
+    /// Wall-clock bound of one whole listing. A recursive listing of a few million files
+    /// takes minutes (thousands of pages); 30 min leaves room for a slow link. Listings a
+    /// reader waits on are bounded tighter by the caller (the mount's `--io-timeout`).
+    pub deadline: Duration,
+}
+
+impl Default for ListingLimits {
+    fn default() -> Self {
+        ListingLimits {
+            max_pages: 20_000,
+            max_entries: 5_000_000,
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Largest response bodies read into memory whole; past them the request fails (not retried:
+/// a server that sent too much once will again). File content is streamed, never buffered whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// One page of a listing: 1000 tree entries are ~300 KiB of JSON (with `lastCommit`
+    /// and security status, 50 entries are less); 32 MiB is 100 times that.
+    pub page: usize,
+    /// Repo info with `siblings` (file names, sizes, ids): ~200 bytes per file, so 128 MiB
+    /// holds the siblings of a repo of more than half a million files.
+    pub repo_info: usize,
+    /// Every other JSON answer (paths-info batches of 500 entries, refs, whoami, commit and
+    /// upload answers): a few KiB to a few hundred KiB; 16 MiB leaves ample headroom.
+    pub json: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            page: 32 << 20,
+            repo_info: 128 << 20,
+            json: 16 << 20,
+        }
+    }
 }
 
 impl HubConfig {
@@ -74,6 +132,8 @@ impl HubConfig {
             location_ttl: Duration::from_secs(600),
             // A location is ~300 bytes; 4096 entries cover every file a mount reads at once.
             location_cache_entries: 4096,
+            listing: ListingLimits::default(),
+            bodies: BodyLimits::default(),
         }
     }
 

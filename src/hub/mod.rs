@@ -30,7 +30,7 @@ mod upload;
 
 pub use auth::{loose_token_file_warning, token_source_file, Token};
 pub use client::{HubClient, PATHS_INFO_BATCH};
-pub use config::{parse_endpoint, HubConfig, DEFAULT_ENDPOINT};
+pub use config::{parse_endpoint, BodyLimits, HubConfig, ListingLimits, DEFAULT_ENDPOINT};
 pub use content::{FileMetadata, RangeBody};
 pub use error::{is_retryable_status, HubError};
 pub use pagination::{TreeOptions, TreePager};

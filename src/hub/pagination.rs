@@ -1,15 +1,28 @@
-//! Paginated listings: the `Link: <…>; rel="next"` header and the tree pager.
+//! Paginated listings: the `Link: <…>; rel="next"` header, the tree pager and the budget
+//! every listing runs under.
 //!
 //! The Hub paginates tree listings, commit history and repo lists with an absolute next-page
 //! URL carrying an opaque cursor (hub-api.md §4.2). Clients must follow it verbatim; a relative
 //! one is resolved against the page's URL rather than silently ending the listing.
+//!
+//! Nothing in a listing is trusted: a [`ListingBudget`] ends it with an error when a page URL
+//! comes back (a loop), when it runs past its page or entry budget or its deadline
+//! ([`ListingLimits`]); and every tree entry is validated like a path hubfs sends
+//! ([`validate_listed_path`]) and must lie where it was asked for: invalid ones are skipped,
+//! counted (`hubfs status`: `hub.invalid_entries`) and logged once per listing.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, LINK};
 use url::Url;
 
 use super::client::HubClient;
+use super::config::ListingLimits;
 use super::error::{ErrorContext, HubError};
 use super::types::TreeEntry;
+use crate::repo::validate_listed_path;
 
 /// Options of a tree listing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,6 +35,102 @@ pub struct TreeOptions {
     pub limit: Option<usize>,
 }
 
+/// What one listing may still cost: pages, entries, time, and the page URLs already fetched.
+#[derive(Debug)]
+pub(crate) struct ListingBudget {
+    limits: ListingLimits,
+    started: Instant,
+    pages: u32,
+    entries: usize,
+    /// Hashes of the page URLs fetched (64-bit: a false "loop" is a 1-in-10^10 event at the
+    /// page budget, and the set stays small).
+    seen: HashSet<u64>,
+}
+
+impl ListingBudget {
+    pub fn new(limits: ListingLimits) -> ListingBudget {
+        ListingBudget {
+            limits,
+            started: Instant::now(),
+            pages: 0,
+            entries: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Admits fetching `url` as the next page: fails on a URL seen before in this listing,
+    /// past the page budget or the deadline. Returns the time left.
+    pub fn admit(&mut self, url: &Url, target: &str) -> Result<Duration, HubError> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        url.as_str().hash(&mut h);
+        if !self.seen.insert(h.finish()) {
+            return Err(self.refuse(
+                target,
+                format!(
+                    "pagination loops (page {} links back to a page already fetched)",
+                    self.pages
+                ),
+            ));
+        }
+        if self.pages >= self.limits.max_pages {
+            return Err(self.refuse(
+                target,
+                format!(
+                    "listing exceeds its budget of {} pages",
+                    self.limits.max_pages
+                ),
+            ));
+        }
+        let left = self.limits.deadline.saturating_sub(self.started.elapsed());
+        if left.is_zero() {
+            return Err(self.timeout(target));
+        }
+        self.pages += 1;
+        Ok(left)
+    }
+
+    /// Counts `n` more entries; fails past the entry budget.
+    pub fn add_entries(&mut self, n: usize, target: &str) -> Result<(), HubError> {
+        self.entries = self.entries.saturating_add(n);
+        if self.entries > self.limits.max_entries {
+            return Err(self.refuse(
+                target,
+                format!(
+                    "listing exceeds its budget of {} entries",
+                    self.limits.max_entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The error of a listing that ran out of time.
+    pub fn timeout(&self, target: &str) -> HubError {
+        tracing::warn!(
+            target: "hubfs::hub",
+            "{target}: listing did not end within {:?} ({} pages, {} entries): giving up",
+            self.limits.deadline,
+            self.pages,
+            self.entries
+        );
+        HubError::Timeout {
+            target: target.to_string(),
+            after: self.limits.deadline,
+        }
+    }
+
+    fn refuse(&self, target: &str, why: String) -> HubError {
+        tracing::warn!(
+            target: "hubfs::hub",
+            "{target}: {why} after {} pages, {} entries, {:?}: giving up",
+            self.pages,
+            self.entries,
+            self.started.elapsed()
+        );
+        HubError::protocol(target, why)
+    }
+}
+
 /// Pages of a tree listing, fetched on demand.
 pub struct TreePager {
     client: HubClient,
@@ -29,6 +138,12 @@ pub struct TreePager {
     /// the first [`TreePager::next_page`] call.
     next: Option<Result<Url, HubError>>,
     ctx: ErrorContext,
+    /// The directory listed ("" = root): every entry must lie below it.
+    dir: String,
+    recursive: bool,
+    budget: ListingBudget,
+    /// Entries skipped as invalid so far (the first one is logged).
+    invalid: u64,
 }
 
 impl TreePager {
@@ -36,34 +151,71 @@ impl TreePager {
         client: HubClient,
         first: Result<Url, HubError>,
         ctx: ErrorContext,
+        dir: &str,
+        recursive: bool,
     ) -> TreePager {
+        let limits = client.config().listing;
         TreePager {
             client,
             next: Some(first),
             ctx,
+            dir: dir.to_string(),
+            recursive,
+            budget: ListingBudget::new(limits),
+            invalid: 0,
         }
     }
 
-    /// The next page of entries, or `None` after the last one. Paths in entries are relative
-    /// to the repo root.
+    /// Replaces the client's [`ListingLimits`] for this listing (e.g. a shorter deadline
+    /// for a listing a reader waits on).
+    pub fn with_limits(mut self, limits: ListingLimits) -> TreePager {
+        self.budget = ListingBudget::new(limits);
+        self
+    }
+
+    /// Entries skipped so far because they were invalid or outside the listed directory.
+    pub fn invalid_entries(&self) -> u64 {
+        self.invalid
+    }
+
+    /// The next page of valid entries, or `None` after the last one. Paths in entries are
+    /// relative to the repo root.
     pub async fn next_page(&mut self) -> Result<Option<Vec<TreeEntry>>, HubError> {
         let Some(next) = self.next.take() else {
             return Ok(None);
         };
+        let target = self.ctx.target();
         let r = async {
             let url = next?;
-            let (entries, link) = self.client.get_page(url.clone(), &self.ctx).await?;
-            if link.as_ref() == Some(&url) {
-                return Err(HubError::protocol(
-                    &self.ctx.target(),
-                    "pagination link points to the same page",
-                ));
-            }
+            let left = self.budget.admit(&url, &target)?;
+            let page = self.client.get_page(url, &self.ctx);
+            let (entries, link) = match tokio::time::timeout(left, page).await {
+                Ok(r) => r?,
+                Err(_) => return Err(self.budget.timeout(&target)),
+            };
+            self.budget.add_entries(entries.len(), &target)?;
             Ok((entries, link))
         }
         .await;
-        let (entries, link) = self.client.count(r)?;
+        let (mut entries, link) = self.client.count(r)?;
         self.next = link.map(Ok);
+        entries.retain(|e| {
+            let why = match entry_problem(e, &self.dir, self.recursive) {
+                None => return true,
+                Some(why) => why,
+            };
+            self.invalid += 1;
+            self.client.inner.transport.counters.invalid_entries(1);
+            if self.invalid == 1 {
+                tracing::warn!(
+                    target: "hubfs::hub",
+                    "{target}: skipping entries the Hub listed that cannot be shown ({why}); \
+                     first: {:?}",
+                    e.path
+                );
+            }
+            false
+        });
         Ok(Some(entries))
     }
 
@@ -74,6 +226,31 @@ impl TreePager {
             all.extend(page);
         }
         Ok(all)
+    }
+}
+
+/// Why a tree entry listed for `dir` must not be shown, if it must not.
+pub(crate) fn entry_problem(e: &TreeEntry, dir: &str, recursive: bool) -> Option<String> {
+    if e.kind != "file" && e.kind != "directory" {
+        return Some(format!("unknown entry type {:?}", e.kind));
+    }
+    if let Err(why) = validate_listed_path(&e.path) {
+        return Some(why.0);
+    }
+    let below = if dir.is_empty() {
+        Some(e.path.as_str())
+    } else {
+        e.path
+            .strip_prefix(dir)
+            .and_then(|rest| rest.strip_prefix('/'))
+    };
+    match below {
+        None => Some(format!("{:?} is not inside the listed directory", e.path)),
+        Some(rest) if !recursive && rest.contains('/') => Some(format!(
+            "{:?} is not a direct child of the listed directory",
+            e.path
+        )),
+        Some(_) => None,
     }
 }
 

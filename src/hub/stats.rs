@@ -22,6 +22,10 @@ pub struct HubStats {
     pub location_hits: u64,
     /// Remembered CDN locations dropped because they expired or were refused.
     pub location_refreshes: u64,
+    /// Entries the Hub listed (tree, paths-info, siblings) that were skipped as invalid:
+    /// names no local filesystem can show (`.`, `..`, NUL, over 255 bytes...) or outside
+    /// the directory asked for.
+    pub invalid_entries: u64,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +37,7 @@ pub(crate) struct Counters {
     errors: AtomicU64,
     location_hits: AtomicU64,
     location_refreshes: AtomicU64,
+    invalid_entries: AtomicU64,
 }
 
 impl Counters {
@@ -57,6 +62,9 @@ impl Counters {
     pub fn location_refresh(&self) {
         self.location_refreshes.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn invalid_entries(&self, n: u64) {
+        self.invalid_entries.fetch_add(n, Ordering::Relaxed);
+    }
 
     pub fn snapshot(&self) -> HubStats {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -68,6 +76,7 @@ impl Counters {
             errors: get(&self.errors),
             location_hits: get(&self.location_hits),
             location_refreshes: get(&self.location_refreshes),
+            invalid_entries: get(&self.invalid_entries),
         }
     }
 }
@@ -88,6 +97,7 @@ mod tests {
         c.error();
         c.location_hit();
         c.location_refresh();
+        c.invalid_entries(2);
         assert_eq!(
             c.snapshot(),
             HubStats {
@@ -98,6 +108,7 @@ mod tests {
                 errors: 1,
                 location_hits: 1,
                 location_refreshes: 1,
+                invalid_entries: 2,
             }
         );
     }

@@ -120,6 +120,9 @@ pub(crate) struct Request {
     pub retry: RetryMode,
     pub deadline: Deadline,
     pub ctx: ErrorContext,
+    /// Largest body [`Transport::read_body`] reads into memory; `None` = the client's
+    /// default for JSON answers ([`BodyLimits::json`](super::config::BodyLimits)).
+    pub max_body: Option<usize>,
 }
 
 impl Request {
@@ -133,7 +136,14 @@ impl Request {
             retry: RetryMode::Transient,
             deadline,
             ctx,
+            max_body: None,
         }
+    }
+
+    /// Caps the body read into memory (see [`Request::max_body`]).
+    pub fn max_body(mut self, limit: usize) -> Request {
+        self.max_body = Some(limit);
+        self
     }
 
     pub fn header(mut self, name: &'static str, value: HeaderValue) -> Request {
@@ -166,6 +176,8 @@ pub(crate) struct Sent {
     /// The URL that answered (after same-origin redirects).
     pub url: Url,
     pub permit: OwnedSemaphorePermit,
+    /// Largest body [`Transport::read_body`] accepts for this answer.
+    pub max_body: usize,
 }
 
 impl Sent {
@@ -185,6 +197,8 @@ pub(crate) struct Transport {
     retry: RetryPolicy,
     permits: Arc<Semaphore>,
     pub counters: Arc<Counters>,
+    /// Default cap of a body read whole ([`BodyLimits::json`](super::config::BodyLimits)).
+    max_json_body: usize,
 }
 
 /// One failed attempt and whether the server can have seen it.
@@ -230,6 +244,7 @@ impl Transport {
             retry: config.retry.clone(),
             permits: Arc::new(Semaphore::new(config.max_connections.max(1))),
             counters: Arc::new(Counters::default()),
+            max_json_body: config.bodies.json,
         })
     }
 
@@ -295,6 +310,7 @@ impl Transport {
                         response,
                         url: req.url.clone(),
                         permit,
+                        max_body: req.max_body.unwrap_or(self.max_json_body),
                     });
                 }
                 Err(failure) => {
@@ -379,15 +395,42 @@ impl Transport {
         error::from_response(status, &headers, &body, ctx, self.token.as_ref(), hint)
     }
 
-    /// Reads a whole (JSON) body; the request's [`Deadline::Total`] bounds it.
+    /// Reads a whole (JSON) body; the request's [`Deadline::Total`] bounds its time and
+    /// [`Sent::max_body`] its size: a bigger body fails the request as soon as it is known to
+    /// be bigger (from `Content-Length`, or once that many bytes arrived), so a hostile or
+    /// broken server cannot make the daemon buffer without bound.
     pub async fn read_body(&self, sent: Sent, ctx: &ErrorContext) -> Result<Bytes, HubError> {
-        let bytes = sent
+        let limit = sent.max_body;
+        let too_big = |what: &str| {
+            let message = format!(
+                "answer {what} the {} bytes allowed for this request: refused",
+                limit
+            );
+            tracing::warn!(target: "hubfs::hub", "{}: {message}", ctx.target());
+            HubError::protocol(&ctx.target(), message)
+        };
+        if sent
             .response
-            .bytes()
-            .await
-            .map_err(|e| error::from_transport(e, &ctx.target(), Duration::ZERO))?;
-        self.counters.received(bytes.len() as u64);
-        Ok(bytes)
+            .content_length()
+            .is_some_and(|n| n > limit as u64)
+        {
+            return Err(too_big("announces more than"));
+        }
+        let mut response = sent.response;
+        let mut body = bytes::BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    self.counters.received(chunk.len() as u64);
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_big("exceeds"));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body.freeze()),
+                Err(e) => return Err(error::from_transport(e, &ctx.target(), Duration::ZERO)),
+            }
+        }
     }
 
     /// Reads and parses a JSON body.
@@ -586,9 +629,23 @@ pub(crate) fn location(sent: &Sent, ctx: &ErrorContext) -> Result<Url, HubError>
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| HubError::protocol(&ctx.target(), "redirect without a Location header"))?;
-    sent.url
+    let url = sent
+        .url
         .join(raw)
-        .map_err(|_| HubError::protocol(&ctx.target(), "redirect to an invalid Location"))
+        .map_err(|_| HubError::protocol(&ctx.target(), "redirect to an invalid Location"))?;
+    // Only the web's schemes: reqwest refuses the others with an error that looks like a
+    // network failure and would be retried until the I/O timeout. A Hub (or CDN) sending a
+    // reader to `file://` or `ftp://` is broken or hostile: fail now, and say so.
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(HubError::protocol(
+            &ctx.target(),
+            format!(
+                "redirect to a {}:// URL refused (only http and https are followed)",
+                url.scheme()
+            ),
+        ));
+    }
+    Ok(url)
 }
 
 /// Origins compare scheme, host and (effective) port, as browsers and reqwest do.

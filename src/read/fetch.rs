@@ -78,6 +78,15 @@ impl ReadPath {
             );
             return Err(Errno::EIO);
         };
+        if self.stalls.recent(&blob.key) {
+            tracing::debug!(
+                "{}@{}: {} stalled a moment ago: failing bytes {start}..{end} at once",
+                blob.repo,
+                blob.commit,
+                blob.path
+            );
+            return Err(Errno::EIO);
+        }
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
         let bs = self.block_size() as usize;
         let mut buf = BytesMut::with_capacity(bs);
@@ -94,6 +103,7 @@ impl ReadPath {
                 blob.path,
                 self.cfg.io_timeout
             );
+            self.stalls.record(&blob.key);
             Errno::EIO
         };
         while pos < end {

@@ -12,6 +12,7 @@ mod fetch;
 pub mod hf_cache;
 mod inflight;
 pub mod readahead;
+mod stall;
 mod verify;
 
 use std::collections::HashSet;
@@ -135,6 +136,8 @@ pub struct ReadPath {
     abort: Arc<Abort>,
     /// The huggingface_hub cache, consulted before every fetch (None: `--no-hf-cache`).
     hf_cache: Option<hf_cache::HfCache>,
+    /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
+    stalls: stall::Stalls,
     pub stats: ReadStats,
 }
 
@@ -166,6 +169,7 @@ impl ReadPath {
             verifiers: verify::Verifiers::default(),
             abort: Arc::default(),
             hf_cache: None,
+            stalls: stall::Stalls::default(),
             stats: ReadStats::default(),
         }
     }
