@@ -11,6 +11,7 @@
 //! - [`fs`]: POSIX semantics as `Result<_, Errno>`, independent of FUSE;
 //! - [`fuse`]: the thin adapter to the kernel;
 //! - [`daemon`]: options, mounting, the control socket;
+//! - [`warm`]: `hubfs warm`, reading files through a mount so they are cached;
 //! - [`emulator`]: a local Hub for tests, demos and benchmarks.
 
 pub mod cache;
@@ -26,3 +27,4 @@ pub mod read;
 pub mod repo;
 pub mod stage;
 pub mod units;
+pub mod warm;

@@ -82,6 +82,7 @@ Examples:
   hubfs mount ns/model@feature%2Fx ~/m --read-only    # branch feature/x ('/' as %2F)
   hubfs mount hf:// ~/hub                             # the whole Hub, one directory per repo
   hubfs status                                        # every hubfs mount of this user
+  hubfs warm ~/gpt2                                   # fetch the whole repo now, with progress
   hubfs sync ~/gpt2 && hubfs unmount ~/gpt2
   mount -t fuse.hubfs ns/model /mnt/m -o ro,cache_dir=/var/cache/hubfs,allow_other
   hubfs completions bash > /etc/bash_completion.d/hubfs; hubfs man | man -l -";
@@ -139,6 +140,16 @@ enum Command {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Fetch files of a mount into its cache ahead of use (a file, a directory or the whole
+    /// mount), with a progress bar (bytes, rate, ETA) when stderr is a terminal.
+    Warm {
+        /// Files or directories inside a hubfs mount (the mountpoint itself for everything).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Files read at once (1-64).
+        #[arg(long, short = 'j', default_value_t = 4, value_parser = count(1..=64))]
+        jobs: usize,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
@@ -205,6 +216,13 @@ struct MountArgs {
     /// Permission bits of directories, octal [default: 0755].
     #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     dir_mode: Option<u16>,
+    /// Serve files already in the huggingface_hub cache from there, verified, without fetching
+    /// (the default; the cache is HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub).
+    #[arg(long, overrides_with = "no_hf_cache")]
+    hf_cache: bool,
+    /// Never look into the huggingface_hub cache.
+    #[arg(long, overrides_with = "hf_cache")]
+    no_hf_cache: bool,
     /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
@@ -304,6 +322,9 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         allow_non_empty: args.allow_non_empty,
         metrics_addr: args.metrics_addr,
         log_file: log_file.clone(),
+        hf_cache: (!args.no_hf_cache)
+            .then(hubfs::read::hf_cache::default_dir)
+            .flatten(),
     };
     if args.foreground {
         init_logging();
@@ -716,6 +737,7 @@ fn main() -> ExitCode {
             timeout,
         } => sync(&mountpoint, timeout),
         Command::Status { mountpoint, json } => status(mountpoint, json),
+        Command::Warm { paths, jobs } => hubfs::warm::warm(&paths, jobs),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { command } => print_man(command),
     };

@@ -74,6 +74,8 @@ pub struct MountOptions {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Where the daemon logs (None: stderr, in the foreground), reported by `hubfs status`.
     pub log_file: Option<PathBuf>,
+    /// The huggingface_hub cache whose verified blobs are served without fetching (None: off).
+    pub hf_cache: Option<PathBuf>,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -234,16 +236,19 @@ fn run_inner(
     .map_err(|e| format!("opening the block cache in {}: {e}", cache_dir.display()))?;
     let meta = MetaStore::open(cache_dir.clone())
         .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?;
-    let reader = Arc::new(ReadPath::new(
-        client.clone(),
-        Arc::new(cache),
-        ReadConfig {
-            io_timeout: opts.io_timeout,
-            max_window: opts.read_ahead.max(1 << 20),
-            max_parallel_requests: opts.max_requests,
-            ..ReadConfig::default()
-        },
-    ));
+    let reader = Arc::new(
+        ReadPath::new(
+            client.clone(),
+            Arc::new(cache),
+            ReadConfig {
+                io_timeout: opts.io_timeout,
+                max_window: opts.read_ahead.max(1 << 20),
+                max_parallel_requests: opts.max_requests,
+                ..ReadConfig::default()
+            },
+        )
+        .with_hf_cache(opts.hf_cache.clone()),
+    );
     let svc = Arc::new(Services {
         client,
         meta: Arc::new(meta),
@@ -277,6 +282,18 @@ fn run_inner(
         refresh: opts.refresh,
         ..FsConfig::default()
     };
+    if let (true, Some(hf), MountRoot::Repo { repo, revision, .. }) =
+        (opts.offline, &opts.hf_cache, &root)
+    {
+        // An offline mount of a revision this cache never saw: take it from the HF cache.
+        let listing = || crate::read::hf_cache::snapshot_listing(hf, repo, revision.as_deref());
+        if svc.seed_offline_revision(repo, revision.as_deref(), listing) {
+            tracing::info!(
+                "offline: {repo} listed from the HF cache in {}",
+                hf.display()
+            );
+        }
+    }
     let writable = writes.is_some();
     let fs = rt
         .block_on(HubFs::new(svc, fs_cfg, root, writes, root_info))
@@ -490,6 +507,7 @@ fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
         "cache_dir": opts.cache_dir,
         "log_file": opts.log_file,
         "metrics_addr": opts.metrics_addr.map(|a| a.to_string()),
+        "hf_cache": opts.hf_cache,
     })
 }
 

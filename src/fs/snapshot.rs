@@ -611,7 +611,56 @@ fn join_path(dir: &str, name: &str) -> String {
     }
 }
 
+/// A revision's complete listing from outside the Hub (the huggingface_hub cache), for
+/// `Services::seed_offline_revision`.
+pub struct SeedListing {
+    pub commit: String,
+    pub mtime: SystemTime,
+    /// Every path with Some(file), or None for a directory.
+    pub entries: Vec<(String, Option<FileInfo>)>,
+}
+
 impl Services {
+    /// For an offline mount of a revision this cache never resolved: records `commit` and its
+    /// complete listing (`entries`: path, Some(file) or None for a directory) as if listed
+    /// online, so `Snapshot::open` finds them. Does nothing if the revision is known already.
+    /// Used with a listing read from the huggingface_hub cache (`read::hf_cache`).
+    pub fn seed_offline_revision(
+        &self,
+        repo: &RepoRef,
+        revision: Option<&str>,
+        listing: impl FnOnce() -> Option<SeedListing>,
+    ) -> bool {
+        if let Ok(Some(_)) = self
+            .meta
+            .get::<serde_json::Value>("rev", &rev_key(repo, revision))
+        {
+            return false;
+        }
+        let Some(SeedListing {
+            commit,
+            mtime,
+            entries,
+        }) = listing()
+        else {
+            return false;
+        };
+        let stored = StoredTree {
+            complete: true,
+            entries: entries
+                .into_iter()
+                .map(|(p, f)| StoredEntry { p, f })
+                .collect(),
+        };
+        let key = tree_key(repo, &commit);
+        if let Err(e) = self.meta.put("tree", &key, &stored) {
+            tracing::warn!("could not record the listing of {repo}: {e}");
+            return false;
+        }
+        self.remember_revision(repo, revision, &commit, false, mtime);
+        true
+    }
+
     fn remember_revision(
         &self,
         repo: &RepoRef,

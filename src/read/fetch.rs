@@ -63,6 +63,12 @@ impl ReadPath {
         end: u64,
         mut on_block: impl FnMut(bytes::Bytes),
     ) -> Result<(), Errno> {
+        if self
+            .serve_from_hf_cache(blob, start, end, &mut on_block)
+            .await
+        {
+            return Ok(());
+        }
         let Some(client) = self.client.as_ref() else {
             tracing::info!(
                 "offline: {}@{}: {} bytes {start}..{end} are not cached",
@@ -155,6 +161,41 @@ impl ReadPath {
             on_block(buf.freeze());
         }
         Ok(())
+    }
+
+    /// Delivers `[start, end)` from a verified copy in the huggingface_hub cache, if there is
+    /// one; false (nothing delivered) sends the caller to the Hub.
+    async fn serve_from_hf_cache(
+        &self,
+        blob: &Blob,
+        start: u64,
+        end: u64,
+        on_block: &mut impl FnMut(bytes::Bytes),
+    ) -> bool {
+        let Some(hf) = self.hf_cache.as_ref() else {
+            return false;
+        };
+        let Some(path) = hf.source(blob).await else {
+            return false;
+        };
+        let data = match super::hf_cache::read_range(path.clone(), start, end).await {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::warn!("HF cache: reading {} failed: {e}", path.display());
+                return false;
+            }
+        };
+        self.stats
+            .hf_cache_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let bs = self.block_size() as usize;
+        let mut at = 0;
+        while at < data.len() {
+            let to = (at + bs).min(data.len());
+            on_block(data.slice(at..to));
+            at = to;
+        }
+        true
     }
 
     fn failed(&self, blob: &Blob, pos: u64, end: u64, e: &HubError) -> Errno {

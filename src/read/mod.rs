@@ -9,6 +9,7 @@
 
 pub mod abort;
 mod fetch;
+pub mod hf_cache;
 mod inflight;
 pub mod readahead;
 mod stall;
@@ -118,6 +119,8 @@ pub struct ReadStats {
     pub prefetched_bytes: AtomicU64,
     pub verified_blobs: AtomicU64,
     pub verify_failures: AtomicU64,
+    /// Bytes read from verified blobs of the huggingface_hub cache instead of the Hub.
+    pub hf_cache_bytes: AtomicU64,
 }
 
 pub struct ReadPath {
@@ -131,6 +134,8 @@ pub struct ReadPath {
     verifiers: verify::Verifiers,
     /// Ends fetches in flight when the mount is being unmounted.
     abort: Arc<Abort>,
+    /// The huggingface_hub cache, consulted before every fetch (None: `--no-hf-cache`).
+    hf_cache: Option<hf_cache::HfCache>,
     /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
     stalls: stall::Stalls,
     pub stats: ReadStats,
@@ -163,9 +168,16 @@ impl ReadPath {
             verifying: Mutex::new(HashSet::new()),
             verifiers: verify::Verifiers::default(),
             abort: Arc::default(),
+            hf_cache: None,
             stalls: stall::Stalls::default(),
             stats: ReadStats::default(),
         }
+    }
+
+    /// Serves blobs found (and verified) in the huggingface_hub cache at `dir` without fetching.
+    pub fn with_hf_cache(mut self, dir: Option<std::path::PathBuf>) -> ReadPath {
+        self.hf_cache = dir.map(hf_cache::HfCache::new);
+        self
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {

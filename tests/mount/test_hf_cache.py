@@ -1,0 +1,176 @@
+"""Interop with the huggingface_hub cache: files the official client already downloaded
+(`hf_hub_download` into HF_HUB_CACHE) are served from there, verified, with no file bytes from
+the Hub; a tampered copy is never served; `hubfs warm` shows progress on a terminal and leaves
+the files cached."""
+
+import os
+import pty
+import random
+import select
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from conftest import HUBFS, WRITE_TOKEN, bytes_served, hubfs_env, sha
+
+MIB = 1 << 20
+
+
+def make_repo(api, tmp_path, extra=()):
+    """A repo with a regular file, an LFS file and a nested file; returns (repo_id, local dir)."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    rng = random.Random(uuid.uuid4().int)
+    (src / "config.json").write_text('{"model_type": "tiny", "seed": %d}\n' % rng.randrange(1 << 30))
+    (src / "weights.bin").write_bytes(rng.randbytes(3 * MIB + 777))
+    (src / "sub" / "notes.txt").write_bytes(rng.randbytes(5000))
+    for name in extra:
+        (src / name).write_bytes(rng.randbytes(70_000))
+    repo = f"alice/hfc-{uuid.uuid4().hex[:8]}"
+    api.create_repo(repo)
+    api.upload_folder(repo_id=repo, folder_path=str(src), commit_message="seed")
+    return repo, src
+
+
+def download(emulator, repo, names, hf_cache):
+    from huggingface_hub import hf_hub_download
+    for name in names:
+        hf_hub_download(repo, name, cache_dir=str(hf_cache), endpoint=emulator.url, token=WRITE_TOKEN)
+
+
+FILES = ["config.json", "weights.bin", "sub/notes.txt"]
+
+
+def test_files_in_the_hf_cache_are_served_with_no_file_bytes(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path, extra=["not-downloaded.dat"])
+    hf_cache = tmp_path / "hf-cache"
+    download(emulator, repo, FILES, hf_cache)
+    m = mount(repo, env_extra={"HF_HUB_CACHE": str(hf_cache)})
+    before = bytes_served(emulator)
+    for name in FILES:
+        assert sha(m / name) == sha(src / name), name
+    assert bytes_served(emulator) == before, "files in the HF cache were fetched again"
+    # A file the HF cache does not hold is fetched as usual.
+    assert sha(m / "not-downloaded.dat") == sha(src / "not-downloaded.dat")
+    assert bytes_served(emulator) - before >= 70_000
+    assert m.status()["daemon"]["hf_cache"] == str(hf_cache)
+
+
+def test_a_tampered_blob_in_the_hf_cache_is_not_used(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    hf_cache = tmp_path / "hf-cache"
+    download(emulator, repo, FILES, hf_cache)
+    blobs = hf_cache / f"models--{repo.replace('/', '--')}" / "blobs"
+    big = next(p for p in blobs.iterdir() if p.stat().st_size == (src / "weights.bin").stat().st_size)
+    data = bytearray(big.read_bytes())
+    data[MIB + 5] ^= 0xFF  # same size, one byte different
+    big.write_bytes(bytes(data))
+    m = mount(repo, env_extra={"HF_HUB_CACHE": str(hf_cache)})
+    before = bytes_served(emulator)
+    assert sha(m / "weights.bin") == sha(src / "weights.bin")
+    assert bytes_served(emulator) - before >= (src / "weights.bin").stat().st_size
+    assert "does not match its digest" in m.log.read_text()
+    # The untouched files still come from the HF cache.
+    mid = bytes_served(emulator)
+    assert sha(m / "config.json") == sha(src / "config.json")
+    assert bytes_served(emulator) == mid
+
+
+def test_no_hf_cache_fetches_from_the_hub(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    hf_cache = tmp_path / "hf-cache"
+    download(emulator, repo, ["weights.bin"], hf_cache)
+    m = mount(repo, args=["--no-hf-cache"], env_extra={"HF_HUB_CACHE": str(hf_cache)})
+    before = bytes_served(emulator)
+    assert sha(m / "weights.bin") == sha(src / "weights.bin")
+    assert bytes_served(emulator) - before >= (src / "weights.bin").stat().st_size
+
+
+def run_in_pty(cmd, env, timeout=120):
+    """Runs cmd with stdin/stdout/stderr on a pseudo-terminal; returns (exit code, output)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=10), out.decode(errors="replace")
+
+
+def test_warm_shows_progress_on_a_terminal_and_then_reads_move_nothing(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path, extra=["a.dat", "b.dat"])
+    m = mount(repo, args=["--no-hf-cache"])
+    # Slow enough that the bar is drawn while bytes move, not only at the end.
+    emulator.shaping(bandwidth=4 * MIB)
+    try:
+        code, out = run_in_pty([HUBFS, "warm", str(m.path)], env=hubfs_env())
+    finally:
+        emulator.shaping()
+    assert code == 0, out
+    files = [p for p in m.path.rglob("*") if p.is_file()]  # the repo's .gitattributes too
+    total = sum(p.stat().st_size for p in files)
+    assert "ETA" in out and "/s" in out and "MiB" in out, out
+    assert f"{len(files)}/{len(files)} files, done in" in out, out
+    # Frames were drawn while bytes moved, not only the final one.
+    assert f"0/{len(files)} files" in out, out
+    before = bytes_served(emulator)
+    for p in src.rglob("*"):
+        if p.is_file():
+            assert sha(m / p.relative_to(src)) == sha(p)
+    for p in files:
+        p.read_bytes()
+    assert bytes_served(emulator) == before, "warmed files were fetched again"
+    assert m.status()["read"]["bytes_fetched"] >= total
+
+
+def test_warm_is_quiet_without_a_terminal_and_names_failures(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    m = mount(repo, args=["--no-hf-cache"])
+    r = subprocess.run([HUBFS, "warm", str(m / "sub"), str(m / "config.json")],
+                       capture_output=True, text=True, env=hubfs_env(), timeout=60)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+    before = bytes_served(emulator)
+    assert sha(m / "sub" / "notes.txt") == sha(src / "sub" / "notes.txt")
+    assert bytes_served(emulator) == before
+    r = subprocess.run([HUBFS, "warm", str(m / "nope.bin")], capture_output=True, text=True,
+                       env=hubfs_env(), timeout=60)
+    assert r.returncode == 1 and "nope.bin" in r.stderr and "No such file" in r.stderr, r
+
+
+def test_offline_mount_of_a_repo_the_hf_cache_holds(api, emulator, mount, tmp_path):
+    from huggingface_hub import snapshot_download
+    repo, src = make_repo(api, tmp_path)
+    hf_cache = tmp_path / "hf-cache"
+    snapshot_download(repo, cache_dir=str(hf_cache), endpoint=emulator.url, token=WRITE_TOKEN)
+    before = bytes_served(emulator)
+    requests = emulator.stats()["requests"]
+    m = mount(repo, env_extra={"HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "1"})
+    assert m.status()["daemon"]["mode"] == "offline"
+    shown = sorted(str(p.relative_to(m.path)) for p in m.path.rglob("*") if p.is_file())
+    expected = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+    assert [s for s in shown if s != ".gitattributes"] == expected
+    for name in expected:
+        assert sha(m / name) == sha(src / name), name
+    assert bytes_served(emulator) == before
+    assert emulator.stats()["requests"] == requests, "an offline mount spoke to the Hub"
+
+
+def test_offline_mount_of_a_repo_the_hf_cache_does_not_hold_is_refused(api, emulator, tmp_path):
+    from conftest import run_mount
+    repo, _ = make_repo(api, tmp_path)
+    r = run_mount(repo, tmp_path / "mnt", emulator, cache_dir=tmp_path / "cache",
+                  env_extra={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache"), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode != 0 and "never resolved while online" in r.stderr, r.stderr
