@@ -126,6 +126,8 @@ def test_pending_writes_go_to_zero_after_sync(api, mount):
     # A long quiet period: the change stays pending until `hubfs sync`.
     m = mount(repo, args=["--metrics-addr", f"127.0.0.1:{port}", "--commit-delay", "600"])
     write(m / "notes.txt", b"pending until synced\n")
+    # A version is queued at the kernel's release, which comes just after close returned.
+    assert wait_until(lambda: m.status()["writes"]["pending"] >= 1, 5)
     pending, _ = scrape(port)
     assert value(pending, "hubfs_writes_pending") == m.status()["writes"]["pending"] >= 1
     assert value(pending, "hubfs_commits_total") == 0
