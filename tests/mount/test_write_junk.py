@@ -2,8 +2,11 @@
 happened (checked with the official client)."""
 
 import os
+import subprocess
+import time
 
-from writes_lib import commits, fresh_repo, hub_bytes, hub_files, synced, write
+from conftest import HUBFS
+from writes_lib import commits, fresh_repo, fsync_write, hub_bytes, hub_files, synced, write
 
 JUNK_WORDS = (".swp", "4913", "~", ".DS_Store")
 
@@ -125,3 +128,20 @@ def test_titles_say_what_happened(api, mount):
     assert "tmp-gone" not in files and "tmp-moved" not in files
     assert hub_bytes(api, repo, "x3") == b"t"
     assert not any("tmp-" in t for t in titles(api, repo))
+
+
+def test_junk_fsync_unmount_and_remount(api, mount, tmp_path):
+    repo = fresh_repo(api, {"README.md": b"# r\n"})
+    cache = tmp_path / "junkcache"
+    # A long quiet period: fsync of junk must not wait for a commit that never comes.
+    m = mount(repo, cache_dir=cache, args=["--commit-delay", "60"], name="j1")
+    t0 = time.monotonic()
+    fsync_write(m / ".f.swp", b"swap that survives")
+    assert time.monotonic() - t0 < 10
+    r = subprocess.run([HUBFS, "unmount", str(m.path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m2 = mount(repo, cache_dir=cache, name="j2")
+    assert (m2 / ".f.swp").read_bytes() == b"swap that survives"
+    synced(m2)
+    assert ".f.swp" not in hub_files(api, repo)
+    assert m2.status()["writes"]["pending"] == 0
