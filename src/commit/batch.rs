@@ -337,3 +337,77 @@ async fn upload_lfs(dest: &Destination<'_>, hashed: &[(&Staged, String)]) -> Res
         .await?;
     Ok(sent.iter().sum())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, oid: &str, lfs: bool) -> (String, TreeEntry) {
+        let mut v = serde_json::json!({"type": "file", "oid": oid, "size": 3, "path": path});
+        if lfs {
+            v["lfs"] = serde_json::json!({"oid": "ab", "size": 3, "pointerSize": 120});
+        }
+        (
+            path.to_string(),
+            serde_json::from_value(v).expect("tree entry"),
+        )
+    }
+
+    #[test]
+    fn renames_updates_adds_and_deletes_are_told_apart() {
+        let existing: HashMap<String, TreeEntry> = [
+            entry("old.txt", &git_blob_sha1(b"abc"), false),
+            entry("w.bin", "pointer", true),
+            entry("cfg.json", "x", false),
+            entry("gone.txt", "y", false),
+        ]
+        .into_iter()
+        .collect();
+        let copied_from: HashMap<String, String> =
+            [("w2.bin".to_string(), "w.bin".to_string())].into();
+        let ops = vec![
+            CommitOp::AddRegular {
+                path: "new.txt".into(),
+                content: b"abc".to_vec(),
+            },
+            CommitOp::CopyLfs {
+                path: "w2.bin".into(),
+                sha256: "ab".into(),
+            },
+            CommitOp::AddRegular {
+                path: "cfg.json".into(),
+                content: b"{}".to_vec(),
+            },
+            CommitOp::AddRegular {
+                path: "other.txt".into(),
+                content: b"zzz".to_vec(),
+            },
+            CommitOp::DeleteFile {
+                path: "old.txt".into(),
+            },
+            CommitOp::DeleteFile {
+                path: "w.bin".into(),
+            },
+            CommitOp::DeleteFile {
+                path: "gone.txt".into(),
+            },
+        ];
+        let e = effects(&ops, &existing, &copied_from);
+        assert_eq!(
+            e,
+            vec![
+                Effect::Rename {
+                    from: "old.txt".into(),
+                    to: "new.txt".into()
+                },
+                Effect::Rename {
+                    from: "w.bin".into(),
+                    to: "w2.bin".into()
+                },
+                Effect::Update("cfg.json".into()),
+                Effect::Add("other.txt".into()),
+                Effect::Delete("gone.txt".into()),
+            ]
+        );
+    }
+}
