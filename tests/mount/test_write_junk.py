@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from conftest import HUBFS
+from conftest import HUBFS, wait_until
 from writes_lib import commits, fresh_repo, fsync_write, hub_bytes, hub_files, synced, write
 
 JUNK_WORDS = (".swp", "4913", "~", ".DS_Store")
@@ -145,3 +145,19 @@ def test_junk_fsync_unmount_and_remount(api, mount, tmp_path):
     synced(m2)
     assert ".f.swp" not in hub_files(api, repo)
     assert m2.status()["writes"]["pending"] == 0
+
+
+def test_junk_does_not_stop_refresh_following_the_branch(api, mount):
+    from huggingface_hub import CommitOperationAdd
+    repo = fresh_repo(api, {"README.md": b"# r\n"})
+    m = mount(repo, args=["--refresh", "1"])
+    write(m / ".DS_Store", b"finder")
+    synced(m)
+    api.create_commit(repo, operations=[CommitOperationAdd("upstream.txt", b"up")],
+                      commit_message="elsewhere")
+    assert wait_until(lambda: (m / "upstream.txt").exists(), 20), "the view did not follow"
+    assert (m / ".DS_Store").read_bytes() == b"finder"
+    write(m / "mine.txt", b"mine")
+    synced(m)
+    assert set(hub_files(api, repo)) >= {"upstream.txt", "mine.txt", "README.md"}
+    assert ".DS_Store" not in hub_files(api, repo)
