@@ -187,7 +187,7 @@ struct MountArgs {
     /// Quiet period before staged changes are committed (a burst becomes one commit; 0-3600).
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_commit_delay)]
     commit_delay: f64,
-    /// Title of every commit [default: one naming the changed paths].
+    /// Title of every commit [default: one saying what it does, e.g. "Add config.json via hubfs"].
     #[arg(long)]
     commit_message: Option<String>,
     /// Also keep files whose name matches GLOB local, never committed (repeatable; `*` and

@@ -578,9 +578,11 @@ impl Committer {
             Ok(h) => h,
             Err(e) => return Outcome::Failed(e),
         };
+        // Ignored junk never lands: it cannot conflict with the Hub.
         let pending: BTreeMap<String, u64> = self.area.with_journal(|j| {
             j.pending()
                 .iter()
+                .filter(|(p, v)| !self.local_only(p, &v.change))
                 .map(|(p, v)| (p.clone(), v.seq))
                 .collect()
         });
