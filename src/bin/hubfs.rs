@@ -187,9 +187,16 @@ struct MountArgs {
     /// Quiet period before staged changes are committed (a burst becomes one commit; 0-3600).
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_commit_delay)]
     commit_delay: f64,
-    /// Title of every commit [default: one naming the changed paths].
+    /// Title of every commit [default: one saying what it does, e.g. "Add config.json via hubfs"].
     #[arg(long)]
     commit_message: Option<String>,
+    /// Also keep files whose name matches GLOB local, never committed (repeatable; `*` and
+    /// `?` match within the last path component).
+    #[arg(long = "ignore", value_name = "GLOB", value_parser = hubfs::commit::ignore::IgnoreList::check_pattern)]
+    ignore: Vec<String>,
+    /// Commit editor and OS junk too (swap files, `x~` backups, `.DS_Store`...): see SEMANTICS.md.
+    #[arg(long)]
+    no_default_ignore: bool,
     /// Check branches for new commits every SECS seconds (open files keep their commit).
     #[arg(long, value_name = "SECS", value_parser = secs(1..=MAX_SECS))]
     refresh: Option<u64>,
@@ -314,6 +321,7 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         create_pr: args.create_pr,
         commit_delay: Duration::from_secs_f64(args.commit_delay),
         commit_message: args.commit_message.clone(),
+        ignore: hubfs::commit::ignore::IgnoreList::new(!args.no_default_ignore, &args.ignore),
         flush_timeout: Duration::from_secs(120),
         uid: args.uid,
         gid: args.gid,

@@ -5,17 +5,20 @@
 //! contents are read into the commit body. Renamed LFS files become `CopyLfs` (no upload),
 //! deletions `DeleteFile` (dropped when the path is already gone on the Hub).
 
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::hub::types::LfsObject;
+use crate::hub::types::{LfsObject, TreeEntry};
 use crate::hub::{preupload_file, SAMPLE_SIZE};
 use crate::hub::{CommitOp, HubClient, HubError};
 use crate::repo::RepoRef;
 use crate::stage::{Change, StagingArea};
+
+use super::message::Effect;
 
 /// A change chosen for the next commit.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct Destination<'a> {
 pub struct Prepared {
     pub ops: Vec<CommitOp>,
     pub bytes_uploaded: u64,
+    /// What the operations do, for the commit title.
+    pub effects: Vec<Effect>,
 }
 
 /// Staged content of one item.
@@ -59,6 +64,8 @@ pub async fn prepare(
     let mut ops = Vec::new();
     let mut staged = Vec::new();
     let mut deletes = Vec::new();
+    // Renamed LFS files: new path -> old path.
+    let mut copied_from = HashMap::new();
     for item in items {
         match &item.change {
             Change::Put { file, .. } => {
@@ -72,21 +79,32 @@ pub async fn prepare(
                     size,
                 });
             }
-            Change::CopyLfs { sha256, .. } => ops.push(CommitOp::CopyLfs {
-                path: item.path.clone(),
-                sha256: sha256.clone(),
-            }),
+            Change::CopyLfs {
+                sha256, from_path, ..
+            } => {
+                copied_from.insert(item.path.clone(), from_path.clone());
+                ops.push(CommitOp::CopyLfs {
+                    path: item.path.clone(),
+                    sha256: sha256.clone(),
+                })
+            }
             Change::Delete => deletes.push(item.path.clone()),
         }
     }
-    if !deletes.is_empty() {
-        // Deleting a path the Hub does not have fails the whole commit: keep existing ones.
-        let existing = dest
-            .client
-            .paths_info(dest.repo, dest.base, &deletes)
-            .await?;
-        for e in existing.into_iter().filter(|e| !e.is_dir()) {
-            ops.push(CommitOp::DeleteFile { path: e.path });
+    // What the base has at these paths: deleting a path the Hub does not have fails the
+    // whole commit (keep existing ones), and the title tells additions from updates.
+    let all: Vec<String> = items.iter().map(|i| i.path.clone()).collect();
+    let existing: HashMap<String, TreeEntry> = dest
+        .client
+        .paths_info(dest.repo, dest.base, &all)
+        .await?
+        .into_iter()
+        .filter(|e| !e.is_dir())
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    for path in &deletes {
+        if existing.contains_key(path) {
+            ops.push(CommitOp::DeleteFile { path: path.clone() });
         }
     }
     let mut bytes_uploaded = 0;
@@ -109,10 +127,85 @@ pub async fn prepare(
             });
         }
     }
+    let effects = effects(&ops, &existing, &copied_from);
     Ok(Prepared {
         ops,
         bytes_uploaded,
+        effects,
     })
+}
+
+/// What `ops` do to the base: additions, updates, deletions, and renames (a deleted file
+/// whose content reappears under a new path in the same commit: an LFS copy of it, or a
+/// regular file with the same git blob id).
+fn effects(
+    ops: &[CommitOp],
+    existing: &HashMap<String, TreeEntry>,
+    copied_from: &HashMap<String, String>,
+) -> Vec<Effect> {
+    let deleted: HashSet<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            CommitOp::DeleteFile { path } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut renamed_away: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for op in ops {
+        let (path, source) = match op {
+            CommitOp::AddRegular { path, content } => {
+                let blob = git_blob_sha1(content);
+                let source = deleted.iter().find(|d| {
+                    !renamed_away.contains(**d)
+                        && existing
+                            .get(**d)
+                            .is_some_and(|e| e.lfs.is_none() && e.oid == blob)
+                });
+                (path, source.map(|d| d.to_string()))
+            }
+            CommitOp::AddLfs { path, .. } => (path, None),
+            CommitOp::CopyLfs { path, .. } => (
+                path,
+                copied_from
+                    .get(path)
+                    .filter(|f| deleted.contains(f.as_str()) && !renamed_away.contains(*f))
+                    .cloned(),
+            ),
+            CommitOp::DeleteFile { .. } | CommitOp::DeleteFolder { .. } => continue,
+        };
+        if existing.contains_key(path) {
+            out.push(Effect::Update(path.clone()));
+        } else if let Some(from) = source {
+            renamed_away.insert(from.clone());
+            out.push(Effect::Rename {
+                from,
+                to: path.clone(),
+            });
+        } else {
+            out.push(Effect::Add(path.clone()));
+        }
+    }
+    for op in ops {
+        match op {
+            CommitOp::DeleteFile { path } | CommitOp::DeleteFolder { path }
+                if !renamed_away.contains(path) =>
+            {
+                out.push(Effect::Delete(path.clone()))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The git blob id of `content` (what the Hub reports as `oid` of a regular file).
+fn git_blob_sha1(content: &[u8]) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", content.len()).as_bytes());
+    h.update(content);
+    hex::encode(h.finalize())
 }
 
 fn local_error(path: &Path, e: std::io::Error) -> HubError {
@@ -243,4 +336,78 @@ async fn upload_lfs(dest: &Destination<'_>, hashed: &[(&Staged, String)]) -> Res
         .try_collect()
         .await?;
     Ok(sent.iter().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, oid: &str, lfs: bool) -> (String, TreeEntry) {
+        let mut v = serde_json::json!({"type": "file", "oid": oid, "size": 3, "path": path});
+        if lfs {
+            v["lfs"] = serde_json::json!({"oid": "ab", "size": 3, "pointerSize": 120});
+        }
+        (
+            path.to_string(),
+            serde_json::from_value(v).expect("tree entry"),
+        )
+    }
+
+    #[test]
+    fn renames_updates_adds_and_deletes_are_told_apart() {
+        let existing: HashMap<String, TreeEntry> = [
+            entry("old.txt", &git_blob_sha1(b"abc"), false),
+            entry("w.bin", "pointer", true),
+            entry("cfg.json", "x", false),
+            entry("gone.txt", "y", false),
+        ]
+        .into_iter()
+        .collect();
+        let copied_from: HashMap<String, String> =
+            [("w2.bin".to_string(), "w.bin".to_string())].into();
+        let ops = vec![
+            CommitOp::AddRegular {
+                path: "new.txt".into(),
+                content: b"abc".to_vec(),
+            },
+            CommitOp::CopyLfs {
+                path: "w2.bin".into(),
+                sha256: "ab".into(),
+            },
+            CommitOp::AddRegular {
+                path: "cfg.json".into(),
+                content: b"{}".to_vec(),
+            },
+            CommitOp::AddRegular {
+                path: "other.txt".into(),
+                content: b"zzz".to_vec(),
+            },
+            CommitOp::DeleteFile {
+                path: "old.txt".into(),
+            },
+            CommitOp::DeleteFile {
+                path: "w.bin".into(),
+            },
+            CommitOp::DeleteFile {
+                path: "gone.txt".into(),
+            },
+        ];
+        let e = effects(&ops, &existing, &copied_from);
+        assert_eq!(
+            e,
+            vec![
+                Effect::Rename {
+                    from: "old.txt".into(),
+                    to: "new.txt".into()
+                },
+                Effect::Rename {
+                    from: "w.bin".into(),
+                    to: "w2.bin".into()
+                },
+                Effect::Update("cfg.json".into()),
+                Effect::Add("other.txt".into()),
+                Effect::Delete("gone.txt".into()),
+            ]
+        );
+    }
 }

@@ -17,6 +17,7 @@
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
 
 mod batch;
+pub mod ignore;
 pub mod message;
 pub mod status;
 
@@ -59,6 +60,8 @@ pub struct CommitConfig {
     /// Contents at least this big are assumed to go to LFS when sizing a batch (the Hub's
     /// threshold for large files).
     pub lfs_size_hint: u64,
+    /// Editor and OS junk: kept local, never committed (`--ignore`, `--no-default-ignore`).
+    pub ignore: ignore::IgnoreList,
 }
 
 impl Default for CommitConfig {
@@ -73,6 +76,7 @@ impl Default for CommitConfig {
             max_backoff: Duration::from_secs(60),
             message: None,
             lfs_size_hint: 10 << 20,
+            ignore: ignore::IgnoreList::defaults(),
         }
     }
 }
@@ -197,7 +201,19 @@ impl Committer {
 
     /// Pending changes in the journal.
     pub fn pending_count(&self) -> usize {
-        self.area.with_journal(|j| j.pending().len())
+        self.area.with_journal(|j| {
+            j.pending()
+                .iter()
+                .filter(|(path, p)| !self.local_only(path, &p.change))
+                .count()
+        })
+    }
+
+    /// An ignored file's content: stays pending in the journal (so it lives on in the mount,
+    /// across remounts) but is never committed. Deleting an ignored name is committed like
+    /// any deletion (dropped when the Hub has no such file).
+    pub fn local_only(&self, path: &str, change: &Change) -> bool {
+        !matches!(change, Change::Delete) && self.cfg.ignore.is_ignored(path)
     }
 
     /// Waits until version `seq` of `path` has landed (Ok), cannot land without the user
@@ -207,9 +223,12 @@ impl Committer {
         let mut rx = self.changed.subscribe();
         let deadline = Instant::now() + timeout;
         loop {
-            let pending = self
-                .area
-                .with_journal(|j| j.pending().get(path).map(|p| p.seq));
+            let pending = self.area.with_journal(|j| {
+                j.pending()
+                    .get(path)
+                    .filter(|p| !self.local_only(path, &p.change))
+                    .map(|p| p.seq)
+            });
             if pending.is_none_or(|s| s > seq) {
                 return Ok(());
             }
@@ -249,6 +268,7 @@ impl Committer {
             let pending: Vec<(String, u64)> = self.area.with_journal(|j| {
                 j.pending()
                     .iter()
+                    .filter(|(p, v)| !self.local_only(p, &v.change))
                     .map(|(p, v)| (p.clone(), v.seq))
                     .collect()
             });
@@ -305,6 +325,7 @@ impl Committer {
         let mut items: Vec<Item> = self.area.with_journal(|j| {
             j.pending()
                 .iter()
+                .filter(|(path, p)| !self.local_only(path, &p.change))
                 .map(|(path, p)| Item {
                     path: path.clone(),
                     seq: p.seq,
@@ -440,14 +461,13 @@ impl Committer {
             // Nothing to change on the Hub (deleted paths already gone, ignored files).
             return self.record_landed(&base, batch, None, 0).await;
         }
-        let paths: Vec<&str> = batch.iter().map(|i| i.path.as_str()).collect();
         let marker = format!("hubfs-batch: {:016x}", fastrand::u64(..));
         let header = CommitHeader {
             summary: self
                 .cfg
                 .message
                 .clone()
-                .unwrap_or_else(|| message::default_summary(&paths)),
+                .unwrap_or_else(|| message::title(&prepared.effects)),
             description: marker.clone(),
             parent_commit: Some(base.clone()),
         };
@@ -558,9 +578,11 @@ impl Committer {
             Ok(h) => h,
             Err(e) => return Outcome::Failed(e),
         };
+        // Ignored junk never lands: it cannot conflict with the Hub.
         let pending: BTreeMap<String, u64> = self.area.with_journal(|j| {
             j.pending()
                 .iter()
+                .filter(|(p, v)| !self.local_only(p, &v.change))
                 .map(|(p, v)| (p.clone(), v.seq))
                 .collect()
         });

@@ -60,6 +60,8 @@ pub struct MountOptions {
     pub commit_delay: Duration,
     /// Writable mounts: title of every commit (None = one naming the paths).
     pub commit_message: Option<String>,
+    /// Writable mounts: names kept local, never committed.
+    pub ignore: crate::commit::ignore::IgnoreList,
     /// Longest wait for staged changes to land when unmounting (or on SIGTERM).
     pub flush_timeout: Duration,
     /// Owner shown for every file (None: the user who mounts).
@@ -429,6 +431,7 @@ async fn write_setup(
     let cfg = CommitConfig {
         delay: opts.commit_delay,
         message: opts.commit_message.clone(),
+        ignore: opts.ignore.clone(),
         ..CommitConfig::default()
     };
     tracing::info!(

@@ -939,7 +939,13 @@ impl Workspace {
     /// No change waits for a commit and no file is being written: the base may move to a
     /// newer head without anything local depending on the old one.
     pub fn is_quiet(&self) -> bool {
-        if !self.area.with_journal(|j| j.pending().is_empty()) {
+        // Ignored junk stays pending for good: it must not pin the view to an old commit.
+        let waiting = self.area.with_journal(|j| {
+            j.pending()
+                .iter()
+                .any(|(p, v)| !self.committer.local_only(p, &v.change))
+        });
+        if waiting {
             return false;
         }
         self.overlay.lock().values().all(|local| match local {
