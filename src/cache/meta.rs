@@ -153,9 +153,13 @@ impl MetaStore {
         })
     }
 
-    /// The document stored under (namespace, key); None if absent, damaged, or not of type `T`
-    /// (a damaged file is deleted).
-    pub fn get<T: DeserializeOwned>(&self, namespace: &str, key: &str) -> io::Result<Option<T>> {
+    /// The file holding (namespace, key), its bytes and where its checked body starts; None if
+    /// absent or damaged (a damaged file is deleted).
+    fn read_checked(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> io::Result<Option<(PathBuf, Vec<u8>, usize)>> {
         let path = self.path(namespace, key)?;
         let raw = match fs::read(&path) {
             Ok(raw) => raw,
@@ -167,6 +171,17 @@ impl MetaStore {
             let _ = fs::remove_file(&path);
             return Ok(None);
         };
+        let start = raw.len() - body.len();
+        Ok(Some((path, raw, start)))
+    }
+
+    /// The document stored under (namespace, key); None if absent, damaged, or not of type `T`
+    /// (a damaged file is deleted).
+    pub fn get<T: DeserializeOwned>(&self, namespace: &str, key: &str) -> io::Result<Option<T>> {
+        let Some((path, raw, start)) = self.read_checked(namespace, key)? else {
+            return Ok(None);
+        };
+        let body = &raw[start..];
         match serde_json::from_slice::<Envelope<T>>(body) {
             Ok(env) if env.key == key => Ok(Some(env.value)),
             // A hashed name shared with another key: not ours.
@@ -185,17 +200,10 @@ impl MetaStore {
     where
         S: for<'de> DeserializeSeed<'de, Value = V>,
     {
-        let path = self.path(namespace, key)?;
-        let raw = match fs::read(&path) {
-            Ok(raw) => raw,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let Some(body) = checked_body(&raw) else {
-            tracing::warn!(path = %path.display(), "damaged metadata file; discarding it");
-            let _ = fs::remove_file(&path);
+        let Some((path, raw, start)) = self.read_checked(namespace, key)? else {
             return Ok(None);
         };
+        let body = &raw[start..];
         let envelope = EnvelopeSeed { key, seed };
         let mut de = serde_json::Deserializer::from_slice(body);
         match envelope.deserialize(&mut de) {

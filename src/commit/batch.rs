@@ -275,9 +275,21 @@ async fn hash_all<'s>(lfs: &[&'s Staged]) -> Result<Vec<(&'s Staged, String)>, H
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
+    digest_file(sha2::Sha256::default(), path)
+}
+
+/// The git blob id of a staged file's content (what the Hub reports as `oid` of a regular file).
+pub fn git_blob_sha1_file(path: &Path) -> std::io::Result<String> {
+    use sha1::Digest;
+    let len = std::fs::metadata(path)?.len();
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    digest_file(h, path)
+}
+
+/// Feeds a file's content to `h` in 1 MiB reads and returns the hex digest.
+fn digest_file<D: sha2::Digest>(mut h: D, path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;

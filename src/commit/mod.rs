@@ -34,6 +34,7 @@ use tokio::sync::{watch, Notify};
 use crate::hub::{CommitHeader, HubClient, HubError};
 use crate::repo::RepoRef;
 use crate::stage::{Change, Record, StagingArea};
+use batch::git_blob_sha1_file;
 pub use batch::{sha256_file, Item};
 use status::{CommitStatus, Conflict, Failure};
 
@@ -660,12 +661,9 @@ impl Committer {
                     let staged = self.area.file_path(*file);
                     let lfs = e.lfs.as_ref().map(|l| l.oid.clone());
                     let oid = e.oid.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let len = std::fs::metadata(&staged)?.len();
-                        match lfs {
-                            Some(sha) => Ok(sha256_file(&staged)? == sha),
-                            None => Ok(git_blob_sha1(&staged, len)? == oid),
-                        }
+                    tokio::task::spawn_blocking(move || match lfs {
+                        Some(sha) => Ok(sha256_file(&staged)? == sha),
+                        None => Ok(git_blob_sha1_file(&staged)? == oid),
                     })
                     .await
                     .map_err(|e| HubError::invalid(format!("hashing task failed: {e}")))?
@@ -725,24 +723,6 @@ impl Committer {
             Err(e) => Outcome::Failed(e),
         }
     }
-}
-
-/// The git blob id of a file's content (what the Hub reports as `oid` of a regular file).
-fn git_blob_sha1(path: &std::path::Path, len: u64) -> std::io::Result<String> {
-    use sha1::{Digest, Sha1};
-    use std::io::Read;
-    let mut h = Sha1::new();
-    h.update(format!("blob {len}\0").as_bytes());
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 fn short(commit: &str) -> &str {
