@@ -67,6 +67,7 @@ mod key;
 mod layout;
 mod lock;
 mod meta;
+mod pages;
 mod pin;
 mod rebuild;
 mod remove;
