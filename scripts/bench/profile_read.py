@@ -47,7 +47,8 @@ def main():
                                         stderr=subprocess.DEVNULL)
                 time.sleep(1)
             cpu0, cached0, emu0 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)
-            r = cat_files([m.path / n for n in names], 600)
+            with rss.Sampler(m.pid) as sampler:
+                r = cat_files([m.path / n for n in names], 600)
             cpu1, cached1, emu1 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)
             if perf:
                 perf.send_signal(2)
@@ -55,7 +56,7 @@ def main():
             gib = r.bytes / GIB
             log(f"{a.files} file(s): {r.mib_s:.0f} MiB/s ({r.bytes >> 20} MiB in {r.seconds:.2f} s); "
                 f"daemon CPU {(cpu1 - cpu0) / gib:.2f} s/GiB; emulator CPU {(emu1 - emu0) / gib:.2f} s/GiB; "
-                f"page cache growth {(cached1 - cached0) / r.bytes:.2f} GiB/GiB")
+                f"page cache growth {(cached1 - cached0) / r.bytes:.2f} GiB/GiB; peak RSS {sampler.peak_mib:.0f} MiB")
             log(f"status: {m.status().get('read')}")
             data = [str(f) for f in (run / "cache").rglob("*.data")]
             out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *data], capture_output=True, text=True).stdout
