@@ -5,7 +5,10 @@
 //! fetching each contiguous run of claimed blocks with one ranged GET. A sequential reader also
 //! gets a read-ahead window (see `readahead`) fetched as several parallel range requests.
 //! Every fetched block is written to the cache before it is published, so a re-read never moves
-//! file bytes again; a completed LFS blob is checked against its sha256 once.
+//! file bytes again; a completed LFS blob is checked against its sha256 once. A block fetched
+//! ahead of its reader waits in memory (`fresh`, bounded) rather than being read back from the
+//! cache file, and what was served (and hashed) leaves the cache file's page cache
+//! (`BlockCache::release_pages`): one copy per byte, in the kernel's cache of the mounted file.
 
 pub mod abort;
 mod fetch;
