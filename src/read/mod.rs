@@ -137,7 +137,7 @@ impl ReadStream {
                 // A new run: what the old one served (and was hashed) goes now.
                 let old = served.replace(from..to)?;
                 let upto = old.end.min(hashed);
-                return (upto > old.start).then(|| old.start..upto);
+                return (upto > old.start).then_some(old.start..upto);
             }
         }
         let r = served.as_mut()?;
