@@ -102,7 +102,13 @@ pub struct XetStore {
     index: RwLock<Index>,
     /// Append handle of `index.jsonl` (one writer at a time).
     index_log: Mutex<File>,
+    /// Bounds xorbs being verified and stored at once: each holds its body (up to 64 MiB) plus
+    /// the copy with footer xet-core builds.
+    xorb_slots: tokio::sync::Semaphore,
 }
+
+/// Xorbs stored concurrently (memory bound: about 3 × 64 MiB each).
+const XORB_SLOTS: usize = 4;
 
 /// Parses a Xet hash in its wire form (`MerkleHash::hex`).
 pub fn parse_hash(s: &str) -> XetResult<MerkleHash> {
@@ -150,6 +156,7 @@ impl XetStore {
             staging,
             index: RwLock::new(index),
             index_log: Mutex::new(index_log),
+            xorb_slots: tokio::sync::Semaphore::new(XORB_SLOTS),
         }))
     }
 
@@ -214,6 +221,11 @@ impl XetStore {
         hash: MerkleHash,
         data: Bytes,
     ) -> XetResult<bool> {
+        let _slot = self
+            .xorb_slots
+            .acquire()
+            .await
+            .map_err(|e| XetError::Other(e.to_string()))?;
         let existed = self.xorb_exists(&hash).await?;
         validate_chunks(hash, &data)?;
         let obj = SerializedXorbObject {
