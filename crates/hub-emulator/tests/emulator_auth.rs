@@ -186,7 +186,7 @@ async fn account_endpoints_answer_like_the_hub() {
     let e = Emu::start(&[]);
     e.create_repo(WRITE, "model", "alice/m", true).await;
     let c = client();
-    // Xet tokens in the Hub's JSON shape, but no Xet headers: clients stay on plain HTTP.
+    // Xet tokens in the Hub's JSON shape and as X-Xet-* headers.
     let r = c
         .get(e.at("/api/models/alice/m/xet-read-token/main"))
         .bearer_auth(READ)
@@ -194,7 +194,7 @@ async fn account_endpoints_answer_like_the_hub() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers().keys().all(|k| !k.as_str().starts_with("x-xet")));
+    assert!(r.headers().contains_key("x-xet-access-token"));
     let tok: serde_json::Value = r.json().await.unwrap();
     assert!(tok["casUrl"].is_string() && tok["accessToken"].is_string() && tok["exp"].is_u64());
     let r = c

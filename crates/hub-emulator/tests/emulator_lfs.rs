@@ -14,7 +14,8 @@ fn data(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn lfs_files_redirect_to_a_signed_cdn_url() {
-    let e = Emu::start(&[]);
+    // A legacy (pre-Xet) Hub: LFS objects stay LFS (the Xet world: emulator_xet.rs).
+    let e = Emu::start(&["--no-xet"]);
     e.create_repo(WRITE, "dataset", "alice/d", false).await;
     let bytes = data(100_000);
     let sha = hex::encode(Sha256::digest(&bytes));
@@ -100,7 +101,8 @@ async fn lfs_files_redirect_to_a_signed_cdn_url() {
 
 #[tokio::test]
 async fn signed_urls_expire() {
-    let e = Emu::start(&["--cdn-url-ttl", "1"]);
+    // The LFS object is migrated to Xet: the redirect goes to the bridge (--xet-url-ttl).
+    let e = Emu::start(&["--cdn-url-ttl", "1", "--xet-url-ttl", "1"]);
     e.create_repo(WRITE, "model", "alice/m", false).await;
     e.commit_lfs("model", "alice/m", "w.safetensors", &data(10))
         .await;
