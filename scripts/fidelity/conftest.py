@@ -88,6 +88,7 @@ def client_env(mode):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "modes(*names): run this test only in these --hub-mode modes")
+    config.addinivalue_line("markers", "budget(seconds): time limit of a long test (default 120 s)")
     mode = config.getoption("--hub-mode")
     home = tempfile.mkdtemp(prefix="hf-home-")
     emu = Emulator(emulator_args(mode))
@@ -128,14 +129,17 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(autouse=True)
-def _bounded_time():
-    """Every test must finish within 120 s (a hung request fails the test, not the run)."""
+def _bounded_time(request):
+    """Every test must finish within 120 s, or the seconds its `budget` marker gives (a hung
+    request fails the test, not the run)."""
+    marker = request.node.get_closest_marker("budget")
+    seconds = marker.args[0] if marker else 120
 
     def on_alarm(signum, frame):
-        raise TimeoutError("test exceeded 120 s")
+        raise TimeoutError(f"test exceeded {seconds} s")
 
     old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(120)
+    signal.alarm(seconds)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
@@ -212,6 +216,11 @@ def api_anon():
 
 
 _names = itertools.count()
+
+
+def new_repo_id(base):
+    """A fresh `alice/<base>-<n>` id (the repo is not created)."""
+    return f"alice/{base}-{next(_names)}"
 
 
 @pytest.fixture
