@@ -248,11 +248,13 @@ def test_dedup_fresh_hf_home_uses_global_dedup(api, dedup_base, monkeypatch, sta
 @pytest.mark.budget(240)
 def test_token_expiry_mid_download_is_refreshed(tmp_path):
     """Tokens live 45 s and hf_xet refreshes 30 s before expiry; a download kept > 15 s long by
-    a bandwidth cap needs a second token, and ends byte-exact."""
+    a bandwidth cap needs a second token, and ends byte-exact. hf_xet asks for all its (4 MiB)
+    reconstructions early while prefetching, so the fetch URLs live only 8 s: their 403 sends the client back
+    to the (token-checked) reconstruction route late in the download."""
     size = 40 * MiB
     src = tmp_path / "slow.bin"
     digest = write_random(src, size)
-    with Emulator(emulator_args("xet", "--xet-token-ttl", "45")) as emu:
+    with Emulator(emulator_args("xet", "--xet-token-ttl", "45", "--xet-url-ttl", "8")) as emu:
         repo = "alice/slow"
         import urllib.request
 
