@@ -38,7 +38,8 @@ def test_small_files_round_trip_through_the_cas(api, new_repo, cache_dir, stats)
     )
     s = stats()
     assert s["lfs_bytes_uploaded"] == 0, "hf_xet uploads never touch the LFS batch path"
-    assert s["cas_bytes_received"] >= 300_000
+    assert s["routes"].get("lfs-batch", 0) == 0 and s["routes"].get("xet-token", 0) >= 1, s
+    assert s["cas_bytes_received"] >= 300_000 and s["xorb_uploads"] >= 1
     tree = entries(api, repo_id)
     assert tree["README.md"].lfs is None and tree["README.md"].xet_hash is None
     for path, data in blobs.items():
@@ -51,7 +52,9 @@ def test_small_files_round_trip_through_the_cas(api, new_repo, cache_dir, stats)
     for path, data in dict(blobs, **{"README.md": small}).items():
         assert read(hf_hub_download(repo_id, path, cache_dir=cache_dir)) == data, path
     s = stats()
+    # Through the CAS, not the resolve bridge.
     assert s["reconstructions"] >= 2 and s["xorb_fetches"] >= 1
+    assert s["routes"].get("cas-bridge", 0) == 0 and s["routes"].get("xet-token", 0) >= 1, s
     assert s["cas_bytes_served"] >= 300_000
 
 
