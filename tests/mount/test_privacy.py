@@ -81,8 +81,13 @@ def test_cache_staging_and_log_are_private_to_the_user(api, emulator, shared_tmp
         assert marker in (mp / "secret.txt").read_text()
         # A staged change and its journal (kept staged by the long commit delay).
         write(mp / "draft.txt", f"{marker} staged draft\n".encode())
-        st = subprocess.run([HUBFS, "status", "--json", str(mp)], capture_output=True, text=True, timeout=20)
-        assert json.loads(st.stdout)["writes"]["pending"] == 1, st.stdout
+        # A version is queued at the kernel's RELEASE of the last writable handle, which can come a
+        # moment after close(2) returns: wait for it rather than race it.
+        def pending():
+            st = subprocess.run([HUBFS, "status", "--json", str(mp)], capture_output=True, text=True, timeout=20)
+            return json.loads(st.stdout)["writes"]["pending"]
+
+        assert wait_until(lambda: pending() == 1, 10), pending()
         # The marker is on disk (blocks, staging file) ...
         mine = subprocess.run(["grep", "-rl", marker, str(cache)], capture_output=True, text=True)
         found = mine.stdout.split()
