@@ -15,6 +15,7 @@
 //! - [`emulator`]: a local Hub for tests, demos and benchmarks.
 
 pub mod cache;
+pub mod cache_cmd;
 pub mod commit;
 pub mod daemon;
 pub mod emulator;

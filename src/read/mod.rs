@@ -136,6 +136,8 @@ pub struct ReadPath {
     abort: Arc<Abort>,
     /// The huggingface_hub cache, consulted before every fetch (None: `--no-hf-cache`).
     hf_cache: Option<hf_cache::HfCache>,
+    /// Told what each blob is before its first blocks are stored (`hubfs cache ls`).
+    inventory: Option<Arc<crate::cache::Inventory>>,
     /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
     stalls: stall::Stalls,
     pub stats: ReadStats,
@@ -169,6 +171,7 @@ impl ReadPath {
             verifiers: verify::Verifiers::default(),
             abort: Arc::default(),
             hf_cache: None,
+            inventory: None,
             stalls: stall::Stalls::default(),
             stats: ReadStats::default(),
         }
@@ -178,6 +181,16 @@ impl ReadPath {
     pub fn with_hf_cache(mut self, dir: Option<std::path::PathBuf>) -> ReadPath {
         self.hf_cache = dir.map(hf_cache::HfCache::new);
         self
+    }
+
+    /// Records what each blob is (repo, commit, path) in `inventory` when it is first stored.
+    pub fn with_inventory(mut self, inventory: Arc<crate::cache::Inventory>) -> ReadPath {
+        self.inventory = Some(inventory);
+        self
+    }
+
+    pub fn inventory(&self) -> Option<&Arc<crate::cache::Inventory>> {
+        self.inventory.as_ref()
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {
