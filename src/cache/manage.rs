@@ -26,7 +26,8 @@ pub struct CachedBlob {
     pub cached_bytes: u64,
     /// Every block is cached.
     pub complete: bool,
-    /// Last use, unix seconds (0 = never recorded), to within a minute.
+    /// Last use, unix seconds (0 = unknown): the later of its last read (recorded to within a
+    /// minute) and its last write.
     pub last_used: u64,
     /// Its data file is handed out (an open file reads it directly): never removed.
     pub pinned: bool,
@@ -68,6 +69,11 @@ impl BlockCache {
                 });
             }
         });
+        // Region stamps record reads (refreshed at most once a minute); a region written and
+        // never read again keeps stamp 0 on disk. Its data file's mtime is its last write.
+        for b in &mut out {
+            b.last_used = b.last_used.max(mtime_secs(&self.paths(&b.key).data));
+        }
         out
     }
 
@@ -102,6 +108,15 @@ impl BlockCache {
     pub fn used_bytes(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }
+}
+
+/// Modification time of a file in unix seconds (0 if unknown).
+fn mtime_secs(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The layout a block store root was written with (its `LAYOUT` stamp), None if it has none.
@@ -172,7 +187,13 @@ pub fn scan_root(root: &Path) -> io::Result<Vec<CachedBlob>> {
                 cached_bytes: present.iter().map(|&l| alloc(l)).sum::<u64>()
                     + alloc(sidecar::len(&layout, side.blob_size)),
                 complete: present.len() == side.records.len(),
-                last_used: side.stamps.iter().copied().max().unwrap_or(0),
+                last_used: side
+                    .stamps
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(0)
+                    .max(mtime_secs(&f.path().with_extension("data"))),
                 pinned: false,
             });
         }
