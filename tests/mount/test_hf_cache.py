@@ -174,3 +174,67 @@ def test_offline_mount_of_a_repo_the_hf_cache_does_not_hold_is_refused(api, emul
     r = run_mount(repo, tmp_path / "mnt", emulator, cache_dir=tmp_path / "cache",
                   env_extra={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache"), "HF_HUB_OFFLINE": "1"})
     assert r.returncode != 0 and "never resolved while online" in r.stderr, r.stderr
+
+
+def mount_online_and_unmount(emulator, repo, tmp_path, cache, then=None, args=()):
+    """Resolves the revision online with `cache` (listing nothing, unless `then(mountpoint)`)."""
+    from conftest import run_mount
+    mp = tmp_path / "online"
+    r = run_mount(repo, mp, emulator, cache_dir=cache, args=["--read-only", "--no-hf-cache", *args])
+    assert r.returncode == 0, r.stderr
+    try:
+        if then:
+            then(mp)
+    finally:
+        subprocess.run([HUBFS, "unmount", str(mp)], check=True, timeout=60)
+
+
+def test_offline_mount_whose_top_directory_was_never_listed_is_refused_naming_the_cause(
+        api, emulator, tmp_path):
+    from conftest import run_mount
+    repo, _ = make_repo(api, tmp_path)
+    cache = tmp_path / "cache"
+    mount_online_and_unmount(emulator, repo, tmp_path, cache)
+    r = run_mount(repo, tmp_path / "mnt", emulator, cache_dir=cache, args=["--offline"],
+                  env_extra={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache")})
+    assert r.returncode != 0, "a mount whose root cannot be listed must not pretend to work"
+    assert "top directory" in r.stderr and "never listed while online" in r.stderr, r.stderr
+    assert "snapshot_download" in r.stderr, r.stderr
+    # A sub-directory mount says which directory.
+    r = run_mount(repo + "/sub", tmp_path / "mnt2", emulator, cache_dir=cache, args=["--offline"])
+    assert r.returncode != 0 and "directory sub of" in r.stderr, r.stderr
+
+
+def test_offline_directory_never_listed_is_an_io_error_not_missing(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    for i in range(4):
+        api.upload_file(repo_id=repo, path_or_fileobj=b"x%d" % i, path_in_repo=f"sub/more{i}.txt")
+    cache = tmp_path / "cache"
+    # The top directory (4 entries) is listed; the listing of the whole tree (9), which would
+    # have covered sub/ too, passes --max-entries and fails: sub/ is never listed.
+    mount_online_and_unmount(emulator, repo, tmp_path, cache, then=lambda mp: os.listdir(mp),
+                             args=["--max-entries", "6"])
+    m = mount(repo, cache_dir=cache, args=["--offline"], env_extra={"HF_HUB_CACHE": str(tmp_path / "none")})
+    assert "sub" in os.listdir(m.path) and (m / "sub").is_dir()
+    try:
+        os.listdir(m / "sub")
+        raise AssertionError("a directory never listed cannot be listed offline")
+    except OSError as e:
+        assert e.errno == 5, e  # EIO: it exists, its content is unknown (not ENOENT)
+
+
+def test_hf_cache_lists_a_revision_resolved_online_but_never_listed(api, emulator, mount, tmp_path):
+    from huggingface_hub import snapshot_download
+    repo, src = make_repo(api, tmp_path)
+    cache = tmp_path / "cache"
+    mount_online_and_unmount(emulator, repo, tmp_path, cache)
+    hf_cache = tmp_path / "hf-cache"
+    snapshot_download(repo, cache_dir=str(hf_cache), endpoint=emulator.url, token=WRITE_TOKEN)
+    before = emulator.stats()["requests"]
+    m = mount(repo, cache_dir=cache, env_extra={"HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "1"})
+    shown = sorted(str(p.relative_to(m.path)) for p in m.path.rglob("*") if p.is_file())
+    expected = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+    assert [s for s in shown if s != ".gitattributes"] == expected
+    for name in expected:
+        assert sha(m / name) == sha(src / name), name
+    assert emulator.stats()["requests"] == before
