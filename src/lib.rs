@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod emulator;
 pub mod fs;
 pub mod fuse;
+pub mod hf_layout;
 pub mod hub;
 pub mod metrics;
 pub mod private;

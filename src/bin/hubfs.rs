@@ -83,6 +83,7 @@ Examples:
   hubfs mount hf:// ~/hub                             # the whole Hub, one directory per repo
   hubfs status                                        # every hubfs mount of this user
   hubfs warm ~/gpt2                                   # fetch the whole repo now, with progress
+  hubfs warm ~/gpt2 --hf-cache-layout                 # ...and fill the huggingface_hub cache
   hubfs cache ls; hubfs cache gc --max-size 5G        # what the cache holds; shrink it
   hubfs sync ~/gpt2 && hubfs unmount ~/gpt2
   mount -t fuse.hubfs ns/model /mnt/m -o ro,cache_dir=/var/cache/hubfs,allow_other
@@ -151,6 +152,15 @@ enum Command {
         /// Files read at once (1-64).
         #[arg(long, short = 'j', default_value_t = 4, value_parser = count(1..=64))]
         jobs: usize,
+        /// Also put each file in the huggingface_hub cache (blobs/, snapshots/<commit>/,
+        /// refs/<revision>), so `from_pretrained(..., local_files_only=True)` and
+        /// `hf_hub_download(..., local_files_only=True)` find it with no network.
+        #[arg(long)]
+        hf_cache_layout: bool,
+        /// The huggingface_hub cache to fill [default: HF_HUB_CACHE, else $HF_HOME/hub, else
+        /// ~/.cache/huggingface/hub].
+        #[arg(long, value_name = "DIR", requires = "hf_cache_layout")]
+        hf_cache_dir: Option<PathBuf>,
     },
     /// List what the on-disk cache holds, remove a repo's files from it, or shrink it.
     #[command(subcommand, after_help = CACHE_EXAMPLES)]
@@ -224,7 +234,11 @@ enum CacheCommand {
 
 fn cache_command(cmd: CacheCommand) -> Result<(), String> {
     use hubfs::cache_cmd;
-    let dir_of = |d: &CacheDirArg| d.cache_dir.clone().unwrap_or_else(daemon::default_cache_dir);
+    let dir_of = |d: &CacheDirArg| {
+        d.cache_dir
+            .clone()
+            .unwrap_or_else(daemon::default_cache_dir)
+    };
     match cmd {
         CacheCommand::Ls { repo, dir } => cache_cmd::ls(&dir_of(&dir), repo.as_deref(), dir.json),
         CacheCommand::Rm {
@@ -784,6 +798,23 @@ fn arguments() -> Result<Option<Vec<String>>, String> {
     }
 }
 
+fn warm(
+    paths: &[PathBuf],
+    jobs: usize,
+    hf_cache_layout: bool,
+    hf_cache_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let hf = if hf_cache_layout {
+        let dir = hf_cache_dir
+            .or_else(hubfs::read::hf_cache::default_dir)
+            .ok_or("no huggingface_hub cache directory: set HF_HUB_CACHE or --hf-cache-dir")?;
+        Some(dir)
+    } else {
+        None
+    };
+    hubfs::warm::warm(paths, jobs, hf)
+}
+
 fn print_completions(shell: clap_complete::Shell) -> Result<(), String> {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "hubfs", &mut std::io::stdout());
@@ -841,7 +872,12 @@ fn main() -> ExitCode {
             timeout,
         } => sync(&mountpoint, timeout),
         Command::Status { mountpoint, json } => status(mountpoint, json),
-        Command::Warm { paths, jobs } => hubfs::warm::warm(&paths, jobs),
+        Command::Warm {
+            paths,
+            jobs,
+            hf_cache_layout,
+            hf_cache_dir,
+        } => warm(&paths, jobs, hf_cache_layout, hf_cache_dir),
         Command::Cache(cmd) => cache_command(cmd),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { command } => print_man(command),

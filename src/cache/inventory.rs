@@ -106,7 +106,8 @@ impl Inventory {
         if rec.refs.first() == Some(&new) {
             return;
         }
-        rec.refs.retain(|r| !(r.repo == new.repo && r.path == new.path));
+        rec.refs
+            .retain(|r| !(r.repo == new.repo && r.path == new.path));
         rec.refs.insert(0, new);
         rec.refs.truncate(MAX_REFS);
         if let Err(e) = self.meta.put(INVENTORY_NS, &doc_key, &rec) {

@@ -64,7 +64,12 @@ impl BlockCache {
                     size: b.blob_size,
                     cached_bytes: b.bytes(),
                     complete: b.present_blocks == self.layout.nblocks(b.blob_size),
-                    last_used: b.regions.values().map(|r| r.touched_secs).max().unwrap_or(0),
+                    last_used: b
+                        .regions
+                        .values()
+                        .map(|r| r.touched_secs)
+                        .max()
+                        .unwrap_or(0),
                     pinned: b.pinned(),
                 });
             }
@@ -218,15 +223,15 @@ mod tests {
         let data = vec![7u8; 8192];
         for k in [&a, &b] {
             for i in 0..2 {
-                cache
-                    .write_block(k, 8192, i, &data[..4096])
-                    .unwrap();
+                cache.write_block(k, 8192, i, &data[..4096]).unwrap();
             }
         }
         let mut listed = cache.blobs();
         listed.sort_by_key(|c| c.key);
         assert_eq!(listed.len(), 2);
-        assert!(listed.iter().all(|c| c.complete && c.size == 8192 && c.last_used > 0));
+        assert!(listed
+            .iter()
+            .all(|c| c.complete && c.size == 8192 && c.last_used > 0));
         let scanned = scan_root(dir.path()).unwrap();
         assert_eq!(scanned.len(), 2);
         assert_eq!(

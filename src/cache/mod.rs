@@ -80,8 +80,8 @@ mod write;
 
 pub use block_cache::{BlockCache, BLOCKS_DIR};
 pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BYTES};
-pub use key::{BlobKey, BlobKeyError, ContentHasher};
 pub use inventory::{BlobRecord, BlobRef, Inventory, INVENTORY_NS};
+pub use key::{BlobKey, BlobKeyError, ContentHasher};
 pub use lock::{
     cache_root_holder, lock_cache_dir, try_lock_cache_root, CacheDirLock, INSTANCES_DIR,
 };

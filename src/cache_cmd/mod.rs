@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::cache::{
-    cache_root_holder, scan_root, stamped_block_size, try_lock_cache_root, BlobRecord,
-    BlockCache, CacheConfig, CachedBlob, Inventory, MetaStore, INSTANCES_DIR,
+    cache_root_holder, scan_root, stamped_block_size, try_lock_cache_root, BlobRecord, BlockCache,
+    CacheConfig, CachedBlob, Inventory, MetaStore, INSTANCES_DIR,
 };
 use crate::daemon::{control, mounts};
 use crate::units::format_size;
@@ -143,7 +143,13 @@ pub fn ls(cache_dir: &Path, repo: Option<&str>, json_out: bool) -> Result<(), St
     table.sort();
     if !table.is_empty() {
         let head = [
-            "REPO", "REVISION", "PATH", "SIZE", "CACHED", "STATE", "LAST USED",
+            "REPO",
+            "REVISION",
+            "PATH",
+            "SIZE",
+            "CACHED",
+            "STATE",
+            "LAST USED",
         ]
         .map(String::from);
         let mut width = [0usize; 7];
@@ -270,8 +276,12 @@ fn ask_daemon(root: &Path, work: &Work) -> Result<Report, String> {
                 m.mountpoint.display()
             ));
         }
-        return serde_json::from_value(answer)
-            .map_err(|e| format!("bad answer from the daemon of {}: {e}", m.mountpoint.display()));
+        return serde_json::from_value(answer).map_err(|e| {
+            format!(
+                "bad answer from the daemon of {}: {e}",
+                m.mountpoint.display()
+            )
+        });
     }
     Err(format!(
         "{} is in use by process {pid}, which is not a hubfs mount this user can reach: \

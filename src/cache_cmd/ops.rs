@@ -39,10 +39,9 @@ impl RmRequest {
             r.repo == *repo
                 && in_dir
                 && (self.globs.is_empty()
-                    || self
-                        .globs
-                        .iter()
-                        .any(|g| crate::commit::ignore::glob_match(g.as_bytes(), r.path.as_bytes())))
+                    || self.globs.iter().any(|g| {
+                        crate::commit::ignore::glob_match(g.as_bytes(), r.path.as_bytes())
+                    }))
         })
     }
 }

@@ -561,6 +561,19 @@ async fn handle_control(
             }
         }
         Some(cmd @ ("cache_rm" | "cache_gc")) => cache_command(fs, cmd, &req).await,
+        Some("describe") => {
+            // `hubfs warm --hf-cache-layout`: what the file it just read is on the Hub.
+            let Some(ino) = req.get("ino").and_then(|i| i.as_u64()) else {
+                return serde_json::json!({"error": "describe needs an inode number"});
+            };
+            match fs.describe(ino).await {
+                Ok(origin) => serde_json::json!({ "file": origin }),
+                Err(e) => serde_json::json!({
+                    "error": e.to_string(),
+                    "local_changes": e == crate::fs::LOCAL_CHANGES,
+                }),
+            }
+        }
         other => serde_json::json!({"error": format!("unknown command {other:?}")}),
     }
 }
