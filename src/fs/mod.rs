@@ -602,6 +602,8 @@ impl HubFs {
             size: info.size,
             sha256: info.lfs_sha256.clone(),
         });
+        // A blob cached before its name was recorded (older hubfs, lost record) gets one now.
+        self.svc.reader.note_cached(&blob);
         let backing = match backing {
             Backing::IfComplete if self.passthrough.available() && !tainted => {
                 self.complete_blob(&key, info.size)

@@ -193,6 +193,17 @@ impl ReadPath {
         self.inventory.as_ref()
     }
 
+    /// Records the name of a blob being opened if the cache holds some of it (a blob fetched
+    /// now is recorded by the fetch). After the first time per name, a set lookup.
+    pub fn note_cached(&self, blob: &Blob) {
+        if let Some(inv) = &self.inventory {
+            if self.cache.holds(&blob.key) {
+                let repo = blob.repo.to_string();
+                inv.note(&blob.key, blob.size, &repo, &blob.commit, &blob.path);
+            }
+        }
+    }
+
     pub fn cache(&self) -> &Arc<BlockCache> {
         &self.cache
     }

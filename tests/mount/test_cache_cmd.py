@@ -198,3 +198,21 @@ def test_cache_commands_refuse_what_they_cannot_do(tmp_path):
     assert r.returncode == 2 and "REPO" in r.stderr
     r = cache("rm", "ns/m@main", "--cache-dir", tmp_path / "c", check=False)
     assert r.returncode == 1 and "without @REVISION" in r.stderr
+
+
+def test_blobs_without_a_record_are_unknown_until_opened_again(api, emulator, mount, tmp_path):
+    repo, src, _ = make_repo(api, tmp_path)
+    m = mount(repo, args=RO)
+    assert sha(m / "weights.bin") == sha(src / "weights.bin")
+    m.unmount()
+    for f in (m.cache_dir / "meta" / "blobs").iterdir():  # as an older hubfs left the cache
+        f.unlink()
+    human = cache("ls", "--cache-dir", m.cache_dir).stdout
+    assert "(unknown)" in human and "sha256:" in human and "weights.bin" not in human, human
+    m2 = mount(repo, args=RO, cache_dir=m.cache_dir, name="again")
+    before = bytes_served(emulator)
+    with open(m2 / "weights.bin", "rb") as f:
+        f.read(10)
+    assert bytes_served(emulator) == before
+    _, files = listing(m.cache_dir)
+    assert set(files) == {(repo, "weights.bin")}
