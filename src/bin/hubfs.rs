@@ -206,6 +206,8 @@ enum CacheCommand {
     /// Remove cached files of a repo (optionally under a directory: ns/name/sub/dir, or
     /// matching --path globs), or everything with --all.
     Rm {
+        /// The repo (ns/name, datasets/ns/name, spaces/ns/name), optionally with /SUB/DIR to
+        /// remove only the files under that directory.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         repo: Option<String>,
         /// Only files whose path in the repo matches GLOB (`*` any run, `?` one character;
