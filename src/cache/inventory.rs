@@ -11,7 +11,7 @@
 //! [`MAX_REFS`] references per blob (the most recent first), and records of blobs no longer
 //! cached are deleted by [`Inventory::prune`] (at mount and by `hubfs cache gc`/`rm`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
@@ -26,8 +26,8 @@ pub const INVENTORY_NS: &str = "blobs";
 /// References kept per blob: the same content under many names (a file copied across
 /// revisions of many repos) would otherwise grow its record without bound.
 pub const MAX_REFS: usize = 8;
-/// (blob, repo, path) triples remembered as already recorded in this mount's life; beyond
-/// this the set is cleared (a record is then rewritten once more, which is harmless).
+/// Blobs whose recorded names are remembered in this mount's life; beyond this the memory is
+/// cleared (a record is then read, and maybe rewritten, once more, which is harmless).
 const MAX_SEEN: usize = 65_536;
 
 /// One name a blob was cached under.
@@ -54,7 +54,8 @@ pub struct Inventory {
     meta: Arc<MetaStore>,
     /// Serializes read-modify-write of records (two paths of one content noted at once).
     write: Mutex<()>,
-    seen: Mutex<HashSet<(BlobKey, String, String)>>,
+    /// Names already recorded in this process, per blob (at most `MAX_REFS` each).
+    seen: Mutex<HashMap<BlobKey, Vec<(String, String)>>>,
 }
 
 /// The document key of a blob: `sha256-<hex>` / `sha1-<hex>`.
@@ -72,7 +73,7 @@ impl Inventory {
         Inventory {
             meta,
             write: Mutex::new(()),
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -85,9 +86,14 @@ impl Inventory {
             if seen.len() >= MAX_SEEN {
                 seen.clear();
             }
-            if !seen.insert((*key, repo.to_string(), path.to_string())) {
+            let names = seen.entry(*key).or_default();
+            if names.iter().any(|(r, p)| r == repo && p == path) {
                 return;
             }
+            if names.len() >= MAX_REFS {
+                names.clear();
+            }
+            names.push((repo.to_string(), path.to_string()));
         }
         let new = BlobRef {
             repo: repo.to_string(),
@@ -129,7 +135,7 @@ impl Inventory {
         if let Err(e) = self.meta.remove(INVENTORY_NS, &record_key(key)) {
             tracing::warn!(%key, "could not delete a blob record: {e}");
         }
-        self.seen.lock().retain(|(k, _, _)| k != key);
+        self.seen.lock().remove(key);
     }
 
     /// Deletes the records of blobs for which `cached` is false; returns how many went.
