@@ -9,7 +9,7 @@ source scripts/lib/setup.sh
 setup_all
 
 echo "== cargo fmt / clippy"
-cargo fmt --check
+cargo fmt --all --check
 cargo clippy --release --all-targets -- -D warnings
 
 echo "== cargo test"

@@ -11,14 +11,15 @@
 //! - [`fs`]: POSIX semantics as `Result<_, Errno>`, independent of FUSE;
 //! - [`fuse`]: the thin adapter to the kernel;
 //! - [`daemon`]: options, mounting, the control socket;
-//! - [`warm`]: `hubfs warm`, reading files through a mount so they are cached;
-//! - [`emulator`]: a local Hub for tests, demos and benchmarks.
+//! - [`warm`]: `hubfs warm`, reading files through a mount so they are cached.
+//!
+//! The Hub emulator the tests run against is its own crate (`crates/hub-emulator`); what both
+//! sides share ([`repo`], [`units`], the Hub's wire types in `hub::types`) lives in `hub-wire`.
 
 pub mod cache;
 pub mod cache_cmd;
 pub mod commit;
 pub mod daemon;
-pub mod emulator;
 pub mod fs;
 pub mod fuse;
 pub mod hf_layout;
@@ -26,7 +27,7 @@ pub mod hub;
 pub mod metrics;
 pub mod private;
 pub mod read;
-pub mod repo;
+pub use hub_wire::repo;
 pub mod stage;
-pub mod units;
+pub use hub_wire::units;
 pub mod warm;

@@ -26,7 +26,7 @@ mod request_metrics;
 mod retry;
 mod stats;
 mod transport;
-pub mod types;
+pub use hub_wire::types;
 mod upload;
 
 pub use auth::{loose_token_file_warning, token_source_file, Token};

@@ -37,12 +37,34 @@ pub struct Emulator {
     pub dir: tempfile::TempDir,
 }
 
+/// The `hub-emulator` binary: `$HUB_EMULATOR`, else the one built next to this test binary.
+/// It is another crate of the workspace, so Cargo gives no `CARGO_BIN_EXE_` for it: a plain
+/// `cargo test` at the root builds every default member (both binaries) before running tests.
+pub fn emulator_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("HUB_EMULATOR") {
+        return p.into();
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/hub-emulator
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("hub-emulator"))
+        .expect("test binary has no target dir");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`cargo build --release` at the workspace root)",
+        bin.display()
+    );
+    bin
+}
+
 impl Emulator {
     /// Starts `hub-emulator` on free loopback ports with users alice (write) and bob (read).
     pub fn start(extra: &[&str]) -> Emulator {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hub-emulator"))
+        let mut child = Command::new(emulator_binary())
             .arg("--data")
             .arg(dir.path().join("data"))
             .args(["--listen", "127.0.0.1:0"])

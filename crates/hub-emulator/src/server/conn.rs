@@ -1,0 +1,49 @@
+//! Accept loop: one hyper HTTP/1.1 connection per socket, each with its own bandwidth bucket
+//! handed to the middleware through request extensions.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::net::shaping::Bucket;
+use crate::net::{ConnCtx, Listener};
+
+pub async fn serve(listener: TcpListener, router: Router, kind: Listener) -> io::Result<()> {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ConnCtx {
+            listener: kind,
+            bucket: Arc::new(Bucket::default()),
+        };
+        let router = router.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ctx.clone());
+                router.clone().oneshot(req.map(Body::new))
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
