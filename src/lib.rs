@@ -17,10 +17,12 @@
 //! sides share ([`repo`], [`units`], the Hub's wire types in `hub::types`) lives in `hub-wire`.
 
 pub mod cache;
+pub mod cache_cmd;
 pub mod commit;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod hf_layout;
 pub mod hub;
 pub mod metrics;
 pub mod private;

@@ -6,7 +6,8 @@
 //! each sequential reader gets the daemon's parallel read-ahead, so a handful is enough to keep
 //! the mount's request budget busy, and more would only thrash. A progress bar (bytes, rate,
 //! ETA, files) is drawn on stderr when it is a terminal; otherwise the command is quiet and
-//! only failures are printed.
+//! only failures are printed. With `--hf-cache-layout` each file is also laid out in the
+//! huggingface_hub cache (`hf_layout`), named by what the mount's daemon says it is.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -60,8 +61,55 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<(PathBuf, u64)>, Vec<String>) {
     (files, errors)
 }
 
-/// Reads every file under `paths` with `jobs` readers at once. Err names what failed.
-pub fn warm(paths: &[PathBuf], jobs: usize) -> Result<(), String> {
+/// Where `--hf-cache-layout` puts files, and how it learns what they are.
+struct HfTarget {
+    root: PathBuf,
+    /// Canonical mountpoints of this user's hubfs mounts, longest first.
+    mounts: Vec<PathBuf>,
+}
+
+impl HfTarget {
+    fn new(root: PathBuf) -> HfTarget {
+        // SAFETY: getuid cannot fail.
+        let me = unsafe { libc::getuid() };
+        let mut mounts: Vec<PathBuf> = crate::daemon::mounts::list()
+            .into_iter()
+            .filter(|m| me == 0 || m.user_id == me)
+            .map(|m| m.mountpoint)
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+        HfTarget { root, mounts }
+    }
+
+    /// Asks the mount's daemon what the open file `f` (at `path`) is, and lays it out.
+    fn place(&self, path: &Path, f: &mut std::fs::File) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let canonical = path.canonicalize().map_err(|e| e.to_string())?;
+        let mp = self
+            .mounts
+            .iter()
+            .find(|m| canonical.starts_with(m))
+            .ok_or("not in a hubfs mount of this user")?;
+        let ino = f.metadata().map_err(|e| e.to_string())?.ino();
+        let req = serde_json::json!({"cmd": "describe", "ino": ino});
+        let answer = crate::daemon::control::request(mp, &req, std::time::Duration::from_secs(30))?;
+        if answer["local_changes"].as_bool() == Some(true) {
+            return Err("has local changes not on the Hub: not put in the HF cache".into());
+        }
+        if let Some(e) = answer.get("error").and_then(|e| e.as_str()) {
+            return Err(format!("the mount cannot say what it is ({e})"));
+        }
+        let origin: crate::fs::FileOrigin = serde_json::from_value(answer["file"].clone())
+            .map_err(|e| format!("bad answer from the daemon: {e}"))?;
+        crate::hf_layout::place(&self.root, &origin, f)
+            .map_err(|e| format!("HF cache {}: {e}", self.root.display()))
+    }
+}
+
+/// Reads every file under `paths` with `jobs` readers at once; with `hf_cache` also lays each
+/// out in that huggingface_hub cache (see `hf_layout`). Err names what failed.
+pub fn warm(paths: &[PathBuf], jobs: usize, hf_cache: Option<PathBuf>) -> Result<(), String> {
+    let hf = hf_cache.map(HfTarget::new);
     let started = Instant::now();
     let (files, mut errors) = collect(paths);
     let total: u64 = files.iter().map(|(_, size)| size).sum();
@@ -87,7 +135,7 @@ pub fn warm(paths: &[PathBuf], jobs: usize) -> Result<(), String> {
             s.spawn(|| {
                 let mut buf = vec![0u8; CHUNK];
                 while let Some((path, _)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = read_all(path, &mut buf, &bar) {
+                    if let Err(e) = warm_file(path, &mut buf, &bar, hf.as_ref()) {
                         failures.lock().push(format!("{}: {e}", path.display()));
                     }
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -118,10 +166,27 @@ pub fn warm(paths: &[PathBuf], jobs: usize) -> Result<(), String> {
     Err(msg)
 }
 
-/// Reads a file to its end, counting bytes on the bar; then tells the kernel its pages are not
-/// needed (the point was the daemon's cache, not the page cache).
-fn read_all(path: &Path, buf: &mut [u8], bar: &ProgressBar) -> std::io::Result<()> {
-    let mut f = std::fs::File::open(path)?;
+/// Reads a file to its end, counting bytes on the bar, and lays it out in the HF cache if
+/// asked (while it is open, so the daemon still knows its inode); then tells the kernel its
+/// pages are not needed (the point was the daemon's cache, not the page cache).
+fn warm_file(
+    path: &Path,
+    buf: &mut [u8],
+    bar: &ProgressBar,
+    hf: Option<&HfTarget>,
+) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    read_all(&mut f, buf, bar).map_err(|e| e.to_string())?;
+    if let Some(hf) = hf {
+        hf.place(path, &mut f)?;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: advice on an open descriptor; a failure changes nothing.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    Ok(())
+}
+
+fn read_all(f: &mut std::fs::File, buf: &mut [u8], bar: &ProgressBar) -> std::io::Result<()> {
     loop {
         match f.read(buf) {
             Ok(0) => break,
@@ -130,9 +195,6 @@ fn read_all(path: &Path, buf: &mut [u8], bar: &ProgressBar) -> std::io::Result<(
             Err(e) => return Err(e),
         }
     }
-    use std::os::fd::AsRawFd;
-    // SAFETY: advice on an open descriptor; a failure changes nothing.
-    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     Ok(())
 }
 

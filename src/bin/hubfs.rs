@@ -83,6 +83,8 @@ Examples:
   hubfs mount hf:// ~/hub                             # the whole Hub, one directory per repo
   hubfs status                                        # every hubfs mount of this user
   hubfs warm ~/gpt2                                   # fetch the whole repo now, with progress
+  hubfs warm ~/gpt2 --hf-cache-layout                 # ...and fill the huggingface_hub cache
+  hubfs cache ls; hubfs cache gc --max-size 5G        # what the cache holds; shrink it
   hubfs sync ~/gpt2 && hubfs unmount ~/gpt2
   mount -t fuse.hubfs ns/model /mnt/m -o ro,cache_dir=/var/cache/hubfs,allow_other
   hubfs completions bash > /etc/bash_completion.d/hubfs; hubfs man | man -l -";
@@ -150,11 +152,121 @@ enum Command {
         /// Files read at once (1-64).
         #[arg(long, short = 'j', default_value_t = 4, value_parser = count(1..=64))]
         jobs: usize,
+        /// Also put each file in the huggingface_hub cache (blobs/, snapshots/<commit>/,
+        /// refs/<revision>), so `from_pretrained(..., local_files_only=True)` and
+        /// `hf_hub_download(..., local_files_only=True)` find it with no network.
+        #[arg(long)]
+        hf_cache_layout: bool,
+        /// The huggingface_hub cache to fill [default: HF_HUB_CACHE, else $HF_HOME/hub, else
+        /// ~/.cache/huggingface/hub].
+        #[arg(long, value_name = "DIR", requires = "hf_cache_layout")]
+        hf_cache_dir: Option<PathBuf>,
     },
+    /// List what the on-disk cache holds, remove a repo's files from it, or shrink it.
+    #[command(subcommand, after_help = CACHE_EXAMPLES)]
+    Cache(CacheCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff): `hubfs man | man -l -`; `hubfs man mount` for a command's.
     Man { command: Option<String> },
+}
+
+const CACHE_EXAMPLES: &str = "\
+Examples:
+  hubfs cache ls                                  # every cached file: repo, path, size, state
+  hubfs cache ls datasets/ns/name --json
+  hubfs cache rm ns/model                         # all of a repo's cached files
+  hubfs cache rm ns/model --path '*.bin'          # only some of them
+  hubfs cache gc --max-size 5G                    # evict least recently used data
+  hubfs cache gc --older-than 30days
+
+A cache a running mount uses is changed by that mount's daemon; files open in it whose data
+the kernel reads directly are skipped (and named).";
+
+#[derive(clap::Args)]
+struct CacheDirArg {
+    /// The cache directory [default: as `hubfs mount`: $XDG_CACHE_HOME/hubfs or ~/.cache/hubfs].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// List cached files: repo, revision, path (where known), size, cached bytes, complete or
+    /// partial, last use.
+    Ls {
+        /// Only this repo's files (ns/name, datasets/ns/name, spaces/ns/name).
+        repo: Option<String>,
+        #[command(flatten)]
+        dir: CacheDirArg,
+    },
+    /// Remove cached files of a repo (optionally under a directory: ns/name/sub/dir, or
+    /// matching --path globs), or everything with --all.
+    Rm {
+        /// The repo (ns/name, datasets/ns/name, spaces/ns/name), optionally with /SUB/DIR to
+        /// remove only the files under that directory.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        repo: Option<String>,
+        /// Only files whose path in the repo matches GLOB (`*` any run, `?` one character;
+        /// repeatable).
+        #[arg(long = "path", value_name = "GLOB", requires = "repo")]
+        paths: Vec<String>,
+        /// Remove every cached file.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        dir: CacheDirArg,
+    },
+    /// Evict least recently used data down to a size, and/or files unused for a while;
+    /// reports the bytes freed.
+    Gc {
+        /// Keep at most SIZE cached (e.g. 5G, 500M).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Remove files not used for AGE (e.g. 30days, 12h, 90m).
+        #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
+        #[command(flatten)]
+        dir: CacheDirArg,
+    },
+}
+
+fn cache_command(cmd: CacheCommand) -> Result<(), String> {
+    use hubfs::cache_cmd;
+    let dir_of = |d: &CacheDirArg| {
+        d.cache_dir
+            .clone()
+            .unwrap_or_else(daemon::default_cache_dir)
+    };
+    match cmd {
+        CacheCommand::Ls { repo, dir } => cache_cmd::ls(&dir_of(&dir), repo.as_deref(), dir.json),
+        CacheCommand::Rm {
+            repo,
+            paths,
+            all,
+            dir,
+        } => {
+            let req = match repo {
+                Some(spec) if !all => cache_cmd::ops::RmRequest {
+                    globs: paths,
+                    ..cache_cmd::parse_repo_filter(&spec)?
+                },
+                _ => cache_cmd::ops::RmRequest {
+                    all: true,
+                    ..Default::default()
+                },
+            };
+            cache_cmd::rm(&dir_of(&dir), req, dir.json)
+        }
+        CacheCommand::Gc {
+            max_size,
+            older_than,
+            dir,
+        } => cache_cmd::gc(&dir_of(&dir), max_size, older_than, dir.json),
+    }
 }
 
 #[derive(clap::Args)]
@@ -688,6 +800,23 @@ fn arguments() -> Result<Option<Vec<String>>, String> {
     }
 }
 
+fn warm(
+    paths: &[PathBuf],
+    jobs: usize,
+    hf_cache_layout: bool,
+    hf_cache_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let hf = if hf_cache_layout {
+        let dir = hf_cache_dir
+            .or_else(hubfs::read::hf_cache::default_dir)
+            .ok_or("no huggingface_hub cache directory: set HF_HUB_CACHE or --hf-cache-dir")?;
+        Some(dir)
+    } else {
+        None
+    };
+    hubfs::warm::warm(paths, jobs, hf)
+}
+
 fn print_completions(shell: clap_complete::Shell) -> Result<(), String> {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "hubfs", &mut std::io::stdout());
@@ -745,7 +874,13 @@ fn main() -> ExitCode {
             timeout,
         } => sync(&mountpoint, timeout),
         Command::Status { mountpoint, json } => status(mountpoint, json),
-        Command::Warm { paths, jobs } => hubfs::warm::warm(&paths, jobs),
+        Command::Warm {
+            paths,
+            jobs,
+            hf_cache_layout,
+            hf_cache_dir,
+        } => warm(&paths, jobs, hf_cache_layout, hf_cache_dir),
+        Command::Cache(cmd) => cache_command(cmd),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { command } => print_man(command),
     };

@@ -56,6 +56,30 @@ pub fn lock_cache_dir(dir: &Path) -> io::Result<(CacheDirLock, PathBuf)> {
     ))
 }
 
+/// Locks exactly `dir` (no instance slot); None if a live process holds it. For `hubfs cache`
+/// commands, which must not work on a root a daemon is using.
+pub fn try_lock_cache_root(dir: &Path) -> io::Result<Option<CacheDirLock>> {
+    try_lock(dir)
+}
+
+/// The pid written in the lock of `dir` if a live process holds it, else None. Creates nothing.
+pub fn cache_root_holder(dir: &Path) -> Option<u32> {
+    let file = File::open(dir.join(LOCK_FILE)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(TryLockError::WouldBlock) => Some(
+            std::fs::read_to_string(dir.join(LOCK_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+        ),
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 fn try_lock(dir: &Path) -> io::Result<Option<CacheDirLock>> {
     crate::private::create_dir_all(dir)?;
     let mut file = crate::private::open_options()

@@ -153,6 +153,15 @@ impl MetaStore {
         })
     }
 
+    /// Opens an existing store under `<root>/meta` to read it, creating and cleaning nothing:
+    /// for a root another process (a running daemon) owns, whose temporary files are its own.
+    pub fn open_existing(root: &Path) -> MetaStore {
+        MetaStore {
+            dir: root.join(META_DIR),
+            tmp_seq: AtomicU64::new(0),
+        }
+    }
+
     /// The file holding (namespace, key), its bytes and where its checked body starts; None if
     /// absent or damaged (a damaged file is deleted).
     fn read_checked(

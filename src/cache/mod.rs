@@ -12,7 +12,8 @@
 //!   blocks/LAYOUT                  format version, block size, blocks per region
 //!   blocks/xx/<kind>-<hex>.data    a blob's content at its natural offsets (sparse)
 //!   blocks/xx/<kind>-<hex>.meta    its sidecar: per-block presence + crc32c, verified mark
-//!   meta/<namespace>/<name>        MetaStore documents
+//!   meta/<namespace>/<name>        MetaStore documents (meta/blobs/: what each blob is, see
+//!                                  inventory.rs)
 //! ```
 //!
 //! A blob (file content) is named by its [`BlobKey`] (`xx` = first digest byte, kind =
@@ -66,9 +67,11 @@ mod config;
 mod evict;
 mod fds;
 mod index;
+mod inventory;
 mod key;
 mod layout;
 mod lock;
+mod manage;
 mod meta;
 mod pages;
 mod pin;
@@ -81,8 +84,12 @@ mod write;
 
 pub use block_cache::{BlockCache, BLOCKS_DIR};
 pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BYTES};
+pub use inventory::{BlobRecord, BlobRef, Inventory, INVENTORY_NS};
 pub use key::{BlobKey, BlobKeyError, ContentHasher};
-pub use lock::{lock_cache_dir, CacheDirLock, INSTANCES_DIR};
+pub use lock::{
+    cache_root_holder, lock_cache_dir, try_lock_cache_root, CacheDirLock, INSTANCES_DIR,
+};
+pub use manage::{scan_root, stamped_block_size, CachedBlob, Removal};
 pub use meta::{MetaStore, META_DIR};
 pub use pin::CompleteBlob;
 pub use stats::CacheStats;

@@ -71,7 +71,7 @@ impl IgnoreList {
 }
 
 /// `*` = any run of bytes, `?` = one byte, anything else matches itself.
-fn glob_match(pat: &[u8], name: &[u8]) -> bool {
+pub(crate) fn glob_match(pat: &[u8], name: &[u8]) -> bool {
     // Iterative with one backtrack point (the last `*`): linear-ish, no recursion.
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

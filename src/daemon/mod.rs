@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, MetaStore};
+use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, Inventory, MetaStore};
 use crate::commit::{CommitConfig, Committer};
 use crate::fs::services::{bounded, token_fingerprint};
 use crate::fs::{FsConfig, HubFs, MountRoot, Services, WriteSetup};
@@ -236,8 +236,16 @@ fn run_inner(
         ..CacheConfig::new(&cache_dir)
     })
     .map_err(|e| format!("opening the block cache in {}: {e}", cache_dir.display()))?;
-    let meta = MetaStore::open(cache_dir.clone())
-        .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?;
+    let meta = Arc::new(
+        MetaStore::open(cache_dir.clone())
+            .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?,
+    );
+    // What each cached blob is, for `hubfs cache ls|rm`; records of blobs evicted while no
+    // daemon was keeping them in step go now.
+    let inventory = Arc::new(Inventory::new(meta.clone()));
+    if let Err(e) = inventory.prune(|k| cache.holds(k)) {
+        tracing::warn!("pruning cached blob records: {e}");
+    }
     let reader = Arc::new(
         ReadPath::new(
             client.clone(),
@@ -249,11 +257,12 @@ fn run_inner(
                 ..ReadConfig::default()
             },
         )
-        .with_hf_cache(opts.hf_cache.clone()),
+        .with_hf_cache(opts.hf_cache.clone())
+        .with_inventory(inventory),
     );
     let svc = Arc::new(Services {
         client,
-        meta: Arc::new(meta),
+        meta,
         reader,
         token_fingerprint: fingerprint,
         rt: rt.handle().clone(),
@@ -345,7 +354,7 @@ fn run_inner(
         let _guard = rt.enter();
         let fs = fs.clone();
         let mp = mountpoint.clone();
-        let about = Arc::new(about_mount(opts, writable));
+        let about = Arc::new(about_mount(opts, writable, &cache_dir));
         control::serve(&mountpoint, move |req| {
             let (fs, mp, about) = (fs.clone(), mp.clone(), about.clone());
             async move { handle_control(&fs, &mp, &about, req).await }
@@ -495,7 +504,11 @@ fn subtype_option() -> fuser::MountOption {
 }
 
 /// What `hubfs status` reports about the daemon itself (beside the filesystem's counters).
-fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
+fn about_mount(
+    opts: &MountOptions,
+    writable: bool,
+    cache_root: &std::path::Path,
+) -> serde_json::Value {
     let mode = if opts.offline {
         "offline"
     } else if writable {
@@ -508,6 +521,8 @@ fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
         "mode": mode,
         "pid": std::process::id(),
         "cache_dir": opts.cache_dir,
+        // The root this daemon owns (an instance slot when the directory was taken).
+        "cache_root": cache_root,
         "log_file": opts.log_file,
         "metrics_addr": opts.metrics_addr.map(|a| a.to_string()),
         "hf_cache": opts.hf_cache,
@@ -545,6 +560,61 @@ async fn handle_control(
                 None => serde_json::json!({"ok": true, "failed": [], "read_only": true}),
             }
         }
+        Some(cmd @ ("cache_rm" | "cache_gc")) => cache_command(fs, cmd, &req).await,
+        Some("describe") => {
+            // `hubfs warm --hf-cache-layout`: what the file it just read is on the Hub.
+            let Some(ino) = req.get("ino").and_then(|i| i.as_u64()) else {
+                return serde_json::json!({"error": "describe needs an inode number"});
+            };
+            match fs.describe(ino).await {
+                Ok(origin) => serde_json::json!({ "file": origin }),
+                Err(e) => serde_json::json!({
+                    "error": e.to_string(),
+                    "local_changes": e == crate::fs::LOCAL_CHANGES,
+                }),
+            }
+        }
         other => serde_json::json!({"error": format!("unknown command {other:?}")}),
+    }
+}
+
+/// `hubfs cache rm|gc` on the cache this daemon owns: done here, with the daemon's own index and
+/// pins (a blob an open file reads directly is skipped), on a blocking thread.
+async fn cache_command(fs: &Arc<HubFs>, cmd: &str, req: &serde_json::Value) -> serde_json::Value {
+    use crate::cache_cmd::ops;
+    let reader = fs.svc.reader.clone();
+    let Some(inventory) = reader.inventory().cloned() else {
+        return serde_json::json!({"error": "this mount keeps no blob records"});
+    };
+    let body = req.get("request").cloned().unwrap_or_default();
+    let cmd = cmd.to_string();
+    let work = tokio::task::spawn_blocking(move || -> Result<ops::Report, String> {
+        let cache = reader.cache();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(match cmd.as_str() {
+            "cache_rm" => {
+                let r: ops::RmRequest = serde_json::from_value(body).map_err(|e| e.to_string())?;
+                ops::remove(cache, &inventory, &r)
+            }
+            _ => {
+                let g: ops::GcRequest = serde_json::from_value(body).map_err(|e| e.to_string())?;
+                ops::gc(cache, &inventory, &g, now)
+            }
+        })
+    });
+    match work.await {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                "cache command: {} removed, {} bytes freed, {} in use skipped",
+                report.removed.len(),
+                report.freed_bytes,
+                report.skipped_in_use.len()
+            );
+            serde_json::to_value(report).unwrap_or_default()
+        }
+        Ok(Err(e)) => serde_json::json!({"error": format!("bad request: {e}")}),
+        Err(e) => serde_json::json!({"error": format!("cache command failed: {e}")}),
     }
 }

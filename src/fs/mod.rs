@@ -6,6 +6,7 @@
 //! (branches of single-repo mounts) add a workspace of local changes (`workspace`, `write`).
 
 mod attr;
+mod describe;
 mod errno;
 mod holders;
 mod inode;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 pub use attr::{Attr, Entry, FileKind};
+pub use describe::{FileOrigin, LOCAL_CHANGES};
 pub use errno::Errno;
 pub use inode::{InodeKey, ROOT_INO};
 pub use passthrough::Passthrough;
@@ -238,6 +240,23 @@ impl HubFs {
                             }))
                         }
                     }
+                }
+                if svc.client.is_none() && snap.list_dir(subpath).await.is_err() {
+                    // Every tool starts by listing the mount: a root that cannot be listed is a
+                    // mount that does not work, so say why now instead of "No such file".
+                    let what = if subpath.is_empty() {
+                        "top directory".to_string()
+                    } else {
+                        format!("directory {subpath}")
+                    };
+                    return Err(SnapshotError::NotCached(format!(
+                        "the {what} of {repo}@{} (commit {}) was never listed while online with \
+                         this cache: mount it online and list it once (ls, or hubfs warm), or \
+                         download it with huggingface_hub (snapshot_download) and mount with \
+                         that HF cache",
+                        revision.as_deref().unwrap_or("main"),
+                        &snap.commit[..snap.commit.len().min(12)]
+                    )));
                 }
                 let view = views.insert(snap, revision.clone());
                 InodeKey::Path {
@@ -583,6 +602,8 @@ impl HubFs {
             size: info.size,
             sha256: info.lfs_sha256.clone(),
         });
+        // A blob cached before its name was recorded (older hubfs, lost record) gets one now.
+        self.svc.reader.note_cached(&blob);
         let backing = match backing {
             Backing::IfComplete if self.passthrough.available() && !tainted => {
                 self.complete_blob(&key, info.size)

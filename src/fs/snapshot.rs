@@ -304,7 +304,12 @@ impl Snapshot {
             if let Some(children) = self.index.read().children(dir) {
                 return Ok(children);
             }
-            self.ensure_listed(dir).await?;
+            match self.ensure_listed(dir).await {
+                // Offline, a directory that exists but was never listed online: its content
+                // is unknown, which is an I/O error, not "no such directory".
+                Err(Errno::ENOENT) if self.svc.client.is_none() => return Err(Errno::EIO),
+                other => other?,
+            }
         }
         Err(Errno::EIO)
     }
@@ -631,11 +636,27 @@ impl Services {
         revision: Option<&str>,
         listing: impl FnOnce() -> Option<SeedListing>,
     ) -> bool {
-        if let Ok(Some(_)) = self
+        let known = self
             .meta
-            .get::<serde_json::Value>("rev", &rev_key(repo, revision))
-        {
-            return false;
+            .get::<RevisionRecord>("rev", &rev_key(repo, revision))
+            .ok()
+            .flatten();
+        if let Some(rec) = &known {
+            // Resolved online before: only its tree may be missing (the mount never listed
+            // it); the HF cache's snapshot of that same commit fills it in.
+            /// Only the flag: the entries are skipped, not built.
+            #[derive(serde::Deserialize)]
+            struct TreeHead {
+                complete: bool,
+            }
+            let tree = self
+                .meta
+                .get::<TreeHead>("tree", &tree_key(repo, &rec.commit))
+                .ok()
+                .flatten();
+            if tree.is_some_and(|t| t.complete) {
+                return false;
+            }
         }
         let Some(SeedListing {
             commit,
@@ -645,6 +666,9 @@ impl Services {
         else {
             return false;
         };
+        if known.as_ref().is_some_and(|rec| rec.commit != commit) {
+            return false;
+        }
         let stored = StoredTree {
             complete: true,
             entries: entries
@@ -657,7 +681,9 @@ impl Services {
             tracing::warn!("could not record the listing of {repo}: {e}");
             return false;
         }
-        self.remember_revision(repo, revision, &commit, false, mtime);
+        if known.is_none() {
+            self.remember_revision(repo, revision, &commit, false, mtime);
+        }
         true
     }
 

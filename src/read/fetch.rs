@@ -23,6 +23,11 @@ impl ReadPath {
         let Some(&(first, _)) = run.first() else {
             return;
         };
+        if let Some(inv) = &self.inventory {
+            // Once per blob and name in this mount's life; a small local write otherwise.
+            let repo = blob.repo.to_string();
+            inv.note(&blob.key, blob.size, &repo, &blob.commit, &blob.path);
+        }
         let bs = self.block_size();
         let start = first * bs;
         let end = ((first + run.len() as u64) * bs).min(blob.size);

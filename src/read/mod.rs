@@ -184,6 +184,8 @@ pub struct ReadPath {
     abort: Arc<Abort>,
     /// The huggingface_hub cache, consulted before every fetch (None: `--no-hf-cache`).
     hf_cache: Option<hf_cache::HfCache>,
+    /// Told what each blob is before its first blocks are stored (`hubfs cache ls`).
+    inventory: Option<Arc<crate::cache::Inventory>>,
     /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
     stalls: stall::Stalls,
     /// Read-ahead blocks waiting in memory for their first reader.
@@ -220,6 +222,7 @@ impl ReadPath {
             verifiers: verify::Verifiers::default(),
             abort: Arc::default(),
             hf_cache: None,
+            inventory: None,
             stalls: stall::Stalls::default(),
             stats: ReadStats::default(),
         }
@@ -229,6 +232,27 @@ impl ReadPath {
     pub fn with_hf_cache(mut self, dir: Option<std::path::PathBuf>) -> ReadPath {
         self.hf_cache = dir.map(hf_cache::HfCache::new);
         self
+    }
+
+    /// Records what each blob is (repo, commit, path) in `inventory` when it is first stored.
+    pub fn with_inventory(mut self, inventory: Arc<crate::cache::Inventory>) -> ReadPath {
+        self.inventory = Some(inventory);
+        self
+    }
+
+    pub fn inventory(&self) -> Option<&Arc<crate::cache::Inventory>> {
+        self.inventory.as_ref()
+    }
+
+    /// Records the name of a blob being opened if the cache holds some of it (a blob fetched
+    /// now is recorded by the fetch). After the first time per name, a set lookup.
+    pub fn note_cached(&self, blob: &Blob) {
+        if let Some(inv) = &self.inventory {
+            if self.cache.holds(&blob.key) {
+                let repo = blob.repo.to_string();
+                inv.note(&blob.key, blob.size, &repo, &blob.commit, &blob.path);
+            }
+        }
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {

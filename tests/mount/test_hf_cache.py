@@ -174,3 +174,140 @@ def test_offline_mount_of_a_repo_the_hf_cache_does_not_hold_is_refused(api, emul
     r = run_mount(repo, tmp_path / "mnt", emulator, cache_dir=tmp_path / "cache",
                   env_extra={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache"), "HF_HUB_OFFLINE": "1"})
     assert r.returncode != 0 and "never resolved while online" in r.stderr, r.stderr
+
+
+def mount_online_and_unmount(emulator, repo, tmp_path, cache, then=None, args=()):
+    """Resolves the revision online with `cache` (listing nothing, unless `then(mountpoint)`)."""
+    from conftest import run_mount
+    mp = tmp_path / "online"
+    r = run_mount(repo, mp, emulator, cache_dir=cache, args=["--read-only", "--no-hf-cache", *args])
+    assert r.returncode == 0, r.stderr
+    try:
+        if then:
+            then(mp)
+    finally:
+        subprocess.run([HUBFS, "unmount", str(mp)], check=True, timeout=60)
+
+
+def test_offline_mount_whose_top_directory_was_never_listed_is_refused_naming_the_cause(
+        api, emulator, tmp_path):
+    from conftest import run_mount
+    repo, _ = make_repo(api, tmp_path)
+    cache = tmp_path / "cache"
+    mount_online_and_unmount(emulator, repo, tmp_path, cache)
+    r = run_mount(repo, tmp_path / "mnt", emulator, cache_dir=cache, args=["--offline"],
+                  env_extra={"HF_HUB_CACHE": str(tmp_path / "empty-hf-cache")})
+    assert r.returncode != 0, "a mount whose root cannot be listed must not pretend to work"
+    assert "top directory" in r.stderr and "never listed while online" in r.stderr, r.stderr
+    assert "snapshot_download" in r.stderr, r.stderr
+    # A sub-directory mount says which directory.
+    r = run_mount(repo + "/sub", tmp_path / "mnt2", emulator, cache_dir=cache, args=["--offline"])
+    assert r.returncode != 0 and "directory sub of" in r.stderr, r.stderr
+
+
+def test_offline_directory_never_listed_is_an_io_error_not_missing(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    for i in range(4):
+        api.upload_file(repo_id=repo, path_or_fileobj=b"x%d" % i, path_in_repo=f"sub/more{i}.txt")
+    cache = tmp_path / "cache"
+    # The top directory (4 entries) is listed; the listing of the whole tree (9), which would
+    # have covered sub/ too, passes --max-entries and fails: sub/ is never listed.
+    mount_online_and_unmount(emulator, repo, tmp_path, cache, then=lambda mp: os.listdir(mp),
+                             args=["--max-entries", "6"])
+    m = mount(repo, cache_dir=cache, args=["--offline"], env_extra={"HF_HUB_CACHE": str(tmp_path / "none")})
+    assert "sub" in os.listdir(m.path) and (m / "sub").is_dir()
+    try:
+        os.listdir(m / "sub")
+        raise AssertionError("a directory never listed cannot be listed offline")
+    except OSError as e:
+        assert e.errno == 5, e  # EIO: it exists, its content is unknown (not ENOENT)
+
+
+def test_hf_cache_lists_a_revision_resolved_online_but_never_listed(api, emulator, mount, tmp_path):
+    from huggingface_hub import snapshot_download
+    repo, src = make_repo(api, tmp_path)
+    cache = tmp_path / "cache"
+    mount_online_and_unmount(emulator, repo, tmp_path, cache)
+    hf_cache = tmp_path / "hf-cache"
+    snapshot_download(repo, cache_dir=str(hf_cache), endpoint=emulator.url, token=WRITE_TOKEN)
+    before = emulator.stats()["requests"]
+    m = mount(repo, cache_dir=cache, env_extra={"HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "1"})
+    shown = sorted(str(p.relative_to(m.path)) for p in m.path.rglob("*") if p.is_file())
+    expected = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+    assert [s for s in shown if s != ".gitattributes"] == expected
+    for name in expected:
+        assert sha(m / name) == sha(src / name), name
+    assert emulator.stats()["requests"] == before
+
+
+OFFLINE_CHECK = r"""
+import hashlib, json, os, sys
+from pathlib import Path
+from huggingface_hub import hf_hub_download, scan_cache_dir, snapshot_download
+repo, names, revision = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None
+sha = lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+out = {"files": {n: sha(hf_hub_download(repo, n, revision=revision, local_files_only=True))
+                 for n in names}}
+snap = Path(snapshot_download(repo, revision=revision, local_files_only=True))
+out["snapshot"] = {str(p.relative_to(snap)): sha(p) for p in snap.rglob("*") if p.is_file()}
+info = scan_cache_dir(os.environ["HF_HUB_CACHE"])
+out["warnings"] = [str(w) for w in info.warnings]
+out["refs"] = {r.repo_id: sorted(r.refs) for r in info.repos}
+print(json.dumps(out))
+"""
+
+
+def official_client_offline(hf_cache, repo, names, revision=""):
+    """What the official client finds with HF_HUB_OFFLINE=1 and local_files_only=True."""
+    import json
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HUB_CACHE=str(hf_cache), HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
+    r = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, repo, json.dumps(names), revision],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_warm_hf_cache_layout_serves_the_official_client_offline(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    api.create_tag(repo, tag="v1")
+    hf_cache = tmp_path / "hf-fill"
+    m = mount(repo, args=["--no-hf-cache"])
+    r = subprocess.run([HUBFS, "warm", str(m.path), "--hf-cache-layout"], capture_output=True, text=True,
+                       env=hubfs_env(HF_HUB_CACHE=str(hf_cache)), timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r
+    expected = {str(p.relative_to(src)): sha(p) for p in src.rglob("*") if p.is_file()}
+    got = official_client_offline(hf_cache, repo, sorted(expected))
+    assert got["files"] == expected, "hf_hub_download(local_files_only=True) must return byte-exact files"
+    assert {k: v for k, v in got["snapshot"].items() if k != ".gitattributes"} == expected
+    assert got["warnings"] == [] and got["refs"] == {repo: ["main"]}, got
+    # Symlinks into blobs/, as huggingface_hub lays them out (one blob per content).
+    folder = hf_cache / ("models--" + repo.replace("/", "--"))
+    commit = (folder / "refs" / "main").read_text()
+    link = folder / "snapshots" / commit / "sub" / "notes.txt"
+    assert link.is_symlink() and os.readlink(link).startswith("../../../blobs/")
+    assert api.repo_info(repo).sha == commit
+
+    # A tag, one file, --hf-cache-dir: refs/v1, and the files of main already there are kept.
+    tagged = mount(repo + "@v1", args=["--no-hf-cache"], name="tag")
+    r = subprocess.run([HUBFS, "warm", str(tagged / "weights.bin"), "--hf-cache-layout",
+                        "--hf-cache-dir", str(hf_cache)], capture_output=True, text=True,
+                       env=hubfs_env(), timeout=120)
+    assert r.returncode == 0, r
+    got = official_client_offline(hf_cache, repo, ["weights.bin"], revision="v1")
+    assert got["files"] == {"weights.bin": expected["weights.bin"]}
+    assert got["refs"] == {repo: ["main", "v1"]}, got
+
+
+def test_warm_hf_cache_layout_never_exports_local_changes(api, emulator, mount, tmp_path):
+    repo, src = make_repo(api, tmp_path)
+    m = mount(repo, args=["--no-hf-cache", "--commit-delay", "3600"])
+    (m / "config.json").write_text('{"local": true}\n')
+    hf_cache = tmp_path / "hf-fill"
+    r = subprocess.run([HUBFS, "warm", str(m.path), "--hf-cache-layout", "--hf-cache-dir", str(hf_cache)],
+                       capture_output=True, text=True, env=hubfs_env(), timeout=120)
+    assert r.returncode == 1 and "config.json: has local changes" in r.stderr, r
+    folder = hf_cache / ("models--" + repo.replace("/", "--"))
+    assert not list(folder.glob("snapshots/*/config.json"))
+    assert sorted(p.name for p in folder.glob("snapshots/*/*")) == [".gitattributes", "sub", "weights.bin"]
