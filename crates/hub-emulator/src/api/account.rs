@@ -86,14 +86,36 @@ pub fn xet_token(app: &App, ctx: &Ctx, repo: &Repo, write: bool, rev: &str) -> R
             resolve_rev(&st, rev)?;
         }
     }
+    // No `X-Xet-*` headers for repos yet: repo files are not Xet files here.
+    Ok(xet_token_answer(ctx, false))
+}
+
+/// A Xet token answer: the JSON body (what hf_xet reads) and, with `headers`, the `X-Xet-*`
+/// headers too (what huggingface_hub's download path reads).
+pub fn xet_token_answer(ctx: &Ctx, headers: bool) -> axum::response::Response {
     let mut rng = fastrand::Rng::new();
     let token: String = (0..32).map(|_| format!("{:02x}", rng.u8(..))).collect();
     let exp = now_ms() / 1000 + 3600;
-    Ok(axum::Json(json!({
-        "casUrl": format!("{}/_xet", ctx.origin),
+    let cas = format!("{}/_xet", ctx.origin);
+    let mut resp = axum::Json(json!({
+        "casUrl": cas,
         "accessToken": token,
         "exp": exp,
         "expiresAt": iso_ms(exp * 1000),
     }))
-    .into_response())
+    .into_response();
+    let h = resp.headers_mut();
+    if !headers {
+        return resp;
+    }
+    for (k, v) in [
+        ("x-xet-cas-url", cas),
+        ("x-xet-access-token", token),
+        ("x-xet-token-expiration", exp.to_string()),
+    ] {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    resp
 }

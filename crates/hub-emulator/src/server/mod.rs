@@ -21,6 +21,7 @@ use super::net::faults::Faults;
 use super::net::shaping::Shaping;
 use super::net::stats::Stats;
 use super::net::{Listener, NetState};
+use super::store::buckets::{KnownXetFiles, XetFiles};
 use super::store::Store;
 use sign::Signer;
 
@@ -31,6 +32,10 @@ pub struct App {
     pub auth: Auth,
     pub net: Arc<NetState>,
     pub signer: Signer,
+    /// The Xet store as buckets see it (which files the CAS holds, where clients fetch them).
+    pub xet: Arc<dyn XetFiles>,
+    /// Xet files declared by tests through `/_emulator/xet-files`.
+    pub xet_fixtures: Arc<KnownXetFiles>,
     pub hub_addr: SocketAddr,
     pub cdn_addr: SocketAddr,
 }
@@ -68,8 +73,11 @@ pub async fn run(cfg: Config) -> io::Result<()> {
         shaping: Arc::new(Shaping::new(cfg.latency_ms, cfg.bandwidth)),
         faults: Faults::new(cfg.faults.clone(), cfg.fault_seed),
     });
+    let xet_fixtures = Arc::new(KnownXetFiles::default());
     let app = Arc::new(App {
         auth: Auth::new(&cfg.tokens, &cfg.orgs),
+        xet: xet_fixtures.clone(),
+        xet_fixtures,
         cfg,
         store,
         net,
