@@ -34,12 +34,18 @@ const MAX_OPS: usize = 1000;
 pub enum BucketOp {
     /// `GET` info, `POST` create, `DELETE` delete.
     Root,
-    Tree { prefix: String },
+    Tree {
+        prefix: String,
+    },
     PathsInfo,
     Batch,
     Settings,
-    XetToken { write: bool },
-    Resolve { path: String },
+    XetToken {
+        write: bool,
+    },
+    Resolve {
+        path: String,
+    },
 }
 
 impl BucketOp {
@@ -59,7 +65,9 @@ impl BucketOp {
 }
 
 fn in_ns(app: &App, caller: &Caller, ns: &str) -> bool {
-    caller.user().is_some_and(|u| app.auth.in_namespace(&u.name, ns))
+    caller
+        .user()
+        .is_some_and(|u| app.auth.in_namespace(&u.name, ns))
 }
 
 fn can_read(app: &App, meta: &BucketMeta, caller: &Caller) -> bool {
@@ -170,7 +178,8 @@ pub fn list_buckets(app: &App, ctx: &Ctx, ns: &str) -> Reply {
         .filter(|(k, _)| after.as_deref().is_none_or(|a| k.as_str() > a))
         .collect();
     let limit = page_limit(ctx, app.cfg.page_size);
-    let link = (rows.len() > limit).then(|| ctx.next_link("cursor", &encode_cursor(&rows[limit - 1].0)));
+    let link =
+        (rows.len() > limit).then(|| ctx.next_link("cursor", &encode_cursor(&rows[limit - 1].0)));
     let page: Vec<Value> = rows.into_iter().take(limit).map(|r| r.1).collect();
     Ok(with_link(axum::Json(page).into_response(), link))
 }
@@ -284,7 +293,11 @@ async fn create(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
     let existing = app.store.buckets.with(&id, |b| b.meta.id.clone());
     let created = existing.is_none() && app.store.buckets.create(meta)?;
     if !created {
-        let canonical = app.store.buckets.with(&id, |b| b.meta.id.clone()).unwrap_or(id);
+        let canonical = app
+            .store
+            .buckets
+            .with(&id, |b| b.meta.id.clone())
+            .unwrap_or(id);
         return Err(ApiError::conflict("You already created this bucket")
             .with_field("url", json!(format!("{}/buckets/{canonical}", ctx.origin))));
     }
@@ -395,7 +408,8 @@ fn tree(app: &App, ctx: &Ctx, id: &str, prefix: &str) -> Reply {
         .iter()
         .filter(|e| after.as_deref().is_none_or(|a| e.path() > a))
         .collect();
-    let link = (rest.len() > limit).then(|| ctx.next_link("cursor", &encode_cursor(rest[limit - 1].path())));
+    let link = (rest.len() > limit)
+        .then(|| ctx.next_link("cursor", &encode_cursor(rest[limit - 1].path())));
     let page: Vec<Value> = rest.iter().take(limit).map(|e| entry_json(e)).collect();
     Ok(with_link(axum::Json(page).into_response(), link))
 }
@@ -454,7 +468,9 @@ enum Op {
         #[serde(default)]
         content_type: Option<String>,
     },
-    DeleteFile { path: String },
+    DeleteFile {
+        path: String,
+    },
 }
 
 impl Op {
@@ -466,22 +482,27 @@ impl Op {
 }
 
 fn is_xet_hash(h: &str) -> bool {
-    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Why the caller may not copy `hash` out of `source` (`None`: allowed). The source must exist
 /// and be readable by the caller; a bucket source must hold a file with that hash.
-fn copy_refused(app: &App, ctx: &Ctx, source_type: &str, source_id: &str, hash: &str) -> Option<String> {
+fn copy_refused(
+    app: &App,
+    ctx: &Ctx,
+    source_type: &str,
+    source_id: &str,
+    hash: &str,
+) -> Option<String> {
     if source_type == "bucket" {
-        let holds = app
-            .store
-            .buckets
-            .with(source_id, |b| {
-                (
-                    can_read(app, &b.meta, &ctx.caller),
-                    b.files.values().any(|f| f.xet_hash == hash),
-                )
-            });
+        let holds = app.store.buckets.with(source_id, |b| {
+            (
+                can_read(app, &b.meta, &ctx.caller),
+                b.files.values().any(|f| f.xet_hash == hash),
+            )
+        });
         return match holds {
             None | Some((false, _)) => Some(format!("Source bucket {source_id} not found")),
             Some((true, false)) => Some(format!("Xet file {hash} is not in bucket {source_id}")),
@@ -492,7 +513,14 @@ fn copy_refused(app: &App, ctx: &Ctx, source_type: &str, source_id: &str, hash: 
         return Some(format!("Invalid source repo type {source_type:?}"));
     };
     match app.store.repos.get(t, source_id) {
-        Some(repo) if app.auth.check_content(&repo.read().meta, &ctx.caller).is_ok() => None,
+        Some(repo)
+            if app
+                .auth
+                .check_content(&repo.read().meta, &ctx.caller)
+                .is_ok() =>
+        {
+            None
+        }
         _ => Some(format!("Source {t} {source_id} not found")),
     }
 }
@@ -533,7 +561,9 @@ async fn batch(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
                 Op::AddFile { xet_hash, .. } | Op::CopyFile { xet_hash, .. }
                     if !is_xet_hash(xet_hash) =>
                 {
-                    Err(format!("Invalid xetHash {xet_hash:?}: expected 64 lowercase hex digits"))
+                    Err(format!(
+                        "Invalid xetHash {xet_hash:?}: expected 64 lowercase hex digits"
+                    ))
                 }
                 Op::AddFile { xet_hash, .. } => app
                     .xet

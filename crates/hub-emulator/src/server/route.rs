@@ -214,8 +214,12 @@ fn bucket_route(segs: &[Seg], api: bool) -> Option<Route> {
                     Some("paths-info") if rest.len() == 1 => BucketOp::PathsInfo,
                     Some("batch") if rest.len() == 1 => BucketOp::Batch,
                     Some("settings") if rest.len() == 1 => BucketOp::Settings,
-                    Some("xet-read-token") if rest.len() == 1 => BucketOp::XetToken { write: false },
-                    Some("xet-write-token") if rest.len() == 1 => BucketOp::XetToken { write: true },
+                    Some("xet-read-token") if rest.len() == 1 => {
+                        BucketOp::XetToken { write: false }
+                    }
+                    Some("xet-write-token") if rest.len() == 1 => {
+                        BucketOp::XetToken { write: true }
+                    }
                     _ => return None,
                 };
                 Route::Bucket(id, op)
@@ -414,18 +418,31 @@ mod tests {
 
     #[test]
     fn parses_bucket_routes() {
-        assert_eq!(parse("/api/buckets/me", none), Route::ListBuckets("me".into()));
+        assert_eq!(
+            parse("/api/buckets/me", none),
+            Route::ListBuckets("me".into())
+        );
         assert_eq!(
             parse("/api/buckets/a/b", none),
             Route::Bucket("a/b".into(), BucketOp::Root)
         );
         assert_eq!(
             parse("/api/buckets/a/b/tree/logs%2Fx", none),
-            Route::Bucket("a/b".into(), BucketOp::Tree { prefix: "logs/x".into() })
+            Route::Bucket(
+                "a/b".into(),
+                BucketOp::Tree {
+                    prefix: "logs/x".into()
+                }
+            )
         );
         assert_eq!(
             parse("/api/buckets/a/b/tree/logs/x", none),
-            Route::Bucket("a/b".into(), BucketOp::Tree { prefix: "logs/x".into() })
+            Route::Bucket(
+                "a/b".into(),
+                BucketOp::Tree {
+                    prefix: "logs/x".into()
+                }
+            )
         );
         assert_eq!(
             parse("/api/buckets/a/b/xet-write-token", none),
@@ -433,7 +450,12 @@ mod tests {
         );
         assert_eq!(
             parse("/buckets/a/b/resolve/d%2Fe%20f.txt", none),
-            Route::Bucket("a/b".into(), BucketOp::Resolve { path: "d/e f.txt".into() })
+            Route::Bucket(
+                "a/b".into(),
+                BucketOp::Resolve {
+                    path: "d/e f.txt".into()
+                }
+            )
         );
         assert_eq!(parse("/api/repos/move", none), Route::MoveRepo);
         assert_eq!(parse("/api/buckets/a/b/nope", none), Route::NotFound);

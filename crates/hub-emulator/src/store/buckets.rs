@@ -76,7 +76,9 @@ pub struct BucketMeta {
 
 impl BucketMeta {
     pub fn namespace(&self) -> &str {
-        self.id.split_once('/').map_or(self.id.as_str(), |(ns, _)| ns)
+        self.id
+            .split_once('/')
+            .map_or(self.id.as_str(), |(ns, _)| ns)
     }
 }
 
@@ -135,7 +137,8 @@ pub fn list(files: &BTreeMap<String, BucketFile>, prefix: &str, recursive: bool)
             }
         }
     }
-    // A directory `a` sorts after the file `a.txt` but before `a0`; keep the listing sorted by path.
+    // A directory appears at its first file, which may sort after a sibling file (`logs/x` after
+    // `logs.json`); order entries by their own path, which is what keyset cursors compare.
     out.sort_by(|a, b| a.path().cmp(b.path()));
     out
 }
@@ -202,8 +205,7 @@ impl Buckets {
 
     fn file_for(&self, id: &str) -> PathBuf {
         // `%` never appears in a valid id, so it stands for the `/` unambiguously.
-        self.dir
-            .join(format!("{}.json", key(id).replace('/', "%")))
+        self.dir.join(format!("{}.json", key(id).replace('/', "%")))
     }
 
     fn persist(&self, b: &Bucket) -> io::Result<()> {
@@ -346,7 +348,7 @@ mod tests {
         .collect();
         assert_eq!(
             paths(&list(&files, "", false)),
-            ["a.txt", "logs.json", "logs/", "logs_backup/"]
+            ["a.txt", "logs/", "logs.json", "logs_backup/"]
         );
         assert_eq!(
             paths(&list(&files, "logs", false)),
