@@ -40,6 +40,9 @@ pub struct TreeEntry {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lfs: Option<LfsInfo>,
+    /// Xet file hash (64 hex, Xet's word-reordered form) of an LFS file stored in Xet.
+    #[serde(default, rename = "xetHash", skip_serializing_if = "Option::is_none")]
+    pub xet_hash: Option<String>,
     #[serde(
         default,
         rename = "lastCommit",

@@ -19,10 +19,12 @@ use super::read::{page_limit, with_link};
 use super::{expect_method, json_body, read_body, Reply};
 use crate::auth::{Caller, User};
 use crate::config::Role;
+use crate::server::cas_token::CasClaims;
 use crate::server::ctx::Ctx;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::App;
-use crate::store::buckets::{invalid_path, list, BucketFile, BucketMeta, Entry};
+use crate::store::buckets::{invalid_path, list, BucketFile, BucketMeta, Entry, XetFiles};
+use crate::store::xet::parse_hash;
 use crate::time::{iso_ms, now_ms};
 use hub_wire::repo::{validate_id_part, RepoType};
 
@@ -233,12 +235,22 @@ pub async fn bucket_route(app: &App, ctx: &Ctx, id: &str, op: BucketOp, body: Bo
         }
         BucketOp::XetToken { write } => {
             expect_method(ctx, &get)?;
-            if write {
-                writable(app, ctx, id)?;
+            let meta = if write {
+                writable(app, ctx, id)?
             } else {
-                readable(app, ctx, id)?;
+                readable(app, ctx, id)?
+            };
+            if app.xet.is_none() {
+                // A legacy (`--no-xet`) Hub has no CAS to hand out tokens for.
+                return Err(ApiError::not_found("Not Found"));
             }
-            Ok(super::account::xet_token_answer(ctx, true))
+            let claims = CasClaims {
+                write,
+                repo: format!("buckets/{}", meta.id),
+                rev: None,
+                exp: now_ms() / 1000 + app.cfg.xet_token_ttl,
+            };
+            Ok(super::account::xet_token_answer(app, ctx, &claims))
         }
         BucketOp::Resolve { path } => {
             expect_method(ctx, &get)?;
@@ -481,6 +493,16 @@ impl Op {
     }
 }
 
+/// The size of Xet file `hash` if the CAS holds it (or a test declared it).
+async fn xet_size(app: &App, hash: &str) -> Option<u64> {
+    if let Some(size) = app.xet_fixtures.file_size(hash) {
+        return Some(size);
+    }
+    let store = app.xet.as_ref()?;
+    let h = parse_hash(hash).ok()?;
+    store.file_size(&h).await.ok()
+}
+
 fn is_xet_hash(h: &str) -> bool {
     h.len() == 64
         && h.bytes()
@@ -565,9 +587,8 @@ async fn batch(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
                         "Invalid xetHash {xet_hash:?}: expected 64 lowercase hex digits"
                     ))
                 }
-                Op::AddFile { xet_hash, .. } => app
-                    .xet
-                    .file_size(xet_hash)
+                Op::AddFile { xet_hash, .. } => xet_size(app, xet_hash)
+                    .await
                     .map(Some)
                     .ok_or_else(|| format!("Xet file {xet_hash} was not uploaded")),
                 Op::CopyFile {
@@ -577,9 +598,8 @@ async fn batch(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
                     ..
                 } => match copy_refused(app, ctx, source_repo_type, source_repo_id, xet_hash) {
                     Some(why) => Err(why),
-                    None => app
-                        .xet
-                        .file_size(xet_hash)
+                    None => xet_size(app, xet_hash)
+                        .await
                         .map(Some)
                         .ok_or_else(|| format!("Xet file {xet_hash} was not uploaded")),
                 },
@@ -687,11 +707,20 @@ fn resolve(app: &App, ctx: &Ctx, id: &str, path: &str) -> Reply {
     }
     let auth = format!("{}/api/buckets/{}/xet-read-token", ctx.origin, meta.id);
     let mut link = format!("<{auth}>; rel=\"xet-auth\"");
-    if let Some(r) = app.xet.reconstruction_url(&cdn, &file.xet_hash) {
-        link.push_str(&format!(", <{r}>; rel=\"xet-reconstruction-info\""));
+    if app.xet.is_some() {
+        let cas = super::cas::cas_url(app, &ctx.hostname);
+        link.push_str(&format!(
+            ", <{cas}/v1/reconstructions/{}>; rel=\"xet-reconstruction-info\"",
+            file.xet_hash
+        ));
     }
     put(&mut h, "link", &link);
-    match app.xet.bridge_url(&cdn, &file.xet_hash, path) {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let bridge = app
+        .xet
+        .as_ref()
+        .map(|_| super::cas::bridge_url(app, &cdn, &file.xet_hash, name));
+    match bridge {
         Some(location) => {
             put(&mut h, "location", &location);
             let body = format!("Found. Redirecting to {location}");

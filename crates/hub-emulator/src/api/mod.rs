@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod buckets;
+pub mod cas;
 pub mod cdn;
 pub mod control;
 pub mod cursor;

@@ -2,6 +2,7 @@
 //! stand-in CDN), and the building blocks handlers share (errors, routing, signed URLs, file
 //! serving, request context).
 
+pub mod cas_token;
 pub mod conn;
 pub mod content;
 pub mod ctx;
@@ -21,7 +22,8 @@ use super::net::faults::Faults;
 use super::net::shaping::Shaping;
 use super::net::stats::Stats;
 use super::net::{Listener, NetState};
-use super::store::buckets::{KnownXetFiles, XetFiles};
+use super::store::buckets::KnownXetFiles;
+use super::store::xet::XetStore;
 use super::store::Store;
 use sign::Signer;
 
@@ -32,10 +34,12 @@ pub struct App {
     pub auth: Auth,
     pub net: Arc<NetState>,
     pub signer: Signer,
-    /// The Xet store as buckets see it (which files the CAS holds, where clients fetch them).
-    pub xet: Arc<dyn XetFiles>,
-    /// Xet files declared by tests through `/_emulator/xet-files`.
-    pub xet_fixtures: Arc<KnownXetFiles>,
+    /// Signs xorb fetch, grant and bridge URLs (lifetime `--xet-url-ttl`).
+    pub xet_signer: Signer,
+    /// The Xet CAS store; `None` on a `--no-xet` (legacy) Hub.
+    pub xet: Option<Arc<XetStore>>,
+    /// Xet files declared by tests through `/_emulator/xet-files` (bucket rules without a client).
+    pub xet_fixtures: KnownXetFiles,
     pub hub_addr: SocketAddr,
     pub cdn_addr: SocketAddr,
 }
@@ -68,20 +72,26 @@ pub async fn run(cfg: Config) -> io::Result<()> {
         .await
         .map_err(io::Error::other)??;
     let signer = Signer::new(store.secret()?, cfg.cdn_url_ttl);
+    let xet_signer = Signer::new(store.secret()?, cfg.xet_url_ttl);
+    let xet = if cfg.xet {
+        Some(XetStore::open(&cfg.data).await?)
+    } else {
+        None
+    };
     let net = Arc::new(NetState {
         stats: Arc::new(Stats::default()),
         shaping: Arc::new(Shaping::new(cfg.latency_ms, cfg.bandwidth)),
         faults: Faults::new(cfg.faults.clone(), cfg.fault_seed),
     });
-    let xet_fixtures = Arc::new(KnownXetFiles::default());
     let app = Arc::new(App {
         auth: Auth::new(&cfg.tokens, &cfg.orgs),
-        xet: xet_fixtures.clone(),
-        xet_fixtures,
+        xet_fixtures: KnownXetFiles::default(),
         cfg,
         store,
         net,
         signer,
+        xet_signer,
+        xet,
         hub_addr,
         cdn_addr,
     });

@@ -1,4 +1,4 @@
-//! Storage Buckets (hub-api.md §9, xet-plan §2.4): flat, mutable, unversioned file stores named
+//! Storage Buckets (hub-api.md §1, xet-plan §2.4): flat, mutable, unversioned file stores named
 //! `ns/name`. A bucket maps paths to Xet files (`xetHash` + size; the bytes live in the CAS) with
 //! the client's mtime and the server's upload time. There is no history: a batch changes the
 //! map in place. Each bucket is one JSON file under `<data>/buckets/`, rewritten atomically after
@@ -12,22 +12,11 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-/// What the bucket layer needs from the Xet store (the CAS): whether a Xet file was uploaded
-/// and its size, and where clients fetch it. Kept this small so buckets do not depend on how
-/// the CAS stores things.
+/// Which Xet files exist and their sizes, as far as the bucket layer asks (the CAS store
+/// answers for uploaded files; [`KnownXetFiles`] for test fixtures).
 pub trait XetFiles: Send + Sync {
-    /// The size of the Xet file `hash` (64 hex), if the CAS holds it.
+    /// The size of the Xet file `hash` (64 hex), if known.
     fn file_size(&self, hash: &str) -> Option<u64>;
-
-    /// `{cas}/v1/reconstructions/{hash}` on the CDN origin, if a CAS serves reconstructions.
-    fn reconstruction_url(&self, _cdn_origin: &str, _hash: &str) -> Option<String> {
-        None
-    }
-
-    /// A signed URL serving the file's bytes over plain HTTP (the bridge), if there is one.
-    fn bridge_url(&self, _cdn_origin: &str, _hash: &str, _filename: &str) -> Option<String> {
-        None
-    }
 }
 
 /// Xet files registered as fixtures (`POST /_emulator/xet-files`): tests of the bucket rules
