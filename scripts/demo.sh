@@ -3,6 +3,8 @@
 # dataset repo with the official huggingface_hub client, then mounts them with hubfs and uses
 # them as local directories (ls, cp, find, a safetensors mmap load). Everything is removed at
 # exit. Extra arguments go to the emulator, e.g. `scripts/demo.sh --latency-ms 20 --bandwidth 50M`.
+# The sample repos are uploaded with the client as installed (hf_xet: Xet storage, like on
+# huggingface.co today); `scripts/demo.sh --no-xet` shows a legacy, LFS-only Hub instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
@@ -68,4 +70,4 @@ CSV=$(find "$MNT/hub/datasets/$U/tiny-dataset" -name '*.csv' | sort | head -1)
 echo "\$ head -3 $CSV"; head -3 "$CSV"
 echo "\$ ls $MNT/hub/$U/tiny-model@main"; ls "$MNT/hub/$U/tiny-model@main"
 
-step "emulator traffic: $(curl -s "$EMULATOR_URL/_emulator/stats" | "$VENV/bin/python" -c 'import json,sys; s=json.load(sys.stdin); print(s["requests"], "requests,", s["bytes_served"], "file bytes served")')"
+step "emulator traffic: $(curl -s "$EMULATOR_URL/_emulator/stats" | "$VENV/bin/python" -c 'import json,sys; s=json.load(sys.stdin); print(s["requests"], "requests,", s["bytes_served"], "file bytes served,", s.get("cas_bytes_received", 0), "bytes into the Xet CAS")')"

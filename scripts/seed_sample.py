@@ -5,7 +5,8 @@
   tokenizer.json, tokenizer_config.json and a README.md model card;
 - `{ns}/tiny-dataset` (dataset): CSV and JSONL splits in folders plus a binary .npy array.
 
-Idempotent: existing repos are reused and unchanged files are not re-committed.
+Idempotent: existing repos are reused and unchanged files are not re-committed. Uploads go the
+way the client as installed sends them: through Xet (hf_xet), unless HF_HUB_DISABLE_XET=1.
 
     HF_ENDPOINT=http://127.0.0.1:PORT HF_TOKEN=hf_... python scripts/seed_sample.py
 """
@@ -17,8 +18,6 @@ import json
 import os
 import sys
 import tempfile
-
-os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
 import numpy as np  # noqa: E402
 from huggingface_hub import HfApi  # noqa: E402

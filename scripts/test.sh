@@ -15,8 +15,13 @@ cargo clippy --release --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --release
 
-echo "== fidelity suite (official huggingface_hub client against the emulator)"
-"$VENV/bin/python" -m pytest -q --timeout 300 scripts/fidelity
+# The official huggingface_hub client against the emulator, in the three worlds (see the
+# docstring of scripts/fidelity/conftest.py): the client as installed (hf_xet) on today's Hub,
+# a HF_HUB_DISABLE_XET=1 client on today's Hub, and that legacy client on a pre-Xet Hub (--no-xet).
+for mode in xet noxet legacy; do
+  echo "== fidelity suite, --hub-mode $mode (official huggingface_hub client against the emulator)"
+  "$VENV/bin/python" -m pytest -q --timeout 600 scripts/fidelity --hub-mode "$mode"
+done
 
 echo "== benchmark harness (verdicts and report; scripts/bench.sh runs the benchmark itself)"
 "$VENV/bin/python" -m pytest -q scripts/bench/tests

@@ -5,8 +5,9 @@
 #   ... use $HF_ENDPOINT / $HF_TOKEN with any Hub client ...
 #   stop_emulator                            # also run automatically on exit
 #
-# Exports EMULATOR_URL, EMULATOR_CDN_URL, EMULATOR_PID, EMULATOR_DATA, HF_ENDPOINT, HF_TOKEN
-# and HF_HUB_DISABLE_XET=1. Without --token flags it creates user $EMULATOR_USER (default
+# Exports EMULATOR_URL, EMULATOR_CDN_URL, EMULATOR_PID, EMULATOR_DATA, HF_ENDPOINT and HF_TOKEN.
+# The client keeps Xet on (hf_xet as installed), unless the flags include --no-xet (a legacy,
+# pre-Xet Hub), where HF_HUB_DISABLE_XET=1 is exported: hf_xet cannot upload to such a Hub. Without --token flags it creates user $EMULATOR_USER (default
 # "demo") with the write token $EMULATOR_TOKEN (default hf_demo_write_token). State lives in
 # $EMULATOR_DATA (default: a fresh temp dir, removed by stop_emulator unless it was given).
 
@@ -54,7 +55,12 @@ start_emulator() {
     return 1
   fi
   export EMULATOR_URL=${BASH_REMATCH[1]} EMULATOR_CDN_URL=${BASH_REMATCH[2]}
-  export HF_ENDPOINT=$EMULATOR_URL HF_TOKEN=$EMULATOR_TOKEN HF_HUB_DISABLE_XET=1
+  export HF_ENDPOINT=$EMULATOR_URL HF_TOKEN=$EMULATOR_TOKEN
+  if printf '%s\n' "${args[@]}" | grep -qx -- '--no-xet'; then
+    export HF_HUB_DISABLE_XET=1
+  else
+    unset HF_HUB_DISABLE_XET
+  fi
   echo "hub-emulator at $EMULATOR_URL (cdn $EMULATOR_CDN_URL), data in $EMULATOR_DATA"
 }
 

@@ -3,7 +3,6 @@
 
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 VENV=${VENV:-$ROOT/.venv}
-export HF_HUB_DISABLE_XET=1
 export HF_HUB_DISABLE_TELEMETRY=1
 
 # libfuse2: fusepy (HfFileSystem over fsspec.fuse, a benchmark contender) loads libfuse.so.2.

@@ -1,5 +1,9 @@
 """Fixtures for real-mount tests: a Hub emulator, repos seeded with the official client, and
-`hubfs mount` / unmount around each test. Everything runs against 127.0.0.1 only."""
+`hubfs mount` / unmount around each test. Everything runs against 127.0.0.1 only.
+
+The official client is used as installed: it uploads through Xet (hf_xet), so the mounts read
+Xet-backed files, as on huggingface.co today. `HUBFS_TEST_LEGACY_HUB=1` runs the suite against a
+pre-Xet Hub instead (every emulator gets `--no-xet`, the client HF_HUB_DISABLE_XET=1)."""
 
 import contextlib
 import hashlib
@@ -25,6 +29,7 @@ READ_TOKEN = "hf_bob_read_0123456789"
 OTHER_TOKEN = "hf_carol_write_0123456789"
 # Small tree pages so listings of test repos cross page boundaries.
 PAGE_SIZE = 50
+LEGACY_HUB = os.environ.get("HUBFS_TEST_LEGACY_HUB") == "1"
 
 
 class Emulator:
@@ -43,6 +48,7 @@ class Emulator:
             "--token-file", str(tokens),
             "--org", "acme:alice",
             "--page-size", str(PAGE_SIZE),
+            *(["--no-xet"] if LEGACY_HUB else []),
             *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(self.data_dir / "emulator.log", "ab"), text=True)
@@ -101,10 +107,24 @@ def emulator(workdir):
 
 
 @pytest.fixture(scope="session")
-def api(emulator):
-    os.environ["HF_HUB_DISABLE_XET"] = "1"
+def api(emulator, workdir):
+    client_env(workdir)
     from huggingface_hub import HfApi
     return HfApi(endpoint=emulator.url, token=WRITE_TOKEN)
+
+
+def client_env(workdir):
+    """The official client's environment in this process: Xet as installed (or off on a legacy
+    Hub), and an HF_HOME of the session's own, so hf_xet's shard cache never remembers chunks
+    from another run's emulator (it would skip uploading them)."""
+    if LEGACY_HUB:
+        os.environ["HF_HUB_DISABLE_XET"] = "1"
+    else:
+        os.environ.pop("HF_HUB_DISABLE_XET", None)
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    os.environ["HF_HOME"] = str(workdir / "hf-home")
+    os.environ["HF_XET_CACHE"] = str(workdir / "hf-home" / "xet")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 
 def hubfs_env(token=None, **extra):

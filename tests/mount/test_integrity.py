@@ -2,6 +2,7 @@
 
 import errno
 import hashlib
+import io
 import subprocess
 
 import pytest
@@ -22,7 +23,9 @@ def verify_repo(api):
     lfs = det_bytes(3 << 20, 99)
     plain = b"plain text file\n" * 1000
     api.create_repo("alice/verify")
-    api.upload_file(repo_id="alice/verify", path_or_fileobj=lfs, path_in_repo="w.bin")
+    # A binary buffer takes the LFS path even with hf_xet on, so the Hub keeps an LFS object
+    # (and serves the bridge from it) for the test to corrupt.
+    api.upload_file(repo_id="alice/verify", path_or_fileobj=io.BytesIO(lfs), path_in_repo="w.bin")
     api.upload_file(repo_id="alice/verify", path_or_fileobj=plain, path_in_repo="plain.txt")
     return lfs, plain
 

@@ -138,10 +138,10 @@ def multipart_emulator(tmp_path):
     emu.stop()
 
 
-def test_multipart_upload_of_a_large_file(multipart_emulator, tmp_path):
-    os.environ["HF_HUB_DISABLE_XET"] = "1"
+def test_multipart_upload_of_a_large_file(multipart_emulator, tmp_path, workdir):
+    from conftest import WRITE_TOKEN, client_env
+    client_env(workdir)
     from huggingface_hub import HfApi
-    from conftest import WRITE_TOKEN
     api = HfApi(endpoint=multipart_emulator.url, token=WRITE_TOKEN)
     repo = fresh_repo(api)
     mp = tmp_path / "mp"
