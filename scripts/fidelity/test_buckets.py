@@ -170,6 +170,8 @@ def test_private_bucket_invisible_to_others(api, api_bob, api_anon, tmp_path):
 def hf(emulator, tmp_path, *args, token=WRITE, ok=True):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
     env.update(client_env("xet"))
+    # The CLI authenticates with HF_TOKEN, which counts as an implicit token.
+    env.pop("HF_HUB_DISABLE_IMPLICIT_TOKEN", None)
     env.update(
         {
             "HF_ENDPOINT": emulator.url,
