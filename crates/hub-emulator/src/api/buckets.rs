@@ -458,10 +458,10 @@ async fn paths_info(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type")]
 enum Op {
-    #[serde(rename_all = "camelCase")]
-    AddFile {
+    #[serde(rename = "addFile", rename_all = "camelCase")]
+    Add {
         path: String,
         xet_hash: String,
         #[serde(default)]
@@ -469,8 +469,8 @@ enum Op {
         #[serde(default)]
         content_type: Option<String>,
     },
-    #[serde(rename_all = "camelCase")]
-    CopyFile {
+    #[serde(rename = "copyFile", rename_all = "camelCase")]
+    Copy {
         path: String,
         xet_hash: String,
         #[serde(default)]
@@ -480,15 +480,14 @@ enum Op {
         #[serde(default)]
         content_type: Option<String>,
     },
-    DeleteFile {
-        path: String,
-    },
+    #[serde(rename = "deleteFile")]
+    Delete { path: String },
 }
 
 impl Op {
     fn path(&self) -> &str {
         match self {
-            Op::AddFile { path, .. } | Op::CopyFile { path, .. } | Op::DeleteFile { path } => path,
+            Op::Add { path, .. } | Op::Copy { path, .. } | Op::Delete { path } => path,
         }
     }
 }
@@ -579,19 +578,17 @@ async fn batch(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
             Err(why.to_string())
         } else {
             match &op {
-                Op::DeleteFile { .. } => Ok(None),
-                Op::AddFile { xet_hash, .. } | Op::CopyFile { xet_hash, .. }
-                    if !is_xet_hash(xet_hash) =>
-                {
+                Op::Delete { .. } => Ok(None),
+                Op::Add { xet_hash, .. } | Op::Copy { xet_hash, .. } if !is_xet_hash(xet_hash) => {
                     Err(format!(
                         "Invalid xetHash {xet_hash:?}: expected 64 lowercase hex digits"
                     ))
                 }
-                Op::AddFile { xet_hash, .. } => xet_size(app, xet_hash)
+                Op::Add { xet_hash, .. } => xet_size(app, xet_hash)
                     .await
                     .map(Some)
                     .ok_or_else(|| format!("Xet file {xet_hash} was not uploaded")),
-                Op::CopyFile {
+                Op::Copy {
                     xet_hash,
                     source_repo_type,
                     source_repo_id,
@@ -620,13 +617,13 @@ async fn batch(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
             let mut changed = false;
             for (op, size) in checked {
                 match op {
-                    Op::AddFile {
+                    Op::Add {
                         path,
                         xet_hash,
                         mtime,
                         content_type,
                     }
-                    | Op::CopyFile {
+                    | Op::Copy {
                         path,
                         xet_hash,
                         mtime,
@@ -645,7 +642,7 @@ async fn batch(app: &App, ctx: &Ctx, id: &str, body: Body) -> Reply {
                         );
                         changed = true;
                     }
-                    Op::DeleteFile { path } => {
+                    Op::Delete { path } => {
                         if b.files.remove(&path).is_some() {
                             changed = true;
                         } else {
