@@ -95,14 +95,20 @@ pub fn xet_token(app: &App, ctx: &Ctx, repo: &Repo, write: bool, rev: &str) -> R
         }
         st.meta.id.clone()
     };
-    let exp = now_ms() / 1000 + app.cfg.xet_token_ttl;
     let claims = CasClaims {
         write,
         repo: format!("{}/{id}", repo.repo_type.plural()),
         rev: (rev != "None").then(|| rev.to_string()),
-        exp,
+        exp: now_ms() / 1000 + app.cfg.xet_token_ttl,
     };
-    let token = cas_token::issue(&app.signer, &claims);
+    Ok(xet_token_answer(app, ctx, &claims))
+}
+
+/// A CAS token for `claims`, answered in both forms clients read: the `X-Xet-*` headers
+/// (huggingface_hub's download path) and the JSON body (hf_xet's refresher and uploads).
+pub fn xet_token_answer(app: &App, ctx: &Ctx, claims: &CasClaims) -> axum::response::Response {
+    let exp = claims.exp;
+    let token = cas_token::issue(&app.signer, claims);
     let cas_url = super::cas::cas_url(app, &ctx.hostname);
     let mut resp = axum::Json(json!({
         "casUrl": cas_url,
@@ -120,5 +126,5 @@ pub fn xet_token(app: &App, ctx: &Ctx, repo: &Repo, write: bool, rev: &str) -> R
             h.insert(k, v);
         }
     }
-    Ok(resp)
+    resp
 }

@@ -1,5 +1,6 @@
 //! Control routes under `/_emulator/` for tests and benchmarks: counters, run-time faults and
-//! shaping, and fixtures the public API cannot create (convert refs, legacy one-part repo ids).
+//! shaping, and fixtures the public API cannot create (convert refs, legacy one-part repo ids, Xet files
+//! for bucket tests).
 //! They are never shaped, faulted or counted.
 
 use std::sync::Arc;
@@ -30,6 +31,25 @@ pub fn router() -> Router<Arc<App>> {
         .route("/_emulator/shaping", get(shaping).post(set_shaping))
         .route("/_emulator/refs", post(convert_ref))
         .route("/_emulator/repos", post(create_repo))
+        .route("/_emulator/xet-files", post(xet_file))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct XetFileBody {
+    xet_hash: String,
+    size: u64,
+}
+
+/// Declares a Xet file as present in the CAS (`{"xetHash", "size"}`), for tests of bucket rules
+/// that run no Xet client. Nothing is stored but the hash and size: its content cannot be read.
+async fn xet_file(State(app): State<Arc<App>>, Json(b): Json<XetFileBody>) -> Response {
+    let h = &b.xet_hash;
+    if h.len() != 64 || !h.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return ApiError::bad_request("xetHash must be 64 hex digits").into_response();
+    }
+    app.xet_fixtures.register(h, b.size);
+    Json(json!({ "xetHash": h.to_ascii_lowercase(), "size": b.size })).into_response()
 }
 
 async fn stats(State(app): State<Arc<App>>) -> Json<Value> {

@@ -3,6 +3,7 @@
 //! LFS transfers, repo/ref management, account endpoints, the CDN and control routes.
 
 pub mod account;
+pub mod buckets;
 pub mod cas;
 pub mod cdn;
 pub mod control;
@@ -134,6 +135,12 @@ async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
             list::list_repos(&app, &ctx, t)
         }
         Route::Repo(target, op) => repo_route(&app, &ctx, target, op, body).await,
+        Route::MoveRepo => buckets::move_repo(&app, &ctx, body).await,
+        Route::ListBuckets(ns) => {
+            stats.route("list-buckets");
+            buckets::list_buckets(&app, &ctx, &ns)
+        }
+        Route::Bucket(id, op) => buckets::bucket_route(&app, &ctx, &id, op, body).await,
         Route::NotFound => Err(ApiError::not_found("Not Found")),
     };
     let resp = result.unwrap_or_else(IntoResponse::into_response);

@@ -22,6 +22,7 @@ use super::net::faults::Faults;
 use super::net::shaping::Shaping;
 use super::net::stats::Stats;
 use super::net::{Listener, NetState};
+use super::store::buckets::KnownXetFiles;
 use super::store::xet::XetStore;
 use super::store::Store;
 use sign::Signer;
@@ -37,6 +38,8 @@ pub struct App {
     pub xet_signer: Signer,
     /// The Xet CAS store; `None` on a `--no-xet` (legacy) Hub.
     pub xet: Option<Arc<XetStore>>,
+    /// Xet files declared by tests through `/_emulator/xet-files` (bucket rules without a client).
+    pub xet_fixtures: KnownXetFiles,
     pub hub_addr: SocketAddr,
     pub cdn_addr: SocketAddr,
 }
@@ -82,6 +85,7 @@ pub async fn run(cfg: Config) -> io::Result<()> {
     });
     let app = Arc::new(App {
         auth: Auth::new(&cfg.tokens, &cfg.orgs),
+        xet_fixtures: KnownXetFiles::default(),
         cfg,
         store,
         net,

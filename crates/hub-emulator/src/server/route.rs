@@ -6,6 +6,7 @@
 
 use std::ops::Range;
 
+use crate::api::buckets::BucketOp;
 use hub_wire::repo::{decode_component, RepoType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,12 @@ pub enum Route {
     DeleteRepo,
     ListRepos(RepoType),
     Repo(RepoTarget, RepoOp),
+    /// `POST /api/repos/move`.
+    MoveRepo,
+    /// `GET /api/buckets/{ns}`.
+    ListBuckets(String),
+    /// A bucket (`ns/name`, decoded) and what to do with it.
+    Bucket(String, BucketOp),
     NotFound,
 }
 
@@ -186,11 +193,62 @@ fn two(segs: &[Seg]) -> String {
     format!("{}/{}", segs[0].s, segs[1].s)
 }
 
+/// `/api/buckets/…` (after `api`) and `/buckets/{ns}/{name}/resolve/{path}`.
+fn bucket_route(segs: &[Seg], api: bool) -> Option<Route> {
+    let id = |s: &[Seg]| Some(format!("{}/{}", decode(s[0].s)?, decode(s[1].s)?));
+    if api {
+        return Some(match segs {
+            [_, ns] => Route::ListBuckets(decode(ns.s)?),
+            [_, a, b, rest @ ..] => {
+                let id = id(&[*a, *b])?;
+                let op = match rest.first().map(|s| s.s) {
+                    None => BucketOp::Root,
+                    Some("tree") => BucketOp::Tree {
+                        // Either one encoded segment (huggingface_hub) or raw slashes (hf-mount).
+                        prefix: rest[1..]
+                            .iter()
+                            .map(|s| decode(s.s))
+                            .collect::<Option<Vec<_>>>()?
+                            .join("/"),
+                    },
+                    Some("paths-info") if rest.len() == 1 => BucketOp::PathsInfo,
+                    Some("batch") if rest.len() == 1 => BucketOp::Batch,
+                    Some("settings") if rest.len() == 1 => BucketOp::Settings,
+                    Some("xet-read-token") if rest.len() == 1 => {
+                        BucketOp::XetToken { write: false }
+                    }
+                    Some("xet-write-token") if rest.len() == 1 => {
+                        BucketOp::XetToken { write: true }
+                    }
+                    _ => return None,
+                };
+                Route::Bucket(id, op)
+            }
+            _ => return None,
+        });
+    }
+    match segs {
+        [_, a, b, kw, path @ ..] if kw.s == "resolve" && !path.is_empty() => {
+            let path = file_path(path)?;
+            (!path.is_empty()).then_some(())?;
+            Some(Route::Bucket(id(&[*a, *b])?, BucketOp::Resolve { path }))
+        }
+        _ => None,
+    }
+}
+
 fn parse_inner(path: &str, exists: &dyn Fn(RepoType, &str) -> bool) -> Option<Route> {
     let segs = segments(path);
+    if segs.first()?.s == "buckets" && segs.get(3).is_some_and(|s| s.s == "resolve") {
+        return bucket_route(&segs, false);
+    }
     if segs.first()?.s == "api" {
         let rest = &segs[1..];
+        if rest.first()?.s == "buckets" {
+            return bucket_route(rest, true);
+        }
         return Some(match rest.first()?.s {
+            "repos" if rest.len() == 2 && rest[1].s == "move" => Route::MoveRepo,
             "whoami-v2" if rest.len() == 1 => Route::Whoami,
             "validate-yaml" if rest.len() == 1 => Route::ValidateYaml,
             "repos" if rest.len() == 2 && rest[1].s == "create" => Route::CreateRepo,
@@ -356,6 +414,52 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn parses_bucket_routes() {
+        assert_eq!(
+            parse("/api/buckets/me", none),
+            Route::ListBuckets("me".into())
+        );
+        assert_eq!(
+            parse("/api/buckets/a/b", none),
+            Route::Bucket("a/b".into(), BucketOp::Root)
+        );
+        assert_eq!(
+            parse("/api/buckets/a/b/tree/logs%2Fx", none),
+            Route::Bucket(
+                "a/b".into(),
+                BucketOp::Tree {
+                    prefix: "logs/x".into()
+                }
+            )
+        );
+        assert_eq!(
+            parse("/api/buckets/a/b/tree/logs/x", none),
+            Route::Bucket(
+                "a/b".into(),
+                BucketOp::Tree {
+                    prefix: "logs/x".into()
+                }
+            )
+        );
+        assert_eq!(
+            parse("/api/buckets/a/b/xet-write-token", none),
+            Route::Bucket("a/b".into(), BucketOp::XetToken { write: true })
+        );
+        assert_eq!(
+            parse("/buckets/a/b/resolve/d%2Fe%20f.txt", none),
+            Route::Bucket(
+                "a/b".into(),
+                BucketOp::Resolve {
+                    path: "d/e f.txt".into()
+                }
+            )
+        );
+        assert_eq!(parse("/api/repos/move", none), Route::MoveRepo);
+        assert_eq!(parse("/api/buckets/a/b/nope", none), Route::NotFound);
+        assert_eq!(parse("/buckets/a/b/resolve", none), Route::NotFound);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The emulator's persistent state under `--data DIR`: a git-faithful object store (blobs by
 //! git id, LFS objects by sha256, trees by git tree id) shared by all repos, and per-repo refs
-//! and commit logs. A restarted emulator reloads everything from here.
+//! and commit logs, plus Storage Buckets (path → Xet file maps). A restarted emulator reloads everything from here.
 
+pub mod buckets;
 pub mod commits;
 pub mod listing;
 pub mod lru;
@@ -18,6 +19,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use buckets::Buckets;
 use listing::Listings;
 use objects::Objects;
 use registry::Registry;
@@ -27,6 +29,7 @@ pub struct Store {
     pub objects: Objects,
     pub repos: Registry,
     pub listings: Listings,
+    pub buckets: Buckets,
 }
 
 impl Store {
@@ -37,6 +40,7 @@ impl Store {
             objects: Objects::open(root)?,
             repos: Registry::open(root)?,
             listings: Listings::default(),
+            buckets: Buckets::open(root)?,
         })
     }
 
