@@ -582,6 +582,7 @@ impl HubFs {
             key,
             size: info.size,
             sha256: info.lfs_sha256.clone(),
+            xet_hash: info.xet_hash.clone(),
         });
         let backing = match backing {
             Backing::IfComplete if self.passthrough.available() && !tainted => {
@@ -683,6 +684,7 @@ impl HubFs {
             "inodes": self.inodes.len(),
             "open_files": self.files.lock().len(),
             "read": &self.svc.reader.stats,
+            "xet": self.svc.reader.xet_stats(),
             "inflight_blocks": self.svc.reader.inflight_blocks(),
             "cache": cache,
             "passthrough": self.passthrough.status(),

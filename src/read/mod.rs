@@ -14,6 +14,7 @@ mod inflight;
 pub mod readahead;
 mod stall;
 mod verify;
+pub mod xet;
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -88,6 +89,8 @@ pub struct Blob {
     pub size: u64,
     /// Expected sha256 of the whole content (LFS files).
     pub sha256: Option<String>,
+    /// Xet file hash: the content can be reconstructed from the CAS (see `xet`).
+    pub xet_hash: Option<String>,
 }
 
 /// Per-open-file read state.
@@ -138,6 +141,8 @@ pub struct ReadPath {
     hf_cache: Option<hf_cache::HfCache>,
     /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
     stalls: stall::Stalls,
+    /// The CAS reader for Xet files (None: offline, or `--no-xet`): bridge reads only.
+    xet: Option<Arc<xet::XetReader>>,
     pub stats: ReadStats,
 }
 
@@ -170,6 +175,7 @@ impl ReadPath {
             abort: Arc::default(),
             hf_cache: None,
             stalls: stall::Stalls::default(),
+            xet: None,
             stats: ReadStats::default(),
         }
     }
@@ -178,6 +184,17 @@ impl ReadPath {
     pub fn with_hf_cache(mut self, dir: Option<std::path::PathBuf>) -> ReadPath {
         self.hf_cache = dir.map(hf_cache::HfCache::new);
         self
+    }
+
+    /// Reads files that have a `xetHash` through the CAS first (see `xet`).
+    pub fn with_xet(mut self, xet: Option<Arc<xet::XetReader>>) -> ReadPath {
+        self.xet = xet;
+        self
+    }
+
+    /// The CAS reader's counters, if Xet reads are on.
+    pub fn xet_stats(&self) -> Option<&xet::XetStats> {
+        self.xet.as_deref().map(|x| &x.stats)
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {

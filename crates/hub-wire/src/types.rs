@@ -40,6 +40,10 @@ pub struct TreeEntry {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lfs: Option<LfsInfo>,
+    /// Xet file hash (64 hex, `MerkleHash::hex()` form) when the file is stored in Xet: the key
+    /// of its reconstruction in the CAS.
+    #[serde(default, rename = "xetHash", skip_serializing_if = "Option::is_none")]
+    pub xet_hash: Option<String>,
     #[serde(
         default,
         rename = "lastCommit",

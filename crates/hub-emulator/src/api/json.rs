@@ -40,6 +40,7 @@ pub fn tree_entry(e: &Entry, last: Option<&CommitRec>) -> TreeEntry {
         size,
         path: e.path.clone(),
         lfs,
+        xet_hash: None,
         last_commit: last.map(|c| LastCommit {
             id: c.id.hex(),
             title: c.title.clone(),
