@@ -127,7 +127,7 @@ def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
     repo, local, _ = xet_repo
     m = mount(repo)
     os.listdir(m.path)
-    with faults(emulator, {"kind": "corrupt_xorb"}):
+    with faults(emulator, "route=xorb,corrupt=1"):
         assert sha(m / "big.bin") == sha(local["big.bin"])
     st = m.status()["xet"]
     assert st["verify_failures"] > 0

@@ -14,9 +14,11 @@ SIZES AND RATES
 
 FAULT SPECS (--fault, repeatable; also POST /_emulator/faults, one spec per line)
   Comma-separated key=value pairs:
-    route=R          content | resolve | cdn | api | commit | upload | any (default any)
-                     content = resolve HEAD/GET + CDN GET; api = /api/* incl. commits and
-                     LFS batch/verify; upload = LFS PUT, multipart parts and completion
+    route=R          content | resolve | cdn | api | commit | upload | cas | xorb | any
+                     (default any). content = resolve HEAD/GET + CDN GET (LFS and the Xet
+                     bridge); api = /api/* incl. commits and LFS batch/verify; upload = LFS
+                     PUT, multipart parts and completion; cas = Xet CAS API routes and grant
+                     uploads (/cas/...); xorb = signed xorb fetches (/cas/xorb/...)
     path=SUBSTR      only requests whose path contains SUBSTR
     method=M         only this HTTP method
     every=N          inject on the Nth, 2Nth, ... matching request
@@ -28,6 +30,7 @@ FAULT SPECS (--fault, repeatable; also POST /_emulator/faults, one spec per line
     retry-after=S    with status: add Retry-After: S (and a RateLimit header for 429)
     cut-after=BYTES  send the headers and BYTES body bytes, then drop the connection
     stall=SECS       wait SECS (fractional allowed) before answering normally
+    corrupt=1        invert the byte in the middle of the body (e.g. route=xorb: a bad chunk)
   Examples:
     --fault route=content,every=5,status=503
     --fault route=content,every=4,status=429,retry-after=1
@@ -91,6 +94,21 @@ pub struct Args {
     /// Lifetime of signed CDN URLs, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub cdn_url_ttl: u64,
+    /// A legacy (pre-Xet) Hub: no CAS, no xet-*-token routes, no xetHash, no X-Xet-* headers.
+    #[arg(long)]
+    pub no_xet: bool,
+    /// Lifetime of Xet CAS access tokens, in seconds (clients refresh 30-60 s before expiry).
+    #[arg(long, default_value_t = 3600)]
+    pub xet_token_ttl: u64,
+    /// Lifetime of signed xorb fetch, upload-grant and Xet bridge URLs, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub xet_url_ttl: u64,
+    /// CAS v2 routes (reconstructions, shards) answer 404, to test the clients' v1 fallback.
+    #[arg(long)]
+    pub no_xet_v2: bool,
+    /// No xorb upload grants (404), to test the direct xorb upload path.
+    #[arg(long)]
+    pub no_xet_grants: bool,
 }
 
 impl Args {
@@ -133,6 +151,11 @@ impl Args {
             faults: self.faults,
             fault_seed: self.fault_seed,
             cdn_url_ttl: self.cdn_url_ttl,
+            xet: !self.no_xet,
+            xet_token_ttl: self.xet_token_ttl,
+            xet_url_ttl: self.xet_url_ttl,
+            xet_v2: !self.no_xet_v2,
+            xet_grants: !self.no_xet_grants,
         })
     }
 }

@@ -98,6 +98,17 @@ pub struct Config {
     pub fault_seed: u64,
     /// Lifetime of signed CDN URLs, seconds.
     pub cdn_url_ttl: u64,
+    /// Xet-era Hub (default): Xet CAS, token routes, `xetHash`, bridge redirects. `false` =
+    /// `--no-xet`, a legacy LFS-only Hub.
+    pub xet: bool,
+    /// Lifetime of CAS access tokens, seconds.
+    pub xet_token_ttl: u64,
+    /// Lifetime of signed xorb fetch, grant and bridge URLs, seconds.
+    pub xet_url_ttl: u64,
+    /// Serve the v2 CAS routes (reconstructions, shards); `false` answers 404 there.
+    pub xet_v2: bool,
+    /// Offer xorb upload grants; `false` answers 404 (clients then POST xorbs directly).
+    pub xet_grants: bool,
 }
 
 impl Config {
@@ -118,6 +129,11 @@ impl Config {
             faults: Vec::new(),
             fault_seed: 0,
             cdn_url_ttl: 3600,
+            xet: true,
+            xet_token_ttl: 3600,
+            xet_url_ttl: 3600,
+            xet_v2: true,
+            xet_grants: true,
         }
     }
 }

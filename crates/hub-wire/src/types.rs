@@ -40,8 +40,7 @@ pub struct TreeEntry {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lfs: Option<LfsInfo>,
-    /// Xet file hash (64 hex, `MerkleHash::hex()` form) when the file is stored in Xet: the key
-    /// of its reconstruction in the CAS.
+    /// Xet file hash (64 hex, Xet's word-reordered form) of an LFS file stored in Xet.
     #[serde(default, rename = "xetHash", skip_serializing_if = "Option::is_none")]
     pub xet_hash: Option<String>,
     #[serde(

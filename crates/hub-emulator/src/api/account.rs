@@ -1,18 +1,20 @@
 //! Account-level endpoints: `whoami-v2` (hub-api.md §2.4), `validate-yaml` (§4.7) and the Xet
-//! token routes (§8), answered like the Hub although the emulator stores no Xet files.
+//! token routes (§8) that hand out CAS tokens for the emulator's CAS (`api::cas`).
 
 use axum::body::Body;
+use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{read_body, resolve_rev, Reply};
 use crate::auth::Caller;
+use crate::server::cas_token::{self, CasClaims};
 use crate::server::ctx::Ctx;
 use crate::server::error::ApiError;
 use crate::server::App;
 use crate::store::repo::Repo;
-use crate::time::{iso_ms, now_ms};
+use crate::time::now_ms;
 
 /// A stable 24-hex id derived from a name (the Hub's ids are Mongo ObjectIds).
 pub fn object_id(kind: &str, name: &str) -> String {
@@ -68,9 +70,15 @@ pub async fn validate_yaml(ctx: &Ctx, body: Body) -> Reply {
     Ok(axum::Json(json!({})).into_response())
 }
 
-/// A token in the Hub's shape; no Xet headers, so Xet-aware clients fall back to plain HTTP.
+/// `GET /api/{type}s/{repo}/xet-read-token/{rev}` and `…/xet-write-token/{rev}[?create_pr=1]`:
+/// a CAS token scoped to the repo, revision and access, answered twice over as the Hub does:
+/// `X-Xet-*` headers (what huggingface_hub reads on downloads) and a JSON body (what hf_xet's
+/// refresher and the upload path parse). 404 on a `--no-xet` Hub.
 pub fn xet_token(app: &App, ctx: &Ctx, repo: &Repo, write: bool, rev: &str) -> Reply {
-    {
+    if app.xet.is_none() {
+        return Err(ApiError::not_found("Not Found"));
+    }
+    let id = {
         let st = repo.read();
         if write {
             if ctx.flag("create_pr") {
@@ -85,15 +93,32 @@ pub fn xet_token(app: &App, ctx: &Ctx, repo: &Repo, write: bool, rev: &str) -> R
         if rev != "None" {
             resolve_rev(&st, rev)?;
         }
-    }
-    let mut rng = fastrand::Rng::new();
-    let token: String = (0..32).map(|_| format!("{:02x}", rng.u8(..))).collect();
-    let exp = now_ms() / 1000 + 3600;
-    Ok(axum::Json(json!({
-        "casUrl": format!("{}/_xet", ctx.origin),
+        st.meta.id.clone()
+    };
+    let exp = now_ms() / 1000 + app.cfg.xet_token_ttl;
+    let claims = CasClaims {
+        write,
+        repo: format!("{}/{id}", repo.repo_type.plural()),
+        rev: (rev != "None").then(|| rev.to_string()),
+        exp,
+    };
+    let token = cas_token::issue(&app.signer, &claims);
+    let cas_url = super::cas::cas_url(app, &ctx.hostname);
+    let mut resp = axum::Json(json!({
+        "casUrl": cas_url,
         "accessToken": token,
         "exp": exp,
-        "expiresAt": iso_ms(exp * 1000),
     }))
-    .into_response())
+    .into_response();
+    let h = resp.headers_mut();
+    for (k, v) in [
+        ("x-xet-cas-url", cas_url.as_str()),
+        ("x-xet-access-token", token.as_str()),
+        ("x-xet-token-expiration", &exp.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+    Ok(resp)
 }

@@ -54,6 +54,16 @@ async fn handle(
 ) -> ApiResult<Response> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let stats = &app.net.stats;
+    if let ["cas", rest @ ..] = segs.as_slice() {
+        let req = super::cas::CasRequest {
+            method,
+            segs: rest,
+            path,
+            query,
+            headers,
+        };
+        return super::cas::handle(app, req, body).await;
+    }
     match (method, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, ["lfs", oid]) => {
             stats.route("cdn-get");

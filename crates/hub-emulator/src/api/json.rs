@@ -7,6 +7,7 @@ use crate::store::commits::CommitRec;
 use crate::store::listing::Entry;
 use crate::store::repo::RepoMeta;
 use crate::store::tree::ItemKind;
+use crate::store::xet::XetStore;
 use crate::time::iso_ms;
 use hub_wire::repo::RepoType;
 use hub_wire::types::{
@@ -21,7 +22,15 @@ pub fn avatar(user: &str) -> String {
     format!("https://cdn-avatars.huggingface.co/v1/production/uploads/{user}.png")
 }
 
-pub fn tree_entry(e: &Entry, last: Option<&CommitRec>) -> TreeEntry {
+/// A tree/paths-info entry; `xet` (the Xet store, `None` on a legacy Hub) adds `xetHash` to LFS
+/// files whose content is stored in Xet.
+pub fn tree_entry(e: &Entry, last: Option<&CommitRec>, xet: Option<&XetStore>) -> TreeEntry {
+    let xet_hash = match (e.kind, xet) {
+        (ItemKind::File(m), Some(x)) => {
+            m.lfs.and_then(|sha| x.by_sha256(&sha.hex())).map(|f| f.xet)
+        }
+        _ => None,
+    };
     let (kind, size, lfs) = match e.kind {
         ItemKind::Dir => ("directory", 0, None),
         ItemKind::File(m) => (
@@ -40,7 +49,7 @@ pub fn tree_entry(e: &Entry, last: Option<&CommitRec>) -> TreeEntry {
         size,
         path: e.path.clone(),
         lfs,
-        xet_hash: None,
+        xet_hash,
         last_commit: last.map(|c| LastCommit {
             id: c.id.hex(),
             title: c.title.clone(),

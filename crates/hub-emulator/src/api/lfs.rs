@@ -74,7 +74,7 @@ pub async fn batch(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
             });
             continue;
         };
-        let stored = app.store.objects.lfs_size(&sha);
+        let stored = stored_size(app, &sha);
         let mut out = LfsBatchObject {
             oid: obj.oid.clone(),
             size: obj.size,
@@ -84,10 +84,21 @@ pub async fn batch(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
         if !upload {
             match stored {
                 Some(_) => {
-                    let q = app.signer.sign("GET", &format!("/lfs/{sha}"), &[]);
+                    let href = match app.store.objects.lfs_size(&sha) {
+                        Some(_) => {
+                            let q = app.signer.sign("GET", &format!("/lfs/{sha}"), &[]);
+                            format!("{cdn}/lfs/{sha}?{q}")
+                        }
+                        // Only in Xet (uploaded through the CAS): the bridge serves it.
+                        None => {
+                            let xet = app.xet.as_ref().and_then(|x| x.by_sha256(&sha.hex()));
+                            let hash = xet.map(|f| f.xet).unwrap_or_default();
+                            super::cas::bridge_url(app, &cdn, &hash, &sha.hex())
+                        }
+                    };
                     out.actions = Some(LfsActions {
                         download: Some(LfsAction {
-                            href: format!("{cdn}/lfs/{sha}?{q}"),
+                            href,
                             header: BTreeMap::new(),
                             expires_at: Some(expires_at.clone()),
                         }),
@@ -173,7 +184,7 @@ struct VerifyBody {
 pub async fn verify(app: &App, body: Body) -> Reply {
     let v: VerifyBody = json_body(body).await?;
     let sha = Sha256::from_hex(&v.oid).ok_or_else(|| ApiError::bad_request("Invalid oid"))?;
-    match app.store.objects.lfs_size(&sha) {
+    match stored_size(app, &sha) {
         Some(size) if size == v.size => Ok(lfs_json(
             axum::Json(json!({"message": "Object verified"})).into_response(),
         )),
@@ -186,4 +197,14 @@ pub async fn verify(app: &App, body: Body) -> Reply {
             v.oid
         ))),
     }
+}
+
+/// Size of the content with this sha256, stored as an LFS object or as a Xet file.
+fn stored_size(app: &App, sha: &Sha256) -> Option<u64> {
+    app.store.objects.lfs_size(sha).or_else(|| {
+        app.xet
+            .as_ref()
+            .and_then(|x| x.by_sha256(&sha.hex()))
+            .map(|f| f.size)
+    })
 }

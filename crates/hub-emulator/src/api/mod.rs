@@ -3,6 +3,7 @@
 //! LFS transfers, repo/ref management, account endpoints, the CDN and control routes.
 
 pub mod account;
+pub mod cas;
 pub mod cdn;
 pub mod control;
 pub mod cursor;

@@ -54,7 +54,8 @@ pub async fn repo_info(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: Option<S
         .collect();
     let mut m = repo_summary(&meta, Some(&commit));
     m.insert("sha".into(), json!(commit.id.hex()));
-    m.insert("xetEnabled".into(), json!(false));
+    // Every repo of a Xet-era Hub is Xet-enabled (new repos are, on the Hub).
+    m.insert("xetEnabled".into(), json!(app.xet.is_some()));
     m.insert("spaces".into(), json!([]));
     // Siblings list every file: skip the work when `expand=` does not ask for them.
     if expand.is_empty() || expand.iter().any(|e| e == "siblings" || e == "usedStorage") {
@@ -138,10 +139,12 @@ pub async fn tree(app: &Arc<App>, ctx: &Ctx, repo: Arc<Repo>, rev: String, path:
             let lasts = last_commits(&store.objects, &repo.read(), &head, &refs)?;
             page.iter()
                 .zip(lasts.iter())
-                .map(|(e, c)| tree_entry(e, Some(c)))
+                .map(|(e, c)| tree_entry(e, Some(c), app2.xet.as_deref()))
                 .collect()
         } else {
-            page.iter().map(|e| tree_entry(e, None)).collect()
+            page.iter()
+                .map(|e| tree_entry(e, None, app2.xet.as_deref()))
+                .collect()
         };
         Ok((dir, entries, all.len(), end))
     })
@@ -225,7 +228,7 @@ pub async fn paths_info(
         Ok(found
             .iter()
             .enumerate()
-            .map(|(i, e)| tree_entry(e, lasts.as_ref().map(|l| &*l[i])))
+            .map(|(i, e)| tree_entry(e, lasts.as_ref().map(|l| &*l[i]), app2.xet.as_deref()))
             .collect::<Vec<_>>())
     })
     .await?;

@@ -3,7 +3,8 @@
 //! Regular files are answered directly (200/206/416/304) with the metadata headers clients
 //! require. LFS files get a 302 to the CDN listener with a signed, expiring URL; the metadata
 //! (`X-Repo-Commit`, `X-Linked-Etag`, `X-Linked-Size`, `ETag`) is on the 302 itself because
-//! clients stop at a foreign host and read it there.
+//! clients stop at a foreign host and read it there. LFS files stored in Xet redirect to the Xet
+//! bridge instead and add `X-Xet-Hash` and the `Link` routes Xet clients use (§3.1 b).
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -18,7 +19,7 @@ use crate::store::listing::lookup;
 use crate::store::repo::Repo;
 use crate::store::tree::ItemKind;
 
-const EXPOSE: &str = "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,X-Total-Count,ETag,Link,Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag";
+const EXPOSE: &str = "X-Repo-Commit,X-Request-Id,X-Error-Code,X-Error-Message,X-Total-Count,ETag,Link,Accept-Ranges,Content-Range,X-Linked-Size,X-Linked-ETag,X-Xet-Hash";
 
 fn put(h: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
@@ -100,6 +101,45 @@ pub fn resolve(app: &App, ctx: &Ctx, repo: &Repo, rev: &str, path: &str, raw: bo
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
             Ok(resp)
+        }
+        Some(sha)
+            if app
+                .xet
+                .as_ref()
+                .is_some_and(|x| x.by_sha256(&sha.hex()).is_some()) =>
+        {
+            // Stored in Xet: hub-api.md §3.1(b). The 302 goes to the bridge on the CDN origin
+            // (a foreign origin: clients drop the Hub token there); Xet clients stop here and
+            // use X-Xet-Hash + the Link routes instead.
+            let xet = app
+                .xet
+                .as_ref()
+                .and_then(|x| x.by_sha256(&sha.hex()))
+                .ok_or_else(|| ApiError::entry_not_found("Entry not found"))?;
+            let cdn = app.cdn_origin(&ctx.hostname);
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let location = super::cas::bridge_url(app, &cdn, &xet.xet, name);
+            let auth = format!(
+                "{}/api/{}/{}/xet-read-token/{commit_hex}",
+                ctx.origin,
+                repo.repo_type.plural(),
+                repo.read().meta.id
+            );
+            let link = format!(
+                "<{auth}>; rel=\"xet-auth\", <{cdn}/cas/v1/reconstructions/{}>; rel=\"xet-reconstruction-info\"",
+                xet.xet
+            );
+            put(&mut h, "etag", &format!("\"{}\"", xet.xet));
+            put(&mut h, "x-linked-etag", &format!("\"{sha}\""));
+            put(&mut h, "x-linked-size", &meta.size.to_string());
+            put(&mut h, "x-xet-hash", &xet.xet);
+            put(&mut h, "link", &link);
+            put(&mut h, "location", &location);
+            put(&mut h, "accept-ranges", "bytes");
+            put(&mut h, "cache-control", "no-store");
+            put(&mut h, "content-type", "text/plain; charset=utf-8");
+            let body = format!("Found. Redirecting to {location}");
+            Ok((StatusCode::FOUND, h, body).into_response())
         }
         Some(sha) => {
             let etag = format!("\"{sha}\"");

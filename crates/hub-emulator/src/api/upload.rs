@@ -70,7 +70,25 @@ pub async fn put_object(app: &App, sha: Sha256, size: u64, body: Body) -> Reply 
         )));
     }
     r.temp.persist(&app.store.objects.lfs_path(&sha))?;
+    migrate(app, &sha, size).await?;
     Ok(etag_response(&sha.hex()))
+}
+
+/// Stores a just-uploaded LFS object in Xet too (the Hub migrates LFS uploads to Xet), so its
+/// tree entries gain `xetHash` and `resolve` answers the Xet way. Synchronous, so that what a
+/// test sees right after the upload is deterministic. The LFS copy stays: the bridge serves
+/// from it, and a `--no-xet` restart on the same data still works.
+/// A failed migration leaves a plain LFS object (served the legacy way) and is logged.
+pub async fn migrate(app: &App, sha: &Sha256, size: u64) -> ApiResult<()> {
+    if let Some(xet) = &app.xet {
+        if let Err(e) = xet
+            .ingest(&app.store.objects.lfs_path(sha), &sha.hex(), size)
+            .await
+        {
+            tracing::warn!(%sha, error = %e, "LFS object not migrated to Xet");
+        }
+    }
+    Ok(())
 }
 
 fn etag_response(tag: &str) -> Response {
@@ -198,7 +216,11 @@ pub async fn complete(app: &std::sync::Arc<App>, ctx: &Ctx, id: &str, body: Body
         }
     }
     let app2 = app.clone();
+    let (sha, size) = (Sha256::from_hex(&m.oid), m.size);
     blocking(move || assemble(&app2, &dir, &m)).await?;
+    if let Some(sha) = sha {
+        migrate(app, &sha, size).await?;
+    }
     Ok(axum::Json(json!({"success": true})).into_response())
 }
 

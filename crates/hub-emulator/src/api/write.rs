@@ -224,11 +224,24 @@ fn parse_line(app: &App, raw: &[u8], parsed: &mut Option<Parsed>) -> ApiResult<(
             let path = check_path(&f.path)?;
             let sha = Sha256::from_hex(&f.oid)
                 .ok_or_else(|| ApiError::bad_request(format!("Invalid oid {:?}", f.oid)))?;
-            let stored = app.store.objects.lfs_size(&sha).ok_or_else(|| {
-                ApiError::unprocessable(format!(
-                    "LFS pointer pointed to a file that does not exist: {path} (oid {sha})"
-                ))
-            })?;
+            // Known as an LFS object, or as a Xet file uploaded with this sha256 (the link
+            // comes from the accepted shard's metadata_ext, as on the Hub).
+            let xet_size = || {
+                app.xet
+                    .as_ref()
+                    .and_then(|x| x.by_sha256(&sha.hex()))
+                    .map(|f| f.size)
+            };
+            let stored = app
+                .store
+                .objects
+                .lfs_size(&sha)
+                .or_else(xet_size)
+                .ok_or_else(|| {
+                    ApiError::unprocessable(format!(
+                        "LFS pointer pointed to a file that does not exist: {path} (oid {sha})"
+                    ))
+                })?;
             if f.size.is_some_and(|s| s != stored) {
                 return Err(ApiError::unprocessable(format!(
                     "LFS object {sha} has size {stored}, not {}",

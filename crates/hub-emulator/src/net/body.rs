@@ -16,16 +16,30 @@ use super::stats::Stats;
 /// Pause before dropping a cut connection.
 const CUT_FLUSH_DELAY: Duration = Duration::from_millis(50);
 
+/// Which byte counter a body feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// `bytes_served`: file content (resolve, LFS CDN, Xet bridge).
+    Content,
+    /// `cas_bytes_served`: xorb bytes fetched from the CAS.
+    Cas,
+}
+
 #[derive(Default)]
 pub struct BodyPlan {
     pub shape: Option<(Arc<Bucket>, Arc<Shaping>)>,
     pub cut_after: Option<u64>,
-    pub count: Option<Arc<Stats>>,
+    pub count: Option<(Arc<Stats>, Counter)>,
+    /// Offset of a byte to invert (the `corrupt` fault).
+    pub flip_at: Option<u64>,
 }
 
 impl BodyPlan {
     pub fn is_noop(&self) -> bool {
-        self.shape.is_none() && self.cut_after.is_none() && self.count.is_none()
+        self.shape.is_none()
+            && self.cut_after.is_none()
+            && self.count.is_none()
+            && self.flip_at.is_none()
     }
 }
 
@@ -81,10 +95,19 @@ pub fn wrap(body: Body, plan: BodyPlan) -> Body {
                 }
             }
         }
-        let piece = st.pending.split_to(take);
+        let mut piece = st.pending.split_to(take);
+        if let Some(at) = st.plan.flip_at {
+            if (st.sent..st.sent + take as u64).contains(&at) {
+                let mut v = piece.to_vec();
+                v[(at - st.sent) as usize] ^= 0xff;
+                piece = Bytes::from(v);
+            }
+        }
         st.sent += take as u64;
-        if let Some(stats) = &st.plan.count {
-            stats.served(take as u64);
+        match &st.plan.count {
+            Some((stats, Counter::Content)) => stats.served(take as u64),
+            Some((stats, Counter::Cas)) => stats.cas_served(take as u64),
+            None => {}
         }
         Some((Ok::<_, io::Error>(piece), st))
     });

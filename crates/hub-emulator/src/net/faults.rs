@@ -17,6 +17,8 @@ pub enum RouteSel {
     Api,
     Commit,
     Upload,
+    Cas,
+    Xorb,
     Any,
 }
 
@@ -29,6 +31,8 @@ impl RouteSel {
             RouteSel::Api => c.api,
             RouteSel::Commit => c.commit,
             RouteSel::Upload => c.upload,
+            RouteSel::Cas => c.cas,
+            RouteSel::Xorb => c.xorb,
             RouteSel::Any => true,
         }
     }
@@ -49,6 +53,8 @@ pub struct FaultSpec {
     pub retry_after: Option<u64>,
     pub cut_after: Option<u64>,
     pub stall: Option<Duration>,
+    /// Invert one byte in the middle of the response body.
+    pub corrupt: bool,
 }
 
 impl fmt::Display for FaultSpec {
@@ -72,6 +78,7 @@ impl FaultSpec {
             retry_after: None,
             cut_after: None,
             stall: None,
+            corrupt: false,
         };
         let num = |k: &str, v: &str| {
             v.parse::<u64>()
@@ -90,6 +97,8 @@ impl FaultSpec {
                         "api" => RouteSel::Api,
                         "commit" => RouteSel::Commit,
                         "upload" => RouteSel::Upload,
+                        "cas" => RouteSel::Cas,
+                        "xorb" => RouteSel::Xorb,
                         "any" => RouteSel::Any,
                         _ => return Err(format!("unknown route {v:?}")),
                     }
@@ -126,12 +135,13 @@ impl FaultSpec {
                     }
                     f.stall = Some(Duration::from_secs_f64(s));
                 }
+                "corrupt" => f.corrupt = num(k, v)? != 0,
                 _ => return Err(format!("unknown fault key {k:?}")),
             }
         }
-        if f.status.is_none() && f.cut_after.is_none() && f.stall.is_none() {
+        if f.status.is_none() && f.cut_after.is_none() && f.stall.is_none() && !f.corrupt {
             return Err(format!(
-                "{spec:?}: needs an action (status=, cut-after= or stall=)"
+                "{spec:?}: needs an action (status=, cut-after=, stall= or corrupt=1)"
             ));
         }
         Ok(f)
@@ -145,6 +155,7 @@ pub struct Injection {
     pub retry_after: Option<u64>,
     pub cut_after: Option<u64>,
     pub stall: Option<Duration>,
+    pub corrupt: bool,
 }
 
 struct Rule {
@@ -225,6 +236,7 @@ impl Faults {
             inj.retry_after = inj.retry_after.or(s.retry_after);
             inj.cut_after = inj.cut_after.or(s.cut_after);
             inj.stall = inj.stall.or(s.stall);
+            inj.corrupt |= s.corrupt;
         }
         out
     }

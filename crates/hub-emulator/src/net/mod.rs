@@ -37,6 +37,10 @@ pub struct ConnCtx {
 #[derive(Debug, Clone, Copy)]
 pub struct ContentBody;
 
+/// Marker of a response whose body is xorb bytes from the CAS (counted in `cas_bytes_served`).
+#[derive(Debug, Clone, Copy)]
+pub struct CasBody;
+
 /// The route classes a request belongs to (for counters and fault selection).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Class {
@@ -49,11 +53,23 @@ pub struct Class {
     pub commit: bool,
     /// LFS PUTs, multipart parts and completion.
     pub upload: bool,
+    /// Xet CAS API routes and grant uploads (`/cas/…` on the CDN listener, not xorb fetches
+    /// or the bridge).
+    pub cas: bool,
+    /// Signed xorb fetches (`GET /cas/xorb/…`).
+    pub xorb: bool,
 }
 
 pub fn classify(listener: Listener, method: &Method, path: &str) -> Class {
     let mut c = Class::default();
     match listener {
+        // The bridge serves file bytes like the LFS CDN does.
+        Listener::Cdn if path.starts_with("/cas/bridge/") => {
+            c.cdn = true;
+            c.content = true;
+        }
+        Listener::Cdn if path.starts_with("/cas/xorb/") => c.xorb = true,
+        Listener::Cdn if path.starts_with("/cas/") => c.cas = true,
         Listener::Cdn if method == Method::PUT => c.upload = true,
         Listener::Cdn => {
             c.cdn = true;
@@ -140,16 +156,33 @@ pub async fn layer(State(net): State<Arc<NetState>>, req: Request, next: Next) -
     if method == Method::HEAD {
         return resp;
     }
+    let count = if resp.extensions().get::<ContentBody>().is_some() {
+        Some((net.stats.clone(), body::Counter::Content))
+    } else if resp.extensions().get::<CasBody>().is_some() {
+        Some((net.stats.clone(), body::Counter::Cas))
+    } else {
+        None
+    };
+    // `corrupt`: flip the byte in the middle of the body (a chunk's data, not its header).
+    let flip_at = inj
+        .corrupt
+        .then(|| {
+            resp.headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .flatten()
+        .filter(|&n| n > 0)
+        .map(|n| n / 2);
     let plan = BodyPlan {
         shape: match (&conn, net.shaping.bandwidth()) {
             (Some(c), Some(_)) => Some((c.bucket.clone(), net.shaping.clone())),
             _ => None,
         },
         cut_after: inj.cut_after,
-        count: resp
-            .extensions()
-            .get::<ContentBody>()
-            .map(|_| net.stats.clone()),
+        count,
+        flip_at,
     };
     if plan.is_noop() {
         return resp;

@@ -22,6 +22,12 @@ pub struct Stats {
     commits: AtomicU64,
     lfs_bytes_uploaded: AtomicU64,
     faults_injected: AtomicU64,
+    cas_bytes_received: AtomicU64,
+    cas_bytes_served: AtomicU64,
+    xorb_uploads: AtomicU64,
+    xorb_fetches: AtomicU64,
+    reconstructions: AtomicU64,
+    dedup_queries: AtomicU64,
     routes: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -58,6 +64,32 @@ impl Stats {
         self.lfs_bytes_uploaded.fetch_add(n, Relaxed);
     }
 
+    /// Request bodies the CAS accepted (xorbs, grant uploads, shards).
+    pub fn cas_received(&self, n: u64) {
+        self.cas_bytes_received.fetch_add(n, Relaxed);
+    }
+
+    /// Xorb bytes handed to the socket.
+    pub fn cas_served(&self, n: u64) {
+        self.cas_bytes_served.fetch_add(n, Relaxed);
+    }
+
+    pub fn cas_xorb_upload(&self) {
+        self.xorb_uploads.fetch_add(1, Relaxed);
+    }
+
+    pub fn cas_xorb_fetch(&self) {
+        self.xorb_fetches.fetch_add(1, Relaxed);
+    }
+
+    pub fn cas_reconstruction(&self) {
+        self.reconstructions.fetch_add(1, Relaxed);
+    }
+
+    pub fn cas_dedup_query(&self) {
+        self.dedup_queries.fetch_add(1, Relaxed);
+    }
+
     pub fn fault(&self) {
         self.faults_injected.fetch_add(1, Relaxed);
     }
@@ -74,6 +106,12 @@ impl Stats {
             "commits": self.commits.load(Relaxed),
             "lfs_bytes_uploaded": self.lfs_bytes_uploaded.load(Relaxed),
             "faults_injected": self.faults_injected.load(Relaxed),
+            "cas_bytes_received": self.cas_bytes_received.load(Relaxed),
+            "cas_bytes_served": self.cas_bytes_served.load(Relaxed),
+            "xorb_uploads": self.xorb_uploads.load(Relaxed),
+            "xorb_fetches": self.xorb_fetches.load(Relaxed),
+            "reconstructions": self.reconstructions.load(Relaxed),
+            "dedup_queries": self.dedup_queries.load(Relaxed),
             "routes": *self.routes.lock(),
         })
     }
@@ -90,6 +128,12 @@ impl Stats {
             &self.commits,
             &self.lfs_bytes_uploaded,
             &self.faults_injected,
+            &self.cas_bytes_received,
+            &self.cas_bytes_served,
+            &self.xorb_uploads,
+            &self.xorb_fetches,
+            &self.reconstructions,
+            &self.dedup_queries,
         ] {
             c.store(0, Relaxed);
         }

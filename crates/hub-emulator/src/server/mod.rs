@@ -2,6 +2,7 @@
 //! stand-in CDN), and the building blocks handlers share (errors, routing, signed URLs, file
 //! serving, request context).
 
+pub mod cas_token;
 pub mod conn;
 pub mod content;
 pub mod ctx;
@@ -21,6 +22,7 @@ use super::net::faults::Faults;
 use super::net::shaping::Shaping;
 use super::net::stats::Stats;
 use super::net::{Listener, NetState};
+use super::store::xet::XetStore;
 use super::store::Store;
 use sign::Signer;
 
@@ -31,6 +33,10 @@ pub struct App {
     pub auth: Auth,
     pub net: Arc<NetState>,
     pub signer: Signer,
+    /// Signs xorb fetch, grant and bridge URLs (lifetime `--xet-url-ttl`).
+    pub xet_signer: Signer,
+    /// The Xet CAS store; `None` on a `--no-xet` (legacy) Hub.
+    pub xet: Option<Arc<XetStore>>,
     pub hub_addr: SocketAddr,
     pub cdn_addr: SocketAddr,
 }
@@ -63,6 +69,12 @@ pub async fn run(cfg: Config) -> io::Result<()> {
         .await
         .map_err(io::Error::other)??;
     let signer = Signer::new(store.secret()?, cfg.cdn_url_ttl);
+    let xet_signer = Signer::new(store.secret()?, cfg.xet_url_ttl);
+    let xet = if cfg.xet {
+        Some(XetStore::open(&cfg.data).await?)
+    } else {
+        None
+    };
     let net = Arc::new(NetState {
         stats: Arc::new(Stats::default()),
         shaping: Arc::new(Shaping::new(cfg.latency_ms, cfg.bandwidth)),
@@ -74,6 +86,8 @@ pub async fn run(cfg: Config) -> io::Result<()> {
         store,
         net,
         signer,
+        xet_signer,
+        xet,
         hub_addr,
         cdn_addr,
     });

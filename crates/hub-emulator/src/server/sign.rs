@@ -50,6 +50,21 @@ impl Signer {
         m
     }
 
+    /// Lifetime of the URLs this signer makes, seconds.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    /// A MAC of `data` (hex), for opaque tokens (Xet CAS tokens) that must survive restarts.
+    pub fn tag(&self, data: &[u8]) -> String {
+        hex::encode(self.mac(data).finalize().into_bytes())
+    }
+
+    /// Whether `tag` is [`Signer::tag`] of `data` (constant time).
+    pub fn check_tag(&self, data: &[u8], tag: &str) -> bool {
+        hex::decode(tag).is_ok_and(|t| self.mac(data).verify_slice(&t).is_ok())
+    }
+
     /// The query string (`k=v&…&expires=…&signature=…`) authorizing `method path`.
     pub fn sign(&self, method: &str, path: &str, params: &[(&str, String)]) -> String {
         let mut p: Vec<(String, String)> = params

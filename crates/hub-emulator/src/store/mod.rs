@@ -12,6 +12,7 @@ pub mod repo;
 pub mod revision;
 pub mod tree;
 pub mod writer;
+pub mod xet;
 
 use std::fs;
 use std::io;
