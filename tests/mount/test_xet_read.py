@@ -85,6 +85,7 @@ def test_cat_and_sha256_are_byte_exact_through_the_cas(xet_repo, mount, emulator
     assert fetches > before_fetches
     assert emulator.stats()["bytes_served"] - before_bridge < SIZE // 2, "not through the bridge"
     st = m.status()
+    print(f"cat + sha256sum: CAS served {cas - before_cas} bytes in {fetches - before_fetches} xorb fetches; xet {st['xet']}")
     assert st["xet"]["reads"] > 0 and st["xet"]["fallbacks"] == 0
     assert st["xet"]["chunks_verified"] > 0
 
@@ -102,6 +103,7 @@ def test_4k_pread_moves_about_one_chunk_range(xet_repo, mount, emulator):
         os.close(fd)
     assert got == local["big.bin"].read_bytes()[off:off + 4096]
     moved = cas_stats(emulator)[0] - before
+    print(f"4 KiB pread moved {moved} bytes from the CAS in {cas_stats(emulator)[1] - before_fetches} xorb fetches")
     # One cache block (1 MiB by default) of chunks, at most a chunk or two over at each edge:
     # far from the 6 MiB file.
     assert 0 < moved <= (1 << 20) + (512 << 10), moved
@@ -130,6 +132,7 @@ def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
     with faults(emulator, "route=xorb,corrupt=1"):
         assert sha(m / "big.bin") == sha(local["big.bin"])
     st = m.status()["xet"]
+    print(f"corrupted xorbs: xet {st}")
     assert st["verify_failures"] > 0
     assert st["fallbacks"] > 0
 

@@ -43,7 +43,10 @@ impl HubClient {
             }
             let tail = self.suffix(&url, want, &ctx).await?;
             if (tail.len() as u64) < want {
-                return Err(HubError::protocol(&ctx.target(), "xorb shorter than its footer"));
+                return Err(HubError::protocol(
+                    &ctx.target(),
+                    "xorb shorter than its footer",
+                ));
             }
             Ok(tail.slice(tail.len() - want as usize..))
         }

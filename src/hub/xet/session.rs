@@ -59,10 +59,7 @@ impl CasSession {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::USER_AGENT,
-            reqwest::header::HeaderValue::from_static(concat!(
-                "hubfs/",
-                env!("CARGO_PKG_VERSION")
-            )),
+            reqwest::header::HeaderValue::from_static(concat!("hubfs/", env!("CARGO_PKG_VERSION"))),
         );
         let cas_url = token.cas_url.trim_end_matches('/').to_string();
         let session_id = format!("hubfs-{}", std::process::id());

@@ -110,4 +110,3 @@ impl TokenRefresher for HubTokenRefresher {
         }
     }
 }
-

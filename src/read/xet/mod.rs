@@ -293,7 +293,10 @@ fn assemble(
         let mut term_len = 0u64;
         for index in term.range.start..term.range.end {
             let chunk = chunks.get(&(xorb, index)).ok_or_else(|| {
-                XetError::Cas(format!("plan has no fetch for xorb {} chunk {index}", xorb.hex()))
+                XetError::Cas(format!(
+                    "plan has no fetch for xorb {} chunk {index}",
+                    xorb.hex()
+                ))
             })?;
             term_len += chunk.len() as u64;
             let mut piece = &chunk[..];
@@ -342,7 +345,10 @@ impl URLProvider for PlanUrl {
     }
 
     async fn refresh_url(&self) -> xet_client::error::Result<()> {
-        let plan = self.client.get_reconstruction(&self.file, Some(self.range)).await?;
+        let plan = self
+            .client
+            .get_reconstruction(&self.file, Some(self.range))
+            .await?;
         let found = plan.as_ref().and_then(|p| {
             p.xorbs.iter().find_map(|(x, fetches)| {
                 (MerkleHash::from(x) == self.xorb).then(|| {

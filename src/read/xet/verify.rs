@@ -151,7 +151,9 @@ mod tests {
         let (mut data, offsets) = deserialize_chunks(&mut Cursor::new(&body)).expect("chunks");
         let i = offsets[2] as usize + 7;
         data[i] ^= 0x01;
-        let err = footer.check_chunks(&hash, 0, 4, &data, &offsets).unwrap_err();
+        let err = footer
+            .check_chunks(&hash, 0, 4, &data, &offsets)
+            .unwrap_err();
         assert_eq!(
             err,
             VerifyError::ChunkMismatch {
