@@ -143,3 +143,46 @@ def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):
     before, _ = cas_stats(emulator)
     assert sha(m / "big.bin") == sha(local["big.bin"])
     assert cas_stats(emulator)[0] == before
+
+
+@pytest.fixture(scope="module")
+def short_token_emulator(tmp_path_factory):
+    """An emulator whose CAS tokens live 20 s: below xet-client's 30 s refresh margin, so every
+    CAS call first asks hubfs's refresher for a new token, and one issued before a 21 s pause
+    has expired."""
+    from conftest import Emulator
+    emu = Emulator(tmp_path_factory.mktemp("emu-short-token"), ["--xet-token-ttl", "20"]).start()
+    yield emu
+    emu.stop()
+
+
+def test_expired_cas_token_is_refreshed(short_token_emulator, tmp_path):
+    from conftest import Mount, is_mounted, run_mount
+    emu = short_token_emulator
+    data = np.random.default_rng(5).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    seed_with_xet(emu, "alice/xet-token", {"f.bin": src})
+    mp, cache = tmp_path / "mnt", tmp_path / "cache"
+    r = run_mount("alice/xet-token", mp, emu, token=WRITE_TOKEN, cache_dir=cache)
+    assert r.returncode == 0, r.stderr
+    m = Mount(mp, cache / "hubfs.log", cache)
+    try:
+        assert is_mounted(mp)
+        os.listdir(mp)
+        fd = os.open(mp / "f.bin", os.O_RDONLY)
+        try:
+            assert os.pread(fd, 4096, 0) == data[:4096]
+            import time
+            time.sleep(21)
+            off = 2 << 20
+            assert os.pread(fd, 4096, off) == data[off:off + 4096]
+        finally:
+            os.close(fd)
+        st = m.status()["xet"]
+        assert st["reads"] >= 2 and st["fallbacks"] == 0, st
+        # One session (one token asked when it opened), later tokens from the refresher.
+        assert st["token_requests"] == 1
+        assert m.log.read_text().count("/xet-read-token/") >= 2
+    finally:
+        m.unmount()

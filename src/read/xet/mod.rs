@@ -421,6 +421,11 @@ impl ReadPath {
         xet.stats
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        // `read.fetches` / `read.bytes_fetched` count what came from the network, whichever way.
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_fetched
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let bs = self.block_size() as usize;
         let mut at = 0;
         while at < data.len() {
