@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import urllib.request
 
 from conftest import WRITE
+from emulator_proc import Emulator
 
 CHILD = textwrap.dedent(
     """
@@ -21,6 +23,7 @@ CHILD = textwrap.dedent(
     import hf_xet  # noqa: F401  (the test is meaningless without it)
     repo, size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     api = HfApi()
+    api.create_repo(repo, exist_ok=True)
     data = os.urandom(size)
     small = b"hello xet\\n" * 10
     api.upload_file(path_or_fileobj=data, path_in_repo="big.bin", repo_id=repo)
@@ -81,3 +84,33 @@ def test_upload_and_download_through_the_cas(emulator, new_repo, stats, tmp_path
     assert s["cas_bytes_served"] >= size, s
     assert s["routes"].get("cas-bridge", 0) == 0, s
     assert s["routes"].get("xet-token", 0) >= 2, s
+    # hf_xet 1.8 uploads xorbs through upload grants when offered, and shards through v2.
+    assert s["routes"].get("cas-xorb-grant", 0) >= 1, s
+    assert s["routes"].get("cas-grant-put", 0) >= 1, s
+    assert s["routes"].get("cas-xorb-commit", 0) >= 1, s
+    assert s["routes"].get("cas-shard-v2", 0) >= 1, s
+    assert s["routes"].get("cas-reconstruction-v2", 0) >= 1, s
+
+
+def test_clients_fall_back_to_v1_routes_and_direct_xorb_uploads(tmp_path):
+    """`--no-xet-v2 --no-xet-grants`: hf_xet falls back to v1 reconstructions and shards and to
+    `POST /v1/xorbs`, and still round-trips byte-exact."""
+    emu = Emulator(["--token", f"alice:write:{WRITE}", "--no-xet-v2", "--no-xet-grants"])
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", CHILD, "alice/fallback", str(1 << 20), str(tmp_path)],
+            env=xet_env(emu, tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert json.loads(r.stdout)["same"]
+        with urllib.request.urlopen(emu.url + "/_emulator/stats", timeout=10) as resp:
+            routes = json.loads(resp.read())["routes"]
+        assert routes.get("cas-xorb-upload", 0) >= 1, routes
+        assert routes.get("cas-grant-put", 0) == 0, routes
+        assert routes.get("cas-shard-v1", 0) >= 1, routes
+        assert routes.get("cas-reconstruction-v1", 0) >= 1, routes
+    finally:
+        emu.stop()

@@ -406,11 +406,25 @@ async fn cas_tokens_are_scoped_and_checked() {
 async fn tokens_and_xorb_urls_expire() {
     let e = Emu::start(&["--xet-token-ttl", "2", "--xet-url-ttl", "2"]);
     e.create_repo(WRITE, "model", "alice/t", false).await;
-    let ctx = ctx();
-    let tmp = tempfile::tempdir().unwrap();
+    // Through LFS (migrated): a 2 s token is below hf_xet's 30 s refresh margin.
     let bytes = data(300_000, 2);
-    let w = token_ok(&e, WRITE, "write", "alice/t").await;
-    let hash = upload(&ctx, &w, tmp.path(), &bytes).await;
+    e.commit_lfs("model", "alice/t", "t.bin", &bytes).await;
+    let tree: Value = client()
+        .get(e.at("/api/models/alice/t/tree/main"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hash = tree
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"] == "t.bin")
+        .and_then(|t| t["xetHash"].as_str())
+        .unwrap()
+        .to_string();
     let r = token_ok(&e, WRITE, "read", "alice/t").await;
     let c = client();
     let plan: Value = c
@@ -515,7 +529,9 @@ async fn lfs_uploads_are_migrated_and_no_xet_is_a_legacy_hub() {
         .send()
         .await
         .unwrap();
-    // reqwest follows the 302 to the bridge: the bytes are the file's.
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(header(&r, "x-xet-hash"), xet);
+    let r = client().get(header(&r, "location")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.bytes().await.unwrap().as_ref() == &bytes[..]);
 
@@ -530,7 +546,13 @@ async fn lfs_uploads_are_migrated_and_no_xet_is_a_legacy_hub() {
         .json()
         .await
         .unwrap();
-    assert!(tree[0].get("xetHash").is_none(), "{tree}");
+    assert!(
+        tree.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("xetHash").is_none()),
+        "{tree}"
+    );
     let r = client()
         .head(legacy.at("/alice/m/resolve/main/m.bin"))
         .send()

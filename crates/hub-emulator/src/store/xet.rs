@@ -309,16 +309,20 @@ impl XetStore {
 
     // ---- reconstruction ----
 
-    /// Resolves an HTTP `Range` header against a file: `None` = whole file.
+    /// Resolves an HTTP `Range` header against a file: `None` = whole file. A file this CAS
+    /// does not know is `NotFound` (whatever the range).
     pub async fn file_range(
         &self,
         hash: &MerkleHash,
         range: Option<&str>,
     ) -> XetResult<Option<FileRange>> {
+        let size = self
+            .file_size(hash)
+            .await
+            .map_err(|_| XetError::NotFound(format!("file {}", hash.hex())))?;
         let Some(spec) = range.map(str::trim) else {
             return Ok(None);
         };
-        let size = self.file_size(hash).await?;
         let spec = spec
             .strip_prefix("bytes=")
             .ok_or_else(|| XetError::Bad("bad Range".into()))?;
