@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_writes
+from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_sharded, w_writes
 from .ctx import Bench
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, ensure_seeded
@@ -26,6 +26,7 @@ WORKLOADS = {
     "sequential": lambda ctx: [w_sequential.cold_reads(ctx, ctx.shaped), w_sequential.cold_reads(ctx, ctx.unshaped)],
     "reread": lambda ctx: [w_sequential.rereads(ctx)],
     "safetensors": lambda ctx: [w_safetensors.run(ctx)],
+    "sharded": lambda ctx: [w_sharded.run(ctx)],
     "fio": lambda ctx: [w_fio.run_workload(ctx)],
     "metadata": lambda ctx: [w_metadata.run(ctx)],
     "writes": lambda ctx: [w_writes.run_workload(ctx)],

@@ -6,6 +6,8 @@ spending minutes regenerating and uploading them.
 - `bench/lfs-files`: four 1 GiB LFS files of seeded random bytes (sequential reads, fio);
 - `bench/model`: a ~1 GiB safetensors model of 192 tensors shaped like a small LLM, plus a
   config.json (safetensors loads, mount to first byte);
+- `bench/sharded`: a checkpoint of four 256 MiB safetensors shards and their index, as a
+  sharded model is published (4-thread loads);
 - dataset `bench/many-files`: 100,000 small files, 90,000 in `nested/AA/BB/` folders of 100 and
   10,000 in the single folder `flat/` (metadata)."""
 
@@ -14,7 +16,7 @@ import inspect
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,10 @@ MODEL_REPO = "bench/model"
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 DATASET_REPO = "bench/many-files"
+SHARDED_REPO = "bench/sharded"
+SHARDS = 4
+SHARD_TENSORS = 16  # per shard: 16 tensors of 16 MiB = 256 MiB
+SHARD_INDEX = "model.safetensors.index.json"
 # A 10 MiB tensor from the middle of the file: the "first tensor" a lazy loader touches.
 FIRST_TENSOR = "model.layers.10.mlp.up_proj.weight"
 
@@ -53,14 +59,17 @@ class Facts:
     tensors: dict          # name -> nbytes
     dataset_files: int
     dataset_dirs: int      # folders, the repo root excluded
+    # Local copies of the sharded checkpoint's shards (a stamp from before it has none).
+    shard_paths: list = field(default_factory=list)
 
 
 def _definition_hash() -> str:
     """Changes whenever what is seeded changes: the generators' code and the constants they
     use (edits elsewhere in this module do not force a re-seed)."""
-    parts = [inspect.getsource(f) for f in (_write_random, _model_tensors, _seed_lfs, _seed_model, _seed_dataset)]
+    parts = [inspect.getsource(f) for f in (_write_random, _model_tensors, _seed_lfs, _seed_model, _seed_dataset,
+                                            _seed_sharded, shard_names)]
     parts.append(repr((LFS_REPO, LFS_FILES, LFS_SIZE, MODEL_REPO, MODEL_FILE, CONFIG_FILE, DATASET_REPO,
-                       HIDDEN, FFN, LAYERS, VOCAB, NESTED, FLAT)))
+                       HIDDEN, FFN, LAYERS, VOCAB, NESTED, FLAT, SHARDED_REPO, SHARDS, SHARD_TENSORS)))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -118,6 +127,31 @@ def _seed_model(api) -> dict:
     return {k: int(v.nbytes) for k, v in tensors.items()}
 
 
+def shard_names() -> list:
+    return [f"model-{i + 1:05d}-of-{SHARDS:05d}.safetensors" for i in range(SHARDS)]
+
+
+def _seed_sharded(api) -> list:
+    """Four shards of 16 float32 tensors of 16 MiB each and the index `from_pretrained` reads."""
+    from safetensors.numpy import save_file
+
+    folder = fresh_dir(ORIGINALS / "sharded")
+    rng = np.random.default_rng(4321)
+    weight_map = {}
+    total = 0
+    for s, name in enumerate(shard_names()):
+        tensors = {f"model.layers.{s * SHARD_TENSORS + t}.weight": rng.random((4096, 1024), dtype=np.float32)
+                   for t in range(SHARD_TENSORS)}
+        save_file(tensors, str(folder / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in tensors})
+        total += sum(int(v.nbytes) for v in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / SHARD_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+    api.create_repo(SHARDED_REPO)
+    api.upload_folder(repo_id=SHARDED_REPO, folder_path=str(folder), commit_message="sharded checkpoint")
+    return [str(folder / n) for n in shard_names()]
+
+
 def _seed_dataset(api) -> tuple[int, int]:
     folder = fresh_dir(WORK / "tmp-dataset")
     a_n, b_n, c_n = NESTED
@@ -149,7 +183,7 @@ def ensure_seeded(log_dir: Path) -> Facts:
     if STAMP.exists() and EMULATOR_DATA.exists():
         stamp = json.loads(STAMP.read_text())
         facts = Facts(**stamp["facts"])
-        copies = [Path(p) for p in facts.lfs_paths] + [Path(facts.model_path)]
+        copies = [Path(p) for p in facts.lfs_paths + facts.shard_paths] + [Path(facts.model_path)]
         if stamp.get("definition") == want and all(p.exists() for p in copies):
             log("seed: reusing the seeded emulator data and local copies")
             return facts
@@ -165,6 +199,8 @@ def ensure_seeded(log_dir: Path) -> Facts:
         log("seed: LFS files uploaded")
         tensors = _seed_model(api)
         log("seed: model uploaded")
+        shard_paths = _seed_sharded(api)
+        log("seed: sharded checkpoint uploaded")
         files, dirs = _seed_dataset(api)
         log("seed: dataset uploaded")
     model = ORIGINALS / "model" / MODEL_FILE
@@ -173,6 +209,7 @@ def ensure_seeded(log_dir: Path) -> Facts:
         model_path=str(model),
         model_size=model.stat().st_size,
         tensors=tensors,
+        shard_paths=shard_paths,
         dataset_files=files,
         dataset_dirs=dirs,
     )

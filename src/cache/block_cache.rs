@@ -55,6 +55,8 @@ pub struct BlockCache {
     pub(super) counters: Counters,
     /// Accounted bytes of the blobs that have at least one pin (shared with the pins).
     pub(super) pinned: Arc<super::pin::PinnedTotals>,
+    /// Drops data-file pages the kernel already holds as the mounted file's (see `pages.rs`).
+    pub(super) pages: super::pages::PageDropper,
 }
 
 // Shared by reader threads through an Arc: keep it so.
@@ -108,6 +110,7 @@ impl BlockCache {
             evict_lock: Mutex::new(()),
             counters: Counters::default(),
             pinned: Arc::default(),
+            pages: super::pages::PageDropper::start()?,
         };
         cache.load(found);
         if cache.used.load(Ordering::Acquire) > cache.max_bytes {
@@ -183,6 +186,27 @@ impl BlockCache {
                 Counters::bump(&self.counters.misses);
                 Ok(None)
             }
+        }
+    }
+
+    /// The read path served `range` of the blob to the kernel, which caches those pages as the
+    /// mounted file's: the data file's own pages of the range may leave the page cache (after
+    /// they are written back). Best effort, in the background; never fails a read.
+    pub fn release_pages(&self, key: &BlobKey, blob_size: u64, range: Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        let Some(incarnation) = self
+            .index
+            .lock(key)
+            .blob(key, blob_size)
+            .map(|b| b.incarnation)
+        else {
+            return;
+        };
+        if let Some(files) = self.fds.get(key, incarnation) {
+            self.pages
+                .request(files, range.start, range.end - range.start);
         }
     }
 

@@ -57,6 +57,9 @@
 //! - Keys carry no access rights: only hand out blocks for a key the mount learned from a tree
 //!   listing it was allowed to read (that is what keeps private content private).
 //! - Empty blobs have no blocks: don't go through the cache for them.
+//! - Once a range was handed to the kernel (which caches it as the mounted file's pages), call
+//!   [`BlockCache::release_pages`]: the data file's pages of that range are written back and
+//!   dropped in the background, so a cold read leaves one page-cache copy, not two.
 
 mod block_cache;
 mod config;
@@ -67,6 +70,7 @@ mod key;
 mod layout;
 mod lock;
 mod meta;
+mod pages;
 mod pin;
 mod rebuild;
 mod remove;

@@ -41,6 +41,10 @@ impl ReadPath {
                 tracing::warn!("cache write of {} block {idx} failed: {e}", blob.path);
             }
             self.verify_block(blob, *idx, &block, crc);
+            if !slot.has_waiters() {
+                // Fetched ahead: its reader takes this buffer instead of reading the cache.
+                self.fresh.put(&blob.key, *idx, &block, crc);
+            }
             self.inflight.finish(&blob.key, *idx, slot, Ok(block));
             next += 1;
         });

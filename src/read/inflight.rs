@@ -32,6 +32,11 @@ impl Slot {
         self.tx.subscribe()
     }
 
+    /// True if a reader waits for this block (else it was fetched ahead of any reader).
+    pub fn has_waiters(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     pub fn publish(&self, r: Result<Bytes, Errno>) {
         self.tx.send_replace(Some(r));
     }

@@ -5,10 +5,14 @@
 //! fetching each contiguous run of claimed blocks with one ranged GET. A sequential reader also
 //! gets a read-ahead window (see `readahead`) fetched as several parallel range requests.
 //! Every fetched block is written to the cache before it is published, so a re-read never moves
-//! file bytes again; a completed LFS blob is checked against its sha256 once.
+//! file bytes again; a completed LFS blob is checked against its sha256 once. A block fetched
+//! ahead of its reader waits in memory (`fresh`, bounded) rather than being read back from the
+//! cache file, and what was served (and hashed) leaves the cache file's page cache
+//! (`BlockCache::release_pages`): one copy per byte, in the kernel's cache of the mounted file.
 
 pub mod abort;
 mod fetch;
+mod fresh;
 pub mod hf_cache;
 mod inflight;
 pub mod readahead;
@@ -61,6 +65,10 @@ pub struct ReadConfig {
     /// A fetch that receives no byte for this long fails with EIO, whatever the client's
     /// retries are doing: a reader never hangs on a stalled or dead Hub.
     pub io_timeout: std::time::Duration,
+    /// Read-ahead blocks kept in memory for their first reader, for the whole mount (see
+    /// `fresh`): a prefetched block is then served from the buffer it arrived in instead of
+    /// being read back from the cache file. Beyond it, the cache file serves as before.
+    pub fresh_bytes: u64,
 }
 
 impl Default for ReadConfig {
@@ -75,6 +83,9 @@ impl Default for ReadConfig {
             max_parallel_requests: 32,
             resume_attempts: 5,
             io_timeout: std::time::Duration::from_secs(60),
+            // Four sequential readers' blocks in transit (the kernel asks for them within
+            // milliseconds when it keeps up), well inside the daemon's memory budget.
+            fresh_bytes: 96 << 20,
         }
     }
 }
@@ -93,10 +104,18 @@ pub struct Blob {
     pub xet_hash: Option<String>,
 }
 
+/// Served bytes whose cache-file pages are released in batches of this much (one write-back
+/// and drop request each).
+const RELEASE_BATCH: u64 = 8 << 20;
+/// Out-of-order replies of the kernel's parallel read-ahead still extend the served range.
+const RELEASE_SLACK: u64 = 2 << 20;
+
 /// Per-open-file read state.
 pub struct ReadStream {
     pub blob: Arc<Blob>,
     readahead: Mutex<Readahead>,
+    /// Bytes served to the kernel and not yet released from the cache file's pages.
+    served: Mutex<Option<std::ops::Range<u64>>>,
 }
 
 impl ReadStream {
@@ -104,7 +123,34 @@ impl ReadStream {
         ReadStream {
             blob,
             readahead: Mutex::new(Readahead::default()),
+            served: Mutex::new(None),
         }
+    }
+
+    /// Records `[from, to)` as served; returns a range whose cache-file pages may go now: served,
+    /// and below `hashed` (the in-order hash may still read back what is above).
+    fn served(&self, from: u64, to: u64, hashed: u64) -> Option<std::ops::Range<u64>> {
+        let mut served = self.served.lock();
+        match served.as_mut() {
+            Some(r) if from + RELEASE_SLACK >= r.start && from <= r.end + RELEASE_SLACK => {
+                r.start = r.start.min(from);
+                r.end = r.end.max(to);
+            }
+            _ => {
+                // A new run: what the old one served (and was hashed) goes now.
+                let old = served.replace(from..to)?;
+                let upto = old.end.min(hashed);
+                return (upto > old.start).then_some(old.start..upto);
+            }
+        }
+        let r = served.as_mut()?;
+        let upto = r.end.min(hashed);
+        if upto > r.start && (upto - r.start >= RELEASE_BATCH || upto == self.blob.size) {
+            let out = r.start..upto;
+            r.start = upto;
+            return Some(out);
+        }
+        None
     }
 }
 
@@ -124,6 +170,8 @@ pub struct ReadStats {
     pub verify_failures: AtomicU64,
     /// Bytes read from verified blobs of the huggingface_hub cache instead of the Hub.
     pub hf_cache_bytes: AtomicU64,
+    /// Blocks served from the buffer a read-ahead fetch left in memory (no cache read).
+    pub fresh_hits: AtomicU64,
 }
 
 pub struct ReadPath {
@@ -143,6 +191,8 @@ pub struct ReadPath {
     stalls: stall::Stalls,
     /// The CAS reader for Xet files (None: offline, or `--no-xet`): bridge reads only.
     xet: Option<Arc<xet::XetReader>>,
+    /// Read-ahead blocks waiting in memory for their first reader.
+    fresh: fresh::Fresh,
     pub stats: ReadStats,
 }
 
@@ -168,6 +218,7 @@ impl ReadPath {
             cache,
             inflight: Inflight::default(),
             permits: Arc::new(Semaphore::new(cfg.max_parallel_requests.max(1))),
+            fresh: fresh::Fresh::new(cfg.fresh_bytes),
             cfg,
             window,
             verifying: Mutex::new(HashSet::new()),
@@ -267,6 +318,9 @@ impl ReadPath {
         self.stats
             .bytes_read
             .fetch_add(out.len() as u64, Ordering::Relaxed);
+        if let Some(r) = stream.served(offset, end, self.hashed_to(blob)) {
+            self.cache.release_pages(&blob.key, blob.size, r);
+        }
         Ok(out)
     }
 
@@ -313,6 +367,10 @@ impl ReadPath {
     }
 
     fn cached_block(&self, blob: &Blob, idx: u64) -> Option<Bytes> {
+        if let Some(b) = self.fresh.take(&blob.key, idx) {
+            self.stats.fresh_hits.fetch_add(1, Ordering::Relaxed);
+            return Some(b);
+        }
         if !self.cache.contains_block(&blob.key, blob.size, idx) {
             return None;
         }
@@ -395,6 +453,7 @@ impl ReadPath {
                 }
                 Ok(false) => {
                     me.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                    me.fresh.forget_blob(&blob.key);
                     tracing::error!(
                         "{}@{}: {} failed its content hash check; its cached bytes were dropped",
                         blob.repo,

@@ -175,6 +175,12 @@ impl ReadPath {
                 (first, batch)
             };
             if batch.is_empty() {
+                if let Some(kept) = self.fresh.peek(&blob.key, first) {
+                    // Not parked, but still in memory for its reader: no cache read.
+                    batch.push(kept);
+                }
+            }
+            if batch.is_empty() {
                 // Dropped from the park (or fetched before this hash began): from the cache.
                 match self.cache.read_block(&blob.key, blob.size, first) {
                     Ok(Some(b)) => {
@@ -230,6 +236,7 @@ impl ReadPath {
         }
         self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
         self.verifiers.tainted.lock().insert(blob.key);
+        self.fresh.forget_blob(&blob.key);
         tracing::error!(
             "{}@{}: {} does not match its content hash ({}); its cached bytes were dropped",
             blob.repo,
@@ -316,11 +323,28 @@ impl ReadPath {
             // Reads retried after the failure may have cached bad blocks again: drop them all, so
             // the new open fetches everything and is judged afresh.
             self.verifiers.map.lock().remove(key);
+            self.fresh.forget_blob(key);
             if let Err(e) = self.cache.remove_blob(key) {
                 tracing::warn!("dropping the cached bytes of {key}: {e}");
             }
         }
         tainted
+    }
+
+    /// Bytes of the blob the in-order hash has consumed: the cache file's pages below this are
+    /// not needed by the hash any more. The whole blob if no hash is under way.
+    pub(super) fn hashed_to(&self, blob: &Blob) -> u64 {
+        match self.verifiers.map.lock().get(&blob.key) {
+            Some(v) => {
+                let v = v.state.lock();
+                if v.verdict.is_some() {
+                    blob.size
+                } else {
+                    (v.next * self.block_size()).min(blob.size)
+                }
+            }
+            None => blob.size,
+        }
     }
 
     /// True while an in-order hash of this blob is under way: it records its own verdict, no

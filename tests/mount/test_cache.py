@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from conftest import READ_TOKEN, bytes_served, sha
+from conftest import READ_TOKEN, bytes_served, sha, wait_until
 
 
 def test_remount_serves_from_disk_cache_with_zero_file_bytes(seeded, originals, mount, emulator, tmp_path):
@@ -100,3 +100,30 @@ def test_offline_cache_does_not_reveal_a_private_repo(seeded, mount, emulator, t
     r = run_mount("alice/private-model", tmp_path / "stranger", emulator, token=READ_TOKEN, cache_dir=cache,
                   args=["--offline"])
     assert r.returncode != 0
+
+
+def _resident_bytes(files) -> int:
+    out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *map(str, files)], capture_output=True, text=True,
+                         check=True).stdout
+    return sum(int(x) for x in out.split())
+
+
+def test_a_cold_read_leaves_one_page_cache_copy(seeded, originals, mount, emulator, tmp_path):
+    """The kernel caches what a cold read returns as the mounted file's pages; the cache data
+    file written meanwhile must not stay cached as a second copy (issue 14), and it still serves
+    a remount without a byte from the Hub."""
+    cache = tmp_path / "one-copy"
+    m = mount("alice/tiny-model", cache_dir=cache, name="first")
+    want = sha(originals / "tiny-model/big.bin")
+    assert sha(m / "big.bin") == want
+    data = list(cache.rglob("*.data"))
+    size = os.path.getsize(originals / "tiny-model/big.bin")
+    assert [os.path.getsize(p) for p in data] == [size]
+    # Written back and dropped in the background, right after the read.
+    assert wait_until(lambda: _resident_bytes(data) <= size // 8, 10), \
+        f"{_resident_bytes(data)} of {size} bytes of the cache file still in the page cache"
+    m.unmount()
+    m2 = mount("alice/tiny-model", cache_dir=cache, name="second")
+    before = bytes_served(emulator)
+    assert sha(m2 / "big.bin") == want
+    assert bytes_served(emulator) - before == 0

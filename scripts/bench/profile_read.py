@@ -1,0 +1,67 @@
+"""A cold read through a hubfs mount on the benchmark's unshaped emulator, with what issue 14
+asks to look at: the daemon's CPU-seconds per GiB (utime + stime from /proc/PID/stat), the
+growth of `Cached` in /proc/meminfo per GiB read, and optionally a `perf record` of the daemon
+and its top symbols. A development tool, not a benchmark row (the seed must exist:
+`scripts/bench.sh` or any `--only` run creates it).
+
+    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped]      (from scripts/)"""
+
+import argparse
+import subprocess
+import time
+from pathlib import Path
+
+from . import rss
+from .contenders import HubfsMount, cat_files
+from .emulator import Emulator
+from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, ensure_seeded
+from .util import GIB, WORK, cold_client, fresh_dir, log
+
+SHAPING = ["--latency-ms", "20", "--bandwidth", "50M"]
+
+
+def cached_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("Cached:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no Cached line in /proc/meminfo")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--files", type=int, default=1)
+    p.add_argument("--perf", help="perf record -g the daemon into this file")
+    p.add_argument("--shaped", action="store_true")
+    a = p.parse_args()
+    log_dir = WORK / "logs"
+    facts = ensure_seeded(log_dir)
+    names = LFS_FILES[:a.files]
+    run = fresh_dir(WORK / "run-profile")
+    with Emulator("profile", EMULATOR_DATA, log_dir / "emulator-profile.log",
+                  SHAPING if a.shaped else ()) as emu:
+        cold_client(emu, facts.lfs_paths[:a.files])
+        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf")) as m:
+            perf = None
+            if a.perf:
+                perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p", str(m.pid)],
+                                        stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            cpu0, cached0, emu0 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)
+            with rss.Sampler(m.pid) as sampler:
+                r = cat_files([m.path / n for n in names], 600)
+            cpu1, cached1, emu1 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)
+            if perf:
+                perf.send_signal(2)
+                perf.wait(60)
+            gib = r.bytes / GIB
+            log(f"{a.files} file(s): {r.mib_s:.0f} MiB/s ({r.bytes >> 20} MiB in {r.seconds:.2f} s); "
+                f"daemon CPU {(cpu1 - cpu0) / gib:.2f} s/GiB; emulator CPU {(emu1 - emu0) / gib:.2f} s/GiB; "
+                f"page cache growth {(cached1 - cached0) / r.bytes:.2f} GiB/GiB; peak RSS {sampler.peak_mib:.0f} MiB")
+            log(f"status: {m.status().get('read')}")
+            data = [str(f) for f in (run / "cache").rglob("*.data")]
+            out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *data], capture_output=True, text=True).stdout
+            log(f"cache data files resident: {sum(int(x) for x in out.split()) / GIB:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
