@@ -342,6 +342,9 @@ struct MountArgs {
     /// Never look into the huggingface_hub cache.
     #[arg(long, overrides_with = "hf_cache")]
     no_hf_cache: bool,
+    /// Read Xet files through the HTTP bridge (`resolve`) only, never from the CAS directly.
+    #[arg(long)]
+    no_xet: bool,
     /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
@@ -445,6 +448,7 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         hf_cache: (!args.no_hf_cache)
             .then(hubfs::read::hf_cache::default_dir)
             .flatten(),
+        xet: !args.no_xet,
     };
     if args.foreground {
         init_logging();

@@ -78,6 +78,8 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// The huggingface_hub cache whose verified blobs are served without fetching (None: off).
     pub hf_cache: Option<PathBuf>,
+    /// Read files that have a `xetHash` from the CAS (verified chunks) before the bridge.
+    pub xet: bool,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -95,6 +97,25 @@ fn raise_fd_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
+}
+
+/// The CAS reader of an online mount (None offline or with `--no-xet`), on the daemon's runtime.
+fn xet_reader(
+    opts: &MountOptions,
+    client: Option<&HubClient>,
+    rt: &tokio::runtime::Runtime,
+) -> Option<Arc<crate::read::xet::XetReader>> {
+    let client = client.filter(|_| opts.xet)?;
+    crate::hub::xet::install_crypto_provider();
+    let ctx = xet_runtime::core::XetContext::from_external(
+        rt.handle().clone(),
+        crate::hub::xet::xet_config(opts.io_timeout),
+    );
+    Some(Arc::new(crate::read::xet::XetReader::new(
+        client.clone(),
+        ctx,
+        opts.io_timeout,
+    )))
 }
 
 /// huggingface_hub's truthy values for HF_HUB_OFFLINE.
@@ -258,7 +279,8 @@ fn run_inner(
             },
         )
         .with_hf_cache(opts.hf_cache.clone())
-        .with_inventory(inventory),
+        .with_inventory(inventory)
+        .with_xet(xet_reader(opts, client.as_ref(), rt)),
     );
     let svc = Arc::new(Services {
         client,

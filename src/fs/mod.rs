@@ -601,6 +601,7 @@ impl HubFs {
             key,
             size: info.size,
             sha256: info.lfs_sha256.clone(),
+            xet_hash: info.xet_hash.clone(),
         });
         // A blob cached before its name was recorded (older hubfs, lost record) gets one now.
         self.svc.reader.note_cached(&blob);
@@ -704,6 +705,7 @@ impl HubFs {
             "inodes": self.inodes.len(),
             "open_files": self.files.lock().len(),
             "read": &self.svc.reader.stats,
+            "xet": self.svc.reader.xet_stats(),
             "inflight_blocks": self.svc.reader.inflight_blocks(),
             "cache": cache,
             "passthrough": self.passthrough.status(),

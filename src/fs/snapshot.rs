@@ -132,6 +132,7 @@ fn hints_from(info: &RepoInfo) -> HashMap<String, Node> {
             size: s.lfs.as_ref().map_or(size, |l| l.size),
             oid: oid.clone(),
             lfs_sha256: s.lfs.as_ref().map(|l| l.sha256.clone()),
+            xet_hash: None,
         };
         let mut dir = parent_of(&s.rfilename);
         while !dir.is_empty() {

@@ -24,6 +24,9 @@ pub struct FileInfo {
     /// sha256 of the content for LFS files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lfs_sha256: Option<String>,
+    /// Xet file hash when the Hub stores the content in Xet: reads go through the CAS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xet_hash: Option<String>,
 }
 
 impl FileInfo {
@@ -32,6 +35,7 @@ impl FileInfo {
             size: e.content_size(),
             oid: e.oid.clone(),
             lfs_sha256: e.lfs.as_ref().map(|l| l.oid.clone()),
+            xet_hash: e.xet_hash.clone(),
         }
     }
 
@@ -60,6 +64,7 @@ enum Packed {
         size: u64,
         oid: PackedId,
         lfs_sha256: Option<Box<PackedId>>,
+        xet_hash: Option<Box<PackedId>>,
     },
 }
 
@@ -105,6 +110,7 @@ impl Packed {
                 size: f.size,
                 oid: PackedId::pack(&f.oid),
                 lfs_sha256: f.lfs_sha256.map(|h| Box::new(PackedId::pack(&h))),
+                xet_hash: f.xet_hash.map(|h| Box::new(PackedId::pack(&h))),
             },
         }
     }
@@ -116,10 +122,12 @@ impl Packed {
                 size,
                 oid,
                 lfs_sha256,
+                xet_hash,
             } => Node::File(FileInfo {
                 size: *size,
                 oid: oid.unpack(),
                 lfs_sha256: lfs_sha256.as_ref().map(|h| h.unpack()),
+                xet_hash: xet_hash.as_ref().map(|h| h.unpack()),
             }),
         }
     }
@@ -323,6 +331,7 @@ mod tests {
             size,
             oid: "0".repeat(40),
             lfs_sha256: None,
+            xet_hash: None,
         })
     }
 
@@ -364,6 +373,7 @@ mod tests {
             size: 7,
             oid: sha1.into(),
             lfs_sha256: Some(sha256.clone()),
+            xet_hash: None,
         };
         t.insert("d/f", Node::File(info.clone()));
         assert_eq!(t.get("d/f"), Lookup::Found(Node::File(info.clone())));

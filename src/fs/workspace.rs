@@ -172,6 +172,7 @@ impl Workspace {
                         size,
                         oid,
                         lfs_sha256: Some(sha256),
+                        xet_hash: None,
                     };
                     let content = Content::Remote {
                         commit: from_commit,

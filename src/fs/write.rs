@@ -281,6 +281,7 @@ impl HubFs {
             key,
             size: info.size,
             sha256: info.lfs_sha256.clone(),
+            xet_hash: info.xet_hash.clone(),
         }))
     }
 

@@ -28,6 +28,7 @@ mod stats;
 mod transport;
 pub use hub_wire::types;
 mod upload;
+pub mod xet;
 
 pub use auth::{loose_token_file_warning, token_source_file, Token};
 pub use client::{HubClient, PATHS_INFO_BATCH};

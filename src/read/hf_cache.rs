@@ -219,11 +219,13 @@ pub fn snapshot_listing(
                     // stands in as the file's identity.
                     oid: digest.clone(),
                     lfs_sha256: Some(digest),
+                    xet_hash: None,
                 },
                 40 => FileInfo {
                     size,
                     oid: digest,
                     lfs_sha256: None,
+                    xet_hash: None,
                 },
                 _ => return None,
             };

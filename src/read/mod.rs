@@ -18,6 +18,7 @@ mod inflight;
 pub mod readahead;
 mod stall;
 mod verify;
+pub mod xet;
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -99,6 +100,8 @@ pub struct Blob {
     pub size: u64,
     /// Expected sha256 of the whole content (LFS files).
     pub sha256: Option<String>,
+    /// Xet file hash: the content can be reconstructed from the CAS (see `xet`).
+    pub xet_hash: Option<String>,
 }
 
 /// Served bytes whose cache-file pages are released in batches of this much (one write-back
@@ -188,6 +191,8 @@ pub struct ReadPath {
     inventory: Option<Arc<crate::cache::Inventory>>,
     /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
     stalls: stall::Stalls,
+    /// The CAS reader for Xet files (None: offline, or `--no-xet`): bridge reads only.
+    xet: Option<Arc<xet::XetReader>>,
     /// Read-ahead blocks waiting in memory for their first reader.
     fresh: fresh::Fresh,
     pub stats: ReadStats,
@@ -224,6 +229,7 @@ impl ReadPath {
             hf_cache: None,
             inventory: None,
             stalls: stall::Stalls::default(),
+            xet: None,
             stats: ReadStats::default(),
         }
     }
@@ -253,6 +259,17 @@ impl ReadPath {
                 inv.note(&blob.key, blob.size, &repo, &blob.commit, &blob.path);
             }
         }
+    }
+
+    /// Reads files that have a `xetHash` through the CAS first (see `xet`).
+    pub fn with_xet(mut self, xet: Option<Arc<xet::XetReader>>) -> ReadPath {
+        self.xet = xet;
+        self
+    }
+
+    /// The CAS reader's counters, if Xet reads are on.
+    pub fn xet_stats(&self) -> Option<&xet::XetStats> {
+        self.xet.as_deref().map(|x| &x.stats)
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {

@@ -1,0 +1,438 @@
+//! Reading Xet files through the CAS, verified chunk by chunk.
+//!
+//! For a run of cache blocks `[start, end)` of a file whose entry has a `xetHash`, the read
+//! path asks [`XetReader::read`] before the bridge (`resolve`). It:
+//! 1. asks the CAS for the reconstruction of exactly that byte range (xet-client: v2, v1
+//!    fallback): terms `(xorb, chunk range)` and, per xorb, signed URLs with byte ranges;
+//! 2. fetches every xorb range in parallel (xet-client: ranged GET, decompression, a new plan
+//!    on 403), bounded by the read path's request permits;
+//! 3. checks each chunk against the xorb's footer (`verify`; footers fetched once per xorb by
+//!    suffix range, authenticated by the xorb hash, kept in a small LRU);
+//! 4. assembles the terms, cuts `[start, end)` and hands it back whole.
+//!
+//! Nothing is handed out before every chunk of the range passed. Any failure (no Xet for the
+//! repo, CAS error, timeout, a chunk or footer that fails its hash) returns an error and the
+//! caller fetches the same range through the bridge, counting the fallback: a reader sees the
+//! right bytes or EIO, never bad bytes. What the CAS delivered goes through the same block
+//! writes as bridge bytes (cache, crc, sha256 of the whole file), so read-ahead, mmap,
+//! passthrough once complete and offline reads of cached blocks are unchanged.
+
+mod verify;
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use lru::LruCache;
+use parking_lot::Mutex;
+use serde::Serialize;
+use xet_client::cas_client::{Client, URLProvider};
+use xet_client::cas_types::{FileRange, HttpRange, QueryReconstructionResponseV2};
+use xet_core_structures::merklehash::MerkleHash;
+use xet_runtime::core::XetContext;
+
+use super::{Blob, ReadPath};
+use crate::hub::xet::CasSession;
+use crate::hub::HubClient;
+pub use verify::{Footer, VerifyError};
+
+/// How long a repo whose token route failed reads through the bridge before we ask again.
+const RETRY_UNAVAILABLE: Duration = Duration::from_secs(60);
+/// Footers kept (each ~50 bytes per chunk: ~50 KB for a full 64 MiB xorb).
+const FOOTERS_KEPT: usize = 1024;
+/// CAS sessions kept (one per repo read).
+const SESSIONS_KEPT: usize = 64;
+
+/// Counters shown by `hubfs status` (`xet` section).
+#[derive(Debug, Default, Serialize)]
+pub struct XetStats {
+    /// Runs served from the CAS.
+    pub reads: AtomicU64,
+    /// Bytes handed to the read path from the CAS.
+    pub bytes: AtomicU64,
+    /// Xorb ranges fetched (one GET each, retries aside).
+    pub xorb_ranges: AtomicU64,
+    /// Decompressed bytes fetched from xorbs (the over-fetch at chunk edges included).
+    pub xorb_bytes: AtomicU64,
+    pub footers_fetched: AtomicU64,
+    pub chunks_verified: AtomicU64,
+    /// Chunks or footers that failed their hash: those runs went to the bridge.
+    pub verify_failures: AtomicU64,
+    /// Runs read through the bridge after a CAS failure of any kind.
+    pub fallbacks: AtomicU64,
+    pub token_requests: AtomicU64,
+}
+
+/// Why a CAS read did not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum XetError {
+    #[error("no CAS access: {0}")]
+    Unavailable(String),
+    #[error("CAS: {0}")]
+    Cas(String),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+}
+
+enum SessionSlot {
+    Ready(Arc<CasSession>),
+    /// The token route failed at this instant: bridge until `RETRY_UNAVAILABLE` passed.
+    Failed(Instant),
+}
+
+/// The CAS side of the read path, shared by all open files of a mount.
+pub struct XetReader {
+    hub: HubClient,
+    ctx: XetContext,
+    limit: Duration,
+    sessions: Mutex<LruCache<String, SessionSlot>>,
+    /// Serializes session opening, so N readers of a fresh repo ask for one token.
+    opening: tokio::sync::Mutex<()>,
+    footers: Mutex<LruCache<MerkleHash, Arc<Footer>>>,
+    pub stats: XetStats,
+}
+
+impl XetReader {
+    /// `limit` bounds each token request; the read path bounds the whole read.
+    pub fn new(hub: HubClient, ctx: XetContext, limit: Duration) -> XetReader {
+        XetReader {
+            hub,
+            ctx,
+            limit,
+            sessions: Mutex::new(LruCache::new(nonzero(SESSIONS_KEPT))),
+            opening: tokio::sync::Mutex::new(()),
+            footers: Mutex::new(LruCache::new(nonzero(FOOTERS_KEPT))),
+            stats: XetStats::default(),
+        }
+    }
+
+    /// The CAS session of the blob's repo, opening it (one token request) if needed.
+    async fn session(&self, blob: &Blob) -> Result<Arc<CasSession>, XetError> {
+        let key = format!("{}", blob.repo);
+        let cached = |me: &XetReader| match me.sessions.lock().get(&key) {
+            Some(SessionSlot::Ready(s)) => Some(Ok(s.clone())),
+            Some(SessionSlot::Failed(at)) if at.elapsed() < RETRY_UNAVAILABLE => Some(Err(
+                XetError::Unavailable("the token route failed a moment ago".into()),
+            )),
+            _ => None,
+        };
+        if let Some(r) = cached(self) {
+            return r;
+        }
+        let _one = self.opening.lock().await;
+        if let Some(r) = cached(self) {
+            return r;
+        }
+        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+        let opened =
+            CasSession::open(&self.ctx, &self.hub, &blob.repo, &blob.commit, self.limit).await;
+        match opened {
+            Ok(s) => {
+                let s = Arc::new(s);
+                tracing::debug!(target: "hubfs::xet", "{}: CAS at {}", blob.repo, s.cas_url);
+                self.sessions.lock().put(key, SessionSlot::Ready(s.clone()));
+                Ok(s)
+            }
+            Err(e) => {
+                self.sessions
+                    .lock()
+                    .put(key, SessionSlot::Failed(Instant::now()));
+                Err(XetError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// Bytes `[start, end)` of the Xet file `xet_hash`, every chunk verified. All or nothing.
+    pub async fn read(
+        &self,
+        blob: &Blob,
+        xet_hash: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<Bytes, XetError> {
+        let file = MerkleHash::from_hex(xet_hash)
+            .map_err(|e| XetError::Cas(format!("bad xetHash {xet_hash:?}: {e}")))?;
+        let session = self.session(blob).await?;
+        let client = session.client.clone();
+        let range = FileRange::new(start, end);
+        let plan = client
+            .get_reconstruction(&file, Some(range))
+            .await
+            .map_err(|e| XetError::Cas(format!("reconstruction: {e}")))?
+            .ok_or_else(|| XetError::Cas(format!("no reconstruction for {start}..{end}")))?;
+        let chunks = self.fetch_chunks(&client, &file, range, &plan).await?;
+        assemble(&plan, &chunks, start, end)
+    }
+
+    /// Fetches, in parallel, every xorb range the plan names; returns each verified chunk.
+    async fn fetch_chunks(
+        &self,
+        client: &Arc<dyn Client>,
+        file: &MerkleHash,
+        range: FileRange,
+        plan: &QueryReconstructionResponseV2,
+    ) -> Result<HashMap<(MerkleHash, u32), Bytes>, XetError> {
+        let mut jobs = Vec::new();
+        for (xorb, fetches) in &plan.xorbs {
+            let xorb: MerkleHash = xorb.into();
+            for fetch in fetches {
+                for r in &fetch.ranges {
+                    jobs.push(self.fetch_range(
+                        client,
+                        file,
+                        range,
+                        xorb,
+                        fetch.url.clone(),
+                        r.chunks.start,
+                        r.chunks.end,
+                        r.bytes,
+                    ));
+                }
+            }
+        }
+        let mut chunks = HashMap::new();
+        for part in futures_util::future::try_join_all(jobs).await? {
+            chunks.extend(part);
+        }
+        Ok(chunks)
+    }
+
+    /// One xorb range: fetched and decompressed by xet-client, then checked chunk by chunk.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_range(
+        &self,
+        client: &Arc<dyn Client>,
+        file: &MerkleHash,
+        range: FileRange,
+        xorb: MerkleHash,
+        url: String,
+        chunk_start: u32,
+        chunk_end: u32,
+        bytes: HttpRange,
+    ) -> Result<Vec<((MerkleHash, u32), Bytes)>, XetError> {
+        let provider = PlanUrl {
+            client: client.clone(),
+            file: *file,
+            range,
+            xorb,
+            chunk_start,
+            current: Mutex::new((url.clone(), bytes)),
+        };
+        let footer = self.footer(&xorb, &url);
+        let data = async {
+            let permit = client
+                .acquire_download_permit()
+                .await
+                .map_err(|e| XetError::Cas(e.to_string()))?;
+            client
+                .get_file_term_data(Box::new(provider), permit, None, None)
+                .await
+                .map_err(|e| XetError::Cas(format!("xorb {}: {e}", xorb.hex())))
+        };
+        let (footer, (data, offsets)) = tokio::try_join!(footer, data)?;
+        self.stats.xorb_ranges.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .xorb_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if let Err(e) = footer.check_chunks(&xorb, chunk_start, chunk_end, &data, &offsets) {
+            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(e.into());
+        }
+        self.stats
+            .chunks_verified
+            .fetch_add(u64::from(chunk_end - chunk_start), Ordering::Relaxed);
+        let mut out = Vec::with_capacity((chunk_end - chunk_start) as usize);
+        let mut at = 0usize;
+        for index in chunk_start..chunk_end {
+            let len = footer.chunk_lens[index as usize] as usize;
+            out.push(((xorb, index), data.slice(at..at + len)));
+            at += len;
+        }
+        Ok(out)
+    }
+
+    /// The verified footer of `xorb`, from the LRU or fetched through `url`.
+    async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
+        if let Some(f) = self.footers.lock().get(xorb) {
+            return Ok(f.clone());
+        }
+        let bytes = self
+            .hub
+            .xorb_footer(url)
+            .await
+            .map_err(|e| XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex())))?;
+        self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
+        let footer = match Footer::parse(xorb, &bytes) {
+            Ok(f) => Arc::new(f),
+            Err(e) => {
+                self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        self.footers.lock().put(*xorb, footer.clone());
+        Ok(footer)
+    }
+}
+
+/// Joins the plan's terms from verified chunks and cuts `[start, end)` out of them.
+fn assemble(
+    plan: &QueryReconstructionResponseV2,
+    chunks: &HashMap<(MerkleHash, u32), Bytes>,
+    start: u64,
+    end: u64,
+) -> Result<Bytes, XetError> {
+    let want = (end - start) as usize;
+    let skip = plan.offset_into_first_range as usize;
+    let mut out = BytesMut::with_capacity(want);
+    let mut skipped = 0usize;
+    for term in &plan.terms {
+        let xorb: MerkleHash = (&term.hash).into();
+        let mut term_len = 0u64;
+        for index in term.range.start..term.range.end {
+            let chunk = chunks.get(&(xorb, index)).ok_or_else(|| {
+                XetError::Cas(format!(
+                    "plan has no fetch for xorb {} chunk {index}",
+                    xorb.hex()
+                ))
+            })?;
+            term_len += chunk.len() as u64;
+            let mut piece = &chunk[..];
+            if skipped < skip {
+                let drop = (skip - skipped).min(piece.len());
+                skipped += drop;
+                piece = &piece[drop..];
+            }
+            let take = (want - out.len()).min(piece.len());
+            out.extend_from_slice(&piece[..take]);
+        }
+        if term_len != u64::from(term.unpacked_length) {
+            return Err(XetError::Cas(format!(
+                "xorb {} chunks {}..{}: {term_len} bytes, the plan says {}",
+                xorb.hex(),
+                term.range.start,
+                term.range.end,
+                term.unpacked_length
+            )));
+        }
+    }
+    if out.len() != want {
+        return Err(XetError::Cas(format!(
+            "reconstruction gave {} of {want} bytes",
+            out.len()
+        )));
+    }
+    Ok(out.freeze())
+}
+
+/// The signed URL of one xorb range, re-planned when the CAS answers 403 (an expired URL).
+struct PlanUrl {
+    client: Arc<dyn Client>,
+    file: MerkleHash,
+    range: FileRange,
+    xorb: MerkleHash,
+    chunk_start: u32,
+    current: Mutex<(String, HttpRange)>,
+}
+
+#[async_trait::async_trait]
+impl URLProvider for PlanUrl {
+    async fn retrieve_url(&self) -> xet_client::error::Result<(String, Vec<HttpRange>)> {
+        let (url, bytes) = self.current.lock().clone();
+        Ok((url, vec![bytes]))
+    }
+
+    async fn refresh_url(&self) -> xet_client::error::Result<()> {
+        let plan = self
+            .client
+            .get_reconstruction(&self.file, Some(self.range))
+            .await?;
+        let found = plan.as_ref().and_then(|p| {
+            p.xorbs.iter().find_map(|(x, fetches)| {
+                (MerkleHash::from(x) == self.xorb).then(|| {
+                    fetches.iter().find_map(|f| {
+                        f.ranges
+                            .iter()
+                            .find(|r| r.chunks.start == self.chunk_start)
+                            .map(|r| (f.url.clone(), r.bytes))
+                    })
+                })?
+            })
+        });
+        if let Some(next) = found {
+            *self.current.lock() = next;
+        }
+        Ok(())
+    }
+}
+
+fn nonzero(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl ReadPath {
+    /// Delivers `[start, end)` from the CAS if the blob is a Xet file and the CAS answers with
+    /// bytes that pass their chunk hashes; false (nothing delivered, fallback counted) sends
+    /// the caller to the bridge.
+    pub(super) async fn serve_from_xet(
+        &self,
+        blob: &Blob,
+        start: u64,
+        end: u64,
+        on_block: &mut impl FnMut(Bytes),
+    ) -> bool {
+        let (Some(xet), Some(hash)) = (self.xet.as_ref(), blob.xet_hash.as_deref()) else {
+            return false;
+        };
+        let read = {
+            let _permit = match self.permits.acquire().await {
+                Ok(p) => p,
+                Err(_) => return false,
+            };
+            tokio::time::timeout(self.cfg.io_timeout, xet.read(blob, hash, start, end)).await
+        };
+        let data = match read {
+            Ok(Ok(data)) => data,
+            Ok(Err(e)) => {
+                xet.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "{}@{}: {} bytes {start}..{end} from the CAS failed, reading through the bridge: {e}",
+                    blob.repo,
+                    blob.commit,
+                    blob.path
+                );
+                return false;
+            }
+            Err(_) => {
+                xet.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "{}@{}: {} bytes {start}..{end}: no answer from the CAS within {:?}, reading through the bridge",
+                    blob.repo,
+                    blob.commit,
+                    blob.path,
+                    self.cfg.io_timeout
+                );
+                return false;
+            }
+        };
+        xet.stats.reads.fetch_add(1, Ordering::Relaxed);
+        xet.stats
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        // `read.fetches` / `read.bytes_fetched` count what came from the network, whichever way.
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_fetched
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let bs = self.block_size() as usize;
+        let mut at = 0;
+        while at < data.len() {
+            let to = (at + bs).min(data.len());
+            on_block(data.slice(at..to));
+            at = to;
+        }
+        true
+    }
+}

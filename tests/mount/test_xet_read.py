@@ -1,0 +1,188 @@
+"""Xet files read through the CAS: a repo seeded with the official client and hf_xet (no
+HF_HUB_DISABLE_XET), read through a hubfs mount byte-exact, lazily (a 4 KiB pread moves about
+one xorb range, not the file), verified chunk by chunk (a corrupted xorb never yields bad bytes),
+and still fine through mmap and safetensors."""
+
+import mmap
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from conftest import WRITE_TOKEN, faults, sha
+
+SIZE = 6 << 20
+
+SEED = r"""
+import sys
+from huggingface_hub import HfApi
+endpoint, token, repo = sys.argv[1:4]
+api = HfApi(endpoint=endpoint, token=token)
+api.create_repo(repo, exist_ok=True)
+for local, remote in zip(sys.argv[4::2], sys.argv[5::2]):
+    api.upload_file(path_or_fileobj=local, path_in_repo=remote, repo_id=repo)
+"""
+
+
+def seed_with_xet(emulator, repo, files):
+    """Uploads `files` ({path in repo: local path}) with huggingface_hub + hf_xet, in a child
+    process: the session's `api` fixture disables Xet in this one, and hf_xet's caches must not
+    leak between tests (isolated HF_HOME)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    home = tempfile.mkdtemp(prefix="hubfs-xet-home-")
+    env.update(HF_HOME=home, HF_XET_CACHE=str(Path(home) / "xet"), NO_PROXY="127.0.0.1,localhost",
+               HF_HUB_DISABLE_TELEMETRY="1")
+    args = [sys.executable, "-c", SEED, emulator.url, WRITE_TOKEN, repo]
+    for remote, local in files.items():
+        args += [str(local), remote]
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def xet_repo(emulator, tmp_path_factory):
+    d = tmp_path_factory.mktemp("xet-originals")
+    rng = np.random.default_rng(12)
+    big = d / "big.bin"
+    big.write_bytes(rng.integers(0, 256, SIZE, dtype=np.uint8).tobytes())
+    tensors = {f"layer{i}.weight": rng.standard_normal((256, 512)).astype(np.float32) for i in range(6)}
+    st = d / "model.safetensors"
+    save_file(tensors, str(st))
+    repo = "alice/xet-read"
+    seed_with_xet(emulator, repo, {"big.bin": big, "model.safetensors": st})
+    return repo, {"big.bin": big, "model.safetensors": st}, tensors
+
+
+def cas_stats(emulator):
+    s = emulator.stats()
+    return s["cas_bytes_served"], s["xorb_fetches"]
+
+
+def test_tree_lists_xet_hash(xet_repo, api):
+    """The emulator lists the seeded files with a xetHash: the premise of every test below."""
+    repo, _, _ = xet_repo
+    entries = {e.path: e for e in api.list_repo_tree(repo)}
+    assert entries["big.bin"].xet_hash
+
+
+def test_cat_and_sha256_are_byte_exact_through_the_cas(xet_repo, mount, emulator):
+    repo, local, _ = xet_repo
+    m = mount(repo)
+    os.listdir(m.path)
+    before_cas, before_fetches = cas_stats(emulator)
+    before_bridge = emulator.stats()["bytes_served"]
+    assert sha(m / "big.bin") == sha(local["big.bin"])
+    out = subprocess.run(["cat", str(m / "big.bin")], capture_output=True, check=True).stdout
+    assert out == local["big.bin"].read_bytes()
+    cas, fetches = cas_stats(emulator)
+    assert cas - before_cas >= SIZE * 0.9, "the bytes came from the CAS"
+    assert fetches > before_fetches
+    assert emulator.stats()["bytes_served"] - before_bridge < SIZE // 2, "not through the bridge"
+    st = m.status()
+    print(f"cat + sha256sum: CAS served {cas - before_cas} bytes in {fetches - before_fetches} xorb fetches; xet {st['xet']}")
+    assert st["xet"]["reads"] > 0 and st["xet"]["fallbacks"] == 0
+    assert st["xet"]["chunks_verified"] > 0
+
+
+def test_4k_pread_moves_about_one_chunk_range(xet_repo, mount, emulator):
+    repo, local, _ = xet_repo
+    m = mount(repo)
+    os.listdir(m.path)
+    before, before_fetches = cas_stats(emulator)
+    off = SIZE // 2 + 12345
+    fd = os.open(m / "big.bin", os.O_RDONLY)
+    try:
+        got = os.pread(fd, 4096, off)
+    finally:
+        os.close(fd)
+    assert got == local["big.bin"].read_bytes()[off:off + 4096]
+    moved = cas_stats(emulator)[0] - before
+    print(f"4 KiB pread moved {moved} bytes from the CAS in {cas_stats(emulator)[1] - before_fetches} xorb fetches")
+    # One cache block (1 MiB by default) of chunks, at most a chunk or two over at each edge:
+    # far from the 6 MiB file.
+    assert 0 < moved <= (1 << 20) + (512 << 10), moved
+    assert cas_stats(emulator)[1] - before_fetches <= 4
+
+
+def test_mmap_and_safetensors(xet_repo, mount):
+    repo, local, tensors = xet_repo
+    m = mount(repo)
+    os.listdir(m.path)
+    with safe_open(str(m / "model.safetensors"), framework="numpy") as f:
+        for name, t in tensors.items():
+            assert np.array_equal(f.get_tensor(name), t)
+    want = local["big.bin"].read_bytes()
+    with open(m / "big.bin", "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        for off in (0, 4097, SIZE // 3, SIZE - 10):
+            assert mm[off:off + 10] == want[off:off + 10]
+
+
+def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
+    """The CAS flips a byte in every xorb range it serves: no chunk passes its hash, so hubfs
+    reads through the bridge (counted) and the reader gets the right bytes."""
+    repo, local, _ = xet_repo
+    m = mount(repo)
+    os.listdir(m.path)
+    with faults(emulator, "route=xorb,corrupt=1"):
+        assert sha(m / "big.bin") == sha(local["big.bin"])
+    st = m.status()["xet"]
+    print(f"corrupted xorbs: xet {st}")
+    assert st["verify_failures"] > 0
+    assert st["fallbacks"] > 0
+
+
+def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):
+    repo, local, _ = xet_repo
+    m = mount(repo, args=["--no-xet"])
+    before, _ = cas_stats(emulator)
+    assert sha(m / "big.bin") == sha(local["big.bin"])
+    assert cas_stats(emulator)[0] == before
+
+
+@pytest.fixture(scope="module")
+def short_token_emulator(tmp_path_factory):
+    """An emulator whose CAS tokens live 20 s: below xet-client's 30 s refresh margin, so every
+    CAS call first asks hubfs's refresher for a new token, and one issued before a 21 s pause
+    has expired."""
+    from conftest import Emulator
+    emu = Emulator(tmp_path_factory.mktemp("emu-short-token"), ["--xet-token-ttl", "20"]).start()
+    yield emu
+    emu.stop()
+
+
+def test_expired_cas_token_is_refreshed(short_token_emulator, tmp_path):
+    from conftest import Mount, is_mounted, run_mount
+    emu = short_token_emulator
+    data = np.random.default_rng(5).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    seed_with_xet(emu, "alice/xet-token", {"f.bin": src})
+    mp, cache = tmp_path / "mnt", tmp_path / "cache"
+    r = run_mount("alice/xet-token", mp, emu, token=WRITE_TOKEN, cache_dir=cache)
+    assert r.returncode == 0, r.stderr
+    m = Mount(mp, cache / "hubfs.log", cache)
+    try:
+        assert is_mounted(mp)
+        os.listdir(mp)
+        fd = os.open(mp / "f.bin", os.O_RDONLY)
+        try:
+            assert os.pread(fd, 4096, 0) == data[:4096]
+            import time
+            time.sleep(21)
+            off = 2 << 20
+            assert os.pread(fd, 4096, off) == data[off:off + 4096]
+        finally:
+            os.close(fd)
+        st = m.status()["xet"]
+        assert st["reads"] >= 2 and st["fallbacks"] == 0, st
+        # One session (one token asked when it opened), later tokens from the refresher.
+        assert st["token_requests"] == 1
+        assert m.log.read_text().count("/xet-read-token/") >= 2
+    finally:
+        m.unmount()
