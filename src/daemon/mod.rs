@@ -78,6 +78,8 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// The huggingface_hub cache whose verified blobs are served without fetching (None: off).
     pub hf_cache: Option<PathBuf>,
+    /// The cluster's shared cache tier (`--shared-cache s3://...`); None: off.
+    pub shared_cache: Option<crate::shared::SharedCacheOptions>,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -238,6 +240,7 @@ fn run_inner(
     .map_err(|e| format!("opening the block cache in {}: {e}", cache_dir.display()))?;
     let meta = MetaStore::open(cache_dir.clone())
         .map_err(|e| format!("opening the metadata store in {}: {e}", cache_dir.display()))?;
+    let shared = shared_cache(opts, rt)?;
     let reader = Arc::new(
         ReadPath::new(
             client.clone(),
@@ -249,7 +252,8 @@ fn run_inner(
                 ..ReadConfig::default()
             },
         )
-        .with_hf_cache(opts.hf_cache.clone()),
+        .with_hf_cache(opts.hf_cache.clone())
+        .with_shared_cache(shared),
     );
     let svc = Arc::new(Services {
         client,
@@ -494,6 +498,26 @@ fn subtype_option() -> fuser::MountOption {
     }
 }
 
+/// Starts the shared cache tier if asked for. Offline mounts never use it (no network, and its
+/// privacy rule needs the Hub's answer for this token: see `read/shared.rs`).
+fn shared_cache(
+    opts: &MountOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<Arc<crate::shared::SharedCache>>, String> {
+    let Some(shared) = &opts.shared_cache else {
+        return Ok(None);
+    };
+    if opts.offline {
+        tracing::info!("offline: the shared cache {} is not used", shared.url);
+        return Ok(None);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let resolved =
+        crate::shared::config::resolve(shared, |n| std::env::var(n).ok(), home.as_deref())?;
+    let _guard = rt.enter();
+    crate::shared::SharedCache::start(&resolved).map(Some)
+}
+
 /// What `hubfs status` reports about the daemon itself (beside the filesystem's counters).
 fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
     let mode = if opts.offline {
@@ -511,6 +535,7 @@ fn about_mount(opts: &MountOptions, writable: bool) -> serde_json::Value {
         "log_file": opts.log_file,
         "metrics_addr": opts.metrics_addr.map(|a| a.to_string()),
         "hf_cache": opts.hf_cache,
+        "shared_cache": opts.shared_cache.as_ref().map(|s| &s.url),
     })
 }
 

@@ -684,6 +684,7 @@ impl HubFs {
             "open_files": self.files.lock().len(),
             "read": &self.svc.reader.stats,
             "inflight_blocks": self.svc.reader.inflight_blocks(),
+            "shared_cache": self.svc.reader.shared_status(),
             "cache": cache,
             "passthrough": self.passthrough.status(),
             "hub": hub,

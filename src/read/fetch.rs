@@ -87,6 +87,13 @@ impl ReadPath {
             );
             return Err(Errno::EIO);
         }
+        // The block source before the Hub: the cluster's shared cache, then the Hub (which
+        // fills the shared cache with what it delivers).
+        let start = self.serve_from_shared(blob, start, end, &mut on_block).await;
+        let mut on_block = self.filling_shared(blob, start, on_block);
+        if start >= end {
+            return Ok(());
+        }
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
         let bs = self.block_size() as usize;
         let mut buf = BytesMut::with_capacity(bs);

@@ -12,6 +12,7 @@ mod fetch;
 pub mod hf_cache;
 mod inflight;
 pub mod readahead;
+mod shared;
 mod stall;
 mod verify;
 
@@ -138,6 +139,8 @@ pub struct ReadPath {
     hf_cache: Option<hf_cache::HfCache>,
     /// Contents whose fetch just timed out: the kernel's immediate retry fails at once.
     stalls: stall::Stalls,
+    /// The cluster's shared cache tier, consulted before the Hub (None: `--shared-cache` unset).
+    shared: Option<shared::Shared>,
     pub stats: ReadStats,
 }
 
@@ -170,6 +173,7 @@ impl ReadPath {
             abort: Arc::default(),
             hf_cache: None,
             stalls: stall::Stalls::default(),
+            shared: None,
             stats: ReadStats::default(),
         }
     }
@@ -177,6 +181,12 @@ impl ReadPath {
     /// Serves blobs found (and verified) in the huggingface_hub cache at `dir` without fetching.
     pub fn with_hf_cache(mut self, dir: Option<std::path::PathBuf>) -> ReadPath {
         self.hf_cache = dir.map(hf_cache::HfCache::new);
+        self
+    }
+
+    /// Reads through (and fills) the cluster's shared cache tier.
+    pub fn with_shared_cache(mut self, tier: Option<Arc<crate::shared::SharedCache>>) -> ReadPath {
+        self.shared = tier.map(shared::Shared::new);
         self
     }
 
@@ -378,6 +388,7 @@ impl ReadPath {
                 }
                 Ok(false) => {
                     me.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                    me.distrust_shared(&blob);
                     tracing::error!(
                         "{}@{}: {} failed its content hash check; its cached bytes were dropped",
                         blob.repo,

@@ -229,6 +229,7 @@ impl ReadPath {
             return;
         }
         self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+        self.distrust_shared(blob);
         self.verifiers.tainted.lock().insert(blob.key);
         tracing::error!(
             "{}@{}: {} does not match its content hash ({}); its cached bytes were dropped",
