@@ -15,5 +15,7 @@ source scripts/lib/setup.sh
 setup_apt
 setup_venv
 setup_build
+# Garage for the cluster workload (shared cache): built once into .tools, ~15 min.
+setup_garage
 cd scripts
 exec "$VENV/bin/python" -m bench "$@"

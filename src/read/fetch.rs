@@ -89,7 +89,9 @@ impl ReadPath {
         }
         // The block source before the Hub: the cluster's shared cache, then the Hub (which
         // fills the shared cache with what it delivers).
-        let start = self.serve_from_shared(blob, start, end, &mut on_block).await;
+        let start = self
+            .serve_from_shared(blob, start, end, &mut on_block)
+            .await;
         let mut on_block = self.filling_shared(blob, start, on_block);
         if start >= end {
             return Ok(());

@@ -89,7 +89,10 @@ mod tests {
         assert!(b.allow_at(later), "one probe after the pause");
         assert!(!b.allow_at(later), "only one");
         b.failure_at(later);
-        assert!(!b.allow_at(later + Duration::from_secs(5)), "a failed probe reopens it");
+        assert!(
+            !b.allow_at(later + Duration::from_secs(5)),
+            "a failed probe reopens it"
+        );
         let again = later + Duration::from_secs(11);
         assert!(b.allow_at(again));
         b.success();

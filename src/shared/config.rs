@@ -55,7 +55,11 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ key_id: {:?}, secret: <hidden> }}", self.key_id)
+        write!(
+            f,
+            "Credentials {{ key_id: {:?}, secret: <hidden> }}",
+            self.key_id
+        )
     }
 }
 
@@ -67,7 +71,9 @@ pub fn parse_url(url: &str) -> Result<(String, String), String> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
-        return Err(format!("--shared-cache {url:?}: {bucket:?} is not a bucket name"));
+        return Err(format!(
+            "--shared-cache {url:?}: {bucket:?} is not a bucket name"
+        ));
     }
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
@@ -242,17 +248,34 @@ mod tests {
         )
         .unwrap();
         let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
         };
         let h = Some(home.path());
-        let r = resolve(&opts(None), env(&[("AWS_ACCESS_KEY_ID", "EK"), ("AWS_SECRET_ACCESS_KEY", "es")]), h).unwrap();
+        let r = resolve(
+            &opts(None),
+            env(&[("AWS_ACCESS_KEY_ID", "EK"), ("AWS_SECRET_ACCESS_KEY", "es")]),
+            h,
+        )
+        .unwrap();
         assert_eq!(r.credentials.unwrap().key_id, "EK");
-        assert_eq!((r.bucket.as_str(), r.prefix.as_str(), r.region.as_str()), ("hubfs-cache", "team/a", "us-east-1"));
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str(), r.region.as_str()),
+            ("hubfs-cache", "team/a", "us-east-1")
+        );
         let r = resolve(&opts(None), env(&[]), h).unwrap();
         assert_eq!(r.credentials.unwrap().key_id, "DEF");
         let r = resolve(&opts(None), env(&[("AWS_PROFILE", "garage")]), h).unwrap();
         assert_eq!(r.credentials.unwrap().key_id, "GK");
-        let r = resolve(&opts(Some("cfgonly")), env(&[("AWS_ACCESS_KEY_ID", "EK"), ("AWS_SECRET_ACCESS_KEY", "es")]), h).unwrap();
+        let r = resolve(
+            &opts(Some("cfgonly")),
+            env(&[("AWS_ACCESS_KEY_ID", "EK"), ("AWS_SECRET_ACCESS_KEY", "es")]),
+            h,
+        )
+        .unwrap();
         let c = r.credentials.unwrap();
         assert_eq!((c.key_id.as_str(), r.region.as_str()), ("CK", "garage"));
         assert!(!format!("{c:?}").contains("s3"), "the secret is hidden");

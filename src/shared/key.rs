@@ -27,7 +27,11 @@ const VERSION_DIR: &str = "hubfs-v1";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SharedKey {
     /// `len` bytes at `offset` of the content named `blob` (a block of the local cache).
-    Range { blob: BlobKey, offset: u64, len: u32 },
+    Range {
+        blob: BlobKey,
+        offset: u64,
+        len: u32,
+    },
 }
 
 impl SharedKey {
@@ -96,7 +100,7 @@ mod tests {
         SharedKey::Range { blob, offset, len }
     }
 
-    fn framed(k: &SharedKey, name: &str, data: &[u8]) -> Bytes {
+    fn framed(name: &str, data: &[u8]) -> Bytes {
         let mut v = data.to_vec();
         v.extend_from_slice(&trailer(name, data));
         Bytes::from(v)
@@ -118,8 +122,11 @@ mod tests {
     fn round_trip_and_every_kind_of_damage_is_refused() {
         let k = key(0, 5);
         let name = k.object_name("p");
-        let good = framed(&k, &name, b"hello");
-        assert_eq!(unframe(&k, &name, good.clone()).as_deref(), Some(&b"hello"[..]));
+        let good = framed(&name, b"hello");
+        assert_eq!(
+            unframe(&k, &name, good.clone()).as_deref(),
+            Some(&b"hello"[..])
+        );
         // A flipped byte, a truncation, garbage of the right length, another key's object.
         let mut flipped = good.to_vec();
         flipped[1] ^= 1;
