@@ -72,7 +72,7 @@ def _settle(m, timeout=120):
         st = m.status()
         s = st["shared_cache"]
         done = s["stats"]["fills"] + s["stats"]["drops"] + s["stats"]["fill_errors"]
-        if s["queued_fills"] == 0 and done * (128 << 10) >= st["read"]["bytes_fetched"]:
+        if s["queued_fills"] == 0 and s["backlog"] == 0 and done * (128 << 10) >= st["read"]["bytes_fetched"]:
             return
         time.sleep(0.2)
 

@@ -210,6 +210,18 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/shared_cache/stats/deferred",
+        "shared_cache_deferred",
+        "Blocks written later from the local cache because the fill queue was full",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/backlog",
+        "shared_cache_backlog",
+        "Blocks waiting to be written later from the local cache",
+        Kind::Gauge,
+    ),
+    (
         "/shared_cache/queued_fills",
         "shared_cache_queued_fills",
         "Blocks waiting to be written to the shared cache",

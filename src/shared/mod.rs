@@ -10,8 +10,9 @@
 //! - **Never a failed or much slower read.** A lookup gives up after a short first-byte timeout
 //!   and a bounded total; errors feed a circuit breaker that skips the tier for a while
 //!   (`breaker.rs`). Every failure is a miss: the Hub serves.
-//! - **Never a slower reader.** Fills are queued (bounded; full means the block is dropped and
-//!   counted) and written by a few background tasks.
+//! - **Never a slower reader.** Fills are queued (bounded) and written by a few background
+//!   tasks; when the queue is full the read path remembers the block's name and writes it later
+//!   from the local cache (`read/shared.rs`).
 //! - **Bounded**: lookups in flight (a semaphore), the fill queue, its writers.
 
 mod breaker;
@@ -199,16 +200,29 @@ impl SharedCache {
         Lookup::Miss
     }
 
-    /// Queues `data` (verified Hub bytes for `key`) to be written; never waits. A full queue
-    /// or an open breaker drops it (counted).
-    pub fn fill(&self, key: SharedKey, data: Bytes) {
+    /// Queues `data` (verified Hub bytes for `key`) to be written; never waits. An open
+    /// breaker drops it (counted). False: the queue is full and nothing was done (the caller
+    /// may defer the block, see `read/shared.rs`, or count it dropped with [`Self::dropped`]).
+    pub fn try_fill(&self, key: SharedKey, data: Bytes) -> bool {
         if self.breaker.is_open() {
             SharedStats::bump(&self.stats.drops);
-            return;
+            return true;
         }
-        if self.fills.try_send(Fill { key, data }).is_err() {
-            SharedStats::bump(&self.stats.drops);
-        }
+        self.fills.try_send(Fill { key, data }).is_ok()
+    }
+
+    /// Room left in the fill queue.
+    pub fn fill_room(&self) -> usize {
+        self.fills.capacity()
+    }
+
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Counts blocks given up on.
+    pub fn dropped(&self, n: u64) {
+        SharedStats::add(&self.stats.drops, n);
     }
 
     async fn write(&self, fill: Fill) {

@@ -23,7 +23,10 @@ pub struct SharedStats {
     pub fill_bytes: AtomicU64,
     /// Writes that failed.
     pub fill_errors: AtomicU64,
-    /// Blocks not written because the fill queue was full (or the breaker open).
+    /// Blocks the fill queue had no room for when fetched: written later from the local cache.
+    pub deferred: AtomicU64,
+    /// Blocks never written: the breaker was open, the backlog full, or the block left the
+    /// local cache before its turn.
     pub drops: AtomicU64,
     /// Blobs whose entries were deleted after failing their content hash.
     pub purges: AtomicU64,

@@ -125,7 +125,9 @@ api_bind_addr = "127.0.0.1:{n['admin']}"
         from botocore.config import Config
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
                             aws_access_key_id=self.key_id, aws_secret_access_key=self.secret_key,
-                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                          request_checksum_calculation="when_required",
+                                          response_checksum_validation="when_required"))
 
     def env(self):
         """The environment a hubfs node gets: the usual AWS variables."""
