@@ -59,7 +59,7 @@ setup_fs_tools() {
 GARAGE_VERSION=2.5.0
 setup_garage() {
   export HUBFS_FS_TOOLS=${HUBFS_FS_TOOLS:-$ROOT/.tools}
-  if ! "$HUBFS_FS_TOOLS/bin/garage" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"; then
+  if ! "$HUBFS_FS_TOOLS/bin/garage" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
     echo "== cargo install garage $GARAGE_VERSION into $HUBFS_FS_TOOLS (once; ~15 min on 2 cores)"
     cargo install --locked --root "$HUBFS_FS_TOOLS" "garage@$GARAGE_VERSION" \
       --no-default-features --features sqlite,bundled-libs
