@@ -96,6 +96,9 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
         t.join()
     assert all(d == repo["big.bin"] for d, _ in results.values())
     from_hub = bytes_served(emulator) - before
+    print(f"\n3 nodes x {BIG >> 20} MiB: the Hub served {from_hub / BIG:.3f}x the file; node a filled "
+          f"{filled['fills']} blocks ({filled['deferred']} deferred, {filled['drops']} dropped); b and c read in "
+          f"{', '.join(f'{t:.1f} s' for _, t in results.values())}")
     assert BIG <= from_hub <= 1.05 * BIG, f"the Hub served {from_hub / BIG:.2f} times the file"
     for m in (b, c):
         s = shared(m)
