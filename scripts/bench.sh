@@ -17,5 +17,7 @@ export HF_HUB_DISABLE_XET=1
 setup_apt
 setup_venv
 setup_build
+# Garage for the cluster workload (shared cache): built once into .tools, ~15 min.
+setup_garage
 cd scripts
 exec "$VENV/bin/python" -m bench "$@"

@@ -5,6 +5,7 @@
 //! - [`private`]: modes of what hubfs writes on disk (private to its user);
 //! - [`hub`]: the Hub client, the only code that speaks HTTP;
 //! - [`cache`]: blocks of file content and metadata kept on disk;
+//! - [`shared`]: the shared cache tier of a cluster (S3), the only code that speaks S3;
 //! - [`read`]: lazy, parallel, de-duplicated reads through the cache;
 //! - [`stage`]: staged file contents and the journal of pending changes (writable mounts);
 //! - [`commit`]: turns staged changes into batched Hub commits;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod private;
 pub mod read;
 pub use hub_wire::repo;
+pub mod shared;
 pub mod stage;
 pub use hub_wire::units;
 pub mod warm;

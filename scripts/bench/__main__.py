@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_sharded, w_writes
+from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes
 from .ctx import Bench
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, ensure_seeded
@@ -30,6 +30,7 @@ WORKLOADS = {
     "fio": lambda ctx: [w_fio.run_workload(ctx)],
     "metadata": lambda ctx: [w_metadata.run(ctx)],
     "writes": lambda ctx: [w_writes.run_workload(ctx)],
+    "shared-cache": lambda ctx: [w_shared_cache.run(ctx)],
 }
 
 

@@ -28,7 +28,9 @@ CURL = "curl"
 HF = "huggingface_hub"
 HFFUSE = "HfFileSystem+fsspec.fuse"
 LOCAL = "local copy"
-CONTENDERS = [HUBFS_NAME, CURL, HF, HFFUSE, LOCAL]
+# hubfs nodes with local caches only (the peer of hubfs + --shared-cache in the cluster workload).
+HUBFS_ALONE = "hubfs, local caches only"
+CONTENDERS = [HUBFS_NAME, CURL, HF, HFFUSE, LOCAL, HUBFS_ALONE]
 
 
 def hf_source(repo: str, repo_type: str) -> str:
@@ -40,7 +42,9 @@ class HubfsMount:
     branch mount is writable."""
 
     def __init__(self, emulator, source: str, mountpoint: Path, cache_dir: Path, hf_home: Path,
-                 token: str = ""):
+                 token: str = "", args=(), env_extra=None):
+        self.args = list(args)
+        self.env_extra = dict(env_extra or {})
         self.emulator = emulator
         self.source = source
         self.path = mountpoint
@@ -53,11 +57,11 @@ class HubfsMount:
     def env(self) -> dict:
         # Reads are anonymous (HF_TOKEN empty): the benchmark repos are public, as for every
         # contender. The token goes through the environment, never the command line.
-        return clean_env(HF_TOKEN=self.token, HF_HOME=self.hf_home)
+        return clean_env(HF_TOKEN=self.token, HF_HOME=self.hf_home, **self.env_extra)
 
     def command(self) -> list:
         return [HUBFS, "mount", self.source, self.path, "--endpoint", self.emulator.url,
-                "--cache-dir", self.cache_dir]
+                "--cache-dir", self.cache_dir, *self.args]
 
     def __enter__(self):
         self.path.mkdir(parents=True, exist_ok=True)

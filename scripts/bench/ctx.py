@@ -55,7 +55,8 @@ class Bench:
             shutil.rmtree(d, ignore_errors=True)
 
     @contextlib.contextmanager
-    def hubfs(self, emulator, source: str, cache_dir: Path | None = None, token: str = ""):
+    def hubfs(self, emulator, source: str, cache_dir: Path | None = None, token: str = "", args=(),
+              env_extra=None):
         """A hubfs mount; with no `cache_dir`, a fresh one removed afterwards (a cold run); with
         a write `token`, writable (on a branch)."""
         with contextlib.ExitStack() as stack:
@@ -63,7 +64,7 @@ class Bench:
                 cache_dir = stack.enter_context(self.temp_dir("hubfs-cache"))
             mountpoint = self.scratch("mnt")
             hf_home = self.scratch("hf-home-hubfs")
-            with HubfsMount(emulator, source, mountpoint, cache_dir, hf_home, token) as m:
+            with HubfsMount(emulator, source, mountpoint, cache_dir, hf_home, token, args, env_extra) as m:
                 yield m
 
     @contextlib.contextmanager

@@ -52,9 +52,23 @@ setup_fs_tools() {
   fi
 }
 
+# Garage (crates.io), the S3-compatible distributed store the shared-cache tests run as a 3-node
+# cluster, into $HUBFS_FS_TOOLS/bin/garage. Built once (about 15 min on 2 cores with these
+# features: the S3 API and sqlite; no lmdb, k2v or metrics), then reused.
+GARAGE_VERSION=2.5.0
+setup_garage() {
+  export HUBFS_FS_TOOLS=${HUBFS_FS_TOOLS:-$ROOT/.tools}
+  if ! "$HUBFS_FS_TOOLS/bin/garage" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
+    echo "== cargo install garage $GARAGE_VERSION into $HUBFS_FS_TOOLS (once; ~15 min on 2 cores)"
+    cargo install --locked --root "$HUBFS_FS_TOOLS" "garage@$GARAGE_VERSION" \
+      --no-default-features --features sqlite,bundled-libs
+  fi
+}
+
 setup_all() {
   setup_apt
   setup_venv
   setup_build
   setup_fs_tools
+  setup_garage
 }

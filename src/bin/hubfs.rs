@@ -9,6 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use hubfs::daemon::helper::{self, HelperCall};
 use hubfs::daemon::{self, control, mountpoint, mounts, ready, MountOptions};
+use hubfs::shared::SharedCacheOptions;
 use hubfs::units::{format_size, parse_size};
 
 /// Smallest `--cache-size`: four ~4 MiB eviction regions, room for a read's blocks while
@@ -30,6 +31,10 @@ fn parse_cache_size(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(n)
+}
+
+fn parse_shared_cache(s: &str) -> Result<String, String> {
+    hubfs::shared::config::parse_url(s).map(|_| s.to_string())
 }
 
 fn parse_read_ahead(s: &str) -> Result<u64, String> {
@@ -348,6 +353,28 @@ struct MountArgs {
     /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
+    /// A cache tier shared by the nodes of a cluster: an S3-compatible bucket read before the
+    /// Hub and filled after it (e.g. s3://hubfs-cache/models). Credentials: AWS_ACCESS_KEY_ID /
+    /// AWS_SECRET_ACCESS_KEY, else the profile (AWS_PROFILE) of ~/.aws/credentials or config.
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", value_parser = parse_shared_cache)]
+    shared_cache: Option<String>,
+    /// The shared cache's S3 endpoint, for self-hosted stores (MinIO, Garage, Ceph, R2...)
+    /// [default: AWS].
+    #[arg(long, value_name = "URL", requires = "shared_cache")]
+    shared_cache_endpoint: Option<String>,
+    /// The shared cache's region [default: AWS_REGION, the profile's, else us-east-1].
+    #[arg(long, value_name = "REGION", requires = "shared_cache")]
+    shared_cache_region: Option<String>,
+    /// The AWS profile holding the shared cache's keys (overrides AWS_ACCESS_KEY_ID).
+    #[arg(long, value_name = "NAME", requires = "shared_cache")]
+    shared_cache_profile: Option<String>,
+    /// Address the bucket as BUCKET.host (virtual-hosted) instead of host/BUCKET (path style).
+    #[arg(long, requires = "shared_cache")]
+    shared_cache_virtual_hosted: bool,
+    /// Give up on a shared cache lookup that answers nothing within MS milliseconds and read
+    /// from the Hub (10-60000).
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60000))]
+    shared_cache_timeout: u64,
     /// Where the background daemon writes its log [default: CACHE_DIR/hubfs.log].
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -449,6 +476,14 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
             .then(hubfs::read::hf_cache::default_dir)
             .flatten(),
         xet: !args.no_xet,
+        shared_cache: args.shared_cache.clone().map(|url| SharedCacheOptions {
+            url,
+            endpoint: args.shared_cache_endpoint.clone(),
+            region: args.shared_cache_region.clone(),
+            profile: args.shared_cache_profile.clone(),
+            virtual_hosted: args.shared_cache_virtual_hosted,
+            first_byte_timeout: Duration::from_millis(args.shared_cache_timeout),
+        }),
     };
     if args.foreground {
         init_logging();
@@ -692,6 +727,29 @@ fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
         );
     } else {
         println!("passthrough: off (every read is served by hubfs)");
+    }
+    if let Some(s) = answer.get("shared_cache").filter(|s| !s.is_null()) {
+        let st = &s["stats"];
+        println!(
+            "shared:      {} hits ({}), {} misses, {} errors, {} corrupt{}",
+            n(&st["hits"]),
+            format_size(n(&st["bytes"])),
+            n(&st["misses"]),
+            n(&st["errors"]),
+            n(&st["corrupt"]),
+            if s["breaker_open"].as_bool() == Some(true) {
+                " (unavailable: reading from the Hub)"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "shared fill: {} blocks ({}), {} dropped, {} failed",
+            n(&st["fills"]),
+            format_size(n(&st["fill_bytes"])),
+            n(&st["drops"]),
+            n(&st["fill_errors"])
+        );
     }
     if let Some(h) = answer.get("hub").filter(|h| !h.is_null()) {
         println!(

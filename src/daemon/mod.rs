@@ -80,6 +80,8 @@ pub struct MountOptions {
     pub hf_cache: Option<PathBuf>,
     /// Read files that have a `xetHash` from the CAS (verified chunks) before the bridge.
     pub xet: bool,
+    /// The cluster's shared cache tier (`--shared-cache s3://...`); None: off.
+    pub shared_cache: Option<crate::shared::SharedCacheOptions>,
 }
 
 pub use crate::cache::default_cache_dir;
@@ -267,6 +269,7 @@ fn run_inner(
     if let Err(e) = inventory.prune(|k| cache.holds(k)) {
         tracing::warn!("pruning cached blob records: {e}");
     }
+    let shared = shared_cache(opts, rt)?;
     let reader = Arc::new(
         ReadPath::new(
             client.clone(),
@@ -280,7 +283,8 @@ fn run_inner(
         )
         .with_hf_cache(opts.hf_cache.clone())
         .with_inventory(inventory)
-        .with_xet(xet_reader(opts, client.as_ref(), rt)),
+        .with_xet(xet_reader(opts, client.as_ref(), rt))
+        .with_shared_cache(shared),
     );
     let svc = Arc::new(Services {
         client,
@@ -525,6 +529,26 @@ fn subtype_option() -> fuser::MountOption {
     }
 }
 
+/// Starts the shared cache tier if asked for. Offline mounts never use it (no network, and its
+/// privacy rule needs the Hub's answer for this token: see `read/shared.rs`).
+fn shared_cache(
+    opts: &MountOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<Arc<crate::shared::SharedCache>>, String> {
+    let Some(shared) = &opts.shared_cache else {
+        return Ok(None);
+    };
+    if opts.offline {
+        tracing::info!("offline: the shared cache {} is not used", shared.url);
+        return Ok(None);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let resolved =
+        crate::shared::config::resolve(shared, |n| std::env::var(n).ok(), home.as_deref())?;
+    let _guard = rt.enter();
+    crate::shared::SharedCache::start(&resolved).map(Some)
+}
+
 /// What `hubfs status` reports about the daemon itself (beside the filesystem's counters).
 fn about_mount(
     opts: &MountOptions,
@@ -548,6 +572,7 @@ fn about_mount(
         "log_file": opts.log_file,
         "metrics_addr": opts.metrics_addr.map(|a| a.to_string()),
         "hf_cache": opts.hf_cache,
+        "shared_cache": opts.shared_cache.as_ref().map(|s| &s.url),
     })
 }
 

@@ -707,6 +707,7 @@ impl HubFs {
             "read": &self.svc.reader.stats,
             "xet": self.svc.reader.xet_stats(),
             "inflight_blocks": self.svc.reader.inflight_blocks(),
+            "shared_cache": self.svc.reader.shared_status(),
             "cache": cache,
             "passthrough": self.passthrough.status(),
             "hub": hub,

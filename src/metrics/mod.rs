@@ -48,6 +48,7 @@ mod tests {
                 "offline": false,
                 "read": {"bytes_read": 42},
                 "cache": {"hits": 3, "used_bytes": 4096},
+                "shared_cache": {"stats": {"hits": 5, "bytes": 640}, "queued_fills": 1},
                 "writes": {"pending": 2, "commit": {"conflicts": {"a": {}, "b": {}}}},
             })
         });
@@ -61,6 +62,9 @@ mod tests {
             "hubfs_read_served_bytes_total 42",
             "hubfs_cache_hits_total 3",
             "hubfs_cache_used_bytes 4096",
+            "hubfs_shared_cache_hits_total 5",
+            "hubfs_shared_cache_served_bytes_total 640",
+            "hubfs_shared_cache_queued_fills 1",
             "hubfs_writes_pending 2",
             "hubfs_commit_conflicts 2",
             "hubfs_offline 0",

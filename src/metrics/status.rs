@@ -142,6 +142,91 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         "Blocks being fetched from the Hub now",
         Kind::Gauge,
     ),
+    // The shared cache tier (absent without --shared-cache).
+    (
+        "/shared_cache/stats/hits",
+        "shared_cache_hits",
+        "Shared cache lookups that returned checked bytes",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/misses",
+        "shared_cache_misses",
+        "Shared cache lookups that found no entry",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/bytes",
+        "shared_cache_served_bytes",
+        "Bytes served from the shared cache",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/errors",
+        "shared_cache_errors",
+        "Shared cache lookups that failed or timed out (the Hub served)",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/corrupt",
+        "shared_cache_corrupt",
+        "Shared cache entries refused by their check and deleted",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/skipped",
+        "shared_cache_skipped",
+        "Shared cache lookups skipped while its circuit breaker was open",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/fills",
+        "shared_cache_fills",
+        "Blocks written to the shared cache after a Hub fetch",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/fill_bytes",
+        "shared_cache_written_bytes",
+        "Bytes written to the shared cache",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/fill_errors",
+        "shared_cache_fill_errors",
+        "Shared cache writes that failed",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/drops",
+        "shared_cache_drops",
+        "Blocks not written to the shared cache (queue full or breaker open)",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/purges",
+        "shared_cache_purges",
+        "Files whose shared cache entries were deleted after failing their hash",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/deferred",
+        "shared_cache_deferred",
+        "Blocks written later from the local cache because the fill queue was full",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/backlog",
+        "shared_cache_backlog",
+        "Blocks waiting to be written later from the local cache",
+        Kind::Gauge,
+    ),
+    (
+        "/shared_cache/queued_fills",
+        "shared_cache_queued_fills",
+        "Blocks waiting to be written to the shared cache",
+        Kind::Gauge,
+    ),
     // The block cache.
     (
         "/cache/hits",

@@ -96,7 +96,16 @@ impl ReadPath {
             );
             return Err(Errno::EIO);
         }
-        // Xet files: verified chunks from the CAS; on any failure, the bridge below.
+        // The block sources before the bridge, in order: the cluster's shared cache, then (Xet
+        // files) verified chunks from the CAS, then the bridge below. Whatever the CAS or the
+        // bridge delivers also fills the shared cache.
+        let start = self
+            .serve_from_shared(blob, start, end, &mut on_block)
+            .await;
+        let mut on_block = self.filling_shared(blob, start, on_block);
+        if start >= end {
+            return Ok(());
+        }
         if self.serve_from_xet(blob, start, end, &mut on_block).await {
             return Ok(());
         }

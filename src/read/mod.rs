@@ -16,6 +16,7 @@ mod fresh;
 pub mod hf_cache;
 mod inflight;
 pub mod readahead;
+mod shared;
 mod stall;
 mod verify;
 pub mod xet;
@@ -195,6 +196,8 @@ pub struct ReadPath {
     xet: Option<Arc<xet::XetReader>>,
     /// Read-ahead blocks waiting in memory for their first reader.
     fresh: fresh::Fresh,
+    /// The cluster's shared cache tier, consulted before the Hub (None: `--shared-cache` unset).
+    shared: Option<shared::Shared>,
     pub stats: ReadStats,
 }
 
@@ -230,6 +233,7 @@ impl ReadPath {
             inventory: None,
             stalls: stall::Stalls::default(),
             xet: None,
+            shared: None,
             stats: ReadStats::default(),
         }
     }
@@ -270,6 +274,12 @@ impl ReadPath {
     /// The CAS reader's counters, if Xet reads are on.
     pub fn xet_stats(&self) -> Option<&xet::XetStats> {
         self.xet.as_deref().map(|x| &x.stats)
+    }
+
+    /// Reads through (and fills) the cluster's shared cache tier.
+    pub fn with_shared_cache(mut self, tier: Option<Arc<crate::shared::SharedCache>>) -> ReadPath {
+        self.shared = tier.map(shared::Shared::new);
+        self
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {
@@ -478,6 +488,7 @@ impl ReadPath {
                 Ok(false) => {
                     me.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
                     me.fresh.forget_blob(&blob.key);
+                    me.distrust_shared(&blob);
                     tracing::error!(
                         "{}@{}: {} failed its content hash check; its cached bytes were dropped",
                         blob.repo,

@@ -235,6 +235,7 @@ impl ReadPath {
             return;
         }
         self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+        self.distrust_shared(blob);
         self.verifiers.tainted.lock().insert(blob.key);
         self.fresh.forget_blob(&blob.key);
         tracing::error!(

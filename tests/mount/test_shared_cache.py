@@ -1,0 +1,204 @@
+"""The shared cache tier (issue 15) against a real 3-node Garage cluster (replication factor 3)
+on loopback: nodes with separate local caches fetch a file's bytes from the Hub about once;
+what the tier serves is checked (planted garbage is detected, deleted and refetched from the
+Hub); a store that hangs, refuses, or dies mid-read leaves reads correct and about as fast as
+the Hub alone; the tier never widens access to a private repo."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import READ_TOKEN, WRITE_TOKEN, bytes_served, run_mount, sha, wait_until
+from garage import Garage
+
+BIG = 256 << 20
+SMALL = 24 << 20
+BLOCK = 128 << 10
+REPO = "alice/shared-cache"
+
+
+@pytest.fixture(scope="module")
+def garage(tmp_path_factory):
+    g = Garage(tmp_path_factory.mktemp("garage")).start()
+    yield g
+    g.stop()
+
+
+def _write_random(path, size, seed):
+    rng = np.random.default_rng(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 << 20)
+            f.write(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+            left -= n
+
+
+@pytest.fixture(scope="module")
+def repo(api, workdir):
+    """A private repo: big.bin (256 MiB) and three small files, one per fault test."""
+    api.create_repo(REPO, private=True, exist_ok=True)
+    digests = {}
+    for name, size, seed in [("big.bin", BIG, 1), ("garbage.bin", SMALL, 2), ("hang.bin", SMALL, 3),
+                             ("deny.bin", SMALL, 4), ("kill.bin", SMALL, 5)]:
+        path = workdir / f"shared-{name}"
+        _write_random(path, size, seed)
+        digests[name] = sha(path)
+        api.upload_file(repo_id=REPO, path_or_fileobj=str(path), path_in_repo=name)
+        os.remove(path)
+    return digests
+
+
+def node(mount, garage, prefix, timeout_ms=None):
+    """One cluster node: its own mount and local cache, the shared tier under `prefix`."""
+    return mount(REPO, token=WRITE_TOKEN, args=garage.mount_args(prefix, timeout_ms), env_extra=garage.env())
+
+
+def shared(m):
+    return m.status()["shared_cache"]["stats"]
+
+
+def settle_fills(m, timeout=120):
+    """Waits until every block the node fetched from the Hub was written to the tier (or
+    dropped or failed: those are counted, and the caller's figures show them)."""
+    def done():
+        st = m.status()
+        s = st["shared_cache"]["stats"]
+        fetched_blocks = -(-st["read"]["bytes_fetched"] // BLOCK)
+        return s["fills"] + s["drops"] + s["fill_errors"] >= fetched_blocks and st["shared_cache"]["queued_fills"] == 0 \
+            and st["shared_cache"]["backlog"] == 0
+    assert wait_until(done, timeout, 0.2), m.status()["shared_cache"]
+    return shared(m)
+
+
+def read_all(path) -> tuple[str, float]:
+    t0 = time.monotonic()
+    digest = sha(path)
+    return digest, time.monotonic() - t0
+
+
+def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, emulator):
+    a, b, c = (node(mount, garage, "three") for _ in range(3))
+    before = bytes_served(emulator)
+    assert read_all(a / "big.bin")[0] == repo["big.bin"]
+    filled = settle_fills(a)
+    assert filled["fills"] * BLOCK >= 0.95 * BIG, filled
+    # The two other nodes read at once, each with an empty local cache.
+    results = {}
+    threads = [threading.Thread(target=lambda m=m: results.__setitem__(m, read_all(m / "big.bin"))) for m in (b, c)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(d == repo["big.bin"] for d, _ in results.values())
+    from_hub = bytes_served(emulator) - before
+    print(f"\n3 nodes x {BIG >> 20} MiB: the Hub served {from_hub / BIG:.3f}x the file; node a filled "
+          f"{filled['fills']} blocks ({filled['deferred']} deferred, {filled['drops']} dropped); b and c read in "
+          f"{', '.join(f'{t:.1f} s' for _, t in results.values())}")
+    assert BIG <= from_hub <= 1.05 * BIG, f"the Hub served {from_hub / BIG:.2f} times the file"
+    for m in (b, c):
+        s = shared(m)
+        assert s["bytes"] >= 0.95 * BIG and s["errors"] == 0 and s["corrupt"] == 0, s
+        assert m.status()["read"]["verified_blobs"] >= 1
+
+
+def _pick(garage, prefix, n):
+    s3 = garage.s3()
+    keys = sorted((o["Key"] for o in s3.list_objects_v2(Bucket=garage.bucket, Prefix=prefix + "/")["Contents"]),
+                  key=lambda k: int(k.rsplit("/", 1)[1].split("+")[0]))
+    step = len(keys) // n
+    return s3, [keys[i * step] for i in range(n)]
+
+
+def test_garbage_in_the_bucket_is_detected_deleted_and_refetched(garage, repo, mount, emulator):
+    a = node(mount, garage, "garbage")
+    assert read_all(a / "garbage.bin")[0] == repo["garbage.bin"]
+    settle_fills(a)
+    s3, keys = _pick(garage, "garbage", 3)
+    good = s3.get_object(Bucket=garage.bucket, Key=keys[1])["Body"].read()
+    planted = [
+        os.urandom(len(good)),                     # garbage of the right length
+        good[:-1],                                 # truncated
+        good[:100] + bytes([good[100] ^ 1]) + good[101:],  # one flipped bit
+    ]
+    for k, body in zip(keys, planted):
+        s3.put_object(Bucket=garage.bucket, Key=k, Body=body)
+    b = node(mount, garage, "garbage")
+    before = bytes_served(emulator)
+    assert read_all(b / "garbage.bin")[0] == repo["garbage.bin"]
+    s = shared(b)
+    assert s["corrupt"] == 3, s
+    # The tier served what it could; a refused entry sends the rest of its request to the Hub.
+    assert bytes_served(emulator) - before < SMALL
+    assert s["bytes"] > 0, s
+    # The planted objects are gone: deleted, then written again from Hub bytes (or not yet).
+    settle_fills(b)
+    for k, bad in zip(keys, planted):
+        try:
+            body = s3.get_object(Bucket=garage.bucket, Key=k)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            continue
+        assert body != bad and len(body) == BLOCK + 16
+    c = node(mount, garage, "garbage")
+    assert read_all(c / "garbage.bin")[0] == repo["garbage.bin"]
+    assert shared(c)["corrupt"] == 0 and shared(c)["bytes"] > 0
+
+
+def _fault_mid_read(garage, repo, mount, emulator, name, fault, heal):
+    """Node a fills the tier; node b reads from it and the fault strikes a quarter in. b's bytes
+    must be right and its time close to a read from the Hub alone (node a's)."""
+    prefix = name.split(".")[0]
+    a = node(mount, garage, prefix, timeout_ms=300)
+    _, hub_time = read_all(a / name)
+    settle_fills(a)
+    b = node(mount, garage, prefix, timeout_ms=300)
+    t0 = time.monotonic()
+    with open(b / name, "rb") as f:
+        head = f.read(SMALL // 4)
+        fault()
+        try:
+            rest = f.read()
+        finally:
+            heal()
+    elapsed = time.monotonic() - t0
+    import hashlib
+    assert hashlib.sha256(head + rest).hexdigest() == repo[name]
+    s = shared(b)
+    assert s["hits"] > 0, s
+    assert elapsed < hub_time * 2 + 3, f"{elapsed:.1f}s with the fault, {hub_time:.1f}s from the Hub alone"
+    return b, s
+
+
+def test_a_hung_store_mid_read_costs_a_timeout_not_the_read(garage, repo, mount, emulator):
+    b, s = _fault_mid_read(garage, repo, mount, emulator, "hang.bin",
+                           lambda: garage.signal_all(signal.SIGSTOP), lambda: garage.signal_all(signal.SIGCONT))
+    assert s["errors"] >= 1 and s["errors"] <= 64, s
+    assert b.status()["shared_cache"]["breaker_open"] or s["skipped"] > 0
+
+
+def test_the_bucket_going_away_mid_read_leaves_reads_correct(garage, repo, mount, emulator):
+    deny = lambda: garage.cli("bucket", "deny", "--read", "--write", "--owner", garage.bucket, "--key", garage.key_id)
+    allow = lambda: garage.cli("bucket", "allow", "--read", "--write", "--owner", garage.bucket, "--key", garage.key_id)
+    b, s = _fault_mid_read(garage, repo, mount, emulator, "deny.bin", deny, allow)
+    assert s["errors"] >= 1, s
+
+
+def test_private_bytes_in_the_tier_are_not_served_to_a_token_without_access(garage, repo, mount, emulator, tmp_path):
+    # The tier holds big.bin's bytes (the first test filled it) under the prefix "three".
+    r = run_mount(REPO, tmp_path / "bob", emulator, token=READ_TOKEN, cache_dir=tmp_path / "bob-cache",
+                  args=garage.mount_args("three"), env_extra=garage.env())
+    assert r.returncode != 0 and "not found" in (r.stderr.lower()), r.stderr
+    hub = mount("hf://", token=READ_TOKEN, args=garage.mount_args("three"), env_extra=garage.env())
+    assert not (hub / REPO / "big.bin").exists()
+    assert shared(hub)["hits"] == 0
+
+
+def test_the_store_killed_mid_read_leaves_reads_correct(garage, repo, mount, emulator):
+    # Last: the cluster does not come back.
+    b, s = _fault_mid_read(garage, repo, mount, emulator, "kill.bin",
+                           lambda: garage.signal_all(signal.SIGKILL), lambda: None)
+    assert s["errors"] >= 1, s
