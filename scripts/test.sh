@@ -28,3 +28,11 @@ echo "== benchmark harness (verdicts and report; scripts/bench.sh runs the bench
 
 echo "== mount suite (real FUSE mounts against the emulator)"
 "$VENV/bin/python" -m pytest -q --timeout 600 tests/mount
+
+# The same hubfs against a pre-Xet Hub (emulator --no-xet, client HF_HUB_DISABLE_XET=1): with Xet on,
+# every large file reads through the CAS, so the bridge/LFS read path and its fault handling are
+# exercised here.
+echo "== mount suite, legacy Hub subset (reads, faults, integrity, revisions, loaders)"
+HUBFS_TEST_LEGACY_HUB=1 "$VENV/bin/python" -m pytest -q --timeout 600 \
+  tests/mount/test_faults.py tests/mount/test_integrity.py tests/mount/test_revisions.py \
+  tests/mount/test_loaders.py tests/mount/test_hostile_hub.py
