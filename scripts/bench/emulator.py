@@ -30,7 +30,11 @@ class Emulator:
 
     def start(self) -> "Emulator":
         args = [HUB_EMULATOR, "--data", str(self.data_dir), "--listen", "127.0.0.1:0",
-                "--token", f"{USER}:write:{WRITE_TOKEN}", *self.shaping]
+                "--token", f"{USER}:write:{WRITE_TOKEN}",
+                # The LFS/bridge read path these workloads and their targets were defined on (a
+                # Xet-era emulator would move every seeded file into its CAS, and hubfs would then
+                # read through the CAS instead); the Xet rows of issue 12 start their own.
+                "--no-xet", *self.shaping]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as err:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)

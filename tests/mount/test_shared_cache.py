@@ -15,7 +15,7 @@ import pytest
 from conftest import READ_TOKEN, WRITE_TOKEN, bytes_served, run_mount, sha, wait_until
 from garage import Garage
 
-BIG = 256 << 20
+BIG = 1 << 30  # issue 15: three nodes read the same 1 GiB file
 SMALL = 24 << 20
 BLOCK = 128 << 10
 REPO = "alice/shared-cache"
@@ -40,7 +40,7 @@ def _write_random(path, size, seed):
 
 @pytest.fixture(scope="module")
 def repo(api, workdir):
-    """A private repo: big.bin (256 MiB) and three small files, one per fault test."""
+    """A private repo: big.bin (1 GiB) and three small files, one per fault test."""
     api.create_repo(REPO, private=True, exist_ok=True)
     digests = {}
     for name, size, seed in [("big.bin", BIG, 1), ("garbage.bin", SMALL, 2), ("hang.bin", SMALL, 3),
