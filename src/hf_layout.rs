@@ -71,12 +71,17 @@ fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
+/// A temporary name beside `path`, unique to this call: `hubfs warm` lays files out from several
+/// threads at once, and two of them writing the same name (`refs/main`, or one blob shared by two
+/// paths) must not rename each other's temporary file away.
 fn tmp_name(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.hubfs-{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.hubfs-{}-{n}.tmp", std::process::id()))
 }
 
 /// Lays `content` (the file `o` describes, read from the mount) out under the HF cache `root`.
