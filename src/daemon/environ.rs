@@ -1,4 +1,4 @@
-//! Keeping the token out of the daemon's environment.
+//! Keeping the token (and the shared cache's AWS secrets) out of the daemon's environment.
 //!
 //! The daemon is forked from `hubfs mount` without exec, so it starts with the user's
 //! environment, `HF_TOKEN` included, and `/proc/PID/environ` shows the original environment
@@ -9,8 +9,22 @@
 
 use std::ffi::{c_char, CStr};
 
-/// Variables holding a token (see `hub::auth::Token::discover`).
-const SECRET_VARS: [&str; 2] = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"];
+/// Variables holding a secret: the Hub token (see `hub::auth::Token::discover`) and the AWS
+/// credentials the shared cache tier may use (read before this runs: see [`aws_vars`]).
+const SECRET_VARS: [&str; 4] = [
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+/// The `AWS_*` variables, captured before [`scrub_token_vars`] wipes the secret ones, for the
+/// shared cache tier's credential lookup (`shared::config::resolve`), which runs later.
+pub fn aws_vars() -> std::collections::HashMap<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| name.starts_with("AWS_"))
+        .collect()
+}
 
 extern "C" {
     /// The C library's environment: pointers into the original block, until setenv.

@@ -157,6 +157,8 @@ unsafe fn take_token(opts: &MountOptions, ready: &mut ReadyPipe) -> Result<Optio
 pub unsafe fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String> {
     // SAFETY: single thread, per this function's contract.
     ready.systemd = unsafe { notify::Notifier::from_env() };
+    // Read before the secrets are wiped from the environment (see `environ`).
+    let aws = environ::aws_vars();
     // SAFETY: single thread, per this function's contract.
     let token = match unsafe { take_token(&opts, &mut ready) } {
         Ok(t) => t,
@@ -172,7 +174,7 @@ pub unsafe fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String
         .build()
         .map_err(|e| format!("starting the runtime: {e}"));
     let result = rt.and_then(|rt| {
-        let result = run_inner(&opts, token, &mut ready, &rt);
+        let result = run_inner(&opts, token, &aws, &mut ready, &rt);
         if result.is_err() {
             // Tell the user now: a request still in flight (the early repo info) must not
             // hold the answer back until it times out.
@@ -191,6 +193,7 @@ pub unsafe fn run(opts: MountOptions, mut ready: ReadyPipe) -> Result<(), String
 fn run_inner(
     opts: &MountOptions,
     token: Option<Token>,
+    aws: &std::collections::HashMap<String, String>,
     ready: &mut ReadyPipe,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), String> {
@@ -269,7 +272,7 @@ fn run_inner(
     if let Err(e) = inventory.prune(|k| cache.holds(k)) {
         tracing::warn!("pruning cached blob records: {e}");
     }
-    let shared = shared_cache(opts, rt)?;
+    let shared = shared_cache(opts, aws, rt)?;
     let reader = Arc::new(
         ReadPath::new(
             client.clone(),
@@ -533,6 +536,7 @@ fn subtype_option() -> fuser::MountOption {
 /// privacy rule needs the Hub's answer for this token: see `read/shared.rs`).
 fn shared_cache(
     opts: &MountOptions,
+    aws: &std::collections::HashMap<String, String>,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Option<Arc<crate::shared::SharedCache>>, String> {
     let Some(shared) = &opts.shared_cache else {
@@ -544,7 +548,7 @@ fn shared_cache(
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let resolved =
-        crate::shared::config::resolve(shared, |n| std::env::var(n).ok(), home.as_deref())?;
+        crate::shared::config::resolve(shared, |n| aws.get(n).cloned(), home.as_deref())?;
     let _guard = rt.enter();
     crate::shared::SharedCache::start(&resolved).map(Some)
 }

@@ -116,6 +116,25 @@ def _pick(garage, prefix, n):
     return s3, [keys[i * step] for i in range(n)]
 
 
+def test_the_aws_secret_is_used_but_not_kept_in_the_daemons_environment(garage, repo, mount, emulator):
+    """The tier's credentials come from the environment, like the Hub token: once read, the
+    secret is wiped from the daemon's environment block (`/proc/PID/environ`, core dumps)."""
+    a = node(mount, garage, "secret")
+    assert read_all(a / "kill.bin")[0] == repo["kill.bin"]
+    settle_fills(a)
+    b = node(mount, garage, "secret")
+    before = bytes_served(emulator)
+    assert read_all(b / "kill.bin")[0] == repo["kill.bin"]
+    # The credentials worked: node b read from the bucket, not from the Hub.
+    assert shared(b)["bytes"] >= 0.95 * SMALL and bytes_served(emulator) - before < SMALL // 4
+    secret = garage.env()["AWS_SECRET_ACCESS_KEY"].encode()
+    key_id = garage.env()["AWS_ACCESS_KEY_ID"].encode()
+    for m in (a, b):
+        environ = open(f"/proc/{m.status()['daemon']['pid']}/environ", "rb").read()
+        assert key_id in environ, "the rest of the environment is kept"
+        assert secret not in environ
+
+
 def test_garbage_in_the_bucket_is_detected_deleted_and_refetched(garage, repo, mount, emulator):
     a = node(mount, garage, "garbage")
     assert read_all(a / "garbage.bin")[0] == repo["garbage.bin"]
@@ -204,3 +223,4 @@ def test_the_store_killed_mid_read_leaves_reads_correct(garage, repo, mount, emu
     b, s = _fault_mid_read(garage, repo, mount, emulator, "kill.bin",
                            lambda: garage.signal_all(signal.SIGKILL), lambda: None)
     assert s["errors"] >= 1, s
+
