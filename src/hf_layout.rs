@@ -59,7 +59,7 @@ fn repo_folder(o: &FileOrigin) -> io::Result<String> {
     if !matches!(o.repo_type.as_str(), "models" | "datasets" | "spaces") {
         return Err(invalid("repo type", &o.repo_type));
     }
-    Ok(format!("{}--{}", o.repo_type, o.repo_id.replace('/', "--")))
+    Ok(crate::read::hf_cache::folder_name(&o.repo_type, &o.repo_id))
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename (no partial content).

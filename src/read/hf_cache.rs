@@ -62,7 +62,13 @@ fn dir_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf>
 
 /// huggingface_hub's folder name of a repo: `models--ns--name`.
 pub fn repo_folder(repo: &RepoRef) -> String {
-    format!("{}--{}", repo.repo_type.plural(), repo.id).replace('/', "--")
+    folder_name(repo.repo_type.plural(), &repo.id.to_string())
+}
+
+/// The same from a repo type's plural (`models`) and a repo id (`ns/name`), as `hubfs warm
+/// --hf-cache-layout` gets them from the daemon.
+pub fn folder_name(type_plural: &str, repo_id: &str) -> String {
+    format!("{type_plural}--{repo_id}").replace('/', "--")
 }
 
 /// What hashing a candidate file found, with the identity of the file that was hashed.
