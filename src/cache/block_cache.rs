@@ -44,12 +44,17 @@ pub struct BlockCache {
     pub(super) max_bytes: u64,
     pub(super) index: Index,
     pub(super) fds: FdCache,
-    /// LRU clock: every read or write of a region stamps it with the next value.
-    pub(super) clock: AtomicU64,
+    /// LRU clock: every read or write of a region stamps it with the next value (shared with
+    /// a peer store opened by [`BlockCache::open_sharing`], so their stamps compare).
+    pub(super) clock: Arc<AtomicU64>,
     pub(super) incarnations: AtomicU64,
     /// Accounted bytes: blobs' allocated bytes plus outstanding write reservations. Never
-    /// exceeds `max_bytes` (reservations are only granted below the cap).
-    pub(super) used: AtomicU64,
+    /// exceeds `max_bytes` (reservations are only granted below the cap). Shared with a peer
+    /// store opened by [`BlockCache::open_sharing`]: one cap for both.
+    pub(super) used: Arc<AtomicU64>,
+    /// The store sharing `used` and `clock` with this one, if any: eviction picks the least
+    /// recently used regions of both (see `evict.rs`).
+    pub(super) peer: std::sync::OnceLock<std::sync::Weak<BlockCache>>,
     /// Serializes eviction passes (writers that find the cache full wait for one pass).
     pub(super) evict_lock: Mutex<()>,
     pub(super) counters: Counters,
@@ -94,6 +99,42 @@ impl BlockCache {
     /// (in one process or two) on one directory would corrupt each other's accounting. Daemons
     /// get exclusive directories from [`super::lock_cache_dir`].
     pub fn open(config: CacheConfig) -> io::Result<BlockCache> {
+        Self::open_with(config, Arc::default(), Arc::new(AtomicU64::new(1)))
+    }
+
+    /// Opens a second store under `config.dir` (its own block size, files and index) that
+    /// shares `main`'s size cap, accounting and LRU clock: the two together stay under
+    /// `main`'s `max_bytes` (`config.max_bytes` is ignored), and when either needs room the
+    /// least recently used regions of both are evicted first. Used for the Xet chunk store
+    /// (`chunks.rs`).
+    pub fn open_sharing(
+        config: CacheConfig,
+        main: &Arc<BlockCache>,
+    ) -> io::Result<Arc<BlockCache>> {
+        let config = CacheConfig {
+            max_bytes: main.max_bytes,
+            ..config
+        };
+        let store = Arc::new(Self::open_with(
+            config,
+            Arc::clone(&main.used),
+            Arc::clone(&main.clock),
+        )?);
+        if store.peer.set(Arc::downgrade(main)).is_err()
+            || main.peer.set(Arc::downgrade(&store)).is_err()
+        {
+            return Err(io::Error::other(
+                "the cache already shares its cap with another store",
+            ));
+        }
+        Ok(store)
+    }
+
+    fn open_with(
+        config: CacheConfig,
+        used: Arc<AtomicU64>,
+        clock: Arc<AtomicU64>,
+    ) -> io::Result<BlockCache> {
         let layout = config.layout()?;
         let root = config.dir.join(BLOCKS_DIR);
         rebuild::prepare_root(&root, &layout)?;
@@ -104,9 +145,10 @@ impl BlockCache {
             max_bytes: config.max_bytes,
             index: Index::new(),
             fds: FdCache::new(fds::default_budget()),
-            clock: AtomicU64::new(1),
+            clock,
             incarnations: AtomicU64::new(1),
-            used: AtomicU64::new(0),
+            used,
+            peer: std::sync::OnceLock::new(),
             evict_lock: Mutex::new(()),
             counters: Counters::default(),
             pinned: Arc::default(),

@@ -82,24 +82,42 @@ impl BlockCache {
     /// Frees least recently used regions until accounted bytes are at most `target`; returns
     /// the bytes freed. Caller holds `evict_lock`.
     ///
-    /// Doomed blobs whose pins are gone go first. Pinned blobs are never touched (the kernel
+    /// Doomed blobs whose pins are gone go first (this store's and its peer's). Pinned blobs are never touched (the kernel
     /// reads their data files directly), nor are regions being written. A region is punched out
     /// of its data file, except in an exported blob, which is deleted whole (see
     /// `BlobEntry::exported`); a blob left without regions is deleted.
     pub(super) fn evict_to(&self, target: u64) -> u64 {
-        let mut candidates: Vec<(u64, BlobKey, u64, u64)> = Vec::new();
+        // A peer sharing the cap (the Xet chunk store, or the block cache seen from it) offers
+        // its regions too: one LRU order over both, since their clocks are one.
+        let peer = self.peer.get().and_then(std::sync::Weak::upgrade);
+        let mut candidates: Vec<(u64, bool, BlobKey, u64, u64)> = Vec::new();
+        let mut freed = self.evict_doomed();
+        self.collect_candidates(false, &mut candidates);
+        if let Some(p) = &peer {
+            freed += p.evict_doomed();
+            p.collect_candidates(true, &mut candidates);
+        }
+        candidates.sort_unstable_by_key(|c| c.0);
+        for (last_used, of_peer, key, region, incarnation) in candidates {
+            if self.used.load(Ordering::Acquire) <= target {
+                break;
+            }
+            let owner = match (&peer, of_peer) {
+                (Some(p), true) => p.as_ref(),
+                _ => self,
+            };
+            freed += owner.evict_region(&key, region, last_used, incarnation);
+        }
+        freed
+    }
+
+    /// Deletes the doomed blobs whose pins are gone; returns the bytes freed.
+    fn evict_doomed(&self) -> u64 {
         let mut doomed: Vec<BlobKey> = Vec::new();
         self.index.for_each_shard(|shard| {
             for (key, blob) in &shard.blobs {
-                if blob.pinned() {
-                    continue;
-                }
-                if blob.doomed {
+                if blob.doomed && !blob.pinned() {
                     doomed.push(*key);
-                    continue;
-                }
-                for (region, r) in &blob.regions {
-                    candidates.push((r.last_used, *key, *region, blob.incarnation));
                 }
             }
         });
@@ -114,47 +132,61 @@ impl BlockCache {
                 freed += self.delete_blob_locked(&mut shard, &key);
             }
         }
-        candidates.sort_unstable_by_key(|c| c.0);
-        for (last_used, key, region, incarnation) in candidates {
-            if self.used.load(Ordering::Acquire) <= target {
-                break;
-            }
-            let mut shard = self.index.lock(&key);
-            let Some(blob) = shard.blobs.get(&key) else {
-                continue;
-            };
-            // Skip what changed since the scan: replaced, pinned, written or used meanwhile.
-            let unchanged = blob.incarnation == incarnation
-                && !blob.pinned()
-                && !blob.doomed
-                && blob
-                    .regions
-                    .get(&region)
-                    .is_some_and(|r| r.last_used == last_used && r.writers == 0);
-            if !unchanged {
-                continue;
-            }
-            if blob.exported && blob.regions.values().any(|r| r.writers > 0) {
-                continue;
-            }
-            // The blob's last region, or an exported blob: delete it rather than punch.
-            let whole = blob.exported || blob.regions.len() == 1;
-            let result = if whole {
-                Ok(self.delete_blob_locked(&mut shard, &key))
-            } else {
-                self.punch_region_locked(&mut shard, &key, region)
-            };
-            match result {
-                Ok(bytes) => freed += bytes,
-                Err(e) => {
-                    // A filesystem without hole punching (or a failing disk): give the space
-                    // back by deleting the blob, which always works.
-                    tracing::warn!(%key, region, "could not punch a cache region ({e}); deleting the blob");
-                    freed += self.delete_blob_locked(&mut shard, &key);
+        freed
+    }
+
+    /// Adds `(last_used, of_peer, key, region, incarnation)` for every evictable region.
+    fn collect_candidates(&self, of_peer: bool, out: &mut Vec<(u64, bool, BlobKey, u64, u64)>) {
+        self.index.for_each_shard(|shard| {
+            for (key, blob) in &shard.blobs {
+                if blob.pinned() || blob.doomed {
+                    continue;
+                }
+                for (region, r) in &blob.regions {
+                    out.push((r.last_used, of_peer, *key, *region, blob.incarnation));
                 }
             }
-            Counters::bump(&self.counters.evictions);
+        });
+    }
+
+    /// Frees one region found by `collect_candidates`, unless it changed since; returns the
+    /// bytes freed.
+    fn evict_region(&self, key: &BlobKey, region: u64, last_used: u64, incarnation: u64) -> u64 {
+        let mut shard = self.index.lock(key);
+        let Some(blob) = shard.blobs.get(key) else {
+            return 0;
+        };
+        // Skip what changed since the scan: replaced, pinned, written or used meanwhile.
+        let unchanged = blob.incarnation == incarnation
+            && !blob.pinned()
+            && !blob.doomed
+            && blob
+                .regions
+                .get(&region)
+                .is_some_and(|r| r.last_used == last_used && r.writers == 0);
+        if !unchanged {
+            return 0;
         }
+        if blob.exported && blob.regions.values().any(|r| r.writers > 0) {
+            return 0;
+        }
+        // The blob's last region, or an exported blob: delete it rather than punch.
+        let whole = blob.exported || blob.regions.len() == 1;
+        let result = if whole {
+            Ok(self.delete_blob_locked(&mut shard, key))
+        } else {
+            self.punch_region_locked(&mut shard, key, region)
+        };
+        let freed = match result {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // A filesystem without hole punching (or a failing disk): give the space
+                // back by deleting the blob, which always works.
+                tracing::warn!(%key, region, "could not punch a cache region ({e}); deleting the blob");
+                self.delete_blob_locked(&mut shard, key)
+            }
+        };
+        Counters::bump(&self.counters.evictions);
         freed
     }
 }

@@ -12,6 +12,8 @@
 //!   blocks/LAYOUT                  format version, block size, blocks per region
 //!   blocks/xx/<kind>-<hex>.data    a blob's content at its natural offsets (sparse)
 //!   blocks/xx/<kind>-<hex>.meta    its sidecar: per-block presence + crc32c, verified mark
+//!   chunks/                        the Xet chunk store (see chunks.rs): xorb chunks keyed by
+//!                                  (xorb hash, chunk index), under the same cap
 //!   meta/<namespace>/<name>        MetaStore documents (meta/blobs/: what each blob is, see
 //!                                  inventory.rs)
 //! ```
@@ -63,6 +65,7 @@
 //!   dropped in the background, so a cold read leaves one page-cache copy, not two.
 
 mod block_cache;
+mod chunks;
 mod config;
 mod evict;
 mod fds;
@@ -83,6 +86,10 @@ mod verify;
 mod write;
 
 pub use block_cache::{BlockCache, BLOCKS_DIR};
+pub use chunks::{
+    blocks_touching, chunk_bytes, chunks_covering, ChunkStats, ChunkStore, CHUNKS_DIR,
+    CHUNK_BLOCK_SIZE,
+};
 pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BYTES};
 pub use inventory::{BlobRecord, BlobRef, Inventory, INVENTORY_NS};
 pub use key::{BlobKey, BlobKeyError, ContentHasher};

@@ -37,6 +37,24 @@ impl BlockCache {
         Ok(())
     }
 
+    /// Drops block `idx` whose bytes passed their crc32c but failed a stronger check of the
+    /// caller (the Xet chunk store's chunk hashes), so it is fetched again.
+    pub fn forget_block(&self, key: &BlobKey, blob_size: u64, idx: u64) {
+        let (region, slot) = self.layout.locate(idx);
+        let seen = {
+            let shard = self.index.lock(key);
+            shard.blob(key, blob_size).and_then(|b| {
+                b.regions
+                    .get(&region)
+                    .filter(|r| r.present & (1 << slot) != 0)
+                    .map(|r| (b.incarnation, r.crcs[slot as usize]))
+            })
+        };
+        if let Some(seen) = seen {
+            self.drop_corrupt(key, blob_size, idx, seen);
+        }
+    }
+
     /// Drops block `idx` whose bytes failed their checksum (in place, so the rest of the blob
     /// stays cached), if it is still the block the reader saw (`seen` = blob incarnation, block crc; a concurrent drop or rewrite may have changed
     /// it). The verified mark is cleared before the record and the record before the data is

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, Inventory, MetaStore};
+use crate::cache::{lock_cache_dir, BlockCache, CacheConfig, ChunkStore, Inventory, MetaStore};
 use crate::commit::{CommitConfig, Committer};
 use crate::fs::services::{bounded, token_fingerprint};
 use crate::fs::{FsConfig, HubFs, MountRoot, Services, WriteSetup};
@@ -106,18 +106,18 @@ fn xet_reader(
     opts: &MountOptions,
     client: Option<&HubClient>,
     rt: &tokio::runtime::Runtime,
-) -> Option<Arc<crate::read::xet::XetReader>> {
+) -> Option<crate::read::xet::XetReader> {
     let client = client.filter(|_| opts.xet)?;
     crate::hub::xet::install_crypto_provider();
     let ctx = xet_runtime::core::XetContext::from_external(
         rt.handle().clone(),
         crate::hub::xet::xet_config(opts.io_timeout),
     );
-    Some(Arc::new(crate::read::xet::XetReader::new(
+    Some(crate::read::xet::XetReader::new(
         client.clone(),
         ctx,
         opts.io_timeout,
-    )))
+    ))
 }
 
 /// huggingface_hub's truthy values for HF_HUB_OFFLINE.
@@ -273,10 +273,24 @@ fn run_inner(
         tracing::warn!("pruning cached blob records: {e}");
     }
     let shared = shared_cache(opts, aws, rt)?;
+    let cache = Arc::new(cache);
+    let xet = xet_reader(opts, client.as_ref(), rt).map(|x| {
+        // The chunk store shares the cache's cap; without it Xet reads still work, uncached.
+        let store = ChunkStore::open(&cache_dir, &cache)
+            .map_err(|e| {
+                tracing::warn!(
+                    "opening the Xet chunk store in {}: {e}",
+                    cache_dir.display()
+                )
+            })
+            .ok()
+            .map(Arc::new);
+        Arc::new(x.with_chunks(store))
+    });
     let reader = Arc::new(
         ReadPath::new(
             client.clone(),
-            Arc::new(cache),
+            cache,
             ReadConfig {
                 io_timeout: opts.io_timeout,
                 max_window: opts.read_ahead.max(1 << 20),
@@ -286,7 +300,7 @@ fn run_inner(
         )
         .with_hf_cache(opts.hf_cache.clone())
         .with_inventory(inventory)
-        .with_xet(xet_reader(opts, client.as_ref(), rt))
+        .with_xet(xet)
         .with_shared_cache(shared),
     );
     let svc = Arc::new(Services {

@@ -706,6 +706,7 @@ impl HubFs {
             "open_files": self.files.lock().len(),
             "read": &self.svc.reader.stats,
             "xet": self.svc.reader.xet_stats(),
+            "chunks": self.svc.reader.chunk_status(),
             "inflight_blocks": self.svc.reader.inflight_blocks(),
             "shared_cache": self.svc.reader.shared_status(),
             "cache": cache,

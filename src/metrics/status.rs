@@ -142,6 +142,37 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         "Blocks being fetched from the Hub now",
         Kind::Gauge,
     ),
+    // The Xet chunk store (absent offline or with --no-xet).
+    (
+        "/chunks/hits",
+        "chunk_store_hits",
+        "Xet chunks served from the chunk store (verified)",
+        Kind::Counter,
+    ),
+    (
+        "/chunks/hit_bytes",
+        "chunk_store_hit_bytes",
+        "Bytes of Xet chunks served from the chunk store",
+        Kind::Counter,
+    ),
+    (
+        "/chunks/misses",
+        "chunk_store_misses",
+        "Xet chunks needed and fetched from the CAS",
+        Kind::Counter,
+    ),
+    (
+        "/chunks/fetched_bytes",
+        "chunk_store_fetched_bytes",
+        "Decompressed bytes fetched from the CAS into the chunk store",
+        Kind::Counter,
+    ),
+    (
+        "/chunks/corrupt",
+        "chunk_store_corrupt",
+        "Chunks read from the chunk store that failed their hash (fetched again)",
+        Kind::Counter,
+    ),
     // The shared cache tier (absent without --shared-cache).
     (
         "/shared_cache/stats/hits",

@@ -276,6 +276,19 @@ impl ReadPath {
         self.xet.as_deref().map(|x| &x.stats)
     }
 
+    /// The Xet chunk store's counters (`hubfs status` `chunks`), None without one.
+    pub fn chunk_status(&self) -> Option<serde_json::Value> {
+        let store = self.xet.as_deref()?.chunk_store()?;
+        let inner = store.cache_stats();
+        let mut v = serde_json::to_value(&store.stats).ok()?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("blocks_written".into(), inner.blocks_written.into());
+            o.insert("evictions".into(), inner.evictions.into());
+            o.insert("corrupt_blocks".into(), inner.corrupt_dropped.into());
+        }
+        Some(v)
+    }
+
     /// Reads through (and fills) the cluster's shared cache tier.
     pub fn with_shared_cache(mut self, tier: Option<Arc<crate::shared::SharedCache>>) -> ReadPath {
         self.shared = tier.map(shared::Shared::new);

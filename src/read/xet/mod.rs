@@ -17,6 +17,7 @@
 //! writes as bridge bytes (cache, crc, sha256 of the whole file), so read-ahead, mmap,
 //! passthrough once complete and offline reads of cached blocks are unchanged.
 
+mod stored;
 mod verify;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use xet_core_structures::merklehash::MerkleHash;
 use xet_runtime::core::XetContext;
 
 use super::{Blob, ReadPath};
+use crate::cache::ChunkStore;
 use crate::hub::xet::CasSession;
 use crate::hub::HubClient;
 pub use verify::{Footer, VerifyError};
@@ -92,6 +94,8 @@ pub struct XetReader {
     /// Serializes session opening, so N readers of a fresh repo ask for one token.
     opening: tokio::sync::Mutex<()>,
     footers: Mutex<LruCache<MerkleHash, Arc<Footer>>>,
+    /// Verified chunks kept across files, revisions and mounts (None: fetch every time).
+    chunks: Option<Arc<ChunkStore>>,
     pub stats: XetStats,
 }
 
@@ -105,8 +109,19 @@ impl XetReader {
             sessions: Mutex::new(LruCache::new(nonzero(SESSIONS_KEPT))),
             opening: tokio::sync::Mutex::new(()),
             footers: Mutex::new(LruCache::new(nonzero(FOOTERS_KEPT))),
+            chunks: None,
             stats: XetStats::default(),
         }
+    }
+
+    /// Reads chunks from `store` first and keeps what it fetches there (see `stored.rs`).
+    pub fn with_chunks(mut self, store: Option<Arc<ChunkStore>>) -> XetReader {
+        self.chunks = store;
+        self
+    }
+
+    pub fn chunk_store(&self) -> Option<&Arc<ChunkStore>> {
+        self.chunks.as_ref()
     }
 
     /// The CAS session of the blob's repo, opening it (one token request) if needed.
@@ -180,16 +195,25 @@ impl XetReader {
             let xorb: MerkleHash = xorb.into();
             for fetch in fetches {
                 for r in &fetch.ranges {
-                    jobs.push(self.fetch_range(
+                    let job = Fetch {
                         client,
                         file,
                         range,
                         xorb,
-                        fetch.url.clone(),
-                        r.chunks.start,
-                        r.chunks.end,
-                        r.bytes,
-                    ));
+                        url: fetch.url.clone(),
+                    };
+                    jobs.push(async move {
+                        match &self.chunks {
+                            Some(store) => {
+                                self.range_via_store(store, &job, r.chunks.start, r.chunks.end)
+                                    .await
+                            }
+                            None => {
+                                self.fetch_range(&job, r.chunks.start, r.chunks.end, r.bytes)
+                                    .await
+                            }
+                        }
+                    });
                 }
             }
         }
@@ -201,63 +225,91 @@ impl XetReader {
     }
 
     /// One xorb range: fetched and decompressed by xet-client, then checked chunk by chunk.
-    #[allow(clippy::too_many_arguments)]
     async fn fetch_range(
         &self,
-        client: &Arc<dyn Client>,
-        file: &MerkleHash,
-        range: FileRange,
-        xorb: MerkleHash,
-        url: String,
+        job: &Fetch<'_>,
         chunk_start: u32,
         chunk_end: u32,
         bytes: HttpRange,
     ) -> Result<Vec<((MerkleHash, u32), Bytes)>, XetError> {
-        let provider = PlanUrl {
-            client: client.clone(),
-            file: *file,
-            range,
-            xorb,
-            chunk_start,
-            current: Mutex::new((url.clone(), bytes)),
-        };
-        let footer = self.footer(&xorb, &url);
-        let data = async {
-            let permit = client
-                .acquire_download_permit()
-                .await
-                .map_err(|e| XetError::Cas(e.to_string()))?;
-            client
-                .get_file_term_data(Box::new(provider), permit, None, None)
-                .await
-                .map_err(|e| XetError::Cas(format!("xorb {}: {e}", xorb.hex())))
-        };
+        let footer = self.footer(&job.xorb, &job.url);
+        let data = self.get_run(job, chunk_start, bytes, false);
         let (footer, (data, offsets)) = tokio::try_join!(footer, data)?;
+        self.check_run(&footer, &job.xorb, chunk_start, chunk_end, &data, &offsets)?;
+        let mut out = Vec::with_capacity((chunk_end - chunk_start) as usize);
+        let mut at = 0usize;
+        for index in chunk_start..chunk_end {
+            let len = footer.chunk_lens[index as usize] as usize;
+            out.push(((job.xorb, index), data.slice(at..at + len)));
+            at += len;
+        }
+        Ok(out)
+    }
+
+    /// GETs one run of chunks starting at `chunk_start` (stored bytes `bytes`, inclusive) and
+    /// decompresses it: (data, chunk offsets). `own_range`: `bytes` is not one the plan gave
+    /// (a sub-run), so a re-plan after a 403 only renews the URL.
+    async fn get_run(
+        &self,
+        job: &Fetch<'_>,
+        chunk_start: u32,
+        bytes: HttpRange,
+        own_range: bool,
+    ) -> Result<(Bytes, Vec<u32>), XetError> {
+        let provider = PlanUrl {
+            client: job.client.clone(),
+            file: *job.file,
+            range: job.range,
+            xorb: job.xorb,
+            chunk_start,
+            own_range,
+            current: Mutex::new((job.url.clone(), bytes)),
+        };
+        let permit = job
+            .client
+            .acquire_download_permit()
+            .await
+            .map_err(|e| XetError::Cas(e.to_string()))?;
+        let got = job
+            .client
+            .get_file_term_data(Box::new(provider), permit, None, None)
+            .await
+            .map_err(|e| XetError::Cas(format!("xorb {}: {e}", job.xorb.hex())))?;
         self.stats.xorb_ranges.fetch_add(1, Ordering::Relaxed);
         self.stats
             .xorb_bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        if let Err(e) = footer.check_chunks(&xorb, chunk_start, chunk_end, &data, &offsets) {
+            .fetch_add(got.0.len() as u64, Ordering::Relaxed);
+        Ok(got)
+    }
+
+    /// Checks a fetched run of chunks against the footer, counting the outcome.
+    fn check_run(
+        &self,
+        footer: &Footer,
+        xorb: &MerkleHash,
+        chunk_start: u32,
+        chunk_end: u32,
+        data: &[u8],
+        offsets: &[u32],
+    ) -> Result<(), XetError> {
+        if let Err(e) = footer.check_chunks(xorb, chunk_start, chunk_end, data, offsets) {
             self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
             return Err(e.into());
         }
         self.stats
             .chunks_verified
             .fetch_add(u64::from(chunk_end - chunk_start), Ordering::Relaxed);
-        let mut out = Vec::with_capacity((chunk_end - chunk_start) as usize);
-        let mut at = 0usize;
-        for index in chunk_start..chunk_end {
-            let len = footer.chunk_lens[index as usize] as usize;
-            out.push(((xorb, index), data.slice(at..at + len)));
-            at += len;
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// The verified footer of `xorb`, from the LRU or fetched through `url`.
     async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
         if let Some(f) = self.footers.lock().get(xorb) {
             return Ok(f.clone());
+        }
+        if let Some(footer) = self.stored_footer(xorb) {
+            self.footers.lock().put(*xorb, footer.clone());
+            return Ok(footer);
         }
         let bytes = self
             .hub
@@ -272,9 +324,37 @@ impl XetReader {
                 return Err(e.into());
             }
         };
+        if let Some(store) = &self.chunks {
+            store.put_footer(&xorb.hex(), &bytes);
+        }
         self.footers.lock().put(*xorb, footer.clone());
         Ok(footer)
     }
+
+    /// The footer kept in the chunk store, authenticated again (a bad one is removed).
+    fn stored_footer(&self, xorb: &MerkleHash) -> Option<Arc<Footer>> {
+        let store = self.chunks.as_ref()?;
+        let hex = xorb.hex();
+        let bytes = store.footer(&hex)?;
+        match Footer::parse(xorb, &bytes) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::warn!("stored footer of xorb {hex} refused ({e}); fetching it again");
+                store.drop_footer(&hex);
+                None
+            }
+        }
+    }
+}
+
+/// What every fetch of one xorb range shares: the CAS client, the plan it came from (to
+/// re-plan on 403) and the signed URL.
+struct Fetch<'a> {
+    client: &'a Arc<dyn Client>,
+    file: &'a MerkleHash,
+    range: FileRange,
+    xorb: MerkleHash,
+    url: String,
 }
 
 /// Joins the plan's terms from verified chunks and cuts `[start, end)` out of them.
@@ -334,6 +414,8 @@ struct PlanUrl {
     range: FileRange,
     xorb: MerkleHash,
     chunk_start: u32,
+    /// The byte range is ours (a sub-run of a plan range): keep it, renew only the URL.
+    own_range: bool,
     current: Mutex<(String, HttpRange)>,
 }
 
@@ -349,20 +431,27 @@ impl URLProvider for PlanUrl {
             .client
             .get_reconstruction(&self.file, Some(self.range))
             .await?;
-        let found = plan.as_ref().and_then(|p| {
-            p.xorbs.iter().find_map(|(x, fetches)| {
-                (MerkleHash::from(x) == self.xorb).then(|| {
-                    fetches.iter().find_map(|f| {
-                        f.ranges
-                            .iter()
-                            .find(|r| r.chunks.start == self.chunk_start)
-                            .map(|r| (f.url.clone(), r.bytes))
-                    })
-                })?
-            })
+        let fetches = plan.as_ref().and_then(|p| {
+            p.xorbs
+                .iter()
+                .find_map(|(x, fetches)| (MerkleHash::from(x) == self.xorb).then_some(fetches))
         });
-        if let Some(next) = found {
-            *self.current.lock() = next;
+        let Some(fetches) = fetches else {
+            return Ok(());
+        };
+        let mut current = self.current.lock();
+        if self.own_range {
+            // The URL names the xorb, not a range: any of the new plan's URLs for it serves.
+            if let Some(f) = fetches.first() {
+                current.0 = f.url.clone();
+            }
+        } else if let Some(next) = fetches.iter().find_map(|f| {
+            f.ranges
+                .iter()
+                .find(|r| r.chunks.start == self.chunk_start)
+                .map(|r| (f.url.clone(), r.bytes))
+        }) {
+            *current = next;
         }
         Ok(())
     }

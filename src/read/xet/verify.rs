@@ -15,6 +15,12 @@ use xet_core_structures::xorb_object::XorbObject;
 pub struct Footer {
     pub chunk_hashes: Vec<MerkleHash>,
     pub chunk_lens: Vec<u64>,
+    /// Where each chunk ends in the decompressed xorb (running sum of `chunk_lens`).
+    pub unpacked_ends: Vec<u64>,
+    /// Where each chunk ends in the stored (compressed, with headers) xorb: the byte ranges to
+    /// ask for a chunk run. Not covered by the xorb hash; a wrong one only yields chunks that
+    /// fail their hashes.
+    pub stored_ends: Vec<u32>,
 }
 
 /// Why bytes from the CAS were refused.
@@ -55,11 +61,38 @@ impl Footer {
         if xorb_hash(&pairs) != *xorb || obj.info.xorb_hash != *xorb {
             return Err(VerifyError::FooterMismatch(name));
         }
-        let (chunk_hashes, chunk_lens) = pairs.into_iter().unzip();
+        let (chunk_hashes, chunk_lens): (Vec<MerkleHash>, Vec<u64>) = pairs.into_iter().unzip();
+        let unpacked_ends = chunk_lens
+            .iter()
+            .scan(0u64, |at, len| {
+                *at += len;
+                Some(*at)
+            })
+            .collect();
+        let stored_ends = obj.info.chunk_boundary_offsets.clone();
+        if stored_ends.len() != chunk_hashes.len() {
+            return Err(VerifyError::FooterFormat(
+                name,
+                "chunk boundary offsets do not match the chunk count".into(),
+            ));
+        }
         Ok(Footer {
             chunk_hashes,
             chunk_lens,
+            unpacked_ends,
+            stored_ends,
         })
+    }
+
+    /// The stored byte range of chunks `start..end` (`end` > `start`), as an inclusive range.
+    pub fn stored_range(&self, start: u32, end: u32) -> Option<(u64, u64)> {
+        let from = if start == 0 {
+            0
+        } else {
+            *self.stored_ends.get(start as usize - 1)?
+        };
+        let to = *self.stored_ends.get((end as usize).checked_sub(1)?)?;
+        (to > from).then(|| (u64::from(from), u64::from(to) - 1))
     }
 
     /// Checks the decompressed chunks `start..start + n` held in `data`, cut at `offsets`

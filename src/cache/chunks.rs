@@ -1,0 +1,281 @@
+//! The Xet chunk store: decompressed, verified chunks keyed by `(xorb hash, chunk index)`.
+//!
+//! Content-addressed by the xorb that holds them, so one store serves every file, revision and
+//! repo whose reconstruction names a xorb: a chunk fetched for `model@v1` is not fetched again
+//! for `model@v2`, nor for a copy of the file at another path or in another repo.
+//!
+//! # Layout and keying
+//!
+//! ```text
+//! <cache dir>/chunks/blocks/...      a second block store (same format as the file cache)
+//! <cache dir>/chunks/footers/xx/<xorb hex>   the xorb's footer bytes, as the CAS served them
+//! ```
+//!
+//! Each xorb is one blob of the inner [`BlockCache`], named by the xorb hash (stored in the
+//! sha256 key slot: the store holds nothing else, so the names cannot collide) and as long as
+//! its chunks decompressed and concatenated: chunk `i` sits at `sum(len[..i])`, the offsets the
+//! footer gives. Blocks are [`CHUNK_BLOCK_SIZE`] (64 KiB, about one chunk), so a run of chunks
+//! fetched is stored whole after rounding out to the blocks it touches (the read path fetches
+//! the few extra edge chunks that rounding needs, see `read/xet`).
+//!
+//! # Guarantees
+//!
+//! - **One cap**: the inner store shares the file cache's accounting, LRU clock and cap
+//!   ([`BlockCache::open_sharing`]): both together stay under `--cache-size`, and eviction
+//!   frees the least recently used regions of either. Footers (~40 bytes a chunk, 0.06% of the
+//!   data) are not counted and not evicted.
+//! - **Nothing unverified is served**: a block is visible only after its bytes and then its
+//!   crc32c record are written (the block store's rule, crash-safe), every read checks the
+//!   crc32c, and the read path checks every chunk it takes from here against the chunk hash in
+//!   the footer (keyed blake3, ~1 GB/s a core) before handing it out; a chunk that fails is
+//!   counted in `corrupt` and fetched again. A footer is written to a temporary file and
+//!   renamed, and is re-authenticated against the xorb hash whenever it is loaded.
+
+use std::io::{self, Write as _};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::block_cache::BlockCache;
+use super::config::CacheConfig;
+use super::key::BlobKey;
+use super::stats::CacheStats;
+
+/// Sub-directory of the cache dir holding the chunk store.
+pub const CHUNKS_DIR: &str = "chunks";
+/// Block size of the chunk store: about one Xet chunk (8 to 128 KiB, 64 KiB on average), so
+/// rounding a chunk run out to whole blocks costs about one chunk at each end.
+pub const CHUNK_BLOCK_SIZE: u64 = 64 << 10;
+
+/// Counters shown by `hubfs status` (`chunks` section) and the metrics.
+#[derive(Debug, Default, Serialize)]
+pub struct ChunkStats {
+    /// Chunks handed to the read path from the store (verified).
+    pub hits: AtomicU64,
+    pub hit_bytes: AtomicU64,
+    /// Chunks the read path needed and fetched from the CAS.
+    pub misses: AtomicU64,
+    /// Decompressed bytes fetched from the CAS into the store (edge chunks included).
+    pub fetched_bytes: AtomicU64,
+    /// Chunks read from the store that failed their hash (dropped and fetched again).
+    pub corrupt: AtomicU64,
+    /// Footers found on disk / written to disk.
+    pub footers_loaded: AtomicU64,
+    pub footers_stored: AtomicU64,
+}
+
+/// The chunk store of one cache dir (`Send + Sync`, shared through an `Arc`).
+pub struct ChunkStore {
+    blocks: Arc<BlockCache>,
+    footers: PathBuf,
+    pub stats: ChunkStats,
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) the store under `cache_dir/chunks`, sharing `main`'s cap.
+    pub fn open(cache_dir: &Path, main: &Arc<BlockCache>) -> io::Result<ChunkStore> {
+        let dir = cache_dir.join(CHUNKS_DIR);
+        let blocks = BlockCache::open_sharing(
+            CacheConfig {
+                block_size: CHUNK_BLOCK_SIZE,
+                ..CacheConfig::new(&dir)
+            },
+            main,
+        )?;
+        let footers = dir.join("footers");
+        std::fs::create_dir_all(&footers)?;
+        Ok(ChunkStore {
+            blocks,
+            footers,
+            stats: ChunkStats::default(),
+        })
+    }
+
+    pub fn block_size(&self) -> u64 {
+        self.blocks.block_size()
+    }
+
+    /// The blocks `blocks` of xorb `xorb` (decompressed length `xorb_len`): Some where cached
+    /// and intact (crc32c), None where absent, evicted or dropped as corrupt.
+    pub fn read_blocks(
+        &self,
+        xorb: &[u8; 32],
+        xorb_len: u64,
+        blocks: Range<u64>,
+    ) -> Vec<Option<Bytes>> {
+        let key = BlobKey::Sha256(*xorb);
+        blocks
+            .map(|idx| {
+                self.blocks
+                    .read_block(&key, xorb_len, idx)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(%key, idx, "chunk store read failed ({e}); fetching instead");
+                        None
+                    })
+            })
+            .collect()
+    }
+
+    /// Stores one whole block of the xorb (its chunks verified by the caller). Best effort: a
+    /// failure only costs a later fetch.
+    pub fn write_block(&self, xorb: &[u8; 32], xorb_len: u64, idx: u64, data: &[u8]) {
+        let key = BlobKey::Sha256(*xorb);
+        if let Err(e) = self.blocks.write_block(&key, xorb_len, idx, data) {
+            tracing::warn!(%key, idx, "chunk store write failed: {e}");
+        }
+    }
+
+    /// Forgets a block whose chunk failed its hash, so the next read fetches it.
+    pub fn drop_block(&self, xorb: &[u8; 32], xorb_len: u64, idx: u64) {
+        let key = BlobKey::Sha256(*xorb);
+        self.blocks.forget_block(&key, xorb_len, idx);
+    }
+
+    /// The footer bytes stored for `xorb`, unverified (the caller authenticates them).
+    pub fn footer(&self, xorb_hex: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.footer_path(xorb_hex)).ok()?;
+        self.stats.footers_loaded.fetch_add(1, Ordering::Relaxed);
+        Some(bytes)
+    }
+
+    /// Keeps an authenticated footer: written to a temporary file, then renamed into place.
+    pub fn put_footer(&self, xorb_hex: &str, bytes: &[u8]) {
+        let path = self.footer_path(xorb_hex);
+        let write = || -> io::Result<()> {
+            let dir = path.parent().unwrap_or(&self.footers);
+            std::fs::create_dir_all(dir)?;
+            // A name no other writer uses (pid, counter): the rename publishes a whole file.
+            static SEQ: AtomicU64 = AtomicU64::new(0);
+            let n = SEQ.fetch_add(1, Ordering::Relaxed);
+            let tmp = dir.join(format!(".{xorb_hex}.{}.{n}.tmp", std::process::id()));
+            let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+            match written.and_then(|()| std::fs::rename(&tmp, &path)) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e)
+                }
+            }
+        };
+        match write() {
+            Ok(()) => {
+                self.stats.footers_stored.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!("storing the footer of xorb {xorb_hex}: {e}"),
+        }
+    }
+
+    /// Removes a stored footer that failed authentication.
+    pub fn drop_footer(&self, xorb_hex: &str) {
+        let _ = std::fs::remove_file(self.footer_path(xorb_hex));
+    }
+
+    /// The inner block store's counters (`used_bytes` is shared with the file cache).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.blocks.stats()
+    }
+
+    fn footer_path(&self, xorb_hex: &str) -> PathBuf {
+        let fan = xorb_hex.get(..2).unwrap_or("00");
+        self.footers.join(fan).join(xorb_hex)
+    }
+}
+
+/// Decompressed byte range of chunks `chunks` of a xorb whose chunk `i` ends at `ends[i]`.
+pub fn chunk_bytes(ends: &[u64], chunks: Range<u32>) -> Range<u64> {
+    let at = |i: u32| if i == 0 { 0 } else { ends[i as usize - 1] };
+    at(chunks.start)..at(chunks.end)
+}
+
+/// The blocks (of `block_size`) that bytes `bytes` of a xorb touch.
+pub fn blocks_touching(bytes: Range<u64>, block_size: u64) -> Range<u64> {
+    if bytes.is_empty() {
+        return 0..0;
+    }
+    bytes.start / block_size..bytes.end.div_ceil(block_size)
+}
+
+/// The smallest chunk range whose bytes cover blocks `blocks` whole (the last block of the
+/// xorb ends with the xorb).
+pub fn chunks_covering(ends: &[u64], blocks: Range<u64>, block_size: u64) -> Range<u32> {
+    let total = ends.last().copied().unwrap_or(0);
+    let from = blocks.start * block_size;
+    let to = (blocks.end * block_size).min(total);
+    // First chunk ending after `from`; first chunk ending at or after `to`, plus one.
+    let first = ends.partition_point(|&e| e <= from) as u32;
+    let last = ends.partition_point(|&e| e < to) as u32 + 1;
+    first..last.min(ends.len() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_rounds_runs_out_to_whole_blocks() {
+        // Chunks of 30, 50, 40, 100, 10 bytes; blocks of 64.
+        let ends = [30, 80, 120, 220, 230];
+        assert_eq!(chunk_bytes(&ends, 0..2), 0..80);
+        assert_eq!(chunk_bytes(&ends, 2..4), 80..220);
+        assert_eq!(blocks_touching(80..220, 64), 1..4);
+        assert_eq!(blocks_touching(0..0, 64), 0..0);
+        // Blocks 1..4 are bytes 64..230 (the xorb ends at 230): chunks 1..5 cover them.
+        assert_eq!(chunks_covering(&ends, 1..4, 64), 1..5);
+        assert_eq!(chunks_covering(&ends, 0..1, 64), 0..2);
+        assert_eq!(chunks_covering(&ends, 0..4, 64), 0..5);
+        // A block boundary on a chunk boundary takes no extra chunk.
+        let ends = [64, 128, 192];
+        assert_eq!(chunks_covering(&ends, 1..2, 64), 1..2);
+        for blocks in [0..1, 0..3, 1..3, 2..3] {
+            let c = chunks_covering(&ends, blocks.clone(), 64);
+            let b = chunk_bytes(&ends, c);
+            assert!(b.start <= blocks.start * 64 && b.end >= (blocks.end * 64).min(192));
+        }
+    }
+
+    #[test]
+    fn store_keeps_blocks_under_the_shared_cap_and_footers() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = Arc::new(
+            BlockCache::open(CacheConfig {
+                max_bytes: 1 << 20,
+                ..CacheConfig::new(dir.path())
+            })
+            .unwrap(),
+        );
+        let store = ChunkStore::open(dir.path(), &main).unwrap();
+        let xorb = [7u8; 32];
+        let len = 3 * CHUNK_BLOCK_SIZE + 100;
+        let block = vec![5u8; CHUNK_BLOCK_SIZE as usize];
+        store.write_block(&xorb, len, 1, &block);
+        store.write_block(&xorb, len, 3, &[9u8; 100]);
+        let got = store.read_blocks(&xorb, len, 0..4);
+        assert!(got[0].is_none() && got[2].is_none());
+        assert_eq!(got[1].as_deref(), Some(&block[..]));
+        assert_eq!(got[3].as_deref(), Some(&[9u8; 100][..]));
+        // The bytes count in the file cache's accounting: one cap for both.
+        assert!(main.stats().used_bytes >= CHUNK_BLOCK_SIZE + 4096);
+        assert_eq!(main.stats().used_bytes, store.cache_stats().used_bytes);
+        // Filling the file cache past the cap evicts the chunk store's older regions.
+        let key = BlobKey::Sha256([1u8; 32]);
+        let big = 2 << 20;
+        let bs = main.block_size();
+        for idx in 0..(big / bs) {
+            main.write_block(&key, big, idx, &vec![1u8; bs as usize])
+                .unwrap();
+        }
+        assert!(main.stats().used_bytes <= 1 << 20);
+        assert!(
+            store.read_blocks(&xorb, len, 1..2)[0].is_none(),
+            "evicted by the file cache"
+        );
+        store.put_footer("ab12", b"footer");
+        assert_eq!(store.footer("ab12").as_deref(), Some(&b"footer"[..]));
+        store.drop_footer("ab12");
+        assert!(store.footer("ab12").is_none());
+    }
+}

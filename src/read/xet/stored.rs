@@ -1,0 +1,246 @@
+//! Xorb ranges through the chunk store (`cache::ChunkStore`): what is kept is not fetched.
+//!
+//! For one range of a plan (xorb `X`, chunks `a..b`), with `X`'s footer (from memory, the
+//! store, or the CAS):
+//! 1. read the store's blocks under chunks `a..b`; a chunk whose blocks are all there is
+//!    checked against its hash in the footer and taken (a failure drops its blocks);
+//! 2. the blocks still missing, grouped into runs of neighbours, are each rounded out to the
+//!    chunks that cover them whole and fetched by their stored byte range (from the footer), in
+//!    parallel; every fetched chunk is checked like any CAS read;
+//! 3. the blocks of each fetched run are written to the store (they are whole by step 2), and
+//!    the missing chunks of `a..b` are taken from the fetched bytes.
+//!
+//! So a range fully kept costs no request, and a range partly kept fetches only its missing
+//! runs plus at most about one chunk at each end of a run.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use xet_client::cas_types::HttpRange;
+use xet_core_structures::merklehash::{compute_data_hash, MerkleHash};
+
+use super::{Fetch, Footer, VerifyError, XetError, XetReader};
+use crate::cache::{blocks_touching, chunk_bytes, chunks_covering, ChunkStore};
+
+type Chunks = Vec<((MerkleHash, u32), Bytes)>;
+
+impl XetReader {
+    /// Chunks `chunk_start..chunk_end` of the job's xorb, verified: from the store where it has
+    /// them, fetched (and stored) where not.
+    pub(super) async fn range_via_store(
+        &self,
+        store: &ChunkStore,
+        job: &Fetch<'_>,
+        chunk_start: u32,
+        chunk_end: u32,
+    ) -> Result<Chunks, XetError> {
+        let footer = self.footer(&job.xorb, &job.url).await?;
+        let n = footer.chunk_hashes.len();
+        if chunk_start >= chunk_end || chunk_end as usize > n {
+            return Err(VerifyError::ChunkOutOfRange {
+                xorb: job.xorb.hex(),
+                index: chunk_end.saturating_sub(1),
+                chunks: n,
+            }
+            .into());
+        }
+        let name: [u8; 32] = job
+            .xorb
+            .as_bytes()
+            .try_into()
+            .map_err(|_| XetError::Cas("a xorb hash is not 32 bytes".into()))?;
+        let ends = &footer.unpacked_ends;
+        let total = ends.last().copied().unwrap_or(0);
+        let bs = store.block_size();
+        let span = blocks_touching(chunk_bytes(ends, chunk_start..chunk_end), bs);
+        let mut blocks = store.read_blocks(&name, total, span.clone());
+        let block = |idx: u64| (idx - span.start) as usize;
+
+        // 1. Kept chunks, checked against their hashes.
+        let mut out = Chunks::with_capacity((chunk_end - chunk_start) as usize);
+        let mut missing: Vec<u32> = Vec::new();
+        for i in chunk_start..chunk_end {
+            let bytes = chunk_bytes(ends, i..i + 1);
+            let under = blocks_touching(bytes.clone(), bs);
+            let Some(data) = gather(&blocks, span.start, bs, bytes.clone()) else {
+                missing.push(i);
+                continue;
+            };
+            if compute_data_hash(&data) == footer.chunk_hashes[i as usize] {
+                store.stats.hits.fetch_add(1, Ordering::Relaxed);
+                store
+                    .stats
+                    .hit_bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                out.push(((job.xorb, i), data));
+            } else {
+                tracing::warn!(
+                    "chunk store: xorb {} chunk {i} failed its hash; fetching it again",
+                    job.xorb.hex()
+                );
+                store.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                for idx in under {
+                    store.drop_block(&name, total, idx);
+                    blocks[block(idx)] = None;
+                }
+                missing.push(i);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        store
+            .stats
+            .misses
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+
+        // 2. The missing blocks under missing chunks, as runs of neighbours.
+        let mut absent = BTreeSet::new();
+        for &i in &missing {
+            for idx in blocks_touching(chunk_bytes(ends, i..i + 1), bs) {
+                if blocks[block(idx)].is_none() {
+                    absent.insert(idx);
+                }
+            }
+        }
+        let runs = runs_of(absent.into_iter());
+        let fetches = runs.iter().map(|run| {
+            let chunks = chunks_covering(ends, run.clone(), bs);
+            self.fetch_run(job, &footer, chunks.start, chunks.end)
+        });
+        let fetched = futures_util::future::try_join_all(fetches).await?;
+
+        // 3. Store the runs' blocks, take the missing chunks from the fetched bytes.
+        let missing: BTreeSet<u32> = missing.into_iter().collect();
+        for (run, (chunks, data)) in runs.iter().zip(&fetched) {
+            let base = chunk_bytes(ends, chunks.clone()).start;
+            store
+                .stats
+                .fetched_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            for idx in run.clone() {
+                let piece = cut(data, base, idx * bs..((idx + 1) * bs).min(total))?;
+                store.write_block(&name, total, idx, &piece);
+            }
+            for i in chunks.clone() {
+                if missing.contains(&i) {
+                    out.push(((job.xorb, i), cut(data, base, chunk_bytes(ends, i..i + 1))?));
+                }
+            }
+        }
+        if out.len() != (chunk_end - chunk_start) as usize {
+            return Err(XetError::Cas(format!(
+                "xorb {}: {} of chunks {chunk_start}..{chunk_end} assembled",
+                job.xorb.hex(),
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Fetches and checks chunks `start..end` of the job's xorb by their stored byte range.
+    async fn fetch_run(
+        &self,
+        job: &Fetch<'_>,
+        footer: &Footer,
+        start: u32,
+        end: u32,
+    ) -> Result<(std::ops::Range<u32>, Bytes), XetError> {
+        let (from, to) = footer.stored_range(start, end).ok_or_else(|| {
+            XetError::Cas(format!(
+                "xorb {}: no stored range for chunks {start}..{end}",
+                job.xorb.hex()
+            ))
+        })?;
+        let (data, offsets) = self
+            .get_run(job, start, HttpRange::new(from, to), true)
+            .await?;
+        self.check_run(footer, &job.xorb, start, end, &data, &offsets)?;
+        Ok((start..end, data))
+    }
+}
+
+/// Bytes `bytes` of the xorb out of `blocks` (block `first + k` at `blocks[k]`), None if one
+/// of the blocks they need is missing. One block: a slice, no copy.
+fn gather(
+    blocks: &[Option<Bytes>],
+    first: u64,
+    bs: u64,
+    bytes: std::ops::Range<u64>,
+) -> Option<Bytes> {
+    let under = blocks_touching(bytes.clone(), bs);
+    let at = |idx: u64| blocks.get((idx - first) as usize).and_then(Option::as_ref);
+    if under.end - under.start == 1 {
+        let b = at(under.start)?;
+        let off = under.start * bs;
+        let (from, to) = ((bytes.start - off) as usize, (bytes.end - off) as usize);
+        return (to <= b.len()).then(|| b.slice(from..to));
+    }
+    let mut out = BytesMut::with_capacity((bytes.end - bytes.start) as usize);
+    for idx in under {
+        let b = at(idx)?;
+        let off = idx * bs;
+        let from = bytes.start.max(off) - off;
+        let to = bytes.end.min(off + b.len() as u64) - off;
+        out.extend_from_slice(b.get(from as usize..to as usize)?);
+    }
+    Some(out.freeze())
+}
+
+/// Xorb bytes `bytes` out of `data`, a fetched run starting at xorb byte `base`.
+fn cut(data: &Bytes, base: u64, bytes: std::ops::Range<u64>) -> Result<Bytes, XetError> {
+    let (from, to) = (bytes.start - base, bytes.end - base);
+    if to > data.len() as u64 || from > to {
+        return Err(XetError::Cas(format!(
+            "a fetched run of {} bytes lacks bytes {from}..{to}",
+            data.len()
+        )));
+    }
+    Ok(data.slice(from as usize..to as usize))
+}
+
+/// Consecutive indices grouped into ranges: 1,2,3,7,8 -> 1..4, 7..9.
+fn runs_of(indices: impl Iterator<Item = u64>) -> Vec<std::ops::Range<u64>> {
+    let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
+    for i in indices {
+        match runs.last_mut() {
+            Some(r) if r.end == i => r.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_group_neighbours() {
+        assert_eq!(
+            runs_of([1, 2, 3, 7, 8, 10].into_iter()),
+            vec![1..4, 7..9, 10..11]
+        );
+        assert!(runs_of(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn gather_joins_blocks_and_refuses_holes() {
+        let blocks = vec![
+            Some(Bytes::from_static(b"abcd")),
+            Some(Bytes::from_static(b"efgh")),
+            None,
+            Some(Bytes::from_static(b"mn")),
+        ];
+        assert_eq!(gather(&blocks, 10, 4, 41..43).as_deref(), Some(&b"bc"[..]));
+        assert_eq!(
+            gather(&blocks, 10, 4, 42..46).as_deref(),
+            Some(&b"cdef"[..])
+        );
+        assert_eq!(gather(&blocks, 10, 4, 46..49), None);
+        assert_eq!(gather(&blocks, 10, 4, 52..54).as_deref(), Some(&b"mn"[..]));
+        // A block shorter than the bytes asked (a truncated tail): refused, not cut short.
+        assert_eq!(gather(&blocks, 10, 4, 52..55), None);
+    }
+}
