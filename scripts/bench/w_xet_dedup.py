@@ -20,7 +20,8 @@ from .contenders import HF, HUBFS_NAME, cat_files
 from .emulator import USER, WRITE_TOKEN, Emulator
 from .results import Figure, Section, attempt
 from .seed import _write_random
-from .util import BENCH_DIR, GIB, MIB, PYTHON, WORK, BenchError, clean_env, drop_caches, fresh_dir, log, run
+from .util import BENCH_DIR, GIB, MIB, PYTHON, WORK, BenchError, clean_env, drop_caches, fresh_dir, log
+from .util import run as run_cmd
 
 REPO = f"{USER}/xet-dedup"
 FILE = "model.bin"
@@ -47,7 +48,7 @@ def _peer(args: list, home: Path, endpoint: str, token: str | None = None) -> di
     env.pop("HF_HUB_DISABLE_XET", None)
     if token:
         env["HF_TOKEN"] = token
-    r = run([PYTHON, BENCH_DIR / "peer_xet_dedup.py", *args], timeout=TIMEOUT_S, env=env)
+    r = run_cmd([PYTHON, BENCH_DIR / "peer_xet_dedup.py", *args], timeout=TIMEOUT_S, env=env)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

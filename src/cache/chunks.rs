@@ -129,6 +129,16 @@ impl ChunkStore {
         }
     }
 
+    /// The read path is done with blocks `blocks` (read or written): their pages leave the page
+    /// cache in the background (as the file cache's do, see `pages.rs`), so a Xet read does not
+    /// leave a second copy of what it read in memory.
+    pub fn release_pages(&self, xorb: &[u8; 32], xorb_len: u64, blocks: Range<u64>) {
+        let bs = self.blocks.block_size();
+        let bytes = blocks.start * bs..(blocks.end * bs).min(xorb_len);
+        self.blocks
+            .release_pages(&BlobKey::Sha256(*xorb), xorb_len, bytes);
+    }
+
     /// Forgets a block whose chunk failed its hash, so the next read fetches it.
     pub fn drop_block(&self, xorb: &[u8; 32], xorb_len: u64, idx: u64) {
         let key = BlobKey::Sha256(*xorb);

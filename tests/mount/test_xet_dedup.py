@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import WRITE_TOKEN, sha
+from test_metrics import free_port, scrape, value
 
 MIB = 1 << 20
 SIZE = 64 * MIB
@@ -98,7 +99,8 @@ def test_v2_after_v1_moves_about_the_changed_bytes(versions, mount, emulator, tm
     m1.unmount()
 
     # A new mount, same cache dir, the next revision.
-    m2 = mount(f"{v['repo']}@{v['c2']}", cache_dir=cache, name="v2")
+    port = free_port()
+    m2 = mount(f"{v['repo']}@{v['c2']}", cache_dir=cache, name="v2", args=["--metrics-addr", f"127.0.0.1:{port}"])
     os.listdir(m2.path)
     before = cas_served(emulator)
     assert read_all(m2 / "model.bin") == sha(v["v2"])
@@ -112,6 +114,10 @@ def test_v2_after_v1_moves_about_the_changed_bytes(versions, mount, emulator, tm
     assert s2["chunks"]["corrupt"] == 0
     assert moved >= CHANGED * 0.9, "the changed bytes were fetched"
     assert moved < BOUND, f"v2 moved {moved} bytes from the CAS, over {BOUND}"
+    # The metrics carry the same figures (read from the same status JSON at the scrape).
+    samples, _ = scrape(port)
+    assert value(samples, "hubfs_chunk_store_hit_bytes_total") >= s2["chunks"]["hit_bytes"]
+    assert value(samples, "hubfs_chunk_store_misses_total") >= s2["chunks"]["misses"] > 0
 
 
 def test_same_content_at_other_paths_and_repos_is_fetched_once(versions, mount, emulator, tmp_path):

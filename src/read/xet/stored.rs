@@ -88,6 +88,7 @@ impl XetReader {
             }
         }
         if missing.is_empty() {
+            store.release_pages(&name, total, span.clone());
             return Ok(out);
         }
         store
@@ -129,6 +130,7 @@ impl XetReader {
                 }
             }
         }
+        store.release_pages(&name, total, span.clone());
         if out.len() != (chunk_end - chunk_start) as usize {
             return Err(XetError::Cas(format!(
                 "xorb {}: {} of chunks {chunk_start}..{chunk_end} assembled",
