@@ -14,9 +14,9 @@
 //! Each xorb is one blob of the inner [`BlockCache`], named by the xorb hash (stored in the
 //! sha256 key slot: the store holds nothing else, so the names cannot collide) and as long as
 //! its chunks decompressed and concatenated: chunk `i` sits at `sum(len[..i])`, the offsets the
-//! footer gives. Blocks are [`CHUNK_BLOCK_SIZE`] (64 KiB, about one chunk), so a run of chunks
-//! fetched is stored whole after rounding out to the blocks it touches (the read path fetches
-//! the few extra edge chunks that rounding needs, see `read/xet`).
+//! footer gives. Blocks are [`CHUNK_BLOCK_SIZE`] (64 KiB, about one chunk); a fetched run of
+//! chunks rarely ends on a block edge, so its edge blocks are kept in memory as pieces
+//! ([`ChunkStore::write_piece`]) until the neighbouring run's fetch completes them.
 //!
 //! # Guarantees
 //!
@@ -68,11 +68,23 @@ pub struct ChunkStats {
     pub footers_stored: AtomicU64,
 }
 
+/// Blocks a fetch covered in part, waiting for the rest: at most this many (64 KiB each).
+const PIECES_KEPT: usize = 512;
+
 /// The chunk store of one cache dir (`Send + Sync`, shared through an `Arc`).
 pub struct ChunkStore {
     blocks: Arc<BlockCache>,
     footers: PathBuf,
+    /// Blocks known in part, by (xorb, block index): the bytes so far and the covered range.
+    pieces: parking_lot::Mutex<lru::LruCache<([u8; 32], u64), Piece>>,
     pub stats: ChunkStats,
+}
+
+/// A block of which bytes `lo..hi` are known.
+struct Piece {
+    data: Vec<u8>,
+    lo: usize,
+    hi: usize,
 }
 
 impl ChunkStore {
@@ -91,6 +103,9 @@ impl ChunkStore {
         Ok(ChunkStore {
             blocks,
             footers,
+            pieces: parking_lot::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(PIECES_KEPT).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
             stats: ChunkStats::default(),
         })
     }
@@ -126,6 +141,50 @@ impl ChunkStore {
         let key = BlobKey::Sha256(*xorb);
         if let Err(e) = self.blocks.write_block(&key, xorb_len, idx, data) {
             tracing::warn!(%key, idx, "chunk store write failed: {e}");
+        }
+    }
+
+    /// Bytes `at..at + bytes.len()` of block `idx` (verified by the caller), the rest of the
+    /// block unknown: kept in memory until pieces that join up cover the block, which is then
+    /// written like any block. A piece that does not touch the known range replaces it.
+    pub fn write_piece(&self, xorb: &[u8; 32], xorb_len: u64, idx: u64, at: u64, bytes: &[u8]) {
+        let bs = self.blocks.block_size();
+        let len = ((idx + 1) * bs).min(xorb_len).saturating_sub(idx * bs) as usize;
+        let (lo, hi) = (at as usize, at as usize + bytes.len());
+        if hi > len || lo >= hi {
+            return;
+        }
+        let full = {
+            let mut pieces = self.pieces.lock();
+            let key = (*xorb, idx);
+            let piece = match pieces.get_mut(&key) {
+                Some(p) if p.data.len() == len && lo <= p.hi && hi >= p.lo => p,
+                _ => {
+                    pieces.put(
+                        key,
+                        Piece {
+                            data: vec![0; len],
+                            lo,
+                            hi,
+                        },
+                    );
+                    match pieces.get_mut(&key) {
+                        Some(p) => p,
+                        None => return,
+                    }
+                }
+            };
+            piece.data[lo..hi].copy_from_slice(bytes);
+            piece.lo = piece.lo.min(lo);
+            piece.hi = piece.hi.max(hi);
+            if piece.lo == 0 && piece.hi == len {
+                pieces.pop(&key).map(|p| p.data)
+            } else {
+                None
+            }
+        };
+        if let Some(block) = full {
+            self.write_block(xorb, xorb_len, idx, &block);
         }
     }
 
@@ -209,42 +268,18 @@ pub fn blocks_touching(bytes: Range<u64>, block_size: u64) -> Range<u64> {
     bytes.start / block_size..bytes.end.div_ceil(block_size)
 }
 
-/// The smallest chunk range whose bytes cover blocks `blocks` whole (the last block of the
-/// xorb ends with the xorb).
-pub fn chunks_covering(ends: &[u64], blocks: Range<u64>, block_size: u64) -> Range<u32> {
-    let total = ends.last().copied().unwrap_or(0);
-    let from = blocks.start * block_size;
-    let to = (blocks.end * block_size).min(total);
-    // First chunk ending after `from`; first chunk ending at or after `to`, plus one.
-    let first = ends.partition_point(|&e| e <= from) as u32;
-    let last = ends.partition_point(|&e| e < to) as u32 + 1;
-    first..last.min(ends.len() as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn geometry_rounds_runs_out_to_whole_blocks() {
+    fn chunk_and_block_geometry() {
         // Chunks of 30, 50, 40, 100, 10 bytes; blocks of 64.
         let ends = [30, 80, 120, 220, 230];
         assert_eq!(chunk_bytes(&ends, 0..2), 0..80);
         assert_eq!(chunk_bytes(&ends, 2..4), 80..220);
         assert_eq!(blocks_touching(80..220, 64), 1..4);
         assert_eq!(blocks_touching(0..0, 64), 0..0);
-        // Blocks 1..4 are bytes 64..230 (the xorb ends at 230): chunks 1..5 cover them.
-        assert_eq!(chunks_covering(&ends, 1..4, 64), 1..5);
-        assert_eq!(chunks_covering(&ends, 0..1, 64), 0..2);
-        assert_eq!(chunks_covering(&ends, 0..4, 64), 0..5);
-        // A block boundary on a chunk boundary takes no extra chunk.
-        let ends = [64, 128, 192];
-        assert_eq!(chunks_covering(&ends, 1..2, 64), 1..2);
-        for blocks in [0..1, 0..3, 1..3, 2..3] {
-            let c = chunks_covering(&ends, blocks.clone(), 64);
-            let b = chunk_bytes(&ends, c);
-            assert!(b.start <= blocks.start * 64 && b.end >= (blocks.end * 64).min(192));
-        }
     }
 
     #[test]
@@ -282,6 +317,19 @@ mod tests {
         assert!(
             store.read_blocks(&xorb, len, 1..2)[0].is_none(),
             "evicted by the file cache"
+        );
+        // Pieces of a block are written once they join up to the whole block.
+        let x2 = [8u8; 32];
+        let half = (CHUNK_BLOCK_SIZE / 2) as usize;
+        store.write_piece(&x2, len, 0, 0, &block[..half + 10]);
+        assert!(
+            store.read_blocks(&x2, len, 0..1)[0].is_none(),
+            "half a block is not stored"
+        );
+        store.write_piece(&x2, len, 0, half as u64, &block[half..]);
+        assert_eq!(
+            store.read_blocks(&x2, len, 0..1)[0].as_deref(),
+            Some(&block[..])
         );
         store.put_footer("ab12", b"footer");
         assert_eq!(store.footer("ab12").as_deref(), Some(&b"footer"[..]));

@@ -87,8 +87,7 @@ mod write;
 
 pub use block_cache::{BlockCache, BLOCKS_DIR};
 pub use chunks::{
-    blocks_touching, chunk_bytes, chunks_covering, ChunkStats, ChunkStore, CHUNKS_DIR,
-    CHUNK_BLOCK_SIZE,
+    blocks_touching, chunk_bytes, ChunkStats, ChunkStore, CHUNKS_DIR, CHUNK_BLOCK_SIZE,
 };
 pub use config::{default_cache_dir, CacheConfig, DEFAULT_BLOCK_SIZE, DEFAULT_MAX_BYTES};
 pub use inventory::{BlobRecord, BlobRef, Inventory, INVENTORY_NS};

@@ -4,16 +4,17 @@
 //! store, or the CAS):
 //! 1. read the store's blocks under chunks `a..b`; a chunk whose blocks are all there is
 //!    checked against its hash in the footer and taken (a failure drops its blocks);
-//! 2. the blocks still missing, grouped into runs of neighbours, are each rounded out to the
-//!    chunks that cover them whole and fetched by their stored byte range (from the footer), in
-//!    parallel; every fetched chunk is checked like any CAS read;
-//! 3. the blocks of each fetched run are written to the store (they are whole by step 2), and
-//!    the missing chunks of `a..b` are taken from the fetched bytes.
+//! 2. the chunks still missing, grouped into runs of neighbours, are fetched by their stored
+//!    byte range (from the footer), in parallel; every fetched chunk is checked like any CAS
+//!    read;
+//! 3. the blocks a fetched run covers whole are written to the store; a block it covers in part
+//!    (a run rarely ends on a block edge) is kept in memory as a piece until the fetch of the
+//!    neighbouring run (the next read-ahead window, usually) brings the rest, then written
+//!    (`ChunkStore::write_piece`); the missing chunks are taken from the fetched bytes.
 //!
-//! So a range fully kept costs no request, and a range partly kept fetches only its missing
-//! runs plus at most about one chunk at each end of a run.
+//! So a range fully kept costs no request, and a range partly kept fetches exactly its missing
+//! chunks: no more than a read without the store would.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +22,7 @@ use xet_client::cas_types::HttpRange;
 use xet_core_structures::merklehash::{compute_data_hash, MerkleHash};
 
 use super::{Fetch, Footer, VerifyError, XetError, XetReader};
-use crate::cache::{blocks_touching, chunk_bytes, chunks_covering, ChunkStore};
+use crate::cache::{blocks_touching, chunk_bytes, ChunkStore};
 
 type Chunks = Vec<((MerkleHash, u32), Bytes)>;
 
@@ -96,38 +97,37 @@ impl XetReader {
             .misses
             .fetch_add(missing.len() as u64, Ordering::Relaxed);
 
-        // 2. The missing blocks under missing chunks, as runs of neighbours.
-        let mut absent = BTreeSet::new();
-        for &i in &missing {
-            for idx in blocks_touching(chunk_bytes(ends, i..i + 1), bs) {
-                if blocks[block(idx)].is_none() {
-                    absent.insert(idx);
-                }
-            }
-        }
-        let runs = runs_of(absent.into_iter());
-        let fetches = runs.iter().map(|run| {
-            let chunks = chunks_covering(ends, run.clone(), bs);
-            self.fetch_run(job, &footer, chunks.start, chunks.end)
-        });
+        // 2. The missing chunks, as runs of neighbours, each fetched by its stored byte range.
+        let runs = runs_of(missing.iter().map(|&i| u64::from(i)));
+        let fetches = runs
+            .iter()
+            .map(|run| self.fetch_run(job, &footer, run.start as u32, run.end as u32));
         let fetched = futures_util::future::try_join_all(fetches).await?;
 
-        // 3. Store the runs' blocks, take the missing chunks from the fetched bytes.
-        let missing: BTreeSet<u32> = missing.into_iter().collect();
-        for (run, (chunks, data)) in runs.iter().zip(&fetched) {
+        // 3. Store the blocks the runs cover (whole, or as pieces until another run brings the
+        //    rest), take the missing chunks from the fetched bytes.
+        for (chunks, data) in &fetched {
             let base = chunk_bytes(ends, chunks.clone()).start;
+            let end = base + data.len() as u64;
             store
                 .stats
                 .fetched_bytes
                 .fetch_add(data.len() as u64, Ordering::Relaxed);
-            for idx in run.clone() {
-                let piece = cut(data, base, idx * bs..((idx + 1) * bs).min(total))?;
-                store.write_block(&name, total, idx, &piece);
+            for idx in blocks_touching(base..end, bs) {
+                if blocks.get(block(idx)).is_some_and(Option::is_some) {
+                    continue;
+                }
+                let (b0, b1) = (idx * bs, ((idx + 1) * bs).min(total));
+                let (from, to) = (b0.max(base), b1.min(end));
+                let piece = cut(data, base, from..to)?;
+                if (from, to) == (b0, b1) {
+                    store.write_block(&name, total, idx, &piece);
+                } else {
+                    store.write_piece(&name, total, idx, from - b0, &piece);
+                }
             }
             for i in chunks.clone() {
-                if missing.contains(&i) {
-                    out.push(((job.xorb, i), cut(data, base, chunk_bytes(ends, i..i + 1))?));
-                }
+                out.push(((job.xorb, i), cut(data, base, chunk_bytes(ends, i..i + 1))?));
             }
         }
         store.release_pages(&name, total, span.clone());
