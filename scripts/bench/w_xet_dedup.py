@@ -69,7 +69,8 @@ def ensure_seeded(log_dir) -> dict:
     """v1 then v2 uploaded with hf_xet (one HF_HOME) into the workload's emulator; the commits."""
     try:
         stamp = json.loads(STAMP.read_text())
-        if stamp["definition"] == _definition() and V1.exists() and V2.exists():
+        # Compared as JSON (the stamp's tuples came back as lists).
+        if stamp["definition"] == json.loads(json.dumps(_definition())) and V1.exists() and V2.exists():
             log("xet-dedup seed: reusing bench/work/xet-dedup")
             return stamp
     except (OSError, ValueError, KeyError):

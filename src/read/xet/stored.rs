@@ -16,6 +16,7 @@
 //! chunks: no more than a read without the store would.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use xet_client::cas_types::HttpRange;
@@ -31,7 +32,7 @@ impl XetReader {
     /// them, fetched (and stored) where not.
     pub(super) async fn range_via_store(
         &self,
-        store: &ChunkStore,
+        store: &Arc<ChunkStore>,
         job: &Fetch<'_>,
         chunk_start: u32,
         chunk_end: u32,
@@ -55,39 +56,22 @@ impl XetReader {
         let total = ends.last().copied().unwrap_or(0);
         let bs = store.block_size();
         let span = blocks_touching(chunk_bytes(ends, chunk_start..chunk_end), bs);
-        let mut blocks = store.read_blocks(&name, total, span.clone());
+        // Disk reads and hashing off the async workers (they drive the network fetches).
+        let kept = {
+            let (store, footer, span) = (Arc::clone(store), Arc::clone(&footer), span.clone());
+            let xorb = job.xorb;
+            tokio::task::spawn_blocking(move || {
+                kept_chunks(&store, &footer, xorb, name, span, chunk_start..chunk_end)
+            })
+            .await
+            .map_err(|e| XetError::Cas(format!("reading the chunk store: {e}")))?
+        };
+        let Kept {
+            blocks,
+            mut out,
+            missing,
+        } = kept;
         let block = |idx: u64| (idx - span.start) as usize;
-
-        // 1. Kept chunks, checked against their hashes.
-        let mut out = Chunks::with_capacity((chunk_end - chunk_start) as usize);
-        let mut missing: Vec<u32> = Vec::new();
-        for i in chunk_start..chunk_end {
-            let bytes = chunk_bytes(ends, i..i + 1);
-            let under = blocks_touching(bytes.clone(), bs);
-            let Some(data) = gather(&blocks, span.start, bs, bytes.clone()) else {
-                missing.push(i);
-                continue;
-            };
-            if compute_data_hash(&data) == footer.chunk_hashes[i as usize] {
-                store.stats.hits.fetch_add(1, Ordering::Relaxed);
-                store
-                    .stats
-                    .hit_bytes
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                out.push(((job.xorb, i), data));
-            } else {
-                tracing::warn!(
-                    "chunk store: xorb {} chunk {i} failed its hash; fetching it again",
-                    job.xorb.hex()
-                );
-                store.stats.corrupt.fetch_add(1, Ordering::Relaxed);
-                for idx in under {
-                    store.drop_block(&name, total, idx);
-                    blocks[block(idx)] = None;
-                }
-                missing.push(i);
-            }
-        }
         if missing.is_empty() {
             store.release_pages(&name, total, span.clone());
             return Ok(out);
@@ -160,6 +144,65 @@ impl XetReader {
             .await?;
         self.check_run(footer, &job.xorb, start, end, &data, &offsets)?;
         Ok((start..end, data))
+    }
+}
+
+/// What the store holds of chunks `chunks`: its blocks under them (`blocks[k]` = block
+/// `span.start + k`), the chunks that passed their hash, and the chunks to fetch (in order).
+struct Kept {
+    blocks: Vec<Option<Bytes>>,
+    out: Chunks,
+    missing: Vec<u32>,
+}
+
+/// Reads the store's blocks under `chunks` and takes every chunk whose blocks are all there
+/// and whose hash matches the footer's; a chunk that fails is dropped from the store.
+fn kept_chunks(
+    store: &ChunkStore,
+    footer: &Footer,
+    xorb: MerkleHash,
+    name: [u8; 32],
+    span: std::ops::Range<u64>,
+    chunks: std::ops::Range<u32>,
+) -> Kept {
+    let ends = &footer.unpacked_ends;
+    let total = ends.last().copied().unwrap_or(0);
+    let bs = store.block_size();
+    let mut blocks = store.read_blocks(&name, total, span.clone());
+    let mut out = Chunks::with_capacity(chunks.len());
+    let mut missing: Vec<u32> = Vec::new();
+    for i in chunks {
+        let bytes = chunk_bytes(ends, i..i + 1);
+        let Some(data) = gather(&blocks, span.start, bs, bytes.clone()) else {
+            missing.push(i);
+            continue;
+        };
+        if compute_data_hash(&data) == footer.chunk_hashes[i as usize] {
+            store.stats.hits.fetch_add(1, Ordering::Relaxed);
+            store
+                .stats
+                .hit_bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            out.push(((xorb, i), data));
+        } else {
+            tracing::warn!(
+                "chunk store: xorb {} chunk {i} failed its hash; fetching it again",
+                xorb.hex()
+            );
+            store.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+            for idx in blocks_touching(bytes, bs) {
+                store.drop_block(&name, total, idx);
+                if let Some(b) = blocks.get_mut((idx - span.start) as usize) {
+                    *b = None;
+                }
+            }
+            missing.push(i);
+        }
+    }
+    Kept {
+        blocks,
+        out,
+        missing,
     }
 }
 
