@@ -145,3 +145,39 @@ def test_same_content_at_other_paths_and_repos_is_fetched_once(versions, mount, 
     assert shifted < BOUND, shifted
     assert st["chunks"]["hit_bytes"] >= SIZE * 0.9
     assert st["xet"]["fallbacks"] == 0, st["xet"]
+
+
+def test_damaged_chunk_store_is_refetched_never_served(versions, mount, emulator, tmp_path):
+    """Bytes flipped in the chunk store's files (between two mounts) fail their checks: those
+    chunks are fetched again and the reader gets the right bytes."""
+    import shutil
+    cache = tmp_path / "damaged"
+    v = versions
+    m1 = mount(f"{v['repo']}@{v['c1']}", cache_dir=cache, name="fill")
+    os.listdir(m1.path)
+    assert read_all(m1 / "model.bin") == sha(v["v1"])
+    m1.unmount()
+    # No file blocks left (the read must go to the chunk store), and every chunk data file
+    # damaged at four places.
+    shutil.rmtree(cache / "blocks")
+    damaged = 0
+    for p in (cache / "chunks" / "blocks").rglob("*.data"):
+        size = p.stat().st_size
+        with open(p, "r+b") as f:
+            for k in range(1, 5):
+                f.seek(size * k // 5)
+                b = f.read(1)
+                f.seek(size * k // 5)
+                f.write(bytes([b[0] ^ 0x5A]))
+        damaged += 1
+    assert damaged > 0
+    m2 = mount(f"{v['repo']}@{v['c1']}", cache_dir=cache, name="reread")
+    os.listdir(m2.path)
+    before = cas_served(emulator)
+    assert read_all(m2 / "model.bin") == sha(v["v1"])
+    moved = cas_served(emulator) - before
+    st = m2.status()["chunks"]
+    print(f"damaged chunk store: {moved} bytes refetched; chunks {st}")
+    assert st["corrupt_blocks"] + st["corrupt"] >= 4, st
+    assert st["hit_bytes"] >= SIZE * 0.8, "the undamaged chunks were served from the store"
+    assert 0 < moved < BOUND, moved
