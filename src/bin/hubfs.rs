@@ -717,6 +717,16 @@ fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
         format_size(n(&c["max_bytes"])),
         n(&c["evictions"])
     );
+    if let Some(k) = answer.get("chunks").filter(|k| !k.is_null()) {
+        println!(
+            "xet chunks:  {} hits ({}), {} misses ({} fetched), {} corrupt",
+            n(&k["hits"]),
+            format_size(n(&k["hit_bytes"])),
+            n(&k["misses"]),
+            format_size(n(&k["fetched_bytes"])),
+            n(&k["corrupt"]) + n(&k["corrupt_blocks"])
+        );
+    }
     let p = &answer["passthrough"];
     if p["available"].as_bool() == Some(true) {
         println!(

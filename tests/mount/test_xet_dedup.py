@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import WRITE_TOKEN, sha
+from conftest import HUBFS, WRITE_TOKEN, sha
 from test_metrics import free_port, scrape, value
 
 MIB = 1 << 20
@@ -114,6 +114,8 @@ def test_v2_after_v1_moves_about_the_changed_bytes(versions, mount, emulator, tm
     assert s2["chunks"]["corrupt"] == 0
     assert moved >= CHANGED * 0.9, "the changed bytes were fetched"
     assert moved < BOUND, f"v2 moved {moved} bytes from the CAS, over {BOUND}"
+    human = subprocess.run([HUBFS, "status", str(m2.path)], capture_output=True, text=True, timeout=20).stdout
+    assert "xet chunks:" in human and f"{s2['chunks']['hits']} hits" in human, human
     # The metrics carry the same figures (read from the same status JSON at the scrape).
     samples, _ = scrape(port)
     assert value(samples, "hubfs_chunk_store_hit_bytes_total") >= s2["chunks"]["hit_bytes"]
