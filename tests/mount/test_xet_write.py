@@ -5,7 +5,6 @@ middle of a large file sends about 1 MiB of xorb data (emulator stats). A Hub wi
 (emulator --no-xet) and `hubfs --no-xet` still upload through LFS. kill -9 of the daemon in the
 middle of a Xet upload loses nothing."""
 
-import os
 
 import pytest
 
@@ -139,26 +138,33 @@ def test_no_xet_flag_uploads_through_lfs(api, mount, emulator):
 @needs_xet
 @pytest.mark.timeout(600)
 def test_kill_9_during_a_xet_upload_loses_nothing(api, mount, emulator, tmp_path):
+    """The daemon dies after the xorbs reached the CAS and before the shard (and so the commit)
+    did: the remount's upload lands the file, and sends no xorb bytes again (the CAS answers
+    "already stored" to each xorb grant)."""
     repo = fresh_repo(api)
     cache = tmp_path / "cache-crash"
     m = mount(repo, cache_dir=cache, name="crash")
     data = det_bytes(24 * MIB, 36)
-    routes = lambda: emulator.stats()["routes"]  # noqa: E731
-    uploads_begun = lambda: routes().get("cas-xorb-grant", 0) + routes().get("cas-xorb-upload", 0)  # noqa: E731
-    before = uploads_begun()
-    commits = emulator.stats()["commits"]
-    # Every answer late by 300 ms: the upload (token, dedup query, grant, PUT, commit of the
-    # grant, shard) spans seconds, and the kill lands inside it.
-    emulator.shaping(latency_ms=300)
+    before = emulator.stats()
+    # The shard upload (the last CAS step before the commit) waits 20 s: the kill lands there.
+    emulator.set_faults("route=cas,path=/shards,times=1,stall=20")
     try:
         write(m / "w.bin", data)  # closed, journaled: the commit starts after the quiet period
-        assert wait_until(lambda: uploads_begun() > before, 120), "no xorb upload began"
+        assert wait_until(lambda: emulator.stats()["faults_injected"] > before["faults_injected"], 120), \
+            "the shard upload never began"
         kill_daemon(m.path)
     finally:
-        emulator.shaping(latency_ms=0)
-    assert emulator.stats()["commits"] == commits, "killed before the commit"
+        emulator.clear_faults()
+    mid = emulator.stats()
+    assert mid["commits"] == before["commits"], "killed before the commit"
+    assert delta(before, mid, "cas_bytes_received") >= len(data), "the xorbs were uploaded"
     m2 = mount(repo, cache_dir=cache, name="crash2")
     synced(m2, timeout=300)
+    after = emulator.stats()
+    redo = delta(mid, after, "cas_bytes_received")
+    print(f"kill -9 before the shard: first attempt sent {delta(before, mid, 'cas_bytes_received')} "
+          f"bytes, the remount's redo {redo}")
+    assert redo < MIB, f"the redo sent {redo} bytes: xorbs again?"
     info = api.get_paths_info(repo, ["w.bin"])[0]
     assert info.xet_hash and info.size == len(data)
     assert hub_bytes(api, repo, "w.bin") == data
