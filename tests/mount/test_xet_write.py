@@ -5,7 +5,6 @@ middle of a large file sends about 1 MiB of xorb data (emulator stats). A Hub wi
 (emulator --no-xet) and `hubfs --no-xet` still upload through LFS. kill -9 of the daemon in the
 middle of a Xet upload loses nothing."""
 
-
 import pytest
 
 from conftest import LEGACY_HUB, WRITE_TOKEN, Emulator, Mount, run_mount, wait_until
@@ -133,6 +132,24 @@ def test_no_xet_flag_uploads_through_lfs(api, mount, emulator):
     assert delta(before, after, "lfs_bytes_uploaded") >= len(data)
     assert delta(before, after, "cas_bytes_received") == 0
     assert hub_bytes(api, repo, "w.bin") == data
+
+
+@needs_xet
+def test_cas_faults_during_a_xet_upload_are_retried(api, mount, emulator):
+    repo = fresh_repo(api)
+    m = mount(repo)
+    data = det_bytes(11 * MIB, 37)
+    before = emulator.stats()
+    emulator.set_faults("route=cas,path=xorb-grants,times=1,status=503",
+                        "route=cas,path=/shards,times=2,status=500")
+    try:
+        write(m / "w.bin", data)
+        synced(m, timeout=180)
+    finally:
+        emulator.clear_faults()
+    assert delta(before, emulator.stats(), "faults_injected") == 3
+    assert hub_bytes(api, repo, "w.bin") == data
+    assert uploads(m)["xet_files"] >= 1
 
 
 @needs_xet
