@@ -354,13 +354,19 @@ async fn upload_xet<'s>(
     let token = match uploader.token().await {
         Ok(t) => t,
         Err(e) if e.is_not_found() => {
-            tracing::debug!("no Xet write token for {}: uploading through LFS", dest.repo);
+            tracing::debug!(
+                "no Xet write token for {}: uploading through LFS",
+                dest.repo
+            );
             counters.xet_unavailable += 1;
             return Ok(None);
         }
         Err(e) => return Err(e),
     };
-    let files = lfs.iter().map(|s| (s.file.clone(), Sha256::Compute)).collect();
+    let files = lfs
+        .iter()
+        .map(|s| (s.file.clone(), Sha256::Compute))
+        .collect();
     let report = uploader.upload_with(token, files).await?;
     let mut out = Vec::with_capacity(lfs.len());
     for (s, up) in lfs.iter().zip(&report.files) {

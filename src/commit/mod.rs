@@ -36,8 +36,8 @@ use crate::repo::RepoRef;
 use crate::stage::{Change, Record, StagingArea};
 use batch::git_blob_sha1_file;
 pub use batch::{sha256_file, Item};
-use status::{CommitStatus, Conflict, Failure};
 pub use status::UploadCounters;
+use status::{CommitStatus, Conflict, Failure};
 
 /// Batching and retry behaviour. Defaults carry their reasons.
 #[derive(Debug, Clone)]

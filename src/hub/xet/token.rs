@@ -67,7 +67,11 @@ impl HubClient {
     ) -> Result<XetToken, HubError> {
         let ctx = self.repo_ctx(repo, revision, None);
         let path = match revision {
-            Some(rev) => format!("{}/xet-write-token/{}", repo.api_path(), encode_revision(rev)),
+            Some(rev) => format!(
+                "{}/xet-write-token/{}",
+                repo.api_path(),
+                encode_revision(rev)
+            ),
             None => format!("{}/xet-write-token/None?create_pr=1", repo.api_path()),
         };
         self.xet_token(&path, &ctx).await

@@ -137,7 +137,12 @@ impl XetUploader {
     /// The first token of a session. A not-found answer (`HubError::is_not_found`) means this
     /// Hub or repo has no Xet: callers with another way to upload (LFS) take it.
     pub async fn token(&self) -> Result<XetToken, HubError> {
-        bounded(self.limit, &self.source.label(), self.source.write_token(&self.hub)).await
+        bounded(
+            self.limit,
+            &self.source.label(),
+            self.source.write_token(&self.hub),
+        )
+        .await
     }
 
     /// Uploads `files` in one session and returns their Xet hashes, sizes and sha256s, in the
