@@ -186,3 +186,35 @@ def test_kill_9_during_a_xet_upload_loses_nothing(api, mount, emulator, tmp_path
     assert info.xet_hash and info.size == len(data)
     assert hub_bytes(api, repo, "w.bin") == data
     assert uploads(m2)["xet_files"] == 1
+
+
+@needs_xet
+def test_short_lived_write_token_is_refreshed(tmp_path):
+    """CAS write tokens that live 20 s, below xet-client's 30 s refresh margin: every CAS call
+    of the upload first asks hubfs's refresher (the write-token route again) for a new one."""
+    from huggingface_hub import HfApi
+    data_dir = tmp_path / "emu"
+    data_dir.mkdir()
+    emu = Emulator(data_dir, ["--xet-token-ttl", "20"]).start()
+    m = None
+    try:
+        hub = HfApi(endpoint=emu.url, token=WRITE_TOKEN)
+        repo = "alice/short-token-write"
+        hub.create_repo(repo)
+        cache = tmp_path / "cache"
+        r = run_mount(repo, tmp_path / "mnt", emu, token=WRITE_TOKEN, cache_dir=cache)
+        assert r.returncode == 0, r.stderr
+        m = Mount(tmp_path / "mnt", cache / "hubfs.log", cache)
+        data = det_bytes(12 * MIB, 38)
+        fsync_write(m / "w.bin", data)
+        synced(m)
+        assert uploads(m)["xet_files"] == 1
+        log = m.log.read_text()
+        assert log.count("/xet-write-token/") >= 2, "the refresher asked the route again"
+        assert "CAS write token refreshed" in log
+        assert WRITE_TOKEN not in log
+        assert hub_bytes(hub, repo, "w.bin") == data
+    finally:
+        if m is not None:
+            m.unmount()
+        emu.stop()
