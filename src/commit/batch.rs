@@ -368,6 +368,13 @@ async fn upload_xet<'s>(
         .map(|s| (s.file.clone(), Sha256::Compute))
         .collect();
     let report = uploader.upload_with(token, files).await?;
+    if report.files.len() != lfs.len() {
+        return Err(HubError::invalid(format!(
+            "Xet upload answered for {} of {} files",
+            report.files.len(),
+            lfs.len()
+        )));
+    }
     let mut out = Vec::with_capacity(lfs.len());
     for (s, up) in lfs.iter().zip(&report.files) {
         let sha = up
