@@ -3,11 +3,14 @@ HF_HUB_DISABLE_XET), read through a hubfs mount byte-exact, lazily (a 4 KiB prea
 one xorb range, not the file), verified chunk by chunk (a corrupted xorb never yields bad bytes),
 and still fine through mmap and safetensors."""
 
+import json
 import mmap
 import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +18,9 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from conftest import WRITE_TOKEN, faults, sha
+from conftest import HUBFS, WRITE_TOKEN, faults, hubfs_env, sha
 
+MIB = 1 << 20
 SIZE = 6 << 20
 
 SEED = r"""
@@ -135,6 +139,99 @@ def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
     print(f"corrupted xorbs: xet {st}")
     assert st["verify_failures"] > 0
     assert st["fallbacks"] > 0
+
+
+def xorbs_of(emulator, repo, path):
+    """The xorbs the CAS names in the reconstruction of `path` (asked directly, as hf_xet does)."""
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{emulator.url}/api/models/{repo}/xet-read-token/main",
+            headers={"Authorization": f"Bearer {WRITE_TOKEN}"}), timeout=30) as r:
+        token = json.loads(r.read())
+    entry = next(e for e in json.loads(urllib.request.urlopen(
+        f"{emulator.url}/api/models/{repo}/tree/main", timeout=30).read()) if e["path"] == path)
+    req = urllib.request.Request(f"{token['casUrl'].rstrip('/')}/v2/reconstructions/{entry['xetHash']}",
+                                 headers={"Authorization": f"Bearer {token['accessToken']}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return set(json.loads(r.read())["xorbs"])
+
+
+def cas_calls(emulator):
+    s = emulator.stats()
+    return s["reconstructions"], s["routes"].get("cas-xorb-suffix", 0), s["cas_bytes_served"]
+
+
+def test_footers_and_plans_are_asked_for_once(xet_repo, mount, emulator):
+    """Six readers of six blocks of one file at once: six plans (one per run), but every xorb's
+    footer fetched once (single-flight). The same six blocks read again after `hubfs cache rm`
+    and a dropped page cache come from the CAS again without a single new reconstruction
+    request (the plans are cached below their URLs' expiry) nor a new footer."""
+    repo, local, _ = xet_repo
+    want = local["big.bin"].read_bytes()
+    xorbs = xorbs_of(emulator, repo, "big.bin")
+    m = mount(repo)
+    os.listdir(m.path)
+    offsets = [i * MIB + 4096 * (i + 1) for i in range(6)]
+
+    def read_all():
+        fd = os.open(m / "big.bin", os.O_RDONLY)
+        try:
+            with ThreadPoolExecutor(len(offsets)) as ex:
+                got = list(ex.map(lambda off: os.pread(fd, 4096, off), offsets))
+        finally:
+            os.close(fd)
+        assert got == [want[off:off + 4096] for off in offsets]
+
+    plans0, footers0, cas0 = cas_calls(emulator)
+    read_all()
+    plans1, footers1, cas1 = cas_calls(emulator)
+    st = m.status()["xet"]
+    print(f"first pass: {plans1 - plans0} reconstructions, {footers1 - footers0} footer GETs "
+          f"for {len(xorbs)} xorb(s); xet {st}")
+    assert st["fallbacks"] == 0 and st["reads"] >= len(offsets)
+    assert footers1 - footers0 == len(xorbs), "one footer GET per xorb, however many readers"
+    assert st["footers_fetched"] == len(xorbs)
+    assert plans1 - plans0 == st["reconstructions"] <= len(offsets)
+
+    r = subprocess.run([HUBFS, "cache", "rm", repo, "--path", "big.bin", "--cache-dir", str(m.cache_dir)],
+                       capture_output=True, text=True, env=hubfs_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3")
+    read_all()
+    plans2, footers2, cas2 = cas_calls(emulator)
+    st2 = m.status()["xet"]
+    print(f"second pass: {plans2 - plans1} reconstructions, {footers2 - footers1} footer GETs, "
+          f"{cas2 - cas1} CAS bytes; xet {st2}")
+    assert cas2 - cas1 >= len(offsets) * 4096, "the blocks came from the CAS again"
+    assert st2["reads"] > st["reads"]
+    assert plans2 == plans1, "every plan came from the cache"
+    assert footers2 == footers1
+    assert st2["plans_reused"] >= st2["reads"] - st["reads"]
+
+
+def test_a_file_known_from_siblings_reaches_the_cas(xet_repo, mount, emulator):
+    """Opened before any listing, a file's entry comes from the repo info's `siblings`, which
+    carry no xetHash: its first run goes through the bridge, whose redirect announces
+    X-Xet-Hash, and the rest of the file comes from the CAS, without a request of its own."""
+    repo, local, _ = xet_repo
+    want = local["big.bin"].read_bytes()
+    m = mount(repo)
+    bridge0, (_, _, cas0) = emulator.stats()["bytes_served"], cas_calls(emulator)
+    fd = os.open(m / "big.bin", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0) == want[:4096]
+    finally:
+        os.close(fd)
+    bridged = emulator.stats()["bytes_served"] - bridge0
+    assert bridged > 0, "the first run went through the bridge"
+    assert sha(m / "big.bin") == sha(local["big.bin"])
+    cas = cas_calls(emulator)[2] - cas0
+    bridged = emulator.stats()["bytes_served"] - bridge0
+    st = m.status()["xet"]
+    print(f"siblings-only file: {bridged} bytes through the bridge, {cas} from the CAS; xet {st}")
+    assert st["reads"] > 0 and st["fallbacks"] == 0
+    # The first run and what read-ahead started with it (a block or two) came through the bridge.
+    assert cas >= SIZE - 3 * MIB and bridged <= 3 * MIB
 
 
 def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):
