@@ -11,7 +11,7 @@ use reqwest::Method;
 use url::Url;
 
 use super::config::{endpoint_base, HubConfig};
-use super::content::{LocationKey, LocationMemo};
+use super::content::LocationMemo;
 use super::error::{ErrorContext, HubError};
 use super::pagination::{entry_problem, next_link, ListingBudget, TreeOptions, TreePager};
 use super::request_metrics::RequestMetrics;
@@ -46,8 +46,6 @@ pub(crate) struct Inner {
     pub base: String,
     pub transport: Transport,
     pub locations: Mutex<LocationMemo>,
-    /// `X-Xet-Hash` of files whose resolve redirect announced one (see `learned_xet_hash`).
-    pub xet_hashes: Mutex<lru::LruCache<LocationKey, String>>,
 }
 
 impl std::fmt::Debug for HubClient {
@@ -70,17 +68,12 @@ impl HubClient {
             config.location_cache_entries,
             config.location_ttl,
         ));
-        let xet_hashes = Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(config.location_cache_entries.max(1))
-                .unwrap_or(std::num::NonZeroUsize::MIN),
-        ));
         Ok(HubClient {
             inner: Arc::new(Inner {
                 base: endpoint_base(&config.endpoint),
                 config,
                 transport,
                 locations,
-                xet_hashes,
             }),
         })
     }

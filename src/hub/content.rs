@@ -150,7 +150,6 @@ impl HubClient {
                 let sent = t.send(&req).await?;
                 let status = sent.status();
                 if status.is_redirection() {
-                    self.note_xet_hash(&key, &sent);
                     url = location(&sent, ctx)?;
                     continue;
                 }
@@ -177,28 +176,6 @@ impl HubClient {
                 return RangeBody::from_response(self, sent, start, end, ctx);
             }
             return Err(HubError::protocol(&ctx.target(), "too many redirects"));
-        }
-    }
-
-    /// The `X-Xet-Hash` a resolve redirect of `path` at `commit` announced, if a ranged GET
-    /// of it went through one: how a file known only from `siblings` (no `xetHash` there)
-    /// reaches the CAS after its first bridged run, without a request of its own.
-    pub fn learned_xet_hash(&self, repo: &RepoRef, commit: &str, path: &str) -> Option<String> {
-        let key = LocationKey::new(repo, commit, path);
-        self.inner.xet_hashes.lock().get(&key).cloned()
-    }
-
-    fn note_xet_hash(&self, key: &LocationKey, sent: &Sent) {
-        let hash = sent
-            .headers()
-            .get("x-xet-hash")
-            .and_then(|v| v.to_str().ok())
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-        if let Some(h) = hash {
-            self.inner
-                .xet_hashes
-                .lock()
-                .put(key.clone(), h.to_ascii_lowercase());
         }
     }
 

@@ -209,31 +209,6 @@ def test_footers_and_plans_are_asked_for_once(xet_repo, mount, emulator):
     assert st2["plans_reused"] >= st2["reads"] - st["reads"]
 
 
-def test_a_file_known_from_siblings_reaches_the_cas(xet_repo, mount, emulator):
-    """Opened before any listing, a file's entry comes from the repo info's `siblings`, which
-    carry no xetHash: its first run goes through the bridge, whose redirect announces
-    X-Xet-Hash, and the rest of the file comes from the CAS, without a request of its own."""
-    repo, local, _ = xet_repo
-    want = local["big.bin"].read_bytes()
-    m = mount(repo)
-    bridge0, (_, _, cas0) = emulator.stats()["bytes_served"], cas_calls(emulator)
-    fd = os.open(m / "big.bin", os.O_RDONLY)
-    try:
-        assert os.pread(fd, 4096, 0) == want[:4096]
-    finally:
-        os.close(fd)
-    bridged = emulator.stats()["bytes_served"] - bridge0
-    assert bridged > 0, "the first run went through the bridge"
-    assert sha(m / "big.bin") == sha(local["big.bin"])
-    cas = cas_calls(emulator)[2] - cas0
-    bridged = emulator.stats()["bytes_served"] - bridge0
-    st = m.status()["xet"]
-    print(f"siblings-only file: {bridged} bytes through the bridge, {cas} from the CAS; xet {st}")
-    assert st["reads"] > 0 and st["fallbacks"] == 0
-    # The first run and what read-ahead started with it (a block or two) came through the bridge.
-    assert cas >= SIZE - 3 * MIB and bridged <= 3 * MIB
-
-
 def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):
     repo, local, _ = xet_repo
     m = mount(repo, args=["--no-xet"])

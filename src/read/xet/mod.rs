@@ -19,9 +19,9 @@
 //! writes as bridge bytes (cache, crc, sha256 of the whole file), so read-ahead, mmap,
 //! passthrough once complete and offline reads of cached blocks are unchanged.
 //!
-//! A file known only from the repo info's `siblings` has no `xetHash` in its entry: its first
-//! run goes through the bridge, whose resolve redirect announces `X-Xet-Hash`; the hub client
-//! remembers it and the next runs come from the CAS (no extra request for it).
+//! A file opened before its directory was listed is known only from the repo info's
+//! `siblings`, which carry no `xetHash`: that open reads through the bridge (decided: see
+//! SEMANTICS.md, "Xet files").
 
 mod flight;
 mod plan;
@@ -274,38 +274,26 @@ impl XetReader {
     /// The verified footer of `xorb`, from the LRU, joined while another range fetches it, or
     /// fetched through `url`: one GET per xorb however many of its ranges start at once.
     async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
-        let (footer, reused) = self
-            .footers
-            .get(xorb, || async {
-                let bytes =
-                    self.hub.xorb_footer(url).await.map_err(|e| {
+        let (footer, reused) =
+            self.footers
+                .get(xorb, || async {
+                    let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
                         XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex()))
                     })?;
-                self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
-                match Footer::parse(xorb, &bytes) {
-                    Ok(f) => Ok((Arc::new(f), None)),
-                    Err(e) => {
-                        self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
-                        Err(XetError::from(e))
+                    self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
+                    match Footer::parse(xorb, &bytes) {
+                        Ok(f) => Ok((Arc::new(f), None)),
+                        Err(e) => {
+                            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                            Err(XetError::from(e))
+                        }
                     }
-                }
-            })
-            .await?;
+                })
+                .await?;
         if reused {
             self.stats.footers_reused.fetch_add(1, Ordering::Relaxed);
         }
         Ok(footer)
-    }
-
-    /// The file's Xet hash: from its entry, or learned from a bridged run's resolve redirect.
-    fn xet_hash_of(&self, blob: &Blob) -> Option<String> {
-        if let Some(h) = &blob.xet_hash {
-            return Some(h.clone());
-        }
-        // Only LFS files are stored in Xet.
-        blob.sha256.as_ref()?;
-        self.hub
-            .learned_xet_hash(&blob.repo, &blob.commit, &blob.path)
     }
 }
 
@@ -384,18 +372,24 @@ impl URLProvider for PlanUrl {
         let plan = self
             .reader
             .plans
-            .replan(&self.client, &self.file, self.range, &stale, &self.reader.stats)
+            .replan(
+                &self.client,
+                &self.file,
+                self.range,
+                &stale,
+                &self.reader.stats,
+            )
             .await
             .map_err(|e| xet_client::error::ClientError::Other(e.to_string()))?;
         let found = plan.xorbs.iter().find_map(|(x, fetches)| {
-                (MerkleHash::from(x) == self.xorb).then(|| {
-                    fetches.iter().find_map(|f| {
-                        f.ranges
-                            .iter()
-                            .find(|r| r.chunks.start == self.chunk_start)
-                            .map(|r| (f.url.clone(), r.bytes))
-                    })
-                })?
+            (MerkleHash::from(x) == self.xorb).then(|| {
+                fetches.iter().find_map(|f| {
+                    f.ranges
+                        .iter()
+                        .find(|r| r.chunks.start == self.chunk_start)
+                        .map(|r| (f.url.clone(), r.bytes))
+                })
+            })?
         });
         if let Some((url, bytes)) = found {
             *self.current.lock() = (plan, url, bytes);
@@ -419,13 +413,9 @@ impl ReadPath {
         end: u64,
         on_block: &mut impl FnMut(Bytes),
     ) -> bool {
-        let Some(xet) = self.xet.as_ref() else {
+        let (Some(xet), Some(hash)) = (self.xet.as_ref(), blob.xet_hash.as_deref()) else {
             return false;
         };
-        let Some(hash) = xet.xet_hash_of(blob) else {
-            return false;
-        };
-        let hash = hash.as_str();
         let read = {
             let _permit = match self.permits.acquire().await {
                 Ok(p) => p,

@@ -67,7 +67,10 @@ impl Plans {
                     .await
                     .map_err(|e| XetError::Cas(format!("reconstruction: {e}")))?
                     .ok_or_else(|| {
-                        XetError::Cas(format!("no reconstruction for {}..{}", range.start, range.end))
+                        XetError::Cas(format!(
+                            "no reconstruction for {}..{}",
+                            range.start, range.end
+                        ))
                     })?;
                 let until = expiry(&plan, Instant::now(), SystemTime::now());
                 Ok((Arc::new(plan), Some(until)))
@@ -108,7 +111,8 @@ fn expiry(plan: &QueryReconstructionResponseV2, now: Instant, wall: SystemTime) 
     let ttl = match first {
         Some(at) => {
             let left = at.duration_since(wall).unwrap_or(Duration::ZERO);
-            left.saturating_sub(EXPIRY_MARGIN.min(left / 4)).min(MAX_TTL)
+            left.saturating_sub(EXPIRY_MARGIN.min(left / 4))
+                .min(MAX_TTL)
         }
         None => UNKNOWN_EXPIRY_TTL,
     };
