@@ -73,7 +73,7 @@ impl Plans {
                         ))
                     })?;
                 let until = expiry(&plan, Instant::now(), SystemTime::now());
-                Ok((Arc::new(plan), Some(until)))
+                Ok::<_, XetError>((Arc::new(plan), Some(until)))
             })
             .await?;
         if reused {
