@@ -212,6 +212,36 @@ def test_footers_and_plans_are_asked_for_once(xet_repo, mount, emulator):
     assert st2["plans_reused"] == len(offsets) and st2["reconstructions"] == st["reconstructions"]
 
 
+def test_a_refused_xorb_url_is_replanned_through_the_cache(xet_repo, mount, emulator):
+    """The CAS refuses one xorb GET (403, as for an expired signed URL): xet-client asks hubfs
+    for a new URL, hubfs drops the stale plan and asks the CAS once more, and the read succeeds
+    from the CAS (no bridge fallback)."""
+    repo, local, _ = xet_repo
+    want = local["big.bin"].read_bytes()
+    m = mount(repo)
+    os.listdir(m.path)
+
+    def pread(off):
+        fd = os.open(m / "big.bin", os.O_RDONLY | os.O_DIRECT)
+        try:
+            return os.pread(fd, 4096, off)
+        finally:
+            os.close(fd)
+
+    # The footer is fetched (and kept) first, so the one refused GET is a data GET.
+    assert pread(4096) == want[4096:8192]
+    plans0, faults0 = emulator.stats()["reconstructions"], emulator.stats()["faults_injected"]
+    off = 3 * MIB + 4096
+    with faults(emulator, "route=xorb,status=403,times=1"):
+        assert pread(off) == want[off:off + 4096]
+        assert emulator.stats()["faults_injected"] - faults0 == 1
+    st = m.status()["xet"]
+    print(f"refused xorb URL: {emulator.stats()['reconstructions'] - plans0} reconstructions; xet {st}")
+    assert st["fallbacks"] == 0 and st["reads"] == 2
+    assert emulator.stats()["reconstructions"] - plans0 == 2, "the plan, then one re-plan"
+    assert st["reconstructions"] == 3
+
+
 def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):
     repo, local, _ = xet_repo
     m = mount(repo, args=["--no-xet"])
