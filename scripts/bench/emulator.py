@@ -17,7 +17,8 @@ WRITE_TOKEN = "hf_bench_write_token_0123456789"
 
 
 class Emulator:
-    """`hub-emulator --data DATA` with optional shaping flags; a context manager."""
+    """`hub-emulator --data DATA` with optional shaping flags; a context manager. Legacy (`--no-xet`)
+    unless `xet`: only the Xet workload (`w_xet`) runs a Xet-era emulator, on data of its own."""
 
     def __init__(self, name: str, data_dir: Path, log_path: Path, shaping=(), xet: bool = False):
         self.name = name
