@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes
+from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes, w_xet, w_xet_edit
 from . import w_xet_dedup
 from .ctx import Bench
 from .emulator import Emulator
@@ -33,11 +33,13 @@ WORKLOADS = {
     "metadata": lambda ctx: [w_metadata.run(ctx)],
     "writes": lambda ctx: [w_writes.run_workload(ctx)],
     "shared-cache": lambda ctx: [w_shared_cache.run(ctx)],
-    # Issue 12 item 2: on a Xet-era emulator and data of its own (w_xet_dedup).
+    "xet-edit": lambda ctx: [w_xet_edit.run_workload(ctx)],
+    # Issue 12: on Xet-era emulators and data of their own (w_xet, w_xet_dedup), not the seeded legacy ones.
+    "xet-read": lambda ctx: w_xet.run(ctx, [("shaped", SHAPING), ("unshaped", [])]),
     "xet-dedup": lambda ctx: w_xet_dedup.run(ctx, [("shaped", SHAPING)]),
 }
 # Workloads that need neither the legacy seed nor the shaped/unshaped legacy emulators.
-OWN_DATA = {"xet-dedup"}
+OWN_DATA = {"xet-read", "xet-dedup"}
 
 
 def _raise_interrupt(signum, frame):

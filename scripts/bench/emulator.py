@@ -35,7 +35,7 @@ class Emulator:
                 "--token", f"{USER}:write:{WRITE_TOKEN}",
                 # The LFS/bridge read path these workloads and their targets were defined on (a
                 # Xet-era emulator would move every seeded file into its CAS, and hubfs would then
-                # read through the CAS instead); the Xet rows of issue 12 start their own.
+                # read through the CAS instead); the Xet rows of issue 12 start their own (xet=True).
                 *([] if self.xet else ["--no-xet"]), *self.shaping]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as err:

@@ -5,7 +5,8 @@ call is timed. Prints one JSON line.
   peer_hf.py download REPO_TYPE REPO FILE [FILE...]   hf_hub_download, files in parallel threads
   peer_hf.py list REPO_TYPE REPO                      list_repo_tree(recursive=True), consumed
   peer_hf.py first-byte REPO_TYPE REPO FILE           hf_hub_download, then read one byte
-  peer_hf.py upload REPO_TYPE REPO LOCAL PATH         upload_file, or upload_folder for a folder"""
+  peer_hf.py upload REPO_TYPE REPO LOCAL PATH         upload_file, or upload_folder for a folder
+  peer_hf.py seed REPO_TYPE REPO LOCAL PATH           create_repo (exist_ok), then upload"""
 
 import json
 import os
@@ -58,6 +59,9 @@ def main():
     elif cmd == "first-byte":
         out = first_byte(repo_type, repo, rest[0])
     elif cmd == "upload":
+        out = upload(repo_type, repo, *rest)
+    elif cmd == "seed":
+        HfApi().create_repo(repo, repo_type=repo_type, exist_ok=True)
         out = upload(repo_type, repo, *rest)
     else:
         raise SystemExit(f"unknown command {cmd}")

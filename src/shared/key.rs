@@ -41,7 +41,8 @@ impl SharedKey {
         }
     }
 
-    fn len(&self) -> usize {
+    /// The entry's length in bytes (its object is this plus the trailer).
+    pub fn data_len(&self) -> usize {
         match self {
             SharedKey::Range { len, .. } => *len as usize,
         }
@@ -78,7 +79,7 @@ pub fn trailer(name: &str, data: &[u8]) -> Bytes {
 
 /// The bytes of an object read back under `name` for `key`, if it is what a node stored there.
 pub fn unframe(key: &SharedKey, name: &str, object: Bytes) -> Option<Bytes> {
-    let want = key.len();
+    let want = key.data_len();
     if object.len() != want + TRAILER {
         return None;
     }

@@ -157,7 +157,7 @@ impl SharedCache {
         let path = ObjPath::from(name.as_str());
         let answer = tokio::time::timeout(self.first_byte_timeout, self.store.get(&path)).await;
         let body = match answer {
-            Ok(Ok(r)) => tokio::time::timeout(LOOKUP_TOTAL, r.bytes()).await,
+            Ok(Ok(r)) => tokio::time::timeout(LOOKUP_TOTAL, self.body(r, key.data_len())).await,
             Ok(Err(object_store::Error::NotFound { .. })) => {
                 self.breaker.success();
                 SharedStats::bump(&self.stats.misses);
@@ -183,6 +183,39 @@ impl SharedCache {
                 tracing::warn!("shared cache: {name} is not what hubfs stored; deleting it");
                 self.delete_in_background(path);
                 Lookup::Miss
+            }
+        }
+    }
+
+    /// Reads a lookup's body, giving up when the store stalls for longer than the first-byte
+    /// timeout between two pieces: a store that hangs mid-body (a stopped node, a dropped
+    /// link) costs the reader one short timeout, not the whole `LOOKUP_TOTAL`.
+    async fn body(
+        &self,
+        r: object_store::GetResult,
+        expect: usize,
+    ) -> Result<Bytes, object_store::Error> {
+        let mut stream = r.into_stream();
+        let want = expect + key::TRAILER;
+        let mut buf = bytes::BytesMut::with_capacity(want);
+        loop {
+            match tokio::time::timeout(self.first_byte_timeout, stream.next()).await {
+                Ok(Some(piece)) => {
+                    let piece = piece?;
+                    // A longer object is wrong anyway (the trailer check refuses it): stop
+                    // reading rather than buffer whatever a hostile store sends.
+                    if buf.len() + piece.len() > want {
+                        return Ok(Bytes::new());
+                    }
+                    buf.extend_from_slice(&piece);
+                }
+                Ok(None) => return Ok(buf.freeze()),
+                Err(_) => {
+                    return Err(object_store::Error::Generic {
+                        store: "shared cache",
+                        source: "the store stalled mid-body".into(),
+                    })
+                }
             }
         }
     }

@@ -4,10 +4,12 @@
 //! path asks [`XetReader::read`] before the bridge (`resolve`). It:
 //! 1. asks the CAS for the reconstruction of exactly that byte range (xet-client: v2, v1
 //!    fallback): terms `(xorb, chunk range)` and, per xorb, signed URLs with byte ranges;
+//!    plans are cached per range until shortly before their URLs expire, single-flight
+//!    (`plan`);
 //! 2. fetches every xorb range in parallel (xet-client: ranged GET, decompression, a new plan
 //!    on 403), bounded by the read path's request permits;
 //! 3. checks each chunk against the xorb's footer (`verify`; footers fetched once per xorb by
-//!    suffix range, authenticated by the xorb hash, kept in a small LRU);
+//!    suffix range, single-flight, authenticated by the xorb hash, kept in a small LRU);
 //! 4. assembles the terms, cuts `[start, end)` and hands it back whole.
 //!
 //! Nothing is handed out before every chunk of the range passed. Any failure (no Xet for the
@@ -16,7 +18,13 @@
 //! right bytes or EIO, never bad bytes. What the CAS delivered goes through the same block
 //! writes as bridge bytes (cache, crc, sha256 of the whole file), so read-ahead, mmap,
 //! passthrough once complete and offline reads of cached blocks are unchanged.
+//!
+//! A file opened before its directory was listed is known only from the repo info's
+//! `siblings`, which carry no `xetHash`: that open reads through the bridge (decided: see
+//! SEMANTICS.md, "Xet files").
 
+mod flight;
+mod plan;
 mod stored;
 mod verify;
 
@@ -27,8 +35,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use flight::Flights;
 use lru::LruCache;
 use parking_lot::Mutex;
+use plan::{Plan, Plans};
 use serde::Serialize;
 use xet_client::cas_client::{Client, URLProvider};
 use xet_client::cas_types::{FileRange, HttpRange, QueryReconstructionResponseV2};
@@ -60,6 +70,12 @@ pub struct XetStats {
     /// Decompressed bytes fetched from xorbs (the over-fetch at chunk edges included).
     pub xorb_bytes: AtomicU64,
     pub footers_fetched: AtomicU64,
+    /// Footers taken from the LRU or from another range's fetch of it in flight.
+    pub footers_reused: AtomicU64,
+    /// Reconstruction requests sent to the CAS (first plans and re-plans after a 403).
+    pub reconstructions: AtomicU64,
+    /// Plans taken from the plan cache or from another run's request in flight.
+    pub plans_reused: AtomicU64,
     pub chunks_verified: AtomicU64,
     /// Chunks or footers that failed their hash: those runs went to the bridge.
     pub verify_failures: AtomicU64,
@@ -93,7 +109,8 @@ pub struct XetReader {
     sessions: Mutex<LruCache<String, SessionSlot>>,
     /// Serializes session opening, so N readers of a fresh repo ask for one token.
     opening: tokio::sync::Mutex<()>,
-    footers: Mutex<LruCache<MerkleHash, Arc<Footer>>>,
+    footers: Flights<MerkleHash, Arc<Footer>>,
+    plans: Plans,
     /// Verified chunks kept across files, revisions and mounts (None: fetch every time).
     chunks: Option<Arc<ChunkStore>>,
     pub stats: XetStats,
@@ -108,7 +125,8 @@ impl XetReader {
             limit,
             sessions: Mutex::new(LruCache::new(nonzero(SESSIONS_KEPT))),
             opening: tokio::sync::Mutex::new(()),
-            footers: Mutex::new(LruCache::new(nonzero(FOOTERS_KEPT))),
+            footers: Flights::new(FOOTERS_KEPT),
+            plans: Plans::default(),
             chunks: None,
             stats: XetStats::default(),
         }
@@ -162,7 +180,7 @@ impl XetReader {
 
     /// Bytes `[start, end)` of the Xet file `xet_hash`, every chunk verified. All or nothing.
     pub async fn read(
-        &self,
+        self: &Arc<Self>,
         blob: &Blob,
         xet_hash: &str,
         start: u64,
@@ -173,22 +191,18 @@ impl XetReader {
         let session = self.session(blob).await?;
         let client = session.client.clone();
         let range = FileRange::new(start, end);
-        let plan = client
-            .get_reconstruction(&file, Some(range))
-            .await
-            .map_err(|e| XetError::Cas(format!("reconstruction: {e}")))?
-            .ok_or_else(|| XetError::Cas(format!("no reconstruction for {start}..{end}")))?;
+        let plan = self.plans.get(&client, &file, range, &self.stats).await?;
         let chunks = self.fetch_chunks(&client, &file, range, &plan).await?;
         assemble(&plan, &chunks, start, end)
     }
 
     /// Fetches, in parallel, every xorb range the plan names; returns each verified chunk.
     async fn fetch_chunks(
-        &self,
+        self: &Arc<Self>,
         client: &Arc<dyn Client>,
         file: &MerkleHash,
         range: FileRange,
-        plan: &QueryReconstructionResponseV2,
+        plan: &Plan,
     ) -> Result<HashMap<(MerkleHash, u32), Bytes>, XetError> {
         let mut jobs = Vec::new();
         for (xorb, fetches) in &plan.xorbs {
@@ -199,6 +213,7 @@ impl XetReader {
                         client,
                         file,
                         range,
+                        plan,
                         xorb,
                         url: fetch.url.clone(),
                     };
@@ -226,7 +241,7 @@ impl XetReader {
 
     /// One xorb range: fetched and decompressed by xet-client, then checked chunk by chunk.
     async fn fetch_range(
-        &self,
+        self: &Arc<Self>,
         job: &Fetch<'_>,
         chunk_start: u32,
         chunk_end: u32,
@@ -250,20 +265,21 @@ impl XetReader {
     /// decompresses it: (data, chunk offsets). `own_range`: `bytes` is not one the plan gave
     /// (a sub-run), so a re-plan after a 403 only renews the URL.
     async fn get_run(
-        &self,
+        self: &Arc<Self>,
         job: &Fetch<'_>,
         chunk_start: u32,
         bytes: HttpRange,
         own_range: bool,
     ) -> Result<(Bytes, Vec<u32>), XetError> {
         let provider = PlanUrl {
+            reader: self.clone(),
             client: job.client.clone(),
             file: *job.file,
             range: job.range,
             xorb: job.xorb,
             chunk_start,
             own_range,
-            current: Mutex::new((job.url.clone(), bytes)),
+            current: Mutex::new((job.plan.clone(), job.url.clone(), bytes)),
         };
         let permit = job
             .client
@@ -302,32 +318,36 @@ impl XetReader {
         Ok(())
     }
 
-    /// The verified footer of `xorb`, from the LRU or fetched through `url`.
+    /// The verified footer of `xorb`, from the LRU, joined while another range fetches it, or
+    /// fetched through `url`: one GET per xorb however many of its ranges start at once.
     async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
-        if let Some(f) = self.footers.lock().get(xorb) {
-            return Ok(f.clone());
+        let (footer, reused) =
+            self.footers
+                .get(xorb, || async {
+                    if let Some(footer) = self.stored_footer(xorb) {
+                        return Ok((footer, None));
+                    }
+                    let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
+                        XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex()))
+                    })?;
+                    self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
+                    match Footer::parse(xorb, &bytes) {
+                        Ok(f) => {
+                            if let Some(store) = &self.chunks {
+                                store.put_footer(&xorb.hex(), &bytes);
+                            }
+                            Ok((Arc::new(f), None))
+                        }
+                        Err(e) => {
+                            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                            Err(XetError::from(e))
+                        }
+                    }
+                })
+                .await?;
+        if reused {
+            self.stats.footers_reused.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(footer) = self.stored_footer(xorb) {
-            self.footers.lock().put(*xorb, footer.clone());
-            return Ok(footer);
-        }
-        let bytes = self
-            .hub
-            .xorb_footer(url)
-            .await
-            .map_err(|e| XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex())))?;
-        self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
-        let footer = match Footer::parse(xorb, &bytes) {
-            Ok(f) => Arc::new(f),
-            Err(e) => {
-                self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(e.into());
-            }
-        };
-        if let Some(store) = &self.chunks {
-            store.put_footer(&xorb.hex(), &bytes);
-        }
-        self.footers.lock().put(*xorb, footer.clone());
         Ok(footer)
     }
 
@@ -353,6 +373,7 @@ struct Fetch<'a> {
     client: &'a Arc<dyn Client>,
     file: &'a MerkleHash,
     range: FileRange,
+    plan: &'a Plan,
     xorb: MerkleHash,
     url: String,
 }
@@ -407,8 +428,10 @@ fn assemble(
     Ok(out.freeze())
 }
 
-/// The signed URL of one xorb range, re-planned when the CAS answers 403 (an expired URL).
+/// The signed URL of one xorb range, re-planned when the CAS answers 403 (an expired URL):
+/// through the plan cache, so the parallel ranges of one stale plan ask the CAS once.
 struct PlanUrl {
+    reader: Arc<XetReader>,
     client: Arc<dyn Client>,
     file: MerkleHash,
     range: FileRange,
@@ -416,42 +439,52 @@ struct PlanUrl {
     chunk_start: u32,
     /// The byte range is ours (a sub-run of a plan range): keep it, renew only the URL.
     own_range: bool,
-    current: Mutex<(String, HttpRange)>,
+    /// The plan the URL came from, the URL and the byte range it was signed for.
+    current: Mutex<(Plan, String, HttpRange)>,
 }
 
 #[async_trait::async_trait]
 impl URLProvider for PlanUrl {
     async fn retrieve_url(&self) -> xet_client::error::Result<(String, Vec<HttpRange>)> {
-        let (url, bytes) = self.current.lock().clone();
+        let (_, url, bytes) = self.current.lock().clone();
         Ok((url, vec![bytes]))
     }
 
     async fn refresh_url(&self) -> xet_client::error::Result<()> {
+        let stale = self.current.lock().0.clone();
         let plan = self
-            .client
-            .get_reconstruction(&self.file, Some(self.range))
-            .await?;
-        let fetches = plan.as_ref().and_then(|p| {
-            p.xorbs
-                .iter()
-                .find_map(|(x, fetches)| (MerkleHash::from(x) == self.xorb).then_some(fetches))
-        });
-        let Some(fetches) = fetches else {
+            .reader
+            .plans
+            .replan(
+                &self.client,
+                &self.file,
+                self.range,
+                &stale,
+                &self.reader.stats,
+            )
+            .await
+            .map_err(|e| xet_client::error::ClientError::Other(e.to_string()))?;
+        let Some(fetches) = plan
+            .xorbs
+            .iter()
+            .find_map(|(x, fetches)| (MerkleHash::from(x) == self.xorb).then_some(fetches))
+        else {
             return Ok(());
         };
         let mut current = self.current.lock();
         if self.own_range {
             // The URL names the xorb, not a range: any of the new plan's URLs for it serves.
             if let Some(f) = fetches.first() {
-                current.0 = f.url.clone();
+                let bytes = current.2;
+                *current = (plan.clone(), f.url.clone(), bytes);
             }
-        } else if let Some(next) = fetches.iter().find_map(|f| {
+        } else if let Some((url, bytes)) = fetches.iter().find_map(|f| {
             f.ranges
                 .iter()
                 .find(|r| r.chunks.start == self.chunk_start)
                 .map(|r| (f.url.clone(), r.bytes))
         }) {
-            *current = next;
+            *current = (plan.clone(), url, bytes);
         }
         Ok(())
     }

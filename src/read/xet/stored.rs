@@ -31,7 +31,7 @@ impl XetReader {
     /// Chunks `chunk_start..chunk_end` of the job's xorb, verified: from the store where it has
     /// them, fetched (and stored) where not.
     pub(super) async fn range_via_store(
-        &self,
+        self: &Arc<Self>,
         store: &Arc<ChunkStore>,
         job: &Fetch<'_>,
         chunk_start: u32,
@@ -127,7 +127,7 @@ impl XetReader {
 
     /// Fetches and checks chunks `start..end` of the job's xorb by their stored byte range.
     async fn fetch_run(
-        &self,
+        self: &Arc<Self>,
         job: &Fetch<'_>,
         footer: &Footer,
         start: u32,
