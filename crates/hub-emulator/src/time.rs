@@ -18,7 +18,13 @@ pub fn expiry_secs(ttl_secs: u64) -> u64 {
 }
 
 fn expiry_secs_at(now_ms: u64, ttl_secs: u64) -> u64 {
-    now_ms.saturating_add(ttl_secs.saturating_mul(1000)).div_ceil(1000)
+    if ttl_secs == 0 {
+        // No lifetime: expired at once.
+        return now_ms / 1000;
+    }
+    now_ms
+        .saturating_add(ttl_secs.saturating_mul(1000))
+        .div_ceil(1000)
 }
 
 /// Formats epoch milliseconds as `2026-01-01T00:00:00.000Z`.
@@ -45,5 +51,9 @@ mod tests {
         assert!((issued + 999) / 1000 < exp, "valid 999 ms later");
         assert!((issued + 2000) / 1000 >= exp, "expired 2 s later");
         assert_eq!(expiry_secs_at(1_700_000_000_000, 1), 1_700_000_001);
+        assert!(
+            1_700_000_000_500 / 1000 >= expiry_secs_at(1_700_000_000_500, 0),
+            "0 s: expired at once"
+        );
     }
 }
