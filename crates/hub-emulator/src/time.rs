@@ -46,10 +46,11 @@ mod tests {
     #[test]
     fn grants_live_at_least_their_ttl() {
         // Issued 1 ms before a second ends: still valid a whole second later.
-        let issued = 1_700_000_000_999;
+        let issued: u64 = 1_700_000_000_999;
         let exp = expiry_secs_at(issued, 1);
-        assert!((issued + 999) / 1000 < exp, "valid 999 ms later");
-        assert!((issued + 2000) / 1000 >= exp, "expired 2 s later");
+        let at = |ms: u64| (issued + ms) / 1000;
+        assert!(at(1000) < exp, "valid a whole second later");
+        assert!(at(2000) >= exp, "expired 2 s later");
         assert_eq!(expiry_secs_at(1_700_000_000_000, 1), 1_700_000_001);
         assert!(
             1_700_000_000_500 / 1000 >= expiry_secs_at(1_700_000_000_500, 0),
