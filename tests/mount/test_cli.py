@@ -28,7 +28,7 @@ def test_plain_umount_works_and_the_daemon_exits(seeded, emulator, tmp_path):
     pids = subprocess.run(["pgrep", "-f", f"hubfs mount alice/tiny-model {mp}"], capture_output=True, text=True).stdout.split()
     assert pids
     subprocess.run(["umount", str(mp)], check=True)
-    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 10)
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 30)
 
 
 def test_mount_failures_have_one_line_reasons(seeded, emulator, tmp_path):
