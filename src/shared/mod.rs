@@ -70,12 +70,13 @@ const BREAKER_PAUSE: Duration = Duration::from_secs(30);
 const MAX_REMEMBERED: usize = 16384;
 
 /// Adds `key` to a bounded set (full: forgotten at once, which only costs a repeated request).
-fn remember(set: &Mutex<HashSet<SharedKey>>, key: SharedKey) {
+/// False: it was there.
+fn remember(set: &Mutex<HashSet<SharedKey>>, key: SharedKey) -> bool {
     let mut set = set.lock();
     if set.len() >= MAX_REMEMBERED {
         set.clear();
     }
-    set.insert(key);
+    set.insert(key)
 }
 
 /// What a lookup found: the checked blocks of the range asked for, in order, from its first.
@@ -254,18 +255,20 @@ impl SharedCache {
                 found.complete = true;
             }
             BodyEnd::Damaged => {
-                // The store answered: it works, but this entry is wrong.
+                // The store answered: it works, but this entry is wrong. Two lookups of it in
+                // flight at once count it once.
                 self.breaker.success();
-                SharedStats::bump(&self.stats.corrupt);
-                tracing::warn!("shared cache: {name} is not what hubfs stored; deleting it");
-                remember(&self.bad, *key);
                 self.written.lock().remove(key);
-                self.delete_in_background(path);
+                if remember(&self.bad, *key) {
+                    SharedStats::bump(&self.stats.corrupt);
+                    tracing::warn!("shared cache: {name} is not what hubfs stored; deleting it");
+                    self.delete_in_background(path);
+                }
             }
             BodyEnd::Slow => {
                 // The entry is there: a node that fetches the rest from the Hub need not
                 // write it again.
-                remember(&self.written, *key);
+                let _ = remember(&self.written, *key);
                 SharedStats::bump(&self.stats.slow);
                 self.breaker.failure();
                 self.tier_rate.sample(got, started.elapsed());
@@ -275,7 +278,7 @@ impl SharedCache {
                 );
             }
             BodyEnd::Failed(why) => {
-                remember(&self.written, *key);
+                let _ = remember(&self.written, *key);
                 self.failed(&name, &why);
             }
         }
@@ -365,7 +368,7 @@ impl SharedCache {
         }
         self.pending.fetch_add(1, Ordering::AcqRel);
         if self.fills.try_send(Fill { key, blocks }).is_ok() {
-            remember(&self.written, key);
+            let _ = remember(&self.written, key);
             return true;
         }
         self.pending.fetch_sub(1, Ordering::AcqRel);
