@@ -171,9 +171,7 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
             backlog.draining.store(false, Ordering::Release);
             // A segment pushed between the pop and the store finds `draining` still set: look
             // again, and keep going if it is there and nobody else took over.
-            if backlog.queue.lock().0.is_empty()
-                || backlog.draining.swap(true, Ordering::AcqRel)
-            {
+            if backlog.queue.lock().0.is_empty() || backlog.draining.swap(true, Ordering::AcqRel) {
                 return;
             }
             continue;

@@ -244,7 +244,9 @@ impl SharedCache {
                 return found;
             }
         };
-        let end = self.body(r, key, &name, blocks.clone(), bytes, &mut found.blocks).await;
+        let end = self
+            .body(r, key, &name, blocks.clone(), bytes, &mut found.blocks)
+            .await;
         let got: u64 = found.blocks.iter().map(|b| b.len() as u64).sum();
         SharedStats::add(&self.stats.bytes, got);
         match end {
