@@ -41,7 +41,8 @@ use crate::shared::{SharedCache, SharedKey, SharedStats};
 /// Bytes per shared-tier entry, rounded down to whole cache blocks (at least one): 4 MiB makes
 /// a GET's fixed cost small against its transfer and keeps what a lookup holds small.
 const SEGMENT: u64 = 4 << 20;
-/// Segment lookups of one run in flight at once.
+/// Segment lookups of one run in flight at once (a run is at most a few segments: read-ahead
+/// requests are at most 8 MiB; the mount-wide bound is `MAX_LOOKUPS` in `shared/mod.rs`).
 const LOOKAHEAD: usize = 4;
 /// Blobs this node stopped trusting the tier for, remembered at most (then forgotten at once:
 /// their entries were purged anyway).

@@ -46,8 +46,11 @@ pub use key::SharedKey;
 pub use rate::Rate;
 pub use stats::SharedStats;
 
-/// Segment lookups in flight at once (each holds up to one segment, a few MiB, in memory).
-const MAX_LOOKUPS: usize = 16;
+/// Segment lookups in flight at once: as many as the Hub requests a mount may have in flight
+/// (`ReadConfig::max_parallel_requests`' default), so the tier is not held to less parallelism
+/// than the Hub. Each holds up to one segment (4 MiB) in memory: 128 MiB at most, the size of
+/// the read-ahead window it fills.
+const MAX_LOOKUPS: usize = 32;
 /// Segments waiting to be written. Past it, the read path defers them (see `read/shared.rs`).
 const FILL_QUEUE: usize = 8;
 /// Background writers draining the queue.
