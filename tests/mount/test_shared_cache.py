@@ -171,9 +171,11 @@ def test_garbage_in_the_bucket_is_detected_deleted_and_refetched(garage, repo, m
     # right either way), so not every planted object need be met: at least one is, and none
     # is served.
     assert 1 <= s["corrupt"] <= 3, s
-    # The tier served what it could; a refused entry sends the rest of its run to the Hub.
-    assert bytes_served(emulator) - before < SMALL
-    assert s["bytes"] > 0, s
+    # The tier served what it could; a refused entry sends the rest of its run to the Hub. Each
+    # byte came from one of the two (how much from which depends on where the runs fell).
+    from_hub = bytes_served(emulator) - before
+    assert s["bytes"] > 0 and from_hub > 0, s
+    assert from_hub + s["bytes"] <= 1.1 * SMALL, (from_hub, s)
     # No planted object is left: deleted, then written again from Hub bytes (or not yet).
     settle_fills(b)
     for k, bad in zip(keys, planted):
