@@ -121,8 +121,9 @@ def test_a_cold_read_leaves_one_page_cache_copy(seeded, originals, mount, emulat
     assert [os.path.getsize(p) for p in data] == [size]
     # A Xet file also leaves its chunks in the chunk store (cache/chunks): dropped likewise.
     data += list((cache / "chunks").rglob("*.data"))
-    # Written back and dropped in the background, right after the read.
-    assert wait_until(lambda: _resident_bytes(data) <= size // 8, 10), \
+    # Written back and dropped in the background, right after the read (writeback of 40 MiB on
+    # a disk shared with other builds can take a while: the bound is generous, the check exact).
+    assert wait_until(lambda: _resident_bytes(data) <= size // 8, 60), \
         f"{_resident_bytes(data)} of {size} bytes of the cache files still in the page cache"
     m.unmount()
     m2 = mount("alice/tiny-model", cache_dir=cache, name="second")
