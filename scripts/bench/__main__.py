@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes
+from . import report, w_buckets, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes
 from .ctx import Bench
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, ensure_seeded
@@ -31,6 +31,7 @@ WORKLOADS = {
     "metadata": lambda ctx: [w_metadata.run(ctx)],
     "writes": lambda ctx: [w_writes.run_workload(ctx)],
     "shared-cache": lambda ctx: [w_shared_cache.run(ctx)],
+    "buckets": lambda ctx: [w_buckets.run_workload(ctx)],
 }
 
 

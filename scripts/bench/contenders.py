@@ -242,9 +242,12 @@ def cdn_location(url: str) -> str:
 
 
 def peer_python(script: str, args: list, hf_home: Path, endpoint: str, timeout: float,
-                token: str | None = None) -> dict:
-    """Runs scripts/bench/SCRIPT with a fresh-or-given HF_HOME; returns its JSON answer."""
+                token: str | None = None, xet: bool = False) -> dict:
+    """Runs scripts/bench/SCRIPT with a fresh-or-given HF_HOME; returns its JSON answer. `xet`:
+    the client as installed (hf_xet), which bucket uploads need."""
     env = clean_env(HF_HOME=hf_home, HF_ENDPOINT=endpoint)
+    if xet:
+        env.pop("HF_HUB_DISABLE_XET", None)
     if token:
         env["HF_TOKEN"] = token
     r = run([PYTHON, BENCH_DIR / script, *args], timeout=timeout, env=env)

@@ -39,4 +39,7 @@ pub struct CommitStatus {
     pub revision: String,
     pub conflicts: BTreeMap<String, Conflict>,
     pub failures: BTreeMap<String, Failure>,
+    /// Bucket mounts: paths another client had changed since this mount listed them, which
+    /// our batch then replaced or deleted (last writer wins).
+    pub bucket_overwrites: u64,
 }

@@ -10,15 +10,19 @@
 //! - `session`: one [`CasSession`] per repo: xet-client's `RemoteClient` (reconstruction v2 with
 //!   v1 fallback, signed xorb range fetches re-planned on 403, chunk decompression) configured
 //!   with our bounded timeouts and no telemetry, on the daemon's tokio runtime;
+//! - `bucket_upload`: [`BucketUploader`], whole files into a bucket's CAS (write token,
+//!   xet-data's `FileUploadSession`, no sha256), for the bucket batch API;
 //! - `footer`: the suffix-range GET of a xorb's footer (its chunk hashes), which xet-client does
 //!   not offer and chunk verification needs.
 //!
 //! Formats (hashes, xorbs, reconstruction JSON) come from xet-core, never from our own copy.
 
+mod bucket_upload;
 mod footer;
 mod session;
 mod token;
 
+pub use bucket_upload::{BucketUploader, Uploaded};
 pub use session::{xet_config, CasSession};
 pub use token::{HubTokenRefresher, XetToken};
 

@@ -13,7 +13,7 @@ use xet_client::cas_client::auth::{AuthError, TokenInfo, TokenRefresher};
 
 use crate::hub::client::HubClient;
 use crate::hub::error::HubError;
-use crate::repo::{encode_revision, RepoRef};
+use crate::repo::{encode_revision, RepoRef, RepoType};
 
 /// A CAS token: where the CAS is, the bearer token for it, and when it expires.
 #[derive(Clone, Deserialize)]
@@ -40,20 +40,37 @@ const TOKEN_BODY_MAX: usize = 64 << 10;
 
 impl HubClient {
     /// `GET /api/{type}s/{repo}/xet-read-token/{revision}` with the Hub token: a CAS token that
-    /// reads this repo. 404 means the repo (or the Hub) has no Xet; the caller reads through
-    /// the bridge instead. Bounded by the API timeout; retried when transient.
+    /// reads this repo (a bucket: `/api/buckets/{id}/xet-read-token`, `revision` unused).
+    /// 404 means the repo (or the Hub) has no Xet; the caller reads through the bridge
+    /// instead. Bounded by the API timeout; retried when transient.
     pub async fn xet_read_token(
         &self,
         repo: &RepoRef,
         revision: &str,
     ) -> Result<XetToken, HubError> {
+        self.xet_token(repo, revision, false).await
+    }
+
+    /// A CAS token that reads (`write` false) or writes this repo or bucket. Only buckets
+    /// are written through Xet by hubfs: `/api/buckets/{id}/xet-write-token`.
+    pub async fn xet_token(
+        &self,
+        repo: &RepoRef,
+        revision: &str,
+        write: bool,
+    ) -> Result<XetToken, HubError> {
         let ctx = self.repo_ctx(repo, Some(revision), None);
         let r = async {
-            let path = format!(
-                "{}/xet-read-token/{}",
-                repo.api_path(),
-                encode_revision(revision)
-            );
+            let path = if repo.repo_type == RepoType::Bucket {
+                HubClient::bucket_token_path(repo, write)
+            } else {
+                format!(
+                    "{}/xet-{}-token/{}",
+                    repo.api_path(),
+                    if write { "write" } else { "read" },
+                    encode_revision(revision)
+                )
+            };
             let url = self.url(&path)?;
             let req = self
                 .api_request(Method::GET, url, &ctx)
@@ -62,7 +79,7 @@ impl HubClient {
             if token.cas_url.is_empty() || token.access_token.is_empty() {
                 return Err(HubError::protocol(
                     &ctx.target(),
-                    "xet-read-token answer without casUrl or accessToken",
+                    "xet token answer without casUrl or accessToken",
                 ));
             }
             Ok(token)
@@ -79,6 +96,7 @@ pub struct HubTokenRefresher {
     repo: RepoRef,
     revision: String,
     limit: Duration,
+    write: bool,
 }
 
 impl HubTokenRefresher {
@@ -88,14 +106,23 @@ impl HubTokenRefresher {
             repo,
             revision,
             limit,
+            write: false,
         }
+    }
+
+    /// Refreshes a write token instead (bucket uploads).
+    pub fn for_writes(mut self) -> Self {
+        self.write = true;
+        self
     }
 }
 
 #[async_trait::async_trait]
 impl TokenRefresher for HubTokenRefresher {
     async fn refresh(&self) -> Result<TokenInfo, AuthError> {
-        let call = self.client.xet_read_token(&self.repo, &self.revision);
+        let call = self
+            .client
+            .xet_token(&self.repo, &self.revision, self.write);
         match tokio::time::timeout(self.limit, call).await {
             Ok(Ok(t)) => {
                 tracing::debug!(target: "hubfs::xet", "{}: CAS token refreshed", self.repo);
