@@ -136,7 +136,10 @@ pub enum ContentHasher {
     GitSha1(sha1::Sha1),
     /// Xet's content-defined chunker and the (chunk hash, length) list its file hash is
     /// computed from (a few dozen bytes per 64 KiB chunk).
-    Xet(Box<xet_data::deduplication::Chunker>, Vec<(MerkleHash, u64)>),
+    Xet(
+        Box<xet_data::deduplication::Chunker>,
+        Vec<(MerkleHash, u64)>,
+    ),
 }
 
 impl ContentHasher {

@@ -121,14 +121,17 @@ impl Committer {
             "bucket batch of {} operation(s) landed, {bytes} bytes uploaded",
             ops.len()
         );
-        // The bucket's new state: the view moves to a fresh listing of it.
+        // The bucket's new state: the view moves to a fresh listing of it. The landing's time
+        // makes the name unique, so the view always moves (and the overlay is pruned only
+        // once the view lists what landed), even when `updatedAt` did not change.
         let state = match self.client.repo_info(repo, None, false).await {
             Ok(info) => info.sha.unwrap_or_else(|| bucket_state(None)),
             Err(e) => {
                 tracing::warn!("{repo}: reading the bucket's state after a batch: {e}");
-                bucket_state(Some(&mtime_ms.to_string()))
+                bucket_state(None)
             }
         };
+        let state = format!("{state}#{mtime_ms}");
         self.record_landed(&state, batch, None, 1).await
     }
 }

@@ -248,11 +248,7 @@ impl Views {
         key: &InodeKey,
     ) -> Result<Vec<String>, Errno> {
         match key {
-            InodeKey::HubRoot => Ok(vec![
-                "buckets".into(),
-                "datasets".into(),
-                "spaces".into(),
-            ]),
+            InodeKey::HubRoot => Ok(vec!["buckets".into(), "datasets".into(), "spaces".into()]),
             // The Hub cannot list every author; namespaces appear when looked up.
             InodeKey::TypeRoot(_) => Ok(Vec::new()),
             InodeKey::Namespace(t, ns) => {

@@ -696,7 +696,7 @@ impl HubFs {
                 if info.lfs_sha256.is_some() || (snap.is_bucket() && info.xet_hash.is_some()) =>
             {
                 RenameSource::Remote {
-                commit: snap.commit.clone(),
+                    commit: snap.commit.clone(),
                     path: from.to_string(),
                     info,
                 }

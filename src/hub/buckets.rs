@@ -24,7 +24,7 @@ use super::error::HubError;
 use super::pagination::{TreeOptions, TreePager};
 use super::transport::{Deadline, Request, RetryMode};
 use super::types::{RepoInfo, TreeEntry};
-use crate::repo::{encode_path, validate_repo_path, RepoRef};
+use crate::repo::{encode_path, encode_revision, validate_repo_path, RepoRef};
 
 /// Prefix of the synthetic commit of a bucket snapshot (never sent to the Hub).
 pub const BUCKET_STATE_PREFIX: &str = "bucket@";
@@ -89,7 +89,9 @@ impl HubClient {
     /// `GET /api/buckets/{ns}`: the namespace's buckets the caller may see (Link pages), as
     /// [`RepoInfo`]s (`id` = `ns/name`), up to `max`.
     pub async fn list_buckets(&self, ns: &str, max: usize) -> Result<Vec<RepoInfo>, HubError> {
-        let ctx = self.ctx(super::error::ErrorContext::label(&format!("buckets of {ns}")));
+        let ctx = self.ctx(super::error::ErrorContext::label(&format!(
+            "buckets of {ns}"
+        )));
         let r = async {
             crate::repo::validate_id_part(ns).map_err(|e| HubError::invalid(e.to_string()))?;
             let url = self.url(&format!("/api/buckets/{ns}"))?;
@@ -100,8 +102,13 @@ impl HubClient {
     }
 
     /// `GET /api/buckets/{id}` as a [`RepoInfo`] whose `sha` is the bucket's state marker and
-    /// `lastModified` its `updatedAt`.
-    pub(crate) async fn bucket_info(&self, repo: &RepoRef) -> Result<RepoInfo, HubError> {
+    /// `lastModified` its `updatedAt`. `state`: a marker the caller chose (a landing's, see
+    /// `commit::bucket`) to name the snapshot instead: the listing is fresh either way.
+    pub(crate) async fn bucket_info(
+        &self,
+        repo: &RepoRef,
+        state: Option<&str>,
+    ) -> Result<RepoInfo, HubError> {
         let ctx = self.repo_ctx(repo, None, None);
         let url = self.url(&repo.api_path())?;
         let req = self
@@ -113,7 +120,10 @@ impl HubClient {
             .get("updatedAt")
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        info.sha = Some(bucket_state(updated.as_deref()));
+        info.sha = Some(match state {
+            Some(s) if s.starts_with(BUCKET_STATE_PREFIX) => s.to_string(),
+            _ => bucket_state(updated.as_deref()),
+        });
         if info.last_modified.is_none() {
             info.last_modified = updated;
         }
@@ -121,7 +131,7 @@ impl HubClient {
         Ok(info)
     }
 
-    /// The first page URL of a bucket listing of `path` ("" = the root).
+    /// A listing of the directory `path` of a bucket ("" = the root).
     pub(crate) fn bucket_tree(
         &self,
         repo: &RepoRef,
@@ -133,8 +143,10 @@ impl HubClient {
             let mut p = format!("{}/tree", repo.api_path());
             if !path.is_empty() {
                 validate_repo_path(path).map_err(|e| HubError::invalid(e.to_string()))?;
+                // A bucket prefix is lexical (`data` also matches `data2/x`): list `dir/`, as
+                // one escaped segment like huggingface_hub sends it.
                 p.push('/');
-                p.push_str(&encode_path(path));
+                p.push_str(&encode_revision(&format!("{path}/")));
             }
             p.push_str(&format!("?recursive={}", options.recursive));
             if let Some(limit) = options.limit {
@@ -182,7 +194,11 @@ impl HubClient {
     /// `{endpoint}/buckets/{id}/resolve/{path}`: the bridge for a bucket file's bytes.
     pub(crate) fn bucket_resolve_url(&self, repo: &RepoRef, path: &str) -> Result<Url, HubError> {
         validate_repo_path(path).map_err(|e| HubError::invalid(e.to_string()))?;
-        self.url(&format!("{}/resolve/{}", repo.web_path(), encode_path(path)))
+        self.url(&format!(
+            "{}/resolve/{}",
+            repo.web_path(),
+            encode_path(path)
+        ))
     }
 
     /// `POST /api/buckets/{id}/batch`: applies `ops` (at most [`BUCKET_BATCH_MAX`]) and returns

@@ -126,7 +126,7 @@ impl HubClient {
         blobs: bool,
     ) -> Result<RepoInfo, HubError> {
         if repo.repo_type == RepoType::Bucket {
-            let r = self.bucket_info(repo).await;
+            let r = self.bucket_info(repo, revision).await;
             return self.count(r);
         }
         let ctx = self.repo_ctx(repo, revision, None);

@@ -32,8 +32,8 @@ pub use hub_wire::types;
 mod upload;
 pub mod xet;
 
-pub use buckets::{bucket_state, BatchFailure, BucketWrite, BUCKET_BATCH_MAX, BUCKET_STATE_PREFIX};
 pub use auth::{loose_token_file_warning, token_source_file, Token};
+pub use buckets::{bucket_state, BatchFailure, BucketWrite, BUCKET_BATCH_MAX, BUCKET_STATE_PREFIX};
 pub use client::{HubClient, PATHS_INFO_BATCH};
 pub use config::{parse_endpoint, BodyLimits, HubConfig, ListingLimits, DEFAULT_ENDPOINT};
 pub use content::{FileMetadata, RangeBody};

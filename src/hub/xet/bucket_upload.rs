@@ -70,9 +70,13 @@ impl BucketUploader {
             return Ok(Vec::new());
         }
         let token = self.hub.xet_token(&self.repo, "", true).await?;
-        let refresher =
-            HubTokenRefresher::new(self.hub.clone(), self.repo.clone(), String::new(), self.limit)
-                .for_writes();
+        let refresher = HubTokenRefresher::new(
+            self.hub.clone(),
+            self.repo.clone(),
+            String::new(),
+            self.limit,
+        )
+        .for_writes();
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::USER_AGENT,
