@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HUBFS, LEGACY_HUB, READ_TOKEN, WRITE_TOKEN, sha
+from conftest import HUBFS, LEGACY_HUB, READ_TOKEN, WRITE_TOKEN, faults, sha
 
 pytestmark = pytest.mark.skipif(LEGACY_HUB, reason="a legacy (--no-xet) Hub has no buckets' CAS")
 
@@ -96,12 +96,27 @@ def test_bucket_mount_lists_and_reads_byte_exact_through_the_cas(bucket_seeded, 
     xet = m.status()["xet"]
     assert xet["reads"] > 0 and xet["chunks_verified"] > 0, xet
     assert xet["fallbacks"] == 0 and xet["verify_failures"] == 0, xet
+    # Whole files checked against their xetHash (bucket files have no sha256).
+    read = m.status()["read"]
+    assert read["verified_blobs"] >= 1 and read["verify_failures"] == 0, read
     # A ranged read in the middle.
     with open(m / "data" / "blob.bin", "rb") as f:
         f.seek(2 << 20)
         assert f.read(4096) == files["data/blob.bin"][2 << 20:(2 << 20) + 4096]
     with pytest.raises(FileNotFoundError):
         (m / "absent.txt").stat()
+
+
+def test_corrupted_xorbs_fall_back_to_the_bucket_bridge(bucket_seeded, mount, emulator):
+    """The CAS flips a byte in every xorb range: no chunk passes its hash, so hubfs reads the
+    bucket file through `/buckets/{id}/resolve` (counted) and the reader gets the right bytes."""
+    bucket, files = bucket_seeded
+    m = mount(f"hf://buckets/{bucket}", token=READ_TOKEN)
+    os.listdir(m / "data")
+    with faults(emulator, "route=xorb,corrupt=1"):
+        assert sha(m / "data" / "blob.bin") == hashlib.sha256(files["data/blob.bin"]).hexdigest()
+    xet = m.status()["xet"]
+    assert xet["verify_failures"] > 0 and xet["fallbacks"] > 0, xet
 
 
 def test_whole_hub_mount_shows_buckets(bucket_seeded, mount):
