@@ -48,6 +48,18 @@ def small_tree(root: Path, n: int) -> dict:
     return sizes
 
 
+def _delta(before: dict, after: dict) -> dict:
+    """What the emulator answered between two stats snapshots: all requests, and the ones that
+    explain them (global-dedup queries, xorb uploads, batch calls)."""
+    routes = lambda s: s.get("routes", {})  # noqa: E731
+    return {
+        "requests": after["requests"] - before["requests"],
+        "dedup_queries": after["dedup_queries"] - before["dedup_queries"],
+        "xorb_uploads": after["xorb_uploads"] - before["xorb_uploads"],
+        "batch_calls": routes(after).get("bucket-batch", 0) - routes(before).get("bucket-batch", 0),
+    }
+
+
 def _check(api, bucket: str, prefix: str, sizes: dict):
     landed = {
         e.path[len(prefix) + 1:]: e.size
@@ -80,15 +92,15 @@ def measure_hubfs(work: Path, log_dir: Path, local: Path, sizes: dict, shaping=(
         mnt, cache, home = (Path(tempfile.mkdtemp(prefix=p, dir=work)) for p in ("mnt-", "cache-", "home-"))
         try:
             with HubfsMount(emu, f"hf://buckets/{bucket}", mnt, cache, home, token=WRITE_TOKEN) as m:
-                before = emu.stats()["requests"]
+                before = emu.stats()
                 t0 = time.perf_counter()
                 run(["cp", "-r", local, m.path / local.name], timeout=LAND_TIMEOUT_S)
                 copied = time.perf_counter() - t0
                 m.sync(LAND_TIMEOUT_S)
                 seconds = time.perf_counter() - t0
-                requests = emu.stats()["requests"] - before
+                counts = _delta(before, emu.stats())
             _check(api, bucket, local.name, sizes)
-            return {"seconds": seconds, "cp_seconds": copied, "requests": requests}
+            return {"seconds": seconds, "cp_seconds": copied, **counts}
         finally:
             for d in (mnt, cache, home):
                 shutil.rmtree(d, ignore_errors=True)
@@ -98,12 +110,12 @@ def measure_hf(work: Path, log_dir: Path, local: Path, sizes: dict, shaping=()) 
     with _empty_bucket(work, "hf", log_dir, shaping) as (emu, api, bucket):
         home = Path(tempfile.mkdtemp(prefix="hf-home-", dir=work))
         try:
-            before = emu.stats()["requests"]
+            before = emu.stats()
             out = peer_python("peer_hf.py", ["bucket-sync", "bucket", bucket, local, local.name], home,
                               emu.url, LAND_TIMEOUT_S, token=WRITE_TOKEN, xet=True)
-            requests = emu.stats()["requests"] - before
+            counts = _delta(before, emu.stats())
             _check(api, bucket, local.name, sizes)
-            return {"seconds": out["seconds"], "requests": requests}
+            return {"seconds": out["seconds"], **counts}
         finally:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -134,7 +146,10 @@ def run_workload(ctx) -> Section:
 
             attempt(secs, contender, once, log)
             if result:
-                reqs.figures[contender] = Figure(result["requests"])
+                reqs.figures[contender] = Figure(
+                    result["requests"],
+                    note=f"{result['dedup_queries']} dedup queries, {result['xorb_uploads']} xorbs, "
+                         f"{result['batch_calls']} batch calls")
     return section
 
 
