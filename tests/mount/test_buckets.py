@@ -70,6 +70,9 @@ def bucket_seeded(emulator, tmp_path_factory):
         "readme.txt": b"hello bucket\n",
         "data/blob.bin": os.urandom(3 << 20) + b"tail",
         "data/deep/note.md": b"# deep\n" * 100,
+        # Bucket prefixes are lexical: `data` must not list these.
+        "database.txt": b"not in data/\n",
+        "data2/x.txt": b"not in data/ either\n",
     }
     files.update({f"many/f{i:03d}.txt": f"file {i}\n".encode() for i in range(MANY)})
     args = []
@@ -85,8 +88,9 @@ def bucket_seeded(emulator, tmp_path_factory):
 def test_bucket_mount_lists_and_reads_byte_exact_through_the_cas(bucket_seeded, mount, emulator):
     bucket, files = bucket_seeded
     m = mount(f"hf://buckets/{bucket}", token=READ_TOKEN)
-    assert sorted(os.listdir(m.path)) == ["data", "many", "readme.txt"]
+    assert sorted(os.listdir(m.path)) == ["data", "data2", "database.txt", "many", "readme.txt"]
     assert sorted(os.listdir(m / "data")) == ["blob.bin", "deep"]
+    assert os.listdir(m / "data2") == ["x.txt"]
     assert sorted(os.listdir(m / "many")) == sorted(f"f{i:03d}.txt" for i in range(MANY))
     assert (m / "data" / "blob.bin").stat().st_size == len(files["data/blob.bin"])
     before = emulator.stats()["cas_bytes_served"]
@@ -126,7 +130,7 @@ def test_whole_hub_mount_shows_buckets(bucket_seeded, mount):
     assert "buckets" in os.listdir(m.path)
     assert name in os.listdir(m / "buckets" / ns)
     root = m / "buckets" / ns / name
-    assert sorted(os.listdir(root)) == ["data", "many", "readme.txt"]
+    assert sorted(os.listdir(root)) == ["data", "data2", "database.txt", "many", "readme.txt"]
     assert (root / "readme.txt").read_bytes() == files["readme.txt"]
     assert sha(root / "data" / "blob.bin") == hashlib.sha256(files["data/blob.bin"]).hexdigest()
     # Buckets have no revisions, and a missing bucket is missing.
@@ -135,14 +139,18 @@ def test_whole_hub_mount_shows_buckets(bucket_seeded, mount):
 
 
 def test_read_token_mount_refuses_writes(bucket_seeded, mount):
+    """A read token mounts the bucket read-only: writes fail with EROFS (SEMANTICS.md)."""
     bucket, _ = bucket_seeded
     m = mount(f"hf://buckets/{bucket}", token=READ_TOKEN)
     with pytest.raises(OSError) as e:
         (m / "new.txt").write_bytes(b"x")
-    assert e.value.errno in (errno.EROFS, errno.EACCES), e.value
+    assert e.value.errno == errno.EROFS, e.value
     with pytest.raises(OSError) as e:
         os.unlink(m / "readme.txt")
-    assert e.value.errno in (errno.EROFS, errno.EACCES), e.value
+    assert e.value.errno == errno.EROFS, e.value
+    with pytest.raises(OSError) as e:
+        os.mkdir(m / "newdir")
+    assert e.value.errno == errno.EROFS, e.value
 
 
 def seed_files(emulator, bucket, tmp_path, files):
