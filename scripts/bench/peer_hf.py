@@ -6,6 +6,7 @@ call is timed. Prints one JSON line.
   peer_hf.py list REPO_TYPE REPO                      list_repo_tree(recursive=True), consumed
   peer_hf.py first-byte REPO_TYPE REPO FILE           hf_hub_download, then read one byte
   peer_hf.py upload REPO_TYPE REPO LOCAL PATH         upload_file, or upload_folder for a folder
+  peer_hf.py seed REPO_TYPE REPO LOCAL PATH           create_repo (exist_ok), then upload
   peer_hf.py bucket-sync bucket BUCKET LOCAL PREFIX   sync_bucket (`hf buckets sync`) of a folder"""
 
 import json
@@ -69,6 +70,9 @@ def main():
         out = upload(repo_type, repo, *rest)
     elif cmd == "bucket-sync":
         out = bucket_sync(repo, *rest)
+    elif cmd == "seed":
+        HfApi().create_repo(repo, repo_type=repo_type, exist_ok=True)
+        out = upload(repo_type, repo, *rest)
     else:
         raise SystemExit(f"unknown command {cmd}")
     print(json.dumps(out))

@@ -1,6 +1,6 @@
 //! Landing a batch in a Storage Bucket: no commit, no parent, no history.
 //!
-//! Staged contents are uploaded through Xet ([`BucketUploader`]), then one
+//! Staged contents are uploaded through Xet (`hub::xet::XetUploader` with a bucket write token, no sha256), then one
 //! `POST /api/buckets/{id}/batch` names them: `addFile` for staged files, `copyFile` for a
 //! renamed file the bucket already has (its Xet hash, no bytes moved), `deleteFile` for
 //! deletions (skipped when the path is already gone). Adds and copies go before deletes, so a
@@ -16,7 +16,9 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::status::UploadCounters;
 use super::{Committer, Item, Outcome};
+use crate::hub::xet::Sha256;
 use crate::hub::{bucket_state, BucketWrite, HubError};
 use crate::stage::Change;
 
@@ -78,10 +80,33 @@ impl Committer {
                 }
             }
         }
-        let uploaded = match uploader.upload(&files).await {
-            Ok(u) => u,
-            Err(e) => return Outcome::Failed(e),
+        let uploaded = if files.is_empty() {
+            Vec::new()
+        } else {
+            let files = files.into_iter().map(|f| (f, Sha256::Skip)).collect();
+            match uploader.upload(files).await {
+                Ok(report) => {
+                    let n = report.files.len() as u64;
+                    let bytes: u64 = report.files.iter().map(|u| u.size).sum();
+                    self.state.lock().uploads.add(&UploadCounters {
+                        xet_files: n,
+                        xet_file_bytes: bytes,
+                        xet_deduped_bytes: report.deduped_bytes,
+                        xet_xorb_bytes_sent: report.xorb_bytes_sent,
+                        ..UploadCounters::default()
+                    });
+                    report.files
+                }
+                Err(e) => return Outcome::Failed(e),
+            }
         };
+        if uploaded.len() != put_paths.len() {
+            return Outcome::Failed(HubError::invalid(format!(
+                "Xet upload returned {} results for {} files",
+                uploaded.len(),
+                put_paths.len()
+            )));
+        }
         let bytes: u64 = uploaded.iter().map(|u| u.size).sum();
         for (path, u) in put_paths.into_iter().zip(uploaded) {
             ops.push(BucketWrite::Add {

@@ -37,6 +37,7 @@ use crate::repo::RepoRef;
 use crate::stage::{Change, Record, StagingArea};
 use batch::git_blob_sha1_file;
 pub use batch::{sha256_file, Item};
+pub use status::UploadCounters;
 use status::{CommitStatus, Conflict, Failure};
 
 /// Batching and retry behaviour. Defaults carry their reasons.
@@ -64,6 +65,19 @@ pub struct CommitConfig {
     pub lfs_size_hint: u64,
     /// Editor and OS junk: kept local, never committed (`--ignore`, `--no-default-ignore`).
     pub ignore: ignore::IgnoreList,
+    /// Upload large contents through Xet when the Hub offers it (None: `--no-xet`, LFS only).
+    pub xet: Option<XetWrites>,
+}
+
+/// What the committer needs to upload through Xet.
+#[derive(Debug, Clone)]
+pub struct XetWrites {
+    /// xet-core's runtime context (the daemon's tokio runtime).
+    pub ctx: xet_runtime::core::XetContext,
+    /// xet-data's shard cache and session files (under the staging area).
+    pub cache_root: std::path::PathBuf,
+    /// Bounds each write-token request.
+    pub token_timeout: Duration,
 }
 
 impl Default for CommitConfig {
@@ -79,6 +93,7 @@ impl Default for CommitConfig {
             message: None,
             lfs_size_hint: 10 << 20,
             ignore: ignore::IgnoreList::defaults(),
+            xet: None,
         }
     }
 }
@@ -123,7 +138,7 @@ pub struct Committer {
     after_landing: OnceLock<LandingHook>,
     gate: tokio::sync::RwLock<()>,
     /// A bucket target: uploads through Xet and lands with the batch API (see `bucket`).
-    bucket: OnceLock<std::sync::Arc<crate::hub::xet::BucketUploader>>,
+    bucket: OnceLock<std::sync::Arc<crate::hub::xet::XetUploader>>,
     shown: OnceLock<ShownHook>,
 }
 
@@ -175,7 +190,7 @@ impl Committer {
     }
 
     /// Makes this the committer of a bucket: batches go through `uploader` and the batch API.
-    pub fn set_bucket_uploader(&self, uploader: Arc<crate::hub::xet::BucketUploader>) {
+    pub fn set_bucket_uploader(&self, uploader: Arc<crate::hub::xet::XetUploader>) {
         let _ = self.bucket.set(uploader);
     }
 
@@ -476,11 +491,13 @@ impl Committer {
             create_pr: opening_pr,
             base: &base,
             upload_concurrency: self.cfg.upload_concurrency,
+            xet: self.cfg.xet.as_ref(),
         };
         let prepared = match batch::prepare(&dest, &self.area, batch).await {
             Ok(p) => p,
             Err(e) => return Outcome::Failed(e),
         };
+        self.state.lock().uploads.add(&prepared.uploads);
         if prepared.ops.is_empty() {
             // Nothing to change on the Hub (deleted paths already gone, ignored files).
             return self.record_landed(&base, batch, None, 0).await;
@@ -506,9 +523,10 @@ impl Committer {
             )
             .await;
         tracing::debug!(
-            "commit of {} change(s), {} LFS bytes uploaded: {}",
+            "commit of {} change(s), {} bytes uploaded ({} file(s) through Xet): {}",
             batch.len(),
             prepared.bytes_uploaded,
+            prepared.uploads.xet_files,
             if result.is_ok() { "landed" } else { "failed" }
         );
         match result {

@@ -78,7 +78,8 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// The huggingface_hub cache whose verified blobs are served without fetching (None: off).
     pub hf_cache: Option<PathBuf>,
-    /// Read files that have a `xetHash` from the CAS (verified chunks) before the bridge.
+    /// Read files that have a `xetHash` from the CAS (verified chunks) before the bridge, and
+    /// upload large files through Xet when the Hub offers it (else LFS).
     pub xet: bool,
     /// The cluster's shared cache tier (`--shared-cache s3://...`); None: off.
     pub shared_cache: Option<crate::shared::SharedCacheOptions>,
@@ -118,6 +119,20 @@ fn xet_reader(
         ctx,
         opts.io_timeout,
     )))
+}
+
+/// Xet uploads of a writable mount (unless `--no-xet`): xet-core on the daemon's runtime, its
+/// shard cache beside the staging files it uploads.
+fn xet_writes(opts: &MountOptions, staging: &std::path::Path) -> crate::commit::XetWrites {
+    crate::hub::xet::install_crypto_provider();
+    crate::commit::XetWrites {
+        ctx: xet_runtime::core::XetContext::from_external(
+            tokio::runtime::Handle::current(),
+            crate::hub::xet::xet_config(opts.io_timeout),
+        ),
+        cache_root: staging.join("xet"),
+        token_timeout: opts.io_timeout,
+    }
 }
 
 /// huggingface_hub's truthy values for HF_HUB_OFFLINE.
@@ -470,6 +485,7 @@ async fn write_setup(
         delay: opts.commit_delay,
         message: opts.commit_message.clone(),
         ignore: opts.ignore.clone(),
+        xet: opts.xet.then(|| xet_writes(opts, area.dir())),
         ..CommitConfig::default()
     };
     if target.repo.repo_type == crate::repo::RepoType::Bucket {
@@ -496,10 +512,12 @@ async fn write_setup(
             svc.rt.clone(),
             crate::hub::xet::xet_config(opts.io_timeout),
         );
-        committer.set_bucket_uploader(Arc::new(crate::hub::xet::BucketUploader::new(
+        committer.set_bucket_uploader(Arc::new(crate::hub::xet::XetUploader::new(
             client.clone(),
             ctx,
-            repo.clone(),
+            Arc::new(crate::hub::xet::BucketWriteToken {
+                bucket: repo.id.to_string(),
+            }),
             opts.cache_dir.join("xet-upload"),
             opts.io_timeout,
         )));

@@ -600,7 +600,7 @@ impl LocationMemo {
 
 /// Expiry announced by a signed URL: `Expires=<unix seconds>` (CloudFront and the Hub's
 /// CDN) or `exp=`.
-fn signed_expiry(url: &Url) -> Option<SystemTime> {
+pub fn signed_expiry(url: &Url) -> Option<SystemTime> {
     url.query_pairs()
         .find(|(k, _)| k.eq_ignore_ascii_case("expires") || k.eq_ignore_ascii_case("exp"))
         .and_then(|(_, v)| v.parse::<u64>().ok())

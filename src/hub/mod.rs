@@ -36,7 +36,7 @@ pub use auth::{loose_token_file_warning, token_source_file, Token};
 pub use buckets::{bucket_state, BatchFailure, BucketWrite, BUCKET_BATCH_MAX, BUCKET_STATE_PREFIX};
 pub use client::{HubClient, PATHS_INFO_BATCH};
 pub use config::{parse_endpoint, BodyLimits, HubConfig, ListingLimits, DEFAULT_ENDPOINT};
-pub use content::{FileMetadata, RangeBody};
+pub use content::{signed_expiry, FileMetadata, RangeBody};
 pub use error::{is_retryable_status, HubError};
 pub use pagination::{TreeOptions, TreePager};
 pub use request_metrics::{KindLabel, RequestLabels, RequestMetrics};

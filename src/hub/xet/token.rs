@@ -12,8 +12,8 @@ use serde::Deserialize;
 use xet_client::cas_client::auth::{AuthError, TokenInfo, TokenRefresher};
 
 use crate::hub::client::HubClient;
-use crate::hub::error::HubError;
-use crate::repo::{encode_revision, RepoRef, RepoType};
+use crate::hub::error::{ErrorContext, HubError};
+use crate::repo::{encode_revision, RepoRef};
 
 /// A CAS token: where the CAS is, the bearer token for it, and when it expires.
 #[derive(Clone, Deserialize)]
@@ -40,40 +40,61 @@ const TOKEN_BODY_MAX: usize = 64 << 10;
 
 impl HubClient {
     /// `GET /api/{type}s/{repo}/xet-read-token/{revision}` with the Hub token: a CAS token that
-    /// reads this repo (a bucket: `/api/buckets/{id}/xet-read-token`, `revision` unused).
-    /// 404 means the repo (or the Hub) has no Xet; the caller reads through the bridge
-    /// instead. Bounded by the API timeout; retried when transient.
+    /// reads this repo. 404 means the repo (or the Hub) has no Xet; the caller reads through
+    /// the bridge instead. Bounded by the API timeout; retried when transient.
     pub async fn xet_read_token(
         &self,
         repo: &RepoRef,
         revision: &str,
     ) -> Result<XetToken, HubError> {
-        self.xet_token(repo, revision, false).await
+        let ctx = self.repo_ctx(repo, Some(revision), None);
+        // A bucket has no revision: `/api/buckets/{id}/xet-read-token`.
+        let path = if repo.repo_type == crate::repo::RepoType::Bucket {
+            HubClient::bucket_token_path(repo, false)
+        } else {
+            format!(
+                "{}/xet-read-token/{}",
+                repo.api_path(),
+                encode_revision(revision)
+            )
+        };
+        self.xet_token(&path, &ctx).await
     }
 
-    /// A CAS token that reads (`write` false) or writes this repo or bucket. Only buckets
-    /// are written through Xet by hubfs: `/api/buckets/{id}/xet-write-token`.
-    pub async fn xet_token(
+    /// `GET /api/{type}s/{repo}/xet-write-token/{revision}`: a CAS token that uploads for a
+    /// commit to `revision`; `None` asks for one that opens a pull request (the Hub's
+    /// `None?create_pr=1`, which a read token with discussions enabled may get). 404 means no
+    /// Xet for this repo or Hub: the caller uploads through LFS.
+    pub async fn xet_write_token(
         &self,
         repo: &RepoRef,
-        revision: &str,
-        write: bool,
+        revision: Option<&str>,
     ) -> Result<XetToken, HubError> {
-        let ctx = self.repo_ctx(repo, Some(revision), None);
+        let ctx = self.repo_ctx(repo, revision, None);
+        let path = match revision {
+            Some(rev) => format!(
+                "{}/xet-write-token/{}",
+                repo.api_path(),
+                encode_revision(rev)
+            ),
+            None => format!("{}/xet-write-token/None?create_pr=1", repo.api_path()),
+        };
+        self.xet_token(&path, &ctx).await
+    }
+
+    /// `GET /api/buckets/{id}/xet-write-token` (no revision: buckets have no history).
+    pub async fn bucket_xet_write_token(&self, bucket: &str) -> Result<XetToken, HubError> {
+        let ctx = self.ctx(ErrorContext::label(&format!("bucket {bucket}")));
+        self.xet_token(&format!("/api/buckets/{bucket}/xet-write-token"), &ctx)
+            .await
+    }
+
+    /// One token route: the JSON body, checked for its two required fields.
+    async fn xet_token(&self, path: &str, ctx: &ErrorContext) -> Result<XetToken, HubError> {
         let r = async {
-            let path = if repo.repo_type == RepoType::Bucket {
-                HubClient::bucket_token_path(repo, write)
-            } else {
-                format!(
-                    "{}/xet-{}-token/{}",
-                    repo.api_path(),
-                    if write { "write" } else { "read" },
-                    encode_revision(revision)
-                )
-            };
-            let url = self.url(&path)?;
+            let url = self.url(path)?;
             let req = self
-                .api_request(Method::GET, url, &ctx)
+                .api_request(Method::GET, url, ctx)
                 .max_body(TOKEN_BODY_MAX);
             let token: XetToken = self.call_json(&req).await?;
             if token.cas_url.is_empty() || token.access_token.is_empty() {
@@ -96,7 +117,6 @@ pub struct HubTokenRefresher {
     repo: RepoRef,
     revision: String,
     limit: Duration,
-    write: bool,
 }
 
 impl HubTokenRefresher {
@@ -106,23 +126,14 @@ impl HubTokenRefresher {
             repo,
             revision,
             limit,
-            write: false,
         }
-    }
-
-    /// Refreshes a write token instead (bucket uploads).
-    pub fn for_writes(mut self) -> Self {
-        self.write = true;
-        self
     }
 }
 
 #[async_trait::async_trait]
 impl TokenRefresher for HubTokenRefresher {
     async fn refresh(&self) -> Result<TokenInfo, AuthError> {
-        let call = self
-            .client
-            .xet_token(&self.repo, &self.revision, self.write);
+        let call = self.client.xet_read_token(&self.repo, &self.revision);
         match tokio::time::timeout(self.limit, call).await {
             Ok(Ok(t)) => {
                 tracing::debug!(target: "hubfs::xet", "{}: CAS token refreshed", self.repo);
