@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from . import report, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes, w_xet, w_xet_edit
+from . import report, w_buckets, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes, w_xet, w_xet_edit
 from . import w_xet_dedup
 from .ctx import Bench
 from .emulator import Emulator
@@ -37,6 +37,7 @@ WORKLOADS = {
     # Issue 12: on Xet-era emulators and data of their own (w_xet, w_xet_dedup), not the seeded legacy ones.
     "xet-read": lambda ctx: w_xet.run(ctx, [("shaped", SHAPING), ("unshaped", [])]),
     "xet-dedup": lambda ctx: w_xet_dedup.run(ctx, [("shaped", SHAPING)]),
+    "buckets": lambda ctx: [w_buckets.run_workload(ctx)],
 }
 # Workloads that need neither the legacy seed nor the shaped/unshaped legacy emulators.
 OWN_DATA = {"xet-read", "xet-dedup"}

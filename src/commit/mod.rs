@@ -17,6 +17,7 @@
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
 
 mod batch;
+mod bucket;
 pub mod ignore;
 pub mod message;
 pub mod status;
@@ -107,6 +108,10 @@ pub struct Target {
     pub create_pr: bool,
 }
 
+/// What the mount shows at a path of a bucket: Some(Some(xet hash)) a file, Some(None)
+/// nothing, None not known (never listed). Bucket batches compare it with the bucket now.
+pub type ShownHook = Box<dyn Fn(&str) -> Option<Option<String>> + Send + Sync>;
+
 /// Called with a commit just journaled as landed; returns once the filesystem shows it.
 pub type LandingHook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -132,6 +137,9 @@ pub struct Committer {
     landed: watch::Sender<Option<String>>,
     after_landing: OnceLock<LandingHook>,
     gate: tokio::sync::RwLock<()>,
+    /// A bucket target: uploads through Xet and lands with the batch API (see `bucket`).
+    bucket: OnceLock<std::sync::Arc<crate::hub::xet::XetUploader>>,
+    shown: OnceLock<ShownHook>,
 }
 
 /// How a failed batch is handled.
@@ -167,6 +175,8 @@ impl Committer {
             landed: watch::channel(None).0,
             after_landing: OnceLock::new(),
             gate: tokio::sync::RwLock::new(()),
+            bucket: OnceLock::new(),
+            shown: OnceLock::new(),
         })
     }
 
@@ -177,6 +187,16 @@ impl Committer {
     /// Sets the hook run after each landing is journaled (once, before [`Committer::spawn`]).
     pub fn on_landing(&self, hook: LandingHook) {
         let _ = self.after_landing.set(hook);
+    }
+
+    /// Makes this the committer of a bucket: batches go through `uploader` and the batch API.
+    pub fn set_bucket_uploader(&self, uploader: Arc<crate::hub::xet::XetUploader>) {
+        let _ = self.bucket.set(uploader);
+    }
+
+    /// Sets how a bucket batch learns what the mount showed at a path (conflict detection).
+    pub fn on_shown(&self, hook: ShownHook) {
+        let _ = self.shown.set(hook);
     }
 
     /// Held (read side) by filesystem operations that decide from the view and the journal;
@@ -447,6 +467,9 @@ impl Committer {
     }
 
     async fn try_commit(&self, batch: &[Item]) -> Outcome {
+        if self.target.repo.repo_type == crate::repo::RepoType::Bucket {
+            return self.try_bucket_batch(batch).await;
+        }
         let (base, revision, opening_pr) = {
             let (base, target) = self
                 .area

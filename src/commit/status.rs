@@ -39,6 +39,9 @@ pub struct CommitStatus {
     pub revision: String,
     pub conflicts: BTreeMap<String, Conflict>,
     pub failures: BTreeMap<String, Failure>,
+    /// Bucket mounts: paths another client had changed since this mount listed them, which
+    /// our batch then replaced or deleted (last writer wins).
+    pub bucket_overwrites: u64,
     /// How large contents were uploaded (counted when uploaded, whether the commit landed).
     pub uploads: UploadCounters,
 }

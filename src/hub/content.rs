@@ -43,7 +43,11 @@ pub struct FileMetadata {
 
 impl HubClient {
     /// `{endpoint}/{prefix}{repo}/resolve/{rev}/{path}` with the clients' encoding rules.
+    /// A bucket has no revision: `{endpoint}/buckets/{id}/resolve/{path}`.
     pub fn resolve_url(&self, repo: &RepoRef, revision: &str, path: &str) -> Result<Url, HubError> {
+        if repo.repo_type == crate::repo::RepoType::Bucket {
+            return self.bucket_resolve_url(repo, path);
+        }
         validate_repo_path(path).map_err(|e| HubError::invalid(e.to_string()))?;
         self.url(&format!(
             "{}/resolve/{}/{}",

@@ -48,11 +48,16 @@ impl HubClient {
         revision: &str,
     ) -> Result<XetToken, HubError> {
         let ctx = self.repo_ctx(repo, Some(revision), None);
-        let path = format!(
-            "{}/xet-read-token/{}",
-            repo.api_path(),
-            encode_revision(revision)
-        );
+        // A bucket has no revision: `/api/buckets/{id}/xet-read-token`.
+        let path = if repo.repo_type == crate::repo::RepoType::Bucket {
+            HubClient::bucket_token_path(repo, false)
+        } else {
+            format!(
+                "{}/xet-read-token/{}",
+                repo.api_path(),
+                encode_revision(revision)
+            )
+        };
         self.xet_token(&path, &ctx).await
     }
 
