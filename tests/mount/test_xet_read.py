@@ -20,12 +20,16 @@ from safetensors.numpy import save_file
 
 from conftest import HUBFS, WRITE_TOKEN, faults, hubfs_env, sha
 
+# Reads through the CAS: a legacy (--no-xet) Hub has none; deselected under HUBFS_TEST_LEGACY_HUB=1.
+pytestmark = pytest.mark.needs_xet
+
 MIB = 1 << 20
 SIZE = 6 << 20
 
 SEED = r"""
 import sys
 from huggingface_hub import HfApi
+
 endpoint, token, repo = sys.argv[1:4]
 api = HfApi(endpoint=endpoint, token=token)
 api.create_repo(repo, exist_ok=True)
