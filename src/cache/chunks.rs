@@ -99,7 +99,7 @@ impl ChunkStore {
             main,
         )?;
         let footers = dir.join("footers");
-        std::fs::create_dir_all(&footers)?;
+        crate::private::create_dir_all(&footers)?;
         Ok(ChunkStore {
             blocks,
             footers,
@@ -216,12 +216,12 @@ impl ChunkStore {
         let path = self.footer_path(xorb_hex);
         let write = || -> io::Result<()> {
             let dir = path.parent().unwrap_or(&self.footers);
-            std::fs::create_dir_all(dir)?;
+            crate::private::create_dir_all(dir)?;
             // A name no other writer uses (pid, counter): the rename publishes a whole file.
             static SEQ: AtomicU64 = AtomicU64::new(0);
             let n = SEQ.fetch_add(1, Ordering::Relaxed);
             let tmp = dir.join(format!(".{xorb_hex}.{}.{n}.tmp", std::process::id()));
-            let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+            let written = crate::private::write(&tmp, bytes);
             match written.and_then(|()| std::fs::rename(&tmp, &path)) {
                 Ok(()) => Ok(()),
                 Err(e) => {

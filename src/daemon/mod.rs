@@ -212,6 +212,13 @@ fn run_inner(
     ready: &mut ReadyPipe,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(), String> {
+    // hubfs sets 0700/0600 on what it creates itself (`private`), but libraries write too
+    // (xet-data's shard cache under staging/xet, describing private repos' files): a private
+    // umask for the whole daemon keeps theirs private as well, whatever the caller's umask.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let source = HfPath::parse(&opts.source).map_err(|e| e.to_string())?;
     let mountpoint = mountpoint::check_mountpoint(&opts.mountpoint)?;
     if !opts.allow_non_empty {
