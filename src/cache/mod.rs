@@ -64,6 +64,7 @@
 
 mod block_cache;
 mod config;
+pub mod direct;
 mod evict;
 mod fds;
 mod index;

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::block_cache::{now_secs, BlockCache};
+use super::direct;
 use super::evict::Reservation;
 use super::fds::BlobFiles;
 use super::index::{BlobEntry, Region};
@@ -101,9 +102,18 @@ impl BlockCache {
         data: &[u8],
         crc: u32,
     ) -> io::Result<u32> {
-        files
-            .data
-            .write_all_at(data, self.layout.block_offset(idx))?;
+        let offset = self.layout.block_offset(idx);
+        // Straight from the fetch's buffer to the disk when it is aligned (see direct.rs): no
+        // second page-cache copy of the block.
+        let direct = match files.direct().filter(|_| direct::qualifies(data, offset)) {
+            Some(d) => direct::write_at(d, data, offset)?,
+            None => false,
+        };
+        if direct {
+            Counters::bump(&self.counters.direct_writes);
+        } else {
+            files.data.write_all_at(data, offset)?;
+        }
         // `len` <= 16 MiB (the block size limit) always fits a u32.
         let record = Record {
             crc,
@@ -250,7 +260,7 @@ impl BlockCache {
             other => other,
         }?;
         let meta = sidecar::create(&paths.meta, &self.layout, key, blob_size)?;
-        Ok(BlobFiles { data, meta })
+        Ok(BlobFiles::new(data, meta))
     }
 }
 

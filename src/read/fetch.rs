@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-use bytes::BytesMut;
 
 use super::inflight::Slot;
+use crate::cache::direct::AlignedBuf;
 use super::{Blob, ReadPath};
 use crate::fs::Errno;
 use crate::hub::HubError;
@@ -111,7 +111,9 @@ impl ReadPath {
         }
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
         let bs = self.block_size() as usize;
-        let mut buf = BytesMut::with_capacity(bs);
+        // Aligned, so the cache writes it with O_DIRECT straight from here (cache/direct.rs).
+        let new_block = || AlignedBuf::with_capacity(bs);
+        let mut buf = new_block();
         let mut pos = start;
         let mut attempts = 0u32;
         // Moves forward whenever bytes arrive: only a fetch making no progress times out.
@@ -146,12 +148,11 @@ impl ReadPath {
                                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                             let mut chunk = &chunk[..];
                             while !chunk.is_empty() {
-                                let take = (bs - buf.len()).min(chunk.len());
+                                let take = buf.remaining().min(chunk.len());
                                 buf.extend_from_slice(&chunk[..take]);
                                 chunk = &chunk[take..];
-                                if buf.len() == bs {
-                                    on_block(buf.split().freeze());
-                                    buf.reserve(bs);
+                                if buf.remaining() == 0 {
+                                    on_block(std::mem::replace(&mut buf, new_block()).freeze());
                                 }
                             }
                         }
