@@ -79,7 +79,11 @@ impl AlignedBuf {
         // SAFETY: the destination lies inside the allocation (checked above) and cannot overlap
         // `data`, which is borrowed from elsewhere while `self` is borrowed mutably.
         unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(self.len), data.len())
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.ptr.as_ptr().add(self.len),
+                data.len(),
+            )
         };
         self.len += data.len();
     }
@@ -145,8 +149,10 @@ pub fn write_vectored_at(direct: &File, bufs: &[&[u8]], offset: u64) -> io::Resu
             iov_len: b.len(),
         })
         .collect();
-    let (Ok(off), Ok(cnt)) = (libc::off_t::try_from(offset), libc::c_int::try_from(iov.len()))
-    else {
+    let (Ok(off), Ok(cnt)) = (
+        libc::off_t::try_from(offset),
+        libc::c_int::try_from(iov.len()),
+    ) else {
         return Ok(0);
     };
     loop {

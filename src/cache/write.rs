@@ -136,8 +136,7 @@ impl BlockCache {
             let Some(mut reservation) = self.reserve(meta_bytes + alloc(len)) else {
                 continue;
             };
-            let Some(target) = self.target_for_write(key, blob_size, idx, &mut reservation)?
-            else {
+            let Some(target) = self.target_for_write(key, blob_size, idx, &mut reservation)? else {
                 continue;
             };
             pending.push(Pending {

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-
 use super::inflight::Slot;
-use crate::cache::direct::AlignedBuf;
 use super::{Blob, ReadPath};
+use crate::cache::direct::AlignedBuf;
 use crate::fs::Errno;
 use crate::hub::HubError;
 
@@ -45,8 +44,8 @@ impl ReadPath {
         let start = first * bs;
         let end = ((first + run.len() as u64) * bs).min(blob.size);
         let mut next = 0usize; // index in `run` of the block being assembled
-        // Blocks fetched ahead of any reader wait here until a group is whole, then go to the
-        // cache in one write (cache/direct.rs); a block someone waits for goes at once.
+                               // Blocks fetched ahead of any reader wait here until a group is whole, then go to the
+                               // cache in one write (cache/direct.rs); a block someone waits for goes at once.
         let mut held: Vec<Held> = Vec::with_capacity(WRITE_GROUP);
         let stream = self.stream_range(blob, start, end, |block| {
             let Some((idx, slot)) = run.get(next) else {
