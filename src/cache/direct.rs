@@ -7,10 +7,12 @@
 //! buffer it arrived in, the block goes from that buffer to the disk: no copy, no page.
 //!
 //! `O_DIRECT` needs the buffer's address, the length and the file offset aligned to the
-//! device's logical block size; [`ALIGN`] (4 KiB) covers every device in use. Blocks that do not
-//! qualify (a file's short last block; bytes that came in a buffer of another source, such as
-//! the huggingface_hub cache or the CAS) and filesystems without `O_DIRECT` (tmpfs) take the
-//! ordinary buffered write: same bytes on disk, only the cost differs.
+//! device's logical block size; [`ALIGN`] (4 KiB) covers every device in use. The fetch
+//! assembles blocks in aligned buffers; bytes that came in a buffer of another source (the
+//! huggingface_hub cache, the CAS, the shared cache) are copied into one first. A file's short
+//! last block and filesystems without `O_DIRECT` (tmpfs) take the ordinary buffered write: same
+//! bytes on disk, only the cost differs. Consecutive blocks go in one vectored write (the read
+//! path groups read-ahead blocks): one device request, wait and context switch per group.
 //!
 //! The write is synchronous (it returns once the device has the data, with no page left
 //! behind), which is also what made the old path's write-back happen anyway, only later.
@@ -19,7 +21,7 @@ use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 
 use bytes::Bytes;
 
@@ -127,15 +129,32 @@ pub fn open_for(data: &File) -> Option<File> {
         .ok()
 }
 
-/// Writes `data` at `offset` through `direct` (an `O_DIRECT` descriptor). The caller checked
-/// [`qualifies`]. An `EINVAL` (a device with a larger logical block) is reported as
-/// `Ok(false)`: write the bytes the ordinary way.
-pub fn write_at(direct: &File, data: &[u8], offset: u64) -> io::Result<bool> {
-    match direct.write_all_at(data, offset) {
-        Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
-        Err(e) => Err(e),
+/// Writes the buffers back to back from `offset` through `direct` (the `O_DIRECT` descriptor of
+/// `data`, if any) when their lengths and the offset allow; buffers whose address is not
+/// aligned (bytes that came from another source than the fetch's own buffers) are first copied
+/// into one aligned buffer: a copy in memory still costs far less than a page-cache write.
+/// Returns how many bytes landed (0: none; the caller writes the rest the ordinary way).
+pub fn write_blocks_at(
+    direct: Option<&File>,
+    bufs: &[&[u8]],
+    offset: u64,
+) -> io::Result<u64> {
+    let Some(direct) = direct else {
+        return Ok(0);
+    };
+    let sizes_fit = offset % ALIGN as u64 == 0
+        && bufs.iter().all(|b| !b.is_empty() && b.len() % ALIGN == 0);
+    if !sizes_fit {
+        return Ok(0);
     }
+    if bufs.iter().all(|b| qualifies(b, offset)) {
+        return write_vectored_at(direct, bufs, offset);
+    }
+    let mut joined = AlignedBuf::with_capacity(bufs.iter().map(|b| b.len()).sum());
+    for b in bufs {
+        joined.extend_from_slice(b);
+    }
+    write_vectored_at(direct, &[joined.as_ref()], offset)
 }
 
 /// Writes the buffers back to back from `offset` through `direct` with one `pwritev` (each
@@ -208,11 +227,9 @@ mod tests {
         let mut b = AlignedBuf::with_capacity(ALIGN);
         b.extend_from_slice(&[5u8; ALIGN]);
         let b = b.freeze();
-        let wrote_direct = match open_for(&f) {
-            Some(d) => write_at(&d, &b, ALIGN as u64).unwrap(),
-            None => false, // a filesystem without O_DIRECT: the fallback is the plain write
-        };
-        if !wrote_direct {
+        let direct = open_for(&f); // None: a filesystem without O_DIRECT (the plain write then)
+        let landed = write_blocks_at(direct.as_ref(), &[&b], ALIGN as u64).unwrap();
+        if landed < ALIGN as u64 {
             f.write_all_at(&b, ALIGN as u64).unwrap();
         }
         let mut back = vec![0u8; ALIGN];
@@ -222,10 +239,7 @@ mod tests {
         let mut c = AlignedBuf::with_capacity(ALIGN);
         c.extend_from_slice(&[6u8; ALIGN]);
         let c = c.freeze();
-        let landed = match open_for(&f) {
-            Some(d) => write_vectored_at(&d, &[&b, &c], 2 * ALIGN as u64).unwrap(),
-            None => 0,
-        };
+        let landed = write_blocks_at(direct.as_ref(), &[&b, &c], 2 * ALIGN as u64).unwrap();
         if landed < 2 * ALIGN as u64 {
             f.write_all_at(&b, 2 * ALIGN as u64).unwrap();
             f.write_all_at(&c, 3 * ALIGN as u64).unwrap();
@@ -234,5 +248,19 @@ mod tests {
         f.read_exact_at(&mut back, 2 * ALIGN as u64).unwrap();
         assert_eq!(&back[..ALIGN], &[5u8; ALIGN][..]);
         assert_eq!(&back[ALIGN..], &[6u8; ALIGN][..]);
+        // Unaligned memory (bytes from another source) is copied into an aligned buffer first;
+        // a length the device cannot take directly is left to the caller.
+        let unaligned = vec![8u8; ALIGN + 1];
+        let landed = write_blocks_at(direct.as_ref(), &[&unaligned[1..]], 0).unwrap();
+        if landed < ALIGN as u64 {
+            f.write_all_at(&unaligned[1..], 0).unwrap();
+        }
+        let mut back = vec![0u8; ALIGN];
+        f.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(back, vec![8u8; ALIGN]);
+        assert_eq!(write_blocks_at(direct.as_ref(), &[&b[..100]], 0).unwrap(), 0);
+        if direct.is_some() {
+            assert!(landed == ALIGN as u64, "copied into an aligned buffer and written directly");
+        }
     }
 }

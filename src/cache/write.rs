@@ -163,13 +163,10 @@ impl BlockCache {
             let files = &pending[at].target.files;
             let offset = self.layout.block_offset(pending[at].idx);
             let bufs: Vec<&[u8]> = pending[at..end].iter().map(|p| p.data).collect();
-            let qualify = bufs.iter().all(|b| direct::qualifies(b, offset));
             let mut done = 0u64;
-            if let Some(d) = files.direct().filter(|_| qualify) {
-                match direct::write_vectored_at(d, &bufs, offset) {
-                    Ok(n) => done = n,
-                    Err(e) => failure = Some(e),
-                }
+            match direct::write_blocks_at(files.direct(), &bufs, offset) {
+                Ok(n) => done = n,
+                Err(e) => failure = Some(e),
             }
             let mut block_start = 0u64;
             for (i, p) in pending[at..end].iter().enumerate() {
@@ -235,13 +232,10 @@ impl BlockCache {
         crc: u32,
     ) -> io::Result<u32> {
         let offset = self.layout.block_offset(idx);
-        // Straight from the fetch's buffer to the disk when it is aligned (see direct.rs): no
-        // second page-cache copy of the block.
-        let direct = match files.direct().filter(|_| direct::qualifies(data, offset)) {
-            Some(d) => direct::write_at(d, data, offset)?,
-            None => false,
-        };
-        if direct {
+        // Straight to the disk where the length allows (see direct.rs): no second page-cache
+        // copy of the block.
+        let landed = direct::write_blocks_at(files.direct(), &[data], offset)?;
+        if landed == data.len() as u64 {
             Counters::bump(&self.counters.direct_writes);
         } else {
             files.data.write_all_at(data, offset)?;
