@@ -113,9 +113,9 @@ impl Drop for AlignedBuf {
 /// Whether `data` at `offset` can be written with `O_DIRECT`.
 pub fn qualifies(data: &[u8], offset: u64) -> bool {
     !data.is_empty()
-        && (data.as_ptr() as usize) % ALIGN == 0
-        && data.len() % ALIGN == 0
-        && offset % ALIGN as u64 == 0
+        && (data.as_ptr() as usize).is_multiple_of(ALIGN)
+        && data.len().is_multiple_of(ALIGN)
+        && offset.is_multiple_of(ALIGN as u64)
 }
 
 /// A second descriptor of `data` (the same open file's inode, whatever happened to its name
@@ -134,16 +134,14 @@ pub fn open_for(data: &File) -> Option<File> {
 /// aligned (bytes that came from another source than the fetch's own buffers) are first copied
 /// into one aligned buffer: a copy in memory still costs far less than a page-cache write.
 /// Returns how many bytes landed (0: none; the caller writes the rest the ordinary way).
-pub fn write_blocks_at(
-    direct: Option<&File>,
-    bufs: &[&[u8]],
-    offset: u64,
-) -> io::Result<u64> {
+pub fn write_blocks_at(direct: Option<&File>, bufs: &[&[u8]], offset: u64) -> io::Result<u64> {
     let Some(direct) = direct else {
         return Ok(0);
     };
-    let sizes_fit = offset % ALIGN as u64 == 0
-        && bufs.iter().all(|b| !b.is_empty() && b.len() % ALIGN == 0);
+    let sizes_fit = offset.is_multiple_of(ALIGN as u64)
+        && bufs
+            .iter()
+            .all(|b| !b.is_empty() && b.len().is_multiple_of(ALIGN));
     if !sizes_fit {
         return Ok(0);
     }
@@ -258,9 +256,15 @@ mod tests {
         let mut back = vec![0u8; ALIGN];
         f.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(back, vec![8u8; ALIGN]);
-        assert_eq!(write_blocks_at(direct.as_ref(), &[&b[..100]], 0).unwrap(), 0);
+        assert_eq!(
+            write_blocks_at(direct.as_ref(), &[&b[..100]], 0).unwrap(),
+            0
+        );
         if direct.is_some() {
-            assert!(landed == ALIGN as u64, "copied into an aligned buffer and written directly");
+            assert!(
+                landed == ALIGN as u64,
+                "copied into an aligned buffer and written directly"
+            );
         }
     }
 }
