@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/setup.sh
-# The benchmark seeds and reads through the LFS path (its contenders predate Xet).
+# The benchmark seeds and reads through the LFS path (its contenders predate Xet); the Xet
+# workload (`--only xet-read`) turns Xet back on for its own client runs and emulators.
 export HF_HUB_DISABLE_XET=1
 # Not setup_all: fsx and pjdfstest (minutes of cargo install) serve the tests, not the benchmark.
 setup_apt

@@ -31,8 +31,10 @@ echo "== mount suite (real FUSE mounts against the emulator)"
 
 # The same hubfs against a pre-Xet Hub (emulator --no-xet, client HF_HUB_DISABLE_XET=1): with Xet on,
 # every large file reads through the CAS, so the bridge/LFS read path and its fault handling are
-# exercised here.
-echo "== mount suite, legacy Hub subset (reads, faults, integrity, revisions, loaders)"
+# exercised here; and with Xet on, large files are uploaded through the CAS, so the LFS upload
+# path of writable mounts is exercised here (test_write_basic, the no-Xet cases of test_xet_write).
+echo "== mount suite, legacy Hub subset (reads, faults, integrity, revisions, loaders, LFS writes)"
 HUBFS_TEST_LEGACY_HUB=1 "$VENV/bin/python" -m pytest -q --timeout 600 \
   tests/mount/test_faults.py tests/mount/test_integrity.py tests/mount/test_revisions.py \
-  tests/mount/test_loaders.py tests/mount/test_hostile_hub.py
+  tests/mount/test_loaders.py tests/mount/test_hostile_hub.py tests/mount/test_write_basic.py \
+  tests/mount/test_xet_write.py

@@ -454,8 +454,9 @@ async fn persistent_failures_end_in_an_error() {
         matches!(e, HubError::RateLimited { retry_after: Some(d) } if d.as_secs() == 3601),
         "{e}"
     );
-    // 3 waits capped at max_retry_after (2 s) each.
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // 3 waits capped at max_retry_after (2 s) each, not the hour asked for (generous bound:
+    // a loaded CI machine).
+    assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(hub.seen().len(), 4);
     assert_eq!(c.stats().errors, 1);
 }
@@ -481,7 +482,9 @@ async fn a_stall_before_headers_times_out_and_is_retried() {
     let started = Instant::now();
     let got = c.read_range(&repo(), COMMIT, "f", 0, 10).await.unwrap();
     assert_eq!(&got[..], &data[..]);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Two calls: the first was abandoned (had it been waited out, it would have answered and
+    // been the only one). The time bound stays under the 30 s stall, with room for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(25));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
@@ -530,7 +533,8 @@ async fn a_stalled_body_fails_within_the_idle_timeout() {
     let started = Instant::now();
     let e = body.chunk().await.unwrap_err();
     assert!(matches!(e, HubError::Timeout { .. }), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // The idle timeout (0.5 s), not the hour-long stall; generous for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(20));
     assert!(e.is_retryable());
 }
 
@@ -953,7 +957,9 @@ async fn listings_that_loop_or_never_end_are_stopped() {
         .await
         .unwrap_err();
     assert!(matches!(e, HubError::Timeout { .. }), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Ended by the 300 ms deadline, not by a page or entry budget (both unbounded here);
+    // generous for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -1052,7 +1058,8 @@ async fn redirects_to_other_schemes_fail_at_once() {
                 .contains(&format!("redirect to a {scheme}:// URL refused")),
             "{e}"
         );
+        // Not retried: counted above; the clock only bounds the whole (loaded-machine room).
         assert_eq!(hub.seen().len(), 1, "not retried");
-        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

@@ -24,13 +24,15 @@ from .util import (BENCH_DIR, HUBFS, MIB, PYTHON, BenchError, clean_env, force_u
                    is_mounted, pid_alive, run, tail, wait_until)
 
 HUBFS_NAME = "hubfs"
+# hubfs on a Xet-era Hub with `--no-xet`: Xet files read through the Hub's bridge.
+HUBFS_BRIDGE = "hubfs --no-xet (bridge)"
 CURL = "curl"
 HF = "huggingface_hub"
 HFFUSE = "HfFileSystem+fsspec.fuse"
 LOCAL = "local copy"
 # hubfs nodes with local caches only (the peer of hubfs + --shared-cache in the cluster workload).
 HUBFS_ALONE = "hubfs, local caches only"
-CONTENDERS = [HUBFS_NAME, CURL, HF, HFFUSE, LOCAL, HUBFS_ALONE]
+CONTENDERS = [HUBFS_NAME, HUBFS_BRIDGE, CURL, HF, HFFUSE, LOCAL, HUBFS_ALONE]
 
 
 def hf_source(repo: str, repo_type: str) -> str:
@@ -242,9 +244,13 @@ def cdn_location(url: str) -> str:
 
 
 def peer_python(script: str, args: list, hf_home: Path, endpoint: str, timeout: float,
-                token: str | None = None) -> dict:
-    """Runs scripts/bench/SCRIPT with a fresh-or-given HF_HOME; returns its JSON answer."""
+                token: str | None = None, xet: bool = False) -> dict:
+    """Runs scripts/bench/SCRIPT with a fresh-or-given HF_HOME; returns its JSON answer. With
+    `xet`, the client transfers through Xet (hf_xet, its cache under HF_HOME) instead of LFS."""
     env = clean_env(HF_HOME=hf_home, HF_ENDPOINT=endpoint)
+    if xet:
+        env.pop("HF_HUB_DISABLE_XET", None)
+        env["HF_XET_CACHE"] = str(Path(hf_home) / "xet")
     if token:
         env["HF_TOKEN"] = token
     r = run([PYTHON, BENCH_DIR / script, *args], timeout=timeout, env=env)

@@ -17,10 +17,12 @@ WRITE_TOKEN = "hf_bench_write_token_0123456789"
 
 
 class Emulator:
-    """`hub-emulator --data DATA` with optional shaping flags; a context manager."""
+    """`hub-emulator --data DATA` with optional shaping flags; a context manager. Legacy (`--no-xet`)
+    unless `xet`: only the Xet workload (`w_xet`) runs a Xet-era emulator, on data of its own."""
 
-    def __init__(self, name: str, data_dir: Path, log_path: Path, shaping=()):
+    def __init__(self, name: str, data_dir: Path, log_path: Path, shaping=(), xet: bool = False):
         self.name = name
+        self.xet = xet
         self.data_dir = data_dir
         self.log_path = log_path
         self.shaping = list(shaping)
@@ -33,8 +35,8 @@ class Emulator:
                 "--token", f"{USER}:write:{WRITE_TOKEN}",
                 # The LFS/bridge read path these workloads and their targets were defined on (a
                 # Xet-era emulator would move every seeded file into its CAS, and hubfs would then
-                # read through the CAS instead); the Xet rows of issue 12 start their own.
-                "--no-xet", *self.shaping]
+                # read through the CAS instead); the Xet rows of issue 12 start their own (xet=True).
+                *([] if self.xet else ["--no-xet"]), *self.shaping]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as err:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)

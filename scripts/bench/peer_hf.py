@@ -5,7 +5,9 @@ call is timed. Prints one JSON line.
   peer_hf.py download REPO_TYPE REPO FILE [FILE...]   hf_hub_download, files in parallel threads
   peer_hf.py list REPO_TYPE REPO                      list_repo_tree(recursive=True), consumed
   peer_hf.py first-byte REPO_TYPE REPO FILE           hf_hub_download, then read one byte
-  peer_hf.py upload REPO_TYPE REPO LOCAL PATH         upload_file, or upload_folder for a folder"""
+  peer_hf.py upload REPO_TYPE REPO LOCAL PATH         upload_file, or upload_folder for a folder
+  peer_hf.py seed REPO_TYPE REPO LOCAL PATH           create_repo (exist_ok), then upload
+  peer_hf.py bucket-sync bucket BUCKET LOCAL PREFIX   sync_bucket (`hf buckets sync`) of a folder"""
 
 import json
 import os
@@ -49,6 +51,13 @@ def upload(repo_type, repo, local, path_in_repo):
     return {"seconds": time.perf_counter() - t0}
 
 
+def bucket_sync(bucket, local, prefix):
+    api = HfApi()
+    t0 = time.perf_counter()
+    api.sync_bucket(local, f"hf://buckets/{bucket}/{prefix}", quiet=True)
+    return {"seconds": time.perf_counter() - t0}
+
+
 def main():
     cmd, repo_type, repo, *rest = sys.argv[1:]
     if cmd == "download":
@@ -58,6 +67,11 @@ def main():
     elif cmd == "first-byte":
         out = first_byte(repo_type, repo, rest[0])
     elif cmd == "upload":
+        out = upload(repo_type, repo, *rest)
+    elif cmd == "bucket-sync":
+        out = bucket_sync(repo, *rest)
+    elif cmd == "seed":
+        HfApi().create_repo(repo, repo_type=repo_type, exist_ok=True)
         out = upload(repo_type, repo, *rest)
     else:
         raise SystemExit(f"unknown command {cmd}")

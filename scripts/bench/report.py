@@ -11,7 +11,7 @@ from .util import MIB, ROOT
 
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-SHORT = {"huggingface_hub": "hf_hub", "HfFileSystem+fsspec.fuse": "HfFS-fuse", "local copy": "local"}
+SHORT = {"hubfs --no-xet (bridge)": "hubfs-bridge", "huggingface_hub": "hf_hub", "HfFileSystem+fsspec.fuse": "HfFS-fuse", "local copy": "local"}
 
 
 def _md(text: str) -> str:
@@ -111,7 +111,7 @@ def document(sections, diags, header: str, chart: str | None) -> str:
 
 
 # One color per contender in every panel; the local copy (a ceiling, not a peer) in grey.
-COLORS = {"hubfs": "tab:blue", "curl": "tab:orange", "huggingface_hub": "tab:green",
+COLORS = {"hubfs": "tab:blue", "hubfs --no-xet (bridge)": "tab:cyan", "curl": "tab:orange", "huggingface_hub": "tab:green",
           "HfFileSystem+fsspec.fuse": "tab:red", "local copy": "tab:gray"}
 
 

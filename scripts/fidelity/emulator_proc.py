@@ -28,7 +28,7 @@ def find_binary() -> str:
 class Emulator:
     """A running emulator: `.url`, `.cdn_url`, `.data`; `.stop()` or use as a context manager."""
 
-    def __init__(self, args, data=None, timeout=20.0):
+    def __init__(self, args, data=None, timeout=60.0):
         self._own_data = data is None
         self.data = data or tempfile.mkdtemp(prefix="hub-emulator-")
         self.args = list(args)
@@ -64,7 +64,7 @@ class Emulator:
             raise RuntimeError(f"unexpected ready line: {line!r}")
         self.url, self.cdn_url = m.group(1), m.group(2)
 
-    def restart(self, timeout=20.0):
+    def restart(self, timeout=60.0):
         """Stops and starts again on the same data dir (new ports)."""
         self.stop(remove=False)
         self._start(timeout)

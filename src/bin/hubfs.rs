@@ -347,7 +347,8 @@ struct MountArgs {
     /// Never look into the huggingface_hub cache.
     #[arg(long, overrides_with = "hf_cache")]
     no_hf_cache: bool,
-    /// Read Xet files through the HTTP bridge (`resolve`) only, never from the CAS directly.
+    /// No direct Xet CAS access: read Xet files through the HTTP bridge (`resolve`) only, and
+    /// upload large files of a writable mount through LFS.
     #[arg(long)]
     no_xet: bool,
     /// Serve only what is cached; no network at all (also HF_HUB_OFFLINE=1).

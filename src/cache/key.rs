@@ -7,6 +7,7 @@
 use std::fmt;
 
 use sha1::Digest as _;
+use xet_core_structures::merklehash::MerkleHash;
 
 use crate::hub::types::TreeEntry;
 
@@ -17,6 +18,10 @@ pub enum BlobKey {
     Sha256([u8; 32]),
     /// git blob sha1 (`sha1("blob {size}\0" + content)`) of a regular file.
     GitSha1([u8; 20]),
+    /// Xet file hash (the Merkle hash of its content-defined chunks) of a bucket file, which
+    /// has no sha256 and no git id. Bytes as `MerkleHash` holds them; printed in Xet's
+    /// word-reordered hex, as the Hub shows it (`xetHash`).
+    Xet([u8; 32]),
 }
 
 /// A string that is not a digest of the expected kind.
@@ -39,6 +44,21 @@ impl BlobKey {
         parse_hex::<20>(s, "git sha1").map(BlobKey::GitSha1)
     }
 
+    /// Parses a Xet file hash as the Hub prints it (`xetHash`, 64 hex).
+    pub fn xet_hex(s: &str) -> Result<Self, BlobKeyError> {
+        xet_core_structures::merklehash::MerkleHash::from_hex(s)
+            .map(|h| {
+                let mut d = [0u8; 32];
+                d.copy_from_slice(h.as_bytes());
+                BlobKey::Xet(d)
+            })
+            .map_err(|_| BlobKeyError {
+                kind: "xet",
+                len: 64,
+                value: s.chars().take(80).collect(),
+            })
+    }
+
     /// The key of a file entry of a tree listing: `lfs.oid` when present, else the git `oid`.
     pub fn for_tree_entry(entry: &TreeEntry) -> Result<Self, BlobKeyError> {
         match &entry.lfs {
@@ -52,6 +72,7 @@ impl BlobKey {
         match self {
             BlobKey::Sha256(d) => d,
             BlobKey::GitSha1(d) => d,
+            BlobKey::Xet(d) => d,
         }
     }
 
@@ -60,6 +81,7 @@ impl BlobKey {
         match self {
             BlobKey::Sha256(_) => "sha256",
             BlobKey::GitSha1(_) => "sha1",
+            BlobKey::Xet(_) => "xet",
         }
     }
 
@@ -68,6 +90,7 @@ impl BlobKey {
         match kind {
             "sha256" => Self::sha256_hex(hex).ok(),
             "sha1" => Self::git_sha1_hex(hex).ok(),
+            "xet" => Self::xet_hex(hex).ok(),
             _ => None,
         }
     }
@@ -96,6 +119,9 @@ fn parse_hex<const N: usize>(s: &str, kind: &'static str) -> Result<[u8; N], Blo
 /// Lower-case hex of the digest, as the Hub prints it.
 impl fmt::Display for BlobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let BlobKey::Xet(d) = self {
+            return f.write_str(&xet_core_structures::merklehash::MerkleHash::from(*d).hex());
+        }
         for b in self.digest() {
             write!(f, "{b:02x}")?;
         }
@@ -108,6 +134,12 @@ impl fmt::Display for BlobKey {
 pub enum ContentHasher {
     Sha256(sha2::Sha256),
     GitSha1(sha1::Sha1),
+    /// Xet's content-defined chunker and the (chunk hash, length) list its file hash is
+    /// computed from (a few dozen bytes per 64 KiB chunk).
+    Xet(
+        Box<xet_data::deduplication::Chunker>,
+        Vec<(MerkleHash, u64)>,
+    ),
 }
 
 impl ContentHasher {
@@ -120,6 +152,7 @@ impl ContentHasher {
                 h.update(format!("blob {blob_size}\0").as_bytes());
                 ContentHasher::GitSha1(h)
             }
+            BlobKey::Xet(_) => ContentHasher::Xet(Box::default(), Vec::new()),
         }
     }
 
@@ -127,6 +160,11 @@ impl ContentHasher {
         match self {
             ContentHasher::Sha256(h) => h.update(data),
             ContentHasher::GitSha1(h) => h.update(data),
+            ContentHasher::Xet(chunker, chunks) => {
+                for c in chunker.next_block(data, false) {
+                    chunks.push((c.hash, c.data.len() as u64));
+                }
+            }
         }
     }
 
@@ -134,6 +172,12 @@ impl ContentHasher {
         match self {
             ContentHasher::Sha256(h) => h.finalize().as_slice() == key.digest(),
             ContentHasher::GitSha1(h) => h.finalize().as_slice() == key.digest(),
+            ContentHasher::Xet(mut chunker, mut chunks) => {
+                if let Some(c) = chunker.finish() {
+                    chunks.push((c.hash, c.data.len() as u64));
+                }
+                xet_core_structures::merklehash::file_hash(&chunks).as_bytes() == key.digest()
+            }
         }
     }
 }
@@ -155,6 +199,29 @@ mod tests {
         assert_eq!(g.digest().len(), 20);
         assert_eq!(BlobKey::from_kind_hex("sha1", SHA1), Some(g));
         assert_eq!(BlobKey::from_kind_hex("md5", SHA1), None);
+    }
+
+    #[test]
+    fn xet_keys_print_as_the_hub_and_hash_content_like_xet() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let chunks: Vec<(MerkleHash, u64)> = xet_data::deduplication::Chunker::default()
+            .next_block(&data, true)
+            .into_iter()
+            .map(|c| (c.hash, c.data.len() as u64))
+            .collect();
+        let hex = xet_core_structures::merklehash::file_hash(&chunks).hex();
+        let key = BlobKey::xet_hex(&hex).unwrap();
+        assert_eq!(key.to_string(), hex);
+        assert_eq!(BlobKey::from_kind_hex("xet", &hex), Some(key));
+        // Fed in odd pieces, as a stream arrives.
+        let mut h = ContentHasher::new(&key, data.len() as u64);
+        for piece in data.chunks(4097) {
+            h.update(piece);
+        }
+        assert!(h.matches(&key));
+        let mut h = ContentHasher::new(&key, data.len() as u64);
+        h.update(&data[1..]);
+        assert!(!h.matches(&key));
     }
 
     #[test]

@@ -135,6 +135,7 @@ fn identity(layout: &Layout, key: &BlobKey, blob_size: u64) -> [u8; IDENT_LEN] {
     b[8] = match key {
         BlobKey::Sha256(_) => 1,
         BlobKey::GitSha1(_) => 2,
+        BlobKey::Xet(_) => 3,
     };
     // blocks_per_region <= 64 always fits.
     b[12..16].copy_from_slice(&(layout.blocks_per_region() as u32).to_le_bytes());

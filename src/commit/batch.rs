@@ -1,8 +1,11 @@
 //! One batch: turns a set of pending changes into the operations of one Hub commit.
 //!
-//! Preupload decides regular vs LFS for staged contents; LFS contents are hashed and uploaded
-//! (basic or multipart, streamed from the staging file, several objects at a time); regular
-//! contents are read into the commit body. Renamed LFS files become `CopyLfs` (no upload),
+//! Preupload decides regular vs LFS for staged contents. LFS contents go through Xet when the
+//! Hub hands out a write token for the target (one pass over each file: chunks, dedup against
+//! the CAS, sha256; only chunks the CAS lacks are sent), else they are hashed and uploaded
+//! through LFS (basic or multipart, streamed from the staging file, several objects at a time);
+//! either way the commit names them by sha256 in `lfsFile` lines. Regular contents are read
+//! into the commit body. Renamed LFS files become `CopyLfs` (no upload),
 //! deletions `DeleteFile` (dropped when the path is already gone on the Hub).
 
 use std::collections::{HashMap, HashSet};
@@ -13,12 +16,15 @@ use std::sync::Arc;
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::hub::types::{LfsObject, TreeEntry};
+use crate::hub::xet::{RepoWriteToken, Sha256, XetUploader};
 use crate::hub::{preupload_file, SAMPLE_SIZE};
 use crate::hub::{CommitOp, HubClient, HubError};
 use crate::repo::RepoRef;
 use crate::stage::{Change, StagingArea};
 
 use super::message::Effect;
+use super::status::UploadCounters;
+use super::XetWrites;
 
 /// A change chosen for the next commit.
 #[derive(Debug, Clone)]
@@ -38,12 +44,15 @@ pub struct Destination<'a> {
     /// The commit the changes are made on.
     pub base: &'a str,
     pub upload_concurrency: usize,
+    /// Upload through Xet when the Hub offers it (None: LFS only).
+    pub xet: Option<&'a XetWrites>,
 }
 
 /// The operations of a commit, and the items that need none (already so on the Hub).
 pub struct Prepared {
     pub ops: Vec<CommitOp>,
     pub bytes_uploaded: u64,
+    pub uploads: UploadCounters,
     /// What the operations do, for the commit title.
     pub effects: Vec<Effect>,
 }
@@ -108,6 +117,7 @@ pub async fn prepare(
         }
     }
     let mut bytes_uploaded = 0;
+    let mut uploads = UploadCounters::default();
     if !staged.is_empty() {
         let (regular, lfs) = split_by_mode(dest, &staged).await?;
         for s in regular {
@@ -117,8 +127,19 @@ pub async fn prepare(
                 content,
             });
         }
-        let hashed = hash_all(&lfs).await?;
-        bytes_uploaded = upload_lfs(dest, &hashed).await?;
+        let hashed = match upload_xet(dest, &lfs, &mut uploads).await? {
+            Some(hashed) => {
+                bytes_uploaded = uploads.xet_xorb_bytes_sent;
+                hashed
+            }
+            None => {
+                let hashed = hash_all(&lfs).await?;
+                bytes_uploaded = upload_lfs(dest, &hashed).await?;
+                uploads.lfs_files = hashed.len() as u64;
+                uploads.lfs_bytes = bytes_uploaded;
+                hashed
+            }
+        };
         for (s, sha256) in hashed {
             ops.push(CommitOp::AddLfs {
                 path: s.path.clone(),
@@ -131,6 +152,7 @@ pub async fn prepare(
     Ok(Prepared {
         ops,
         bytes_uploaded,
+        uploads,
         effects,
     })
 }
@@ -299,6 +321,80 @@ fn digest_file<D: sha2::Digest>(mut h: D, path: &Path) -> std::io::Result<String
         h.update(&buf[..n]);
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// Uploads `lfs` through Xet and returns each content with its sha256 (computed in the same
+/// pass as the chunks); None when Xet is off or the Hub has none for this target (the
+/// write-token route answers 404): the caller uploads through LFS. Other failures fail the
+/// batch (retried with backoff like any upload failure).
+///
+/// Nothing is journaled between the upload and the commit: a crash in between redoes the
+/// upload on the next mount, which re-reads the file locally but sends almost nothing (the
+/// CAS answers "exists" to every xorb grant already stored, and the shard names chunks the
+/// global dedup query then finds).
+async fn upload_xet<'s>(
+    dest: &Destination<'_>,
+    lfs: &[&'s Staged],
+    counters: &mut UploadCounters,
+) -> Result<Option<Vec<(&'s Staged, String)>>, HubError> {
+    let Some(xet) = dest.xet.filter(|_| !lfs.is_empty()) else {
+        return Ok(None);
+    };
+    let source = RepoWriteToken {
+        repo: dest.repo.clone(),
+        revision: (!dest.create_pr).then(|| dest.revision.to_string()),
+    };
+    let uploader = XetUploader::new(
+        dest.client.clone(),
+        xet.ctx.clone(),
+        Arc::new(source),
+        xet.cache_root.clone(),
+        xet.token_timeout,
+    );
+    let token = match uploader.token().await {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => {
+            tracing::debug!(
+                "no Xet write token for {}: uploading through LFS",
+                dest.repo
+            );
+            counters.xet_unavailable += 1;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let files = lfs
+        .iter()
+        .map(|s| (s.file.clone(), Sha256::Compute))
+        .collect();
+    let report = uploader.upload_with(token, files).await?;
+    if report.files.len() != lfs.len() {
+        return Err(HubError::invalid(format!(
+            "Xet upload answered for {} of {} files",
+            report.files.len(),
+            lfs.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(lfs.len());
+    for (s, up) in lfs.iter().zip(&report.files) {
+        let sha = up
+            .sha256
+            .clone()
+            .ok_or_else(|| HubError::invalid("Xet upload without sha256"))?;
+        if up.size != s.size {
+            // The staging file is immutable once journaled: a mismatch is a bug, not a race.
+            return Err(HubError::invalid(format!(
+                "{}: Xet uploaded {} bytes of a {}-byte staging file",
+                s.path, up.size, s.size
+            )));
+        }
+        out.push((*s, sha));
+    }
+    counters.xet_files += out.len() as u64;
+    counters.xet_file_bytes += lfs.iter().map(|s| s.size).sum::<u64>();
+    counters.xet_deduped_bytes += report.deduped_bytes;
+    counters.xet_xorb_bytes_sent += report.xorb_bytes_sent;
+    Ok(Some(out))
 }
 
 /// Uploads the LFS objects the Hub does not have yet; returns the bytes sent.

@@ -17,6 +17,7 @@
 //! [`Committer::wait_landed`] and [`Committer::sync`], and watches [`Committer::landed`].
 
 mod batch;
+mod bucket;
 pub mod ignore;
 pub mod message;
 pub mod status;
@@ -36,6 +37,7 @@ use crate::repo::RepoRef;
 use crate::stage::{Change, Record, StagingArea};
 use batch::git_blob_sha1_file;
 pub use batch::{sha256_file, Item};
+pub use status::UploadCounters;
 use status::{CommitStatus, Conflict, Failure};
 
 /// Batching and retry behaviour. Defaults carry their reasons.
@@ -63,6 +65,19 @@ pub struct CommitConfig {
     pub lfs_size_hint: u64,
     /// Editor and OS junk: kept local, never committed (`--ignore`, `--no-default-ignore`).
     pub ignore: ignore::IgnoreList,
+    /// Upload large contents through Xet when the Hub offers it (None: `--no-xet`, LFS only).
+    pub xet: Option<XetWrites>,
+}
+
+/// What the committer needs to upload through Xet.
+#[derive(Debug, Clone)]
+pub struct XetWrites {
+    /// xet-core's runtime context (the daemon's tokio runtime).
+    pub ctx: xet_runtime::core::XetContext,
+    /// xet-data's shard cache and session files (under the staging area).
+    pub cache_root: std::path::PathBuf,
+    /// Bounds each write-token request.
+    pub token_timeout: Duration,
 }
 
 impl Default for CommitConfig {
@@ -78,6 +93,7 @@ impl Default for CommitConfig {
             message: None,
             lfs_size_hint: 10 << 20,
             ignore: ignore::IgnoreList::defaults(),
+            xet: None,
         }
     }
 }
@@ -91,6 +107,10 @@ pub struct Target {
     /// Open a pull request with the first commit, then commit to it.
     pub create_pr: bool,
 }
+
+/// What the mount shows at a path of a bucket: Some(Some(xet hash)) a file, Some(None)
+/// nothing, None not known (never listed). Bucket batches compare it with the bucket now.
+pub type ShownHook = Box<dyn Fn(&str) -> Option<Option<String>> + Send + Sync>;
 
 /// Called with a commit just journaled as landed; returns once the filesystem shows it.
 pub type LandingHook = Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -117,6 +137,9 @@ pub struct Committer {
     landed: watch::Sender<Option<String>>,
     after_landing: OnceLock<LandingHook>,
     gate: tokio::sync::RwLock<()>,
+    /// A bucket target: uploads through Xet and lands with the batch API (see `bucket`).
+    bucket: OnceLock<std::sync::Arc<crate::hub::xet::XetUploader>>,
+    shown: OnceLock<ShownHook>,
 }
 
 /// How a failed batch is handled.
@@ -152,6 +175,8 @@ impl Committer {
             landed: watch::channel(None).0,
             after_landing: OnceLock::new(),
             gate: tokio::sync::RwLock::new(()),
+            bucket: OnceLock::new(),
+            shown: OnceLock::new(),
         })
     }
 
@@ -162,6 +187,16 @@ impl Committer {
     /// Sets the hook run after each landing is journaled (once, before [`Committer::spawn`]).
     pub fn on_landing(&self, hook: LandingHook) {
         let _ = self.after_landing.set(hook);
+    }
+
+    /// Makes this the committer of a bucket: batches go through `uploader` and the batch API.
+    pub fn set_bucket_uploader(&self, uploader: Arc<crate::hub::xet::XetUploader>) {
+        let _ = self.bucket.set(uploader);
+    }
+
+    /// Sets how a bucket batch learns what the mount showed at a path (conflict detection).
+    pub fn on_shown(&self, hook: ShownHook) {
+        let _ = self.shown.set(hook);
     }
 
     /// Held (read side) by filesystem operations that decide from the view and the journal;
@@ -432,6 +467,9 @@ impl Committer {
     }
 
     async fn try_commit(&self, batch: &[Item]) -> Outcome {
+        if self.target.repo.repo_type == crate::repo::RepoType::Bucket {
+            return self.try_bucket_batch(batch).await;
+        }
         let (base, revision, opening_pr) = {
             let (base, target) = self
                 .area
@@ -453,11 +491,13 @@ impl Committer {
             create_pr: opening_pr,
             base: &base,
             upload_concurrency: self.cfg.upload_concurrency,
+            xet: self.cfg.xet.as_ref(),
         };
         let prepared = match batch::prepare(&dest, &self.area, batch).await {
             Ok(p) => p,
             Err(e) => return Outcome::Failed(e),
         };
+        self.state.lock().uploads.add(&prepared.uploads);
         if prepared.ops.is_empty() {
             // Nothing to change on the Hub (deleted paths already gone, ignored files).
             return self.record_landed(&base, batch, None, 0).await;
@@ -483,9 +523,10 @@ impl Committer {
             )
             .await;
         tracing::debug!(
-            "commit of {} change(s), {} LFS bytes uploaded: {}",
+            "commit of {} change(s), {} bytes uploaded ({} file(s) through Xet): {}",
             batch.len(),
             prepared.bytes_uploaded,
+            prepared.uploads.xet_files,
             if result.is_ok() { "landed" } else { "failed" }
         );
         match result {

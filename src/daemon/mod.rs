@@ -78,7 +78,8 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// The huggingface_hub cache whose verified blobs are served without fetching (None: off).
     pub hf_cache: Option<PathBuf>,
-    /// Read files that have a `xetHash` from the CAS (verified chunks) before the bridge.
+    /// Read files that have a `xetHash` from the CAS (verified chunks) before the bridge, and
+    /// upload large files through Xet when the Hub offers it (else LFS).
     pub xet: bool,
     /// The cluster's shared cache tier (`--shared-cache s3://...`); None: off.
     pub shared_cache: Option<crate::shared::SharedCacheOptions>,
@@ -118,6 +119,20 @@ fn xet_reader(
         ctx,
         opts.io_timeout,
     )))
+}
+
+/// Xet uploads of a writable mount (unless `--no-xet`): xet-core on the daemon's runtime, its
+/// shard cache beside the staging files it uploads.
+fn xet_writes(opts: &MountOptions, staging: &std::path::Path) -> crate::commit::XetWrites {
+    crate::hub::xet::install_crypto_provider();
+    crate::commit::XetWrites {
+        ctx: xet_runtime::core::XetContext::from_external(
+            tokio::runtime::Handle::current(),
+            crate::hub::xet::xet_config(opts.io_timeout),
+        ),
+        cache_root: staging.join("xet"),
+        token_timeout: opts.io_timeout,
+    }
 }
 
 /// huggingface_hub's truthy values for HF_HUB_OFFLINE.
@@ -466,12 +481,19 @@ async fn write_setup(
     let identity = writable::staging_identity(&opts.endpoint, &target);
     let area = StagingArea::open(&opts.cache_dir, &identity)
         .map_err(|e| format!("{e}: mounted read-only"))?;
-    let cfg = CommitConfig {
+    let mut cfg = CommitConfig {
         delay: opts.commit_delay,
         message: opts.commit_message.clone(),
         ignore: opts.ignore.clone(),
+        xet: opts.xet.then(|| xet_writes(opts, area.dir())),
         ..CommitConfig::default()
     };
+    if target.repo.repo_type == crate::repo::RepoType::Bucket {
+        // A bucket batch is no commit: up to 1000 lines per call, and nothing is sent inline
+        // (every content goes through Xet), so only the Hub's batch limit bounds a batch.
+        cfg.max_files = crate::hub::BUCKET_BATCH_MAX;
+        cfg.max_inline_bytes = u64::MAX;
+    }
     tracing::info!(
         "writable: commits go to {}{} (staging in {})",
         target.revision,
@@ -482,7 +504,24 @@ async fn write_setup(
         },
         area.dir().display()
     );
+    let bucket = target.repo.repo_type == crate::repo::RepoType::Bucket;
     let committer = Committer::new(area.clone(), client.clone(), target, cfg);
+    if bucket {
+        crate::hub::xet::install_crypto_provider();
+        let ctx = xet_runtime::core::XetContext::from_external(
+            svc.rt.clone(),
+            crate::hub::xet::xet_config(opts.io_timeout),
+        );
+        committer.set_bucket_uploader(Arc::new(crate::hub::xet::XetUploader::new(
+            client.clone(),
+            ctx,
+            Arc::new(crate::hub::xet::BucketWriteToken {
+                bucket: repo.id.to_string(),
+            }),
+            opts.cache_dir.join("xet-upload"),
+            opts.io_timeout,
+        )));
+    }
     Ok(Some(WriteSetup {
         area,
         committer,

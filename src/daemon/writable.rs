@@ -2,7 +2,8 @@
 //!
 //! Writable = a single-repo mount of a branch (the default branch included) or of a PR ref,
 //! online, with a token that may write, and not `--read-only`. Tags, commit ids and
-//! `refs/convert/*` stay read-only, and so do whole-Hub mounts. The decision is taken once at
+//! `refs/convert/*` stay read-only, and so do whole-Hub mounts. A single-bucket mount is
+//! writable with a write token (no branch to check). The decision is taken once at
 //! mount time; each reason for read-only is told to the user.
 
 use crate::commit::Target;
@@ -20,6 +21,9 @@ pub async fn decide(
     revision: Option<&str>,
     create_pr: bool,
 ) -> Result<Target, String> {
+    if repo.repo_type == crate::repo::RepoType::Bucket {
+        return decide_bucket(client, repo).await;
+    }
     let revision = revision.unwrap_or(DEFAULT_BRANCH);
     // Anonymous mounts are read-only whatever the revision: decided without a round trip.
     if !client.is_authenticated() {
@@ -63,6 +67,29 @@ pub async fn decide(
         // A PR ref is committed to directly.
         create_pr: create_pr && is_branch,
     })
+}
+
+/// A bucket is writable with a token whose role is not `read` (the batch API then decides
+/// per bucket: a stranger's bucket answers 403 and the changes stay staged, reported).
+async fn decide_bucket(client: &HubClient, repo: &RepoRef) -> Result<Target, String> {
+    if !client.is_authenticated() {
+        return Err(
+            "no token: mounted read-only (set HF_TOKEN or pass --token-file to write)".into(),
+        );
+    }
+    match client.whoami().await {
+        Ok(me) if me.token_role() == Some("read") => Err(format!(
+            "the token of {} is read-only: mounted read-only (use a write token)",
+            me.name
+        )),
+        Ok(_) => Ok(Target {
+            repo: repo.clone(),
+            // Buckets have no branches: a fixed name keeps the staging identity stable.
+            revision: "bucket".into(),
+            create_pr: false,
+        }),
+        Err(e) => Err(format!("cannot check the token ({e}): mounted read-only")),
+    }
 }
 
 /// Identity of a branch's staging area: the same endpoint, repo and branch share it.

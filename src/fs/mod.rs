@@ -333,7 +333,7 @@ impl HubFs {
             Found::Base(Node::File(f)) if view.workspace().is_none() => InodeKey::File {
                 view: view.id,
                 path,
-                oid: f.oid.clone(),
+                oid: f.identity().to_string(),
             },
             _ => InodeKey::Path {
                 view: view.id,
@@ -591,7 +591,7 @@ impl HubFs {
             tracing::warn!("{}: {path} has a malformed object id", snap.repo);
             Errno::EIO
         })?;
-        let same_content = self.inodes.note_open(ino, &info.oid);
+        let same_content = self.inodes.note_open(ino, info.identity());
         // Pages the kernel cached from bytes that failed their hash must go.
         let tainted = self.svc.reader.take_tainted(&key);
         let blob = Arc::new(Blob {

@@ -1,7 +1,7 @@
 //! The views of a mount and the virtual directories of a whole-Hub mount.
 //!
 //! `hf://` shows `NAMESPACE/` directories for models and `datasets/NAMESPACE/`,
-//! `spaces/NAMESPACE/` for the other types; inside, `NAME` is the repo at its default branch
+//! `spaces/NAMESPACE/`, `buckets/NAMESPACE/` for the other types (a bucket has no `@REV`); inside, `NAME` is the repo at its default branch
 //! and `NAME@REV` (REV percent-encoded when it holds `/`) any revision. Nothing is listed up
 //! front: names appear when looked up (autofs style), and `ls NAMESPACE` lists that author's
 //! repos of the type.
@@ -125,11 +125,16 @@ impl Views {
             InodeKey::HubRoot => match name {
                 "datasets" => Ok(VirtualChild::Dir(InodeKey::TypeRoot(RepoType::Dataset))),
                 "spaces" => Ok(VirtualChild::Dir(InodeKey::TypeRoot(RepoType::Space))),
+                "buckets" => Ok(VirtualChild::Dir(InodeKey::TypeRoot(RepoType::Bucket))),
                 _ => self.type_root_child(svc, RepoType::Model, name).await,
             },
             InodeKey::TypeRoot(t) => self.type_root_child(svc, *t, name).await,
             InodeKey::Namespace(t, ns) => {
                 let (repo_name, revision) = split_revision(name)?;
+                if *t == RepoType::Bucket && revision.is_some() {
+                    // Buckets have no revisions.
+                    return Err(Errno::ENOENT);
+                }
                 let id = RepoId::parse(&format!("{ns}/{repo_name}")).map_err(|_| Errno::ENOENT)?;
                 let view = self.view_for(svc, RepoRef::new(*t, id), revision).await?;
                 Ok(VirtualChild::Repo(view))
@@ -150,6 +155,20 @@ impl Views {
     ) -> Result<VirtualChild, Errno> {
         let (base, revision) = split_revision(name)?;
         let id = RepoId::parse(base).map_err(|_| Errno::ENOENT)?;
+        if repo_type == RepoType::Bucket {
+            // Always `buckets/NS/NAME`: no legacy one-part ids, no revisions.
+            if revision.is_some() {
+                return Err(Errno::ENOENT);
+            }
+            if svc.client.is_some() && self.namespace_repos(svc, repo_type, base).await?.is_empty()
+            {
+                return Err(Errno::ENOENT);
+            }
+            return Ok(VirtualChild::Dir(InodeKey::Namespace(
+                repo_type,
+                base.to_string(),
+            )));
+        }
         if revision.is_none() {
             if svc.client.is_none() {
                 // Offline there is no way to list authors: any well-formed name may be one.
@@ -187,11 +206,17 @@ impl Views {
         let Some(client) = svc.client.as_ref() else {
             return Ok(Arc::new(Vec::new()));
         };
+        let listing = async {
+            if repo_type == RepoType::Bucket {
+                client.list_buckets(ns, MAX_REPOS_PER_NAMESPACE).await
+            } else {
+                client
+                    .list_repos(repo_type, Some(ns), None, MAX_REPOS_PER_NAMESPACE)
+                    .await
+            }
+        };
         let repos = svc
-            .bounded(
-                &format!("listing {ns}"),
-                client.list_repos(repo_type, Some(ns), None, MAX_REPOS_PER_NAMESPACE),
-            )
+            .bounded(&format!("listing {ns}"), listing)
             .await
             .map_err(|e| {
                 tracing::warn!("listing {} of {ns}: {e}", repo_type.plural());
@@ -223,7 +248,7 @@ impl Views {
         key: &InodeKey,
     ) -> Result<Vec<String>, Errno> {
         match key {
-            InodeKey::HubRoot => Ok(vec!["datasets".into(), "spaces".into()]),
+            InodeKey::HubRoot => Ok(vec!["buckets".into(), "datasets".into(), "spaces".into()]),
             // The Hub cannot list every author; namespaces appear when looked up.
             InodeKey::TypeRoot(_) => Ok(Vec::new()),
             InodeKey::Namespace(t, ns) => {

@@ -22,7 +22,7 @@ use super::services::Services;
 use super::tree::{FileInfo, Lookup, Node, TreeIndex};
 use crate::hub::types::RepoInfo;
 use crate::hub::{HubError, ListingLimits};
-use crate::repo::RepoRef;
+use crate::repo::{RepoRef, RepoType};
 
 /// Why a snapshot could not be opened. Shown to users by `hubfs mount`.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +174,9 @@ impl Snapshot {
             .ok_or_else(|| SnapshotError::NoCommit(repo.to_string()))?;
         let mtime = parse_mtime(&info);
         let hints = hints_from(&info);
-        svc.remember_revision(repo, revision, &commit, info.private, mtime);
+        if repo.repo_type != RepoType::Bucket {
+            svc.remember_revision(repo, revision, &commit, info.private, mtime);
+        }
         let snap = Snapshot::new(svc, repo, commit, mtime, info.private, hints);
         snap.load_persisted();
         Ok(snap)
@@ -185,6 +187,12 @@ impl Snapshot {
         repo: &RepoRef,
         revision: Option<&str>,
     ) -> Result<Arc<Snapshot>, SnapshotError> {
+        if repo.repo_type == RepoType::Bucket {
+            // A bucket changes in place: nothing listed earlier is known to be true now.
+            return Err(SnapshotError::NotCached(format!(
+                "{repo}: buckets are not available offline"
+            )));
+        }
         let not_cached = || {
             SnapshotError::NotCached(format!(
                 "{repo}@{} was never resolved while online with this cache",
@@ -235,6 +243,9 @@ impl Snapshot {
 
     /// Loads what earlier mounts learnt about this commit.
     fn load_persisted(&self) {
+        if self.is_bucket() {
+            return;
+        }
         let key = tree_key(&self.repo, &self.commit);
         // Straight into the index: a tree of a million entries is never held twice.
         let mut loaded = TreeIndex::new();
@@ -275,6 +286,21 @@ impl Snapshot {
     fn persist<T: Serialize>(&self, ns: &str, key: &str, value: &T) {
         if let Err(e) = self.svc.meta.put(ns, key, value) {
             tracing::warn!("could not persist metadata of {}: {e}", self.repo);
+        }
+    }
+
+    /// A bucket snapshot: its listing is the bucket as this mount listed it, never persisted.
+    pub fn is_bucket(&self) -> bool {
+        self.repo.repo_type == RepoType::Bucket
+    }
+
+    /// Without listing anything: Some(Some(xet hash)) for a file, Some(None) when `path` is
+    /// absent (or a directory), None when its directory was never listed.
+    pub fn peek_xet(&self, path: &str) -> Option<Option<String>> {
+        match self.index.read().get(path) {
+            Lookup::Found(Node::File(f)) => Some(f.xet_hash),
+            Lookup::Found(Node::Dir) | Lookup::Absent => Some(None),
+            Lookup::Unknown => None,
         }
     }
 
@@ -476,6 +502,10 @@ impl Snapshot {
     /// listing of a million entries would otherwise be held two or three times over. The
     /// writing happens off the async workers, under the index's read lock.
     async fn persist_index(self: &Arc<Self>, ns: &'static str, key: String, dir: Option<String>) {
+        if self.is_bucket() {
+            // Buckets change in place (no commit pins a listing): never reused by a later mount.
+            return;
+        }
         let me = self.clone();
         let write = tokio::task::spawn_blocking(move || {
             let index = me.index.read();

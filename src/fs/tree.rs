@@ -39,11 +39,22 @@ impl FileInfo {
         }
     }
 
-    /// Content identity used as the block-cache key: the LFS sha256, else the git blob id.
+    /// A string naming the content: the git blob id, or for bucket files (no git) the Xet
+    /// hash. Tells two versions of a path apart (inode keys, kernel page cache reuse).
+    pub fn identity(&self) -> &str {
+        match &self.xet_hash {
+            Some(x) if self.oid.is_empty() => x,
+            _ => &self.oid,
+        }
+    }
+
+    /// Content identity used as the block-cache key: the LFS sha256, else the git blob id,
+    /// else (bucket files: no git) the Xet file hash.
     pub fn blob_key(&self) -> Option<BlobKey> {
-        match &self.lfs_sha256 {
-            Some(sha) => BlobKey::sha256_hex(sha).ok(),
-            None => BlobKey::git_sha1_hex(&self.oid).ok(),
+        match (&self.lfs_sha256, &self.xet_hash) {
+            (Some(sha), _) => BlobKey::sha256_hex(sha).ok(),
+            (None, Some(xet)) if self.oid.is_empty() => BlobKey::xet_hex(xet).ok(),
+            (None, _) => BlobKey::git_sha1_hex(&self.oid).ok(),
         }
     }
 }

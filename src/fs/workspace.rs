@@ -838,7 +838,8 @@ impl Workspace {
                     Content::Remote { commit, path, info } => Change::CopyLfs {
                         sha256: info.lfs_sha256.clone().unwrap_or_default(),
                         size: info.size,
-                        oid: info.oid.clone(),
+                        // A bucket file's identity is its Xet hash: the bucket batch copies it.
+                        oid: info.identity().to_string(),
                         from_commit: commit.clone(),
                         from_path: path.clone(),
                     },

@@ -86,6 +86,10 @@ impl HubFs {
                 }
             })
         }));
+        if view.snapshot().is_bucket() {
+            let v = view.clone();
+            committer.on_shown(Box::new(move |path| v.snapshot().peek_xet(path)));
+        }
         self.follow_landings(view, ws, &committer);
         committer.spawn(&self.svc.rt);
         Ok(())
@@ -687,11 +691,16 @@ impl HubFs {
         let snap = view.snapshot();
         let source = match src {
             Found::Local(n) => RenameSource::Local(n),
-            Found::Base(Node::File(info)) if info.lfs_sha256.is_some() => RenameSource::Remote {
-                commit: snap.commit.clone(),
-                path: from.to_string(),
-                info,
-            },
+            // LFS files are copied by sha256, bucket files by Xet hash: no bytes move.
+            Found::Base(Node::File(info))
+                if info.lfs_sha256.is_some() || (snap.is_bucket() && info.xet_hash.is_some()) =>
+            {
+                RenameSource::Remote {
+                    commit: snap.commit.clone(),
+                    path: from.to_string(),
+                    info,
+                }
+            }
             Found::Base(Node::File(info)) => {
                 let file = self
                     .fetch_into_staging(ws, &snap.commit, from, &info)

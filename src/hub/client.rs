@@ -125,6 +125,10 @@ impl HubClient {
         revision: Option<&str>,
         blobs: bool,
     ) -> Result<RepoInfo, HubError> {
+        if repo.repo_type == RepoType::Bucket {
+            let r = self.bucket_info(repo, revision).await;
+            return self.count(r);
+        }
         let ctx = self.repo_ctx(repo, revision, None);
         let r = async {
             let mut path = repo.api_path();
@@ -196,6 +200,10 @@ impl HubClient {
         options: TreeOptions,
     ) -> TreePager {
         let path = path.trim_matches('/');
+        if repo.repo_type == RepoType::Bucket {
+            // No revision: a bucket has one state, listed as it is now.
+            return self.bucket_tree(repo, path, options);
+        }
         let ctx = self.repo_ctx(repo, Some(revision), Some(path));
         let first = (|| {
             if !path.is_empty() {
@@ -226,6 +234,10 @@ impl HubClient {
         revision: &str,
         paths: &[String],
     ) -> Result<Vec<TreeEntry>, HubError> {
+        if repo.repo_type == RepoType::Bucket {
+            let r = self.bucket_paths_info(repo, paths).await;
+            return self.count(r);
+        }
         let ctx = self.repo_ctx(repo, Some(revision), None);
         let r = async {
             for p in paths {
@@ -392,7 +404,7 @@ impl HubClient {
         Ok((items, next))
     }
 
-    async fn collect_pages<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn collect_pages<T: serde::de::DeserializeOwned>(
         &self,
         first: Url,
         ctx: &ErrorContext,

@@ -43,7 +43,11 @@ pub struct FileMetadata {
 
 impl HubClient {
     /// `{endpoint}/{prefix}{repo}/resolve/{rev}/{path}` with the clients' encoding rules.
+    /// A bucket has no revision: `{endpoint}/buckets/{id}/resolve/{path}`.
     pub fn resolve_url(&self, repo: &RepoRef, revision: &str, path: &str) -> Result<Url, HubError> {
+        if repo.repo_type == crate::repo::RepoType::Bucket {
+            return self.bucket_resolve_url(repo, path);
+        }
         validate_repo_path(path).map_err(|e| HubError::invalid(e.to_string()))?;
         self.url(&format!(
             "{}/resolve/{}/{}",
@@ -596,7 +600,7 @@ impl LocationMemo {
 
 /// Expiry announced by a signed URL: `Expires=<unix seconds>` (CloudFront and the Hub's
 /// CDN) or `exp=`.
-fn signed_expiry(url: &Url) -> Option<SystemTime> {
+pub fn signed_expiry(url: &Url) -> Option<SystemTime> {
     url.query_pairs()
         .find(|(k, _)| k.eq_ignore_ascii_case("expires") || k.eq_ignore_ascii_case("exp"))
         .and_then(|(_, v)| v.parse::<u64>().ok())

@@ -11,11 +11,13 @@
 //! - `client`: [`HubClient`] and the JSON metadata calls;
 //! - `pagination`: `Link` headers and the [`TreePager`];
 //! - `content`: [`FileMetadata`] probes and ranged reads ([`RangeBody`]) with the CDN memo;
+//! - `buckets`: the bucket variants of info/tree/paths-info/token/resolve, and the batch API;
 //! - `upload`: preupload, LFS transfers and commits; `manage`: repos, branches, tags;
 //! - `stats`: [`HubStats`] counters; `request_metrics`: [`RequestMetrics`] by kind and status;
 //! - `types`: the Hub's JSON wire types, shared with the emulator.
 
 mod auth;
+mod buckets;
 mod client;
 mod config;
 mod content;
@@ -31,9 +33,10 @@ mod upload;
 pub mod xet;
 
 pub use auth::{loose_token_file_warning, token_source_file, Token};
+pub use buckets::{bucket_state, BatchFailure, BucketWrite, BUCKET_BATCH_MAX, BUCKET_STATE_PREFIX};
 pub use client::{HubClient, PATHS_INFO_BATCH};
 pub use config::{parse_endpoint, BodyLimits, HubConfig, ListingLimits, DEFAULT_ENDPOINT};
-pub use content::{FileMetadata, RangeBody};
+pub use content::{signed_expiry, FileMetadata, RangeBody};
 pub use error::{is_retryable_status, HubError};
 pub use pagination::{TreeOptions, TreePager};
 pub use request_metrics::{KindLabel, RequestLabels, RequestMetrics};

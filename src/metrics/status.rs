@@ -146,7 +146,7 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
     (
         "/shared_cache/stats/hits",
         "shared_cache_hits",
-        "Shared cache lookups that returned checked bytes",
+        "Shared cache lookups (ranged GETs of a segment) that returned every block asked for",
         Kind::Counter,
     ),
     (
@@ -164,7 +164,13 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
     (
         "/shared_cache/stats/errors",
         "shared_cache_errors",
-        "Shared cache lookups that failed or timed out (the Hub served)",
+        "Shared cache lookups that failed or timed out (the Hub served the rest)",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/slow",
+        "shared_cache_slow",
+        "Shared cache lookups abandoned for being slower than the Hub (the Hub served the rest)",
         Kind::Counter,
     ),
     (
@@ -182,7 +188,7 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
     (
         "/shared_cache/stats/fills",
         "shared_cache_fills",
-        "Blocks written to the shared cache after a Hub fetch",
+        "Segments written to the shared cache after a Hub fetch",
         Kind::Counter,
     ),
     (
@@ -200,7 +206,7 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
     (
         "/shared_cache/stats/drops",
         "shared_cache_drops",
-        "Blocks not written to the shared cache (queue full or breaker open)",
+        "Segments not written to the shared cache (backlog full or breaker open)",
         Kind::Counter,
     ),
     (
@@ -212,19 +218,19 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
     (
         "/shared_cache/stats/deferred",
         "shared_cache_deferred",
-        "Blocks written later from the local cache because the fill queue was full",
+        "Segments written later from the local cache (fill queue full, or fetched in parts)",
         Kind::Counter,
     ),
     (
         "/shared_cache/backlog",
         "shared_cache_backlog",
-        "Blocks waiting to be written later from the local cache",
+        "Segments waiting to be written later from the local cache",
         Kind::Gauge,
     ),
     (
         "/shared_cache/queued_fills",
         "shared_cache_queued_fills",
-        "Blocks waiting to be written to the shared cache",
+        "Segments queued or being written to the shared cache",
         Kind::Gauge,
     ),
     // The block cache.

@@ -151,6 +151,7 @@ impl ReadPath {
             return Ok(());
         }
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
+        let hub_started = std::time::Instant::now();
         let bs = self.block_size() as usize;
         // Aligned, so the cache writes it with O_DIRECT straight from here (cache/direct.rs).
         let new_block = || AlignedBuf::with_capacity(bs);
@@ -220,6 +221,7 @@ impl ReadPath {
             tracing::debug!("resuming {} at {pos} after: {failure}", blob.path);
             tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
         }
+        self.note_hub_rate(end - start, hub_started.elapsed());
         if !buf.is_empty() {
             // The file's last block is shorter than a cache block.
             on_block(buf.freeze());

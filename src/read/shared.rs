@@ -1,16 +1,22 @@
 //! The shared tier as a block source: between the local cache (and the huggingface_hub cache)
 //! and the Hub. This file and two lines of `fetch.rs::stream_range` are the whole hook.
 //!
-//! - **Read**: a run of blocks the local cache misses is looked up in the shared tier, block by
-//!   block (a few lookups in flight, in order); the longest prefix found is delivered, the rest
-//!   comes from the Hub. Delivered blocks take exactly the path of Hub bytes (`fetch_run`'s
-//!   `on_block`: local cache, in-order content hash, waiters), after the tier's own trailer
-//!   check. A lookup that fails or times out is a miss; it never fails the read.
-//! - **Fill**: every block the Hub delivers is queued for the tier (`SharedCache::try_fill`,
-//!   which never waits). When the queue is full (the Hub is faster than the store), only the
-//!   block's name goes into a bounded backlog; one background task feeds those blocks to the
-//!   queue as room appears, reading them back from the local cache (crc-checked). So a fast
-//!   reader is never slowed and the tier still ends up with the whole file.
+//! - **Entries are segments**: `SEGMENT` bytes of consecutive cache blocks, aligned in the file,
+//!   so a node reading from the tier makes one ranged GET per segment (per part of one that a
+//!   run needs), not one per block.
+//! - **Read**: a run of blocks the local cache misses is looked up in the shared tier, segment
+//!   by segment (a few lookups in flight, delivered in order); the longest prefix found is
+//!   delivered, the rest comes from the Hub. Delivered blocks take exactly the path of Hub bytes
+//!   (`fetch_run`'s `on_block`: local cache, in-order content hash, waiters), after the tier's
+//!   own per-block check. A lookup that fails, times out or is slower than the Hub ends the
+//!   prefix; it never fails the read.
+//! - **Fill**: blocks the Hub delivers are gathered per segment; a segment the run fetched
+//!   whole is queued for the tier at once (`SharedCache::try_fill`, which never waits). A
+//!   segment the run fetched only part of (the run started or ended inside it, or was cut), or
+//!   one the full queue had no room for, goes by name into a bounded backlog; one background
+//!   task writes those as room appears, reading them back from the local cache (crc-checked)
+//!   once all their blocks are there. So a fast reader is never slowed, memory stays bounded
+//!   (one segment per run being fetched, the queue), and the tier still ends up with the file.
 //! - **Wrong content**: a blob that fails its content hash has its entries purged from the
 //!   tier, and this node stops using the tier for it, so its refetch comes from the Hub.
 //! - **Privacy**: the tier is consulted only by an online mount (`client` is Some), whose every
@@ -19,6 +25,7 @@
 //!   list, since it cannot know their key. Offline mounts never touch the tier.
 
 use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,18 +36,23 @@ use parking_lot::Mutex;
 
 use super::{Blob, ReadPath};
 use crate::cache::{BlobKey, BlockCache};
-use crate::shared::{Lookup, SharedCache, SharedKey};
+use crate::shared::{SharedCache, SharedKey, SharedStats};
 
-/// Lookups of one run in flight at once.
-const LOOKAHEAD: usize = 8;
+/// Bytes per shared-tier entry, rounded down to whole cache blocks (at least one): 4 MiB makes
+/// a GET's fixed cost small against its transfer and keeps what a lookup holds small.
+const SEGMENT: u64 = 4 << 20;
+/// Segment lookups of one run in flight at once (a run is at most a few segments: read-ahead
+/// requests are at most 8 MiB; the mount-wide bound is `MAX_LOOKUPS` in `shared/mod.rs`).
+const LOOKAHEAD: usize = 4;
 /// Blobs this node stopped trusting the tier for, remembered at most (then forgotten at once:
 /// their entries were purged anyway).
 const MAX_DISTRUSTED: usize = 4096;
-
-/// Blocks waiting in the backlog at most: names only (~70 bytes each), 8 GiB of 128 KiB blocks.
-const MAX_BACKLOG: usize = 65536;
+/// Segments waiting in the backlog at most: names only (~80 bytes each), 16 GiB of 4 MiB.
+const MAX_BACKLOG: usize = 4096;
 /// How often the backlog task looks for room in the fill queue.
 const BACKLOG_POLL: Duration = Duration::from_millis(20);
+/// Hub requests at least this long measure its rate (shorter ones measure its latency).
+const RATE_SAMPLE_MIN: u64 = 1 << 20;
 
 /// The tier and what the read path remembers about it.
 pub struct Shared {
@@ -50,12 +62,39 @@ pub struct Shared {
     backlog: Arc<Backlog>,
 }
 
-/// Blocks fetched while the fill queue was full: (content, its size, block index, entry name).
+/// One segment of one blob: (content, its size, segment index).
+type SegmentRef = (BlobKey, u64, u64);
+
+/// Segments to write from the local cache, each once.
 #[derive(Default)]
 struct Backlog {
-    queue: Mutex<VecDeque<(BlobKey, u64, u64, SharedKey)>>,
+    queue: Mutex<(VecDeque<SegmentRef>, HashSet<SegmentRef>)>,
     /// True while a task drains the backlog.
     draining: AtomicBool,
+}
+
+/// Cache blocks per segment for block size `bs`.
+fn per_segment(bs: u64) -> u64 {
+    (SEGMENT / bs).max(1)
+}
+
+/// The entry of segment `seg` of a blob of `size` bytes, for block size `bs`.
+fn segment_key(blob: BlobKey, size: u64, bs: u64, seg: u64) -> SharedKey {
+    let span = per_segment(bs) * bs;
+    let offset = seg * span;
+    SharedKey::Range {
+        blob,
+        offset,
+        // A segment is at most max(SEGMENT, block size <= 16 MiB): fits a u32.
+        len: (size - offset).min(span) as u32,
+        block: bs as u32,
+    }
+}
+
+/// The blocks of segment `seg` of a blob of `size` bytes.
+fn segment_blocks(size: u64, bs: u64, seg: u64) -> Range<u64> {
+    let per = per_segment(bs);
+    seg * per..((seg + 1) * per).min(size.div_ceil(bs))
 }
 
 impl Shared {
@@ -67,20 +106,28 @@ impl Shared {
         }
     }
 
-    /// Queues a fetched block for the tier, or its name for later.
-    fn fill(&self, local: &Arc<BlockCache>, blob: &Blob, idx: u64, key: SharedKey, data: Bytes) {
-        if self.cache.try_fill(key, data) {
-            return;
+    /// Queues a segment fetched whole, or its name for later.
+    fn fill(&self, local: &Arc<BlockCache>, seg: SegmentRef, key: SharedKey, blocks: Vec<Bytes>) {
+        if !self.cache.try_fill(key, blocks) {
+            self.defer(local, seg);
         }
+    }
+
+    /// Remembers a segment to write from the local cache once all its blocks are there.
+    fn defer(&self, local: &Arc<BlockCache>, seg: SegmentRef) {
         {
             let mut q = self.backlog.queue.lock();
-            if q.len() >= MAX_BACKLOG {
+            if q.1.contains(&seg) {
+                return;
+            }
+            if q.0.len() >= MAX_BACKLOG {
                 self.cache.dropped(1);
                 return;
             }
-            q.push_back((blob.key, blob.size, idx, key));
+            q.0.push_back(seg);
+            q.1.insert(seg);
         }
-        crate::shared::SharedStats::bump(&self.cache.stats.deferred);
+        SharedStats::bump(&self.cache.stats.deferred);
         if !self.backlog.draining.swap(true, Ordering::AcqRel) {
             tokio::spawn(drain(
                 self.backlog.clone(),
@@ -91,21 +138,41 @@ impl Shared {
     }
 }
 
-/// Feeds the backlog to the fill queue as room appears, reading each block back from the local
-/// cache; gives up on all of it when the breaker opens.
+/// Reads a whole segment back from the local cache (None: a block is not there, or unreadable).
+fn read_segment(local: &BlockCache, (blob, size, seg): SegmentRef) -> Option<Vec<Bytes>> {
+    let blocks = segment_blocks(size, local.block_size(), seg);
+    if !local.missing_blocks(&blob, size, blocks.clone()).is_empty() {
+        return None;
+    }
+    blocks
+        .map(|i| local.read_block(&blob, size, i).ok().flatten())
+        .collect()
+}
+
+/// Feeds the backlog to the fill queue as room appears, reading each segment back from the
+/// local cache; gives up on all of it when the breaker opens. A segment not whole in the local
+/// cache is skipped: the run that fetches its other blocks defers it again (or it was evicted).
 async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCache>) {
     loop {
         if tier.breaker_open() {
             let mut q = backlog.queue.lock();
-            tier.dropped(q.len() as u64);
-            q.clear();
+            tier.dropped(q.0.len() as u64);
+            q.0.clear();
+            q.1.clear();
         }
-        let next = backlog.queue.lock().pop_front();
-        let Some((blob, size, idx, key)) = next else {
+        let next = {
+            let mut q = backlog.queue.lock();
+            let next = q.0.pop_front();
+            if let Some(s) = &next {
+                q.1.remove(s);
+            }
+            next
+        };
+        let Some(seg) = next else {
             backlog.draining.store(false, Ordering::Release);
-            // A block pushed between the pop and the store finds `draining` still set: look
+            // A segment pushed between the pop and the store finds `draining` still set: look
             // again, and keep going if it is there and nobody else took over.
-            if backlog.queue.lock().is_empty() || backlog.draining.swap(true, Ordering::AcqRel) {
+            if backlog.queue.lock().0.is_empty() || backlog.draining.swap(true, Ordering::AcqRel) {
                 return;
             }
             continue;
@@ -114,32 +181,69 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
             tokio::time::sleep(BACKLOG_POLL).await;
         }
         let local2 = local.clone();
-        let read = tokio::task::spawn_blocking(move || local2.read_block(&blob, size, idx)).await;
-        match read {
-            Ok(Ok(Some(data))) => {
-                if !tier.try_fill(key, data) {
-                    // Fetches took the room first: its turn comes again.
-                    backlog.queue.lock().push_front((blob, size, idx, key));
+        let read = tokio::task::spawn_blocking(move || read_segment(&local2, seg)).await;
+        if let Ok(Some(blocks)) = read {
+            let key = segment_key(seg.0, seg.1, local.block_size(), seg.2);
+            if !tier.try_fill(key, blocks) {
+                // Fetches took the room first: its turn comes again.
+                let mut q = backlog.queue.lock();
+                if q.1.insert(seg) {
+                    q.0.push_front(seg);
                 }
             }
-            // Evicted meanwhile, or unreadable.
-            _ => tier.dropped(1),
+        }
+    }
+}
+
+/// Gathers the blocks a run fetched into segments for the tier (see the module doc).
+struct Assembler<'a> {
+    shared: &'a Shared,
+    local: &'a Arc<BlockCache>,
+    blob: &'a Blob,
+    bs: u64,
+    /// Index of the next block.
+    idx: u64,
+    /// Index of `blocks[0]`.
+    first: u64,
+    blocks: Vec<Bytes>,
+}
+
+impl Assembler<'_> {
+    fn push(&mut self, data: Bytes) {
+        let per = per_segment(self.bs);
+        if self.blocks.is_empty() {
+            self.first = self.idx;
+        }
+        self.blocks.push(data);
+        let seg = self.idx / per;
+        self.idx += 1;
+        let blocks = segment_blocks(self.blob.size, self.bs, seg);
+        if self.idx < blocks.end {
+            return;
+        }
+        let whole = std::mem::take(&mut self.blocks);
+        let r = (self.blob.key, self.blob.size, seg);
+        if self.first == blocks.start {
+            let key = segment_key(self.blob.key, self.blob.size, self.bs, seg);
+            self.shared.fill(self.local, r, key, whole);
+        } else {
+            self.shared.defer(self.local, r);
+        }
+    }
+}
+
+impl Drop for Assembler<'_> {
+    /// The run ended inside a segment (or was cut): write it once the rest is here.
+    fn drop(&mut self) {
+        if !self.blocks.is_empty() {
+            let seg = self.first / per_segment(self.bs);
+            self.shared
+                .defer(self.local, (self.blob.key, self.blob.size, seg));
         }
     }
 }
 
 impl ReadPath {
-    fn shared_key(&self, blob: &Blob, idx: u64) -> SharedKey {
-        let bs = self.block_size();
-        let offset = idx * bs;
-        SharedKey::Range {
-            blob: blob.key,
-            offset,
-            // A block is at most the block size (<= 16 MiB): fits a u32.
-            len: (blob.size - offset).min(bs) as u32,
-        }
-    }
-
     /// Delivers the longest prefix of `[start, end)` (block-aligned `start`) the shared tier
     /// has, in order; returns where the Hub must take over (`end`: all delivered).
     pub(super) async fn serve_from_shared(
@@ -153,39 +257,69 @@ impl ReadPath {
             return start;
         };
         // Offline mounts never get here (see the module doc on privacy).
-        if self.client.is_none() || shared.distrusted.lock().contains(&blob.key) {
+        if self.client.is_none() || shared.distrusted.lock().contains(&blob.key) || start >= end {
             return start;
         }
         let bs = self.block_size();
-        let first = start / bs;
-        let last = end.div_ceil(bs);
-        let keys: Vec<SharedKey> = (first..last).map(|i| self.shared_key(blob, i)).collect();
-        let mut found = futures_util::stream::iter(keys)
-            .map(|k| async move { shared.cache.get(&k).await })
+        let per = per_segment(bs);
+        let (first, last) = (start / bs, end.div_ceil(bs));
+        let asks: Vec<(SharedKey, Range<u32>)> = (first / per..=(last - 1) / per)
+            .map(|seg| {
+                let base = seg * per;
+                let lo = first.max(base) - base;
+                let hi = last.min(base + per) - base;
+                let key = segment_key(blob.key, blob.size, bs, seg);
+                (key, lo as u32..hi as u32)
+            })
+            .collect();
+        let mut found = futures_util::stream::iter(asks)
+            .map(|(k, r)| async move { shared.cache.get(&k, r).await })
             .buffered(LOOKAHEAD);
         let mut pos = start;
-        while let Some(Lookup::Hit(data)) = found.next().await {
-            pos = (pos + data.len() as u64).min(end);
-            on_block(data);
+        while let Some(lookup) = found.next().await {
+            for block in lookup.blocks {
+                pos = (pos + block.len() as u64).min(end);
+                on_block(block);
+            }
+            if !lookup.complete {
+                break;
+            }
         }
         pos
     }
 
     /// Wraps the Hub's `on_block` (blocks from `start` on, in order) so each block, once
-    /// handed to the reader, is also queued for the shared tier.
+    /// handed to the reader, is also gathered into its segment for the shared tier.
     pub(super) fn filling_shared<'a>(
         &'a self,
         blob: &'a Blob,
         start: u64,
         mut on_block: impl FnMut(Bytes) + 'a,
     ) -> impl FnMut(Bytes) + 'a {
-        let mut idx = start / self.block_size();
+        let bs = self.block_size();
+        let mut assembler = self.shared.as_ref().map(|shared| Assembler {
+            shared,
+            local: &self.cache,
+            blob,
+            bs,
+            idx: start / bs,
+            first: start / bs,
+            blocks: Vec::new(),
+        });
         move |data: Bytes| {
             on_block(data.clone());
-            if let Some(shared) = self.shared.as_ref() {
-                shared.fill(&self.cache, blob, idx, self.shared_key(blob, idx), data);
+            if let Some(a) = assembler.as_mut() {
+                a.push(data);
             }
-            idx += 1;
+        }
+    }
+
+    /// A Hub request moved `bytes` in `took`: the yardstick the tier's lookups are held to.
+    pub(super) fn note_hub_rate(&self, bytes: u64, took: Duration) {
+        if let Some(shared) = self.shared.as_ref() {
+            if bytes >= RATE_SAMPLE_MIN {
+                shared.cache.note_hub_rate(bytes, took);
+            }
         }
     }
 
@@ -209,7 +343,9 @@ impl ReadPath {
     pub fn shared_status(&self) -> Option<serde_json::Value> {
         self.shared.as_ref().map(|s| {
             let mut v = s.cache.status();
-            v["backlog"] = s.backlog.queue.lock().len().into();
+            // A segment the drain task holds counts too: zero means every fill is done.
+            let held = usize::from(s.backlog.draining.load(Ordering::Acquire));
+            v["backlog"] = (s.backlog.queue.lock().0.len() + held).into();
             v
         })
     }

@@ -4,63 +4,104 @@
 //! signing).
 //!
 //! What it promises the read path (`read/shared.rs` is the one place that uses it):
-//! - **Never wrong bytes.** An object is accepted only if its trailer matches its name and bytes
-//!   (`key.rs`); anything else is counted, deleted in the background, and reported as a miss.
-//!   Accepted bytes then go through the same in-order content hash as Hub bytes.
-//! - **Never a failed or much slower read.** A lookup gives up after a short first-byte timeout
-//!   and a bounded total; errors feed a circuit breaker that skips the tier for a while
-//!   (`breaker.rs`). Every failure is a miss: the Hub serves.
+//! - **Never wrong bytes.** An entry is a segment of consecutive blocks, each framed with a crc
+//!   bound to the object's name and the block's index (`key.rs`); a block is accepted only if
+//!   its frame checks. A damaged entry is counted, deleted in the background, not asked for
+//!   again until rewritten, and the Hub serves from the first bad block on. Accepted bytes then
+//!   go through the same in-order content hash as Hub bytes.
+//! - **Never a failed or much slower read.** A lookup gives up after a short first-byte
+//!   timeout, when the body stalls for as long between two pieces, or when the body takes more
+//!   than `SLOW_FACTOR` times what the Hub (its measured rate) would; the blocks checked so far
+//!   are used, the Hub serves the rest. Errors and slow lookups feed a circuit breaker that
+//!   skips the tier for a while (`breaker.rs`).
 //! - **Never a slower reader.** Fills are queued (bounded) and written by a few background
-//!   tasks; when the queue is full the read path remembers the block's name and writes it later
-//!   from the local cache (`read/shared.rs`).
+//!   tasks; when the queue is full the read path remembers the segment's name and writes it
+//!   later from the local cache (`read/shared.rs`).
 //! - **Bounded**: lookups in flight (a semaphore), the fill queue, its writers.
 
 mod breaker;
 pub mod config;
 pub mod key;
+mod rate;
 mod stats;
 
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{GetOptions, GetRange};
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, Semaphore};
 
 pub use breaker::Breaker;
 pub use config::{Resolved, SharedCacheOptions};
 pub use key::SharedKey;
+pub use rate::Rate;
 pub use stats::SharedStats;
 
-/// Lookups in flight at once (each holds one block in memory).
+/// Segment lookups in flight at once: as many as the Hub requests a mount may have in flight
+/// (`ReadConfig::max_parallel_requests`' default), so the tier is not held to less parallelism
+/// than the Hub. Each holds up to one segment (4 MiB) in memory: 128 MiB at most, the size of
+/// the read-ahead window it fills.
 const MAX_LOOKUPS: usize = 32;
-/// Blocks waiting to be written: 16 MiB of 128 KiB blocks. Past it, fills are dropped.
-const FILL_QUEUE: usize = 128;
+/// Segments waiting to be written. Past it, the read path defers them (see `read/shared.rs`).
+const FILL_QUEUE: usize = 8;
 /// Background writers draining the queue.
-const FILL_WRITERS: usize = 8;
-/// Longest a lookup may take in all, body included (the first-byte timeout is shorter).
-const LOOKUP_TOTAL: Duration = Duration::from_secs(5);
+const FILL_WRITERS: usize = 4;
+/// Longest a lookup may take in all when the Hub's rate is not known yet (the first-byte
+/// timeout and the stall timeout between two pieces of the body are shorter).
+const LOOKUP_TOTAL: Duration = Duration::from_secs(10);
+/// A lookup's body may take this many times what the Hub would take for its bytes (plus one
+/// first-byte timeout) before it is abandoned as slow: the blocks checked so far are used and
+/// the Hub serves the rest. Not 1: the estimates are per request and noisy, and every byte the
+/// tier serves is one the Hub does not.
+const SLOW_FACTOR: f64 = 2.0;
 /// Longest a fill or a delete may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Failures in a row that open the breaker, and how long it stays open.
 const BREAKER_THRESHOLD: u32 = 3;
 const BREAKER_PAUSE: Duration = Duration::from_secs(30);
+/// Entries found damaged (not asked for again until this node rewrites them), or written by
+/// this node, remembered at most.
+const MAX_REMEMBERED: usize = 16384;
 
-/// What a lookup found.
-#[derive(Debug)]
-pub enum Lookup {
-    /// Bytes stored by a node for this key (trailer checked).
-    Hit(Bytes),
-    /// Nothing usable: no object, a bad one, an error, a timeout or an open breaker.
-    Miss,
+/// Adds `key` to a bounded set (full: forgotten at once, which only costs a repeated request).
+/// False: it was there.
+fn remember(set: &Mutex<HashSet<SharedKey>>, key: SharedKey) -> bool {
+    let mut set = set.lock();
+    if set.len() >= MAX_REMEMBERED {
+        set.clear();
+    }
+    set.insert(key)
+}
+
+/// What a lookup found: the checked blocks of the range asked for, in order, from its first.
+#[derive(Debug, Default)]
+pub struct Lookup {
+    pub blocks: Vec<Bytes>,
+    /// Every block asked for is in `blocks`. False: a miss, an error, a timeout, a damaged
+    /// frame or a slow store cut it short; the caller fetches the rest elsewhere.
+    pub complete: bool,
 }
 
 struct Fill {
     key: SharedKey,
-    data: Bytes,
+    blocks: Vec<Bytes>,
+}
+
+/// How reading a lookup's body ended.
+enum BodyEnd {
+    Done,
+    Damaged,
+    Slow,
+    Failed(String),
 }
 
 pub struct SharedCache {
@@ -71,7 +112,17 @@ pub struct SharedCache {
     breaker: Arc<Breaker>,
     lookups: Semaphore,
     fills: mpsc::Sender<Fill>,
+    /// Fills queued or being written.
+    pending: AtomicU64,
     first_byte_timeout: Duration,
+    /// Throughput of one Hub request (fed by the read path) and of one tier lookup.
+    hub_rate: Rate,
+    tier_rate: Rate,
+    bad: Mutex<HashSet<SharedKey>>,
+    /// Entries known to be in the tier: queued or written by this node, or found there by a
+    /// lookup cut short. Not written (again): two runs that each fetched part of a segment may
+    /// both find it whole in the local cache, and a slow lookup's rest comes from the Hub.
+    written: Mutex<HashSet<SharedKey>>,
     pub stats: Arc<SharedStats>,
 }
 
@@ -116,7 +167,12 @@ impl SharedCache {
             breaker: Arc::new(Breaker::new(BREAKER_THRESHOLD, BREAKER_PAUSE)),
             lookups: Semaphore::new(MAX_LOOKUPS),
             fills: tx,
+            pending: AtomicU64::new(0),
             first_byte_timeout: cfg.first_byte_timeout,
+            hub_rate: Rate::default(),
+            tier_rate: Rate::default(),
+            bad: Mutex::default(),
+            written: Mutex::default(),
             stats: Arc::default(),
         });
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -144,50 +200,154 @@ impl SharedCache {
         Ok(me)
     }
 
-    /// Looks `key` up. Never fails and never waits past the timeouts: every problem is a miss.
-    pub async fn get(&self, key: &SharedKey) -> Lookup {
+    /// Reads blocks `blocks` of entry `key` with one ranged GET, checking each frame as it
+    /// arrives. Never fails and never waits past the timeouts: every problem ends the lookup
+    /// early, keeping the blocks checked so far.
+    pub async fn get(&self, key: &SharedKey, blocks: Range<u32>) -> Lookup {
+        let mut found = Lookup::default();
+        if blocks.is_empty() {
+            found.complete = true;
+            return found;
+        }
+        if self.bad.lock().contains(key) {
+            SharedStats::bump(&self.stats.misses);
+            return found;
+        }
         if !self.breaker.allow() {
             SharedStats::bump(&self.stats.skipped);
-            return Lookup::Miss;
+            return found;
         }
         let Ok(_permit) = self.lookups.acquire().await else {
-            return Lookup::Miss;
+            return found;
         };
         let name = key.object_name(&self.prefix);
         let path = ObjPath::from(name.as_str());
-        let answer = tokio::time::timeout(self.first_byte_timeout, self.store.get(&path)).await;
-        let body = match answer {
-            Ok(Ok(r)) => tokio::time::timeout(LOOKUP_TOTAL, r.bytes()).await,
+        let range = key.frame_range(blocks.clone());
+        let bytes = range.end - range.start;
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let started = Instant::now();
+        let answer =
+            tokio::time::timeout(self.first_byte_timeout, self.store.get_opts(&path, opts)).await;
+        let r = match answer {
+            Ok(Ok(r)) => r,
             Ok(Err(object_store::Error::NotFound { .. })) => {
                 self.breaker.success();
                 SharedStats::bump(&self.stats.misses);
-                return Lookup::Miss;
+                return found;
             }
-            Ok(Err(e)) => return self.failed(&name, &e.to_string()),
-            Err(_) => return self.failed(&name, "no answer within the first-byte timeout"),
+            Ok(Err(e)) => {
+                self.failed(&name, &e.to_string());
+                return found;
+            }
+            Err(_) => {
+                self.failed(&name, "no answer within the first-byte timeout");
+                return found;
+            }
         };
-        let object = match body {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return self.failed(&name, &e.to_string()),
-            Err(_) => return self.failed(&name, "body too slow"),
-        };
-        self.breaker.success();
-        match key::unframe(key, &name, object) {
-            Some(data) => {
+        let end = self
+            .body(r, key, &name, blocks.clone(), bytes, &mut found.blocks)
+            .await;
+        let got: u64 = found.blocks.iter().map(|b| b.len() as u64).sum();
+        SharedStats::add(&self.stats.bytes, got);
+        match end {
+            BodyEnd::Done => {
+                self.breaker.success();
+                self.tier_rate.sample(bytes, started.elapsed());
                 SharedStats::bump(&self.stats.hits);
-                SharedStats::add(&self.stats.bytes, data.len() as u64);
-                Lookup::Hit(data)
+                found.complete = true;
             }
-            None => {
-                SharedStats::bump(&self.stats.corrupt);
-                tracing::warn!("shared cache: {name} is not what hubfs stored; deleting it");
-                self.delete_in_background(path);
-                Lookup::Miss
+            BodyEnd::Damaged => {
+                // The store answered: it works, but this entry is wrong. Two lookups of it in
+                // flight at once count it once.
+                self.breaker.success();
+                self.written.lock().remove(key);
+                if remember(&self.bad, *key) {
+                    SharedStats::bump(&self.stats.corrupt);
+                    tracing::warn!("shared cache: {name} is not what hubfs stored; deleting it");
+                    self.delete_in_background(path);
+                }
             }
+            BodyEnd::Slow => {
+                // The entry is there: a node that fetches the rest from the Hub need not
+                // write it again.
+                let _ = remember(&self.written, *key);
+                SharedStats::bump(&self.stats.slow);
+                self.breaker.failure();
+                self.tier_rate.sample(got, started.elapsed());
+                tracing::debug!(
+                    "shared cache: {name} slower than the Hub ({:.1} MiB/s there): the Hub serves the rest",
+                    self.hub_rate.mib_s()
+                );
+            }
+            BodyEnd::Failed(why) => {
+                let _ = remember(&self.written, *key);
+                self.failed(&name, &why);
+            }
+        }
+        found
+    }
+
+    /// Time a lookup's body of `bytes` may take: a multiple of what the Hub would take, plus
+    /// one first-byte timeout of slack; bounded by `LOOKUP_TOTAL`.
+    fn body_budget(&self, bytes: u64) -> Duration {
+        match self.hub_rate.time_for(bytes) {
+            Some(hub) => (hub.mul_f64(SLOW_FACTOR) + self.first_byte_timeout).min(LOOKUP_TOTAL),
+            None => LOOKUP_TOTAL,
         }
     }
 
-    fn failed(&self, name: &str, why: &str) -> Lookup {
+    /// Reads a lookup's body frame by frame into `out` (checked blocks). Gives up when the store
+    /// stalls for longer than the first-byte timeout between two pieces (a stopped node, a
+    /// dropped link: one short timeout, not the whole budget), or when the body as a whole is
+    /// slower than the Hub would be. Memory: one frame plus one piece beyond `out`.
+    async fn body(
+        &self,
+        r: object_store::GetResult,
+        key: &SharedKey,
+        name: &str,
+        blocks: Range<u32>,
+        bytes: u64,
+        out: &mut Vec<Bytes>,
+    ) -> BodyEnd {
+        let deadline = tokio::time::Instant::now() + self.body_budget(bytes);
+        let seed = key::seed(name);
+        let mut stream = r.into_stream();
+        let mut buf = bytes::BytesMut::new();
+        let mut i = blocks.start;
+        while i < blocks.end {
+            let frame_len = key.block_len(i) + key::FRAME_CRC;
+            if buf.len() >= frame_len {
+                let frame = buf.split_to(frame_len).freeze();
+                match key::unframe(key, seed, i, frame) {
+                    Some(block) => out.push(block),
+                    None => return BodyEnd::Damaged,
+                }
+                i += 1;
+                continue;
+            }
+            let stall = tokio::time::Instant::now() + self.first_byte_timeout;
+            match tokio::time::timeout_at(stall.min(deadline), stream.next()).await {
+                Ok(Some(Ok(piece))) => buf.extend_from_slice(&piece),
+                Ok(Some(Err(e))) => return BodyEnd::Failed(e.to_string()),
+                // Shorter than the entry: truncated.
+                Ok(None) => return BodyEnd::Damaged,
+                Err(_) if tokio::time::Instant::now() >= deadline => return BodyEnd::Slow,
+                Err(_) => return BodyEnd::Failed("the store stalled mid-body".into()),
+            }
+        }
+        // Whatever else a hostile store would send is not read.
+        BodyEnd::Done
+    }
+
+    /// A Hub request moved `bytes` in `took`: the yardstick for a slow tier.
+    pub fn note_hub_rate(&self, bytes: u64, took: Duration) {
+        self.hub_rate.sample(bytes, took);
+    }
+
+    fn failed(&self, name: &str, why: &str) {
         SharedStats::bump(&self.stats.errors);
         self.breaker.failure();
         tracing::debug!("shared cache: lookup of {name} failed: {why}");
@@ -197,18 +357,27 @@ impl SharedCache {
                 self.location
             );
         }
-        Lookup::Miss
     }
 
-    /// Queues `data` (verified Hub bytes for `key`) to be written; never waits. An open
-    /// breaker drops it (counted). False: the queue is full and nothing was done (the caller
-    /// may defer the block, see `read/shared.rs`, or count it dropped with [`Self::dropped`]).
-    pub fn try_fill(&self, key: SharedKey, data: Bytes) -> bool {
+    /// Queues `blocks` (the whole entry `key`, verified Hub bytes) to be written; never waits.
+    /// An open breaker drops it (counted). False: the queue is full and nothing was done (the
+    /// caller may defer the entry, see `read/shared.rs`, or count it dropped with
+    /// [`Self::dropped`]).
+    pub fn try_fill(&self, key: SharedKey, blocks: Vec<Bytes>) -> bool {
         if self.breaker.is_open() {
             SharedStats::bump(&self.stats.drops);
             return true;
         }
-        self.fills.try_send(Fill { key, data }).is_ok()
+        if self.written.lock().contains(&key) {
+            return true;
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.fills.try_send(Fill { key, blocks }).is_ok() {
+            let _ = remember(&self.written, key);
+            return true;
+        }
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        false
     }
 
     /// Room left in the fill queue.
@@ -226,29 +395,37 @@ impl SharedCache {
     }
 
     async fn write(&self, fill: Fill) {
+        self.write_one(fill).await;
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    async fn write_one(&self, fill: Fill) {
         if !self.breaker.allow() {
+            self.written.lock().remove(&fill.key);
             SharedStats::bump(&self.stats.drops);
             return;
         }
         let name = fill.key.object_name(&self.prefix);
-        let trailer = key::trailer(&name, &fill.data);
-        let len = fill.data.len() as u64;
-        let payload = PutPayload::from_iter([fill.data, trailer]);
+        let len = fill.key.data_len() as u64;
+        let payload = PutPayload::from_iter(key::frames(&name, &fill.blocks));
         let path = ObjPath::from(name.as_str());
         let put = self.store.put(&path, payload);
         match tokio::time::timeout(WRITE_TIMEOUT, put).await {
             Ok(Ok(_)) => {
                 self.breaker.success();
+                self.bad.lock().remove(&fill.key);
                 SharedStats::bump(&self.stats.fills);
                 SharedStats::add(&self.stats.fill_bytes, len);
             }
             Ok(Err(e)) => {
                 self.breaker.failure();
+                self.written.lock().remove(&fill.key);
                 SharedStats::bump(&self.stats.fill_errors);
                 tracing::debug!("shared cache: writing {name} failed: {e}");
             }
             Err(_) => {
                 self.breaker.failure();
+                self.written.lock().remove(&fill.key);
                 SharedStats::bump(&self.stats.fill_errors);
                 tracing::debug!("shared cache: writing {name} timed out");
             }
@@ -288,7 +465,9 @@ impl SharedCache {
         serde_json::json!({
             "location": self.location,
             "breaker_open": self.breaker.is_open(),
-            "queued_fills": FILL_QUEUE - self.fills.capacity(),
+            "queued_fills": self.pending.load(Ordering::Acquire),
+            "hub_mib_s": self.hub_rate.mib_s(),
+            "tier_mib_s": self.tier_rate.mib_s(),
             "stats": &*self.stats,
         })
     }

@@ -6,27 +6,31 @@ use serde::Serialize;
 
 #[derive(Debug, Default, Serialize)]
 pub struct SharedStats {
-    /// Lookups that returned verified bytes.
+    /// Lookups that returned every block asked for (one lookup: one ranged GET of a segment).
     pub hits: AtomicU64,
-    /// Lookups that found no object.
+    /// Lookups that found no object (or one known damaged).
     pub misses: AtomicU64,
-    /// Bytes served from the tier.
+    /// Bytes served from the tier (checked blocks, including those of lookups cut short).
     pub bytes: AtomicU64,
-    /// Lookups that failed (timeout, connection, server error): the Hub served instead.
+    /// Lookups that failed (timeout, stall, connection, server error): the Hub served the rest.
     pub errors: AtomicU64,
-    /// Objects that were not what was stored (bad trailer): deleted, the Hub served instead.
+    /// Lookups abandoned because the body was slower than the Hub would be.
+    pub slow: AtomicU64,
+    /// Objects that were not what was stored (a bad frame, a short body): deleted, the Hub
+    /// served the rest.
     pub corrupt: AtomicU64,
     /// Lookups not sent because the breaker was open.
     pub skipped: AtomicU64,
-    /// Blocks written to the tier after a Hub fetch.
+    /// Entries (segments) written to the tier after a Hub fetch.
     pub fills: AtomicU64,
     pub fill_bytes: AtomicU64,
     /// Writes that failed.
     pub fill_errors: AtomicU64,
-    /// Blocks the fill queue had no room for when fetched: written later from the local cache.
+    /// Segments written later from the local cache: the fill queue had no room when they were
+    /// fetched, or this node fetched only part of them in one run.
     pub deferred: AtomicU64,
-    /// Blocks never written: the breaker was open, the backlog full, or the block left the
-    /// local cache before its turn.
+    /// Segments never written: the breaker was open, the backlog full, or a block left the
+    /// local cache before their turn.
     pub drops: AtomicU64,
     /// Blobs whose entries were deleted after failing their content hash.
     pub purges: AtomicU64,

@@ -155,7 +155,7 @@ class Mount:
             r = subprocess.run([HUBFS, "unmount", str(self.path)], capture_output=True, text=True, timeout=30)
             if r.returncode != 0:
                 subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
-        wait_until(lambda: not is_mounted(self.path), 10)
+        wait_until(lambda: not is_mounted(self.path), 30)
 
 
 def is_mounted(path: Path) -> bool:

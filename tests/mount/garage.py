@@ -6,6 +6,7 @@ $GARAGE, else $HUBFS_FS_TOOLS/bin/garage (scripts/lib/setup.sh `setup_garage` in
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class NodeExited(RuntimeError):
+    pass
 
 
 class Garage:
@@ -70,17 +75,41 @@ api_bind_addr = "127.0.0.1:{n['admin']}"
             raise RuntimeError(f"garage {' '.join(args)}: {r.stderr or r.stdout}")
         return r.stdout
 
+    def _check_alive(self):
+        for i, n in enumerate(self.nodes):
+            if n["proc"] is not None and n["proc"].poll() is not None:
+                log = (n["dir"] / "garage.log").read_text(errors="replace")[-2000:]
+                raise NodeExited(f"garage node {i} exited ({n['proc'].returncode}): {log}")
+
     def _retry(self, *args, timeout=30):
         deadline = time.time() + timeout
         while True:
             try:
                 return self.cli(*args)
             except RuntimeError:
+                self._check_alive()
                 if time.time() > deadline:
                     raise
                 time.sleep(0.3)
 
     def start(self):
+        """Starts the cluster. Its ports were free when picked, but another process on the machine
+        may bind one first: a node that exits at start is retried on fresh ports (twice)."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except NodeExited:
+                self.stop()
+                if attempt == 2:
+                    raise
+                for n in self.nodes:
+                    # A clean slate: no half-made layout from the failed attempt.
+                    for sub in ("meta", "data"):
+                        shutil.rmtree(n["dir"] / sub, ignore_errors=True)
+                        (n["dir"] / sub).mkdir(parents=True)
+                    n.update(rpc=free_port(), s3=free_port(), admin=free_port())
+
+    def _start(self):
         for n in self.nodes:
             self._write_conf(n)
             log = open(n["dir"] / "garage.log", "ab")
@@ -105,6 +134,7 @@ api_bind_addr = "127.0.0.1:{n['admin']}"
                 s3.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
                 break
             except Exception:
+                self._check_alive()
                 if time.time() > deadline:
                     raise
                 time.sleep(0.3)
@@ -116,6 +146,7 @@ api_bind_addr = "127.0.0.1:{n['admin']}"
             try:
                 return self.cli("node", "id", "-q", node=i).strip()
             except RuntimeError:
+                self._check_alive()
                 if time.time() > deadline:
                     raise
                 time.sleep(0.3)

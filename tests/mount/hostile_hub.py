@@ -95,10 +95,15 @@ class State:
         self.tree_pages = {}  # mode -> pages served
         self.other_host_auth = []  # Authorization headers seen by the other host
         self.other_host_requests = 0
+        self.resolves = {}  # (mode, path) -> resolve requests (GET and HEAD)
 
     def count_page(self, mode):
         with self.lock:
             self.tree_pages[mode] = self.tree_pages.get(mode, 0) + 1
+
+    def count_resolve(self, mode, path):
+        with self.lock:
+            self.resolves[(mode, path)] = self.resolves.get((mode, path), 0) + 1
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -279,6 +284,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(entries)
 
     def resolve(self, mode, path):
+        self.server.state.count_resolve(mode, path)
         if mode == "slow":
             return self.silence()
         if mode == "redirect":

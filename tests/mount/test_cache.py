@@ -137,8 +137,10 @@ def test_a_cold_read_leaves_one_page_cache_copy(seeded, originals, mount, emulat
         c = m.status()["cache"]
         assert c["direct_writes"] >= size // (128 << 10), c
         assert c["blocks_written"] - c["direct_writes"] <= 1, c
-    # Never cached, or dropped in the background right after the read.
-    assert wait_until(lambda: _resident_bytes(data) <= size // 8, 10), \
+    # Never cached, or written back and dropped in the background right after the read
+    # (writeback of 40 MiB on a disk shared with other builds can take a while: the bound is
+    # generous, the check exact).
+    assert wait_until(lambda: _resident_bytes(data) <= size // 8, 60), \
         f"{_resident_bytes(data)} of {size} bytes of the cache file still in the page cache"
     m.unmount()
     m2 = mount("alice/tiny-model", cache_dir=cache, name="second")

@@ -28,7 +28,7 @@ def test_plain_umount_works_and_the_daemon_exits(seeded, emulator, tmp_path):
     pids = subprocess.run(["pgrep", "-f", f"hubfs mount alice/tiny-model {mp}"], capture_output=True, text=True).stdout.split()
     assert pids
     subprocess.run(["umount", str(mp)], check=True)
-    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 10)
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 30)
 
 
 def test_mount_failures_have_one_line_reasons(seeded, emulator, tmp_path):
@@ -75,8 +75,10 @@ def test_token_never_appears_in_process_list_or_logs(seeded, mount):
     m = mount("alice/tiny-model")
     (m / "config.json").read_bytes()
     ps = subprocess.run(["ps", "axww", "-o", "args"], capture_output=True, text=True).stdout
-    assert "hubfs mount" in ps
-    assert WRITE_TOKEN not in ps
+    # hubfs's own processes only: on a shared machine other programs' argv is not ours to judge.
+    ours = [line for line in ps.splitlines() if line.split(" ", 1)[0].endswith("/hubfs") or line.startswith("hubfs ")]
+    assert any("hubfs mount" in line for line in ours), ps
+    assert not [line for line in ours if WRITE_TOKEN in line]
     assert WRITE_TOKEN not in m.log.read_text()
 
 

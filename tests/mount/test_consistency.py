@@ -17,8 +17,9 @@ def test_refresh_moves_a_branch_but_open_files_keep_their_commit(seeded, api, mo
     assert f.read() == b"version 1\n"
     api.upload_file(repo_id="alice/moving", path_or_fileobj=b"version 2, longer\n", path_in_repo="f.txt")
     api.upload_file(repo_id="alice/moving", path_or_fileobj=b"new\n", path_in_repo="added.txt")
-    assert wait_until(lambda: os.path.exists(m / "added.txt"), 15)
-    assert wait_until(lambda: (m / "f.txt").read_bytes() == b"version 2, longer\n", 15)
+    # --refresh 1: seen within seconds; the bounds leave a loaded machine room.
+    assert wait_until(lambda: os.path.exists(m / "added.txt"), 60)
+    assert wait_until(lambda: (m / "f.txt").read_bytes() == b"version 2, longer\n", 60)
     f.seek(0)
     assert f.read() == b"version 1\n", "an open file keeps the commit it opened"
     f.close()
@@ -78,7 +79,7 @@ def test_a_writable_branch_follows_outside_commits_while_idle(seeded, api, mount
     m = mount("alice/moving-rw", args=["--refresh", "1"])
     assert (m / "f.txt").read_bytes() == b"v1\n"
     api.upload_file(repo_id="alice/moving-rw", path_or_fileobj=b"from elsewhere\n", path_in_repo="other.txt")
-    assert wait_until(lambda: os.path.exists(m / "other.txt"), 15)
+    assert wait_until(lambda: os.path.exists(m / "other.txt"), 60)
     (m / "mine.txt").write_bytes(b"local\n")
     subprocess.run([HUBFS, "sync", str(m.path)], check=True, timeout=60)
     files = {f.rfilename for f in api.model_info("alice/moving-rw", files_metadata=True).siblings}

@@ -5,6 +5,11 @@ import time
 
 from conftest import faults, sha
 
+# Scheduling slack on top of the I/O timeout for a loaded 2-core CI machine. The bounds below
+# tell a clean EIO apart from what they guard against: a 600 s stall waited out, or retries
+# without end (the pytest timeout would be the only bound then).
+SLACK = 30
+
 
 def test_5xx_429_and_cut_bodies_still_give_correct_bytes(seeded, originals, mount, emulator):
     want = hashlib.sha256((originals / "tiny-model/big.bin").read_bytes()).hexdigest()
@@ -32,7 +37,9 @@ def test_a_dead_server_gives_eio_not_a_hang(seeded, mount, emulator):
             raise AssertionError("expected EIO")
         except OSError as e:
             assert e.errno == 5
-        assert time.time() - start < 30
+        assert time.time() - start < 10 + SLACK
+    # The 503s were retried before giving up (a first failure is not final).
+    assert m.status()["hub"]["retries"] > 0, m.status()["hub"]
 
 
 def test_a_stalled_server_gives_eio_within_the_timeout(seeded, mount, emulator):
@@ -45,4 +52,4 @@ def test_a_stalled_server_gives_eio_within_the_timeout(seeded, mount, emulator):
             raise AssertionError("expected EIO")
         except OSError as e:
             assert e.errno == 5
-        assert time.time() - start < 20
+        assert time.time() - start < 5 + SLACK

@@ -17,8 +17,12 @@ from conftest import WRITE_TOKEN, Mount, is_mounted, run_mount
 from hostile_hub import GOOD, LIES, HostileHub
 
 IO_TIMEOUT = 3
-# Time a reader may take to be released: the I/O timeout plus scheduling slack.
-RELEASE = IO_TIMEOUT + 2
+# Time a reader may take to be released: the I/O timeout plus generous scheduling slack for a
+# loaded 2-core CI machine. What it tells apart is a reader held until the server gives up
+# (SLOW_MAX, 30 s) or forever (run()'s own 20 s bound). Finer questions (was a request
+# retried? did the kernel's retry wait the timeout again?) are answered by counting the
+# server's requests, never by a tight clock.
+RELEASE = IO_TIMEOUT + 12
 MIB = 1 << 20
 
 
@@ -100,7 +104,7 @@ def test_endless_pagination_is_bounded_in_time_and_memory(hub, hmount):
         assert took < RELEASE, (tool, took)
     # The background listing of the whole tree stops at the entry budget.
     log = m.log
-    deadline = time.time() + 20
+    deadline = time.time() + 60
     while f"budget of {budget} entries" not in log.read_text() and time.time() < deadline:
         time.sleep(0.2)
     assert f"budget of {budget} entries" in log.read_text()
@@ -127,7 +131,7 @@ def test_huge_bodies_are_refused_not_buffered(hub, hmount, tmp_path):
                   cache_dir=tmp_path / "cache-biginfo", args=["--read-only"], timeout=30)
     assert r.returncode == 1
     assert "bytes allowed for this request" in r.stderr, r.stderr
-    assert time.time() - start < 10
+    assert time.time() - start < RELEASE
     assert not is_mounted(tmp_path / "mnt-biginfo")
 
 
@@ -184,8 +188,10 @@ def test_redirects_to_other_schemes_fail_at_once_and_the_token_stays_home(hub, h
     for name in ["to-file.bin", "to-ftp.bin"]:
         r, took = run(["cat", str(m.path / name)])
         assert_eio(r, f"cat {name}")
-        # Not retried (it was, for 6 s, before).
-        assert took < 1.5, (name, took)
+        assert took < RELEASE, (name, took)
+        # Not retried (it was, for 6 s, before): one resolve for each read the kernel makes
+        # (the failed readahead, then its retry of the one page), never a retry loop's four.
+        assert hub.state.resolves[("redirect", name)] <= 2, hub.state.resolves
     log = m.log.read_text()
     assert "redirect to a file:// URL refused" in log
     assert "redirect to a ftp:// URL refused" in log
@@ -203,10 +209,12 @@ def test_a_silent_server_releases_readers_within_the_io_timeout(hub, hmount):
     assert_eio(r, "ls")
     assert took < RELEASE, took
     # The kernel retries a failed read through the page cache at once: that retry must not
-    # wait the I/O timeout again (it did: 6 s with a 3 s timeout).
+    # wait the I/O timeout again (it did: 6 s with a 3 s timeout). Counted, not timed: the
+    # retry fails from hubfs' memory of the stall, without a second request to the server.
     r, took = run(["cat", str(m.path / "stalled.bin")])
     assert_eio(r, "cat")
     assert took < RELEASE, took
+    assert hub.state.resolves[("slow", "stalled.bin")] == 1, hub.state.resolves
 
 
 
@@ -215,7 +223,7 @@ def test_a_huge_directory_fits_the_documented_memory_budget(hub, hmount):
     # entry in the index (SEMANTICS.md "Trusting the Hub"), plus what `ls` itself costs the
     # daemon (its readdirplus lookups). Before the compact index: 300+ MB at the peak.
     m = hmount("bigdir-200", io_timeout=60)
-    r, took = run(["ls", str(m.path)], timeout=60)
+    r, took = run(["ls", str(m.path)], timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.split(b"\n")) - 1 == 200_000
     peak = daemon_kib(m)

@@ -23,9 +23,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def metrics_mount(mount, source, args=(), **kw):
+    """mount(...) with `--metrics-addr` on a free port -> (Mount, port). A port found free can be
+    taken by another process before the daemon binds it (other suites run on the same machine):
+    that failure, and only that one, is retried on another port."""
+    for attempt in range(5):
+        port = free_port()
+        try:
+            return mount(source, args=["--metrics-addr", f"127.0.0.1:{port}", *args], **kw), port
+        except AssertionError as e:
+            if "cannot listen there" not in str(e) or attempt == 4:
+                raise
+
+
 def scrape(port):
-    """{(name, frozenset(labels)): value} of one scrape, and its Content-Type."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+    """{(name, frozenset(labels)): value} of one scrape, and its Content-Type. The timeout is
+    generous: a scrape may wait up to the 5 s head timeout behind another client (see
+    test_a_silent_client_holds_the_endpoint_at_most_five_seconds) on a loaded machine."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as r:
         ctype = r.headers["Content-Type"]
         text = r.read().decode()
     samples = {}
@@ -46,10 +61,9 @@ def total(samples, name):
 
 def test_scrape_during_and_after_a_read_agrees_with_status_and_emulator(
         seeded, originals, mount, emulator):
-    port = free_port()
     size = (originals / "tiny-model/big.bin").stat().st_size
     before = emulator.stats()
-    m = mount("alice/tiny-model", token=READ_TOKEN, args=["--metrics-addr", f"127.0.0.1:{port}"])
+    m, port = metrics_mount(mount, "alice/tiny-model", token=READ_TOKEN)
     assert m.status()["daemon"]["metrics_addr"] == f"127.0.0.1:{port}"
     for args in (["status", str(m.path)], ["status"]):
         human = subprocess.run([HUBFS, *args], capture_output=True, text=True, timeout=20).stdout
@@ -108,9 +122,7 @@ def test_scrape_during_and_after_a_read_agrees_with_status_and_emulator(
     # Mounted again on the same cache: the whole file is cached, so the open is a passthrough
     # open (the kernel reads the cache file itself), no Hub bytes, and the scrape says so.
     m.unmount()
-    port2 = free_port()
-    m2 = mount("alice/tiny-model", token=READ_TOKEN, cache_dir=m.cache_dir,
-               args=["--metrics-addr", f"127.0.0.1:{port2}"])
+    m2, port2 = metrics_mount(mount, "alice/tiny-model", token=READ_TOKEN, cache_dir=m.cache_dir)
     assert sha(m2 / "big.bin") == digest["got"]
     again, _ = scrape(port2)
     st2 = m2.status()
@@ -121,13 +133,12 @@ def test_scrape_during_and_after_a_read_agrees_with_status_and_emulator(
 
 
 def test_pending_writes_go_to_zero_after_sync(api, mount):
-    port = free_port()
     repo = fresh_repo(api)
     # A long quiet period: the change stays pending until `hubfs sync`.
-    m = mount(repo, args=["--metrics-addr", f"127.0.0.1:{port}", "--commit-delay", "600"])
+    m, port = metrics_mount(mount, repo, args=["--commit-delay", "600"])
     write(m / "notes.txt", b"pending until synced\n")
     # A version is queued at the kernel's release, which comes just after close returned.
-    assert wait_until(lambda: m.status()["writes"]["pending"] >= 1, 5)
+    assert wait_until(lambda: m.status()["writes"]["pending"] >= 1, 30)
     pending, _ = scrape(port)
     assert value(pending, "hubfs_writes_pending") == m.status()["writes"]["pending"] >= 1
     assert value(pending, "hubfs_commits_total") == 0
@@ -141,8 +152,7 @@ def test_pending_writes_go_to_zero_after_sync(api, mount):
 
 
 def test_other_paths_are_not_found_and_a_taken_port_fails_the_mount(seeded, mount, emulator, tmp_path):
-    port = free_port()
-    mount("alice/tiny-model", token=READ_TOKEN, args=["--metrics-addr", f"127.0.0.1:{port}"])
+    _, port = metrics_mount(mount, "alice/tiny-model", token=READ_TOKEN)
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
     assert e.value.code == 404
@@ -159,10 +169,13 @@ def test_fstab_option_metrics_addr_through_the_mount_helper(seeded, originals, e
     helper.symlink_to(Path(HUBFS).resolve())
     mp = tmp_path / "m"
     mp.mkdir()
-    port = free_port()
-    r = subprocess.run([str(helper), "alice/tiny-model", str(mp), "-o",
-                        f"ro,metrics_addr=127.0.0.1:{port},cache_dir={tmp_path / 'c'},endpoint={emulator.url}"],
-                       capture_output=True, text=True, timeout=60, env=hubfs_env())
+    for _ in range(5):  # a port found free may be taken before the daemon binds it: try another
+        port = free_port()
+        r = subprocess.run([str(helper), "alice/tiny-model", str(mp), "-o",
+                            f"ro,metrics_addr=127.0.0.1:{port},cache_dir={tmp_path / 'c'},endpoint={emulator.url}"],
+                           capture_output=True, text=True, timeout=60, env=hubfs_env())
+        if "cannot listen there" not in r.stderr:
+            break
     try:
         assert r.returncode == 0, r.stderr
         assert (mp / "later.txt").read_bytes() == b"second commit\n"
@@ -181,15 +194,16 @@ def test_fstab_option_metrics_addr_through_the_mount_helper(seeded, originals, e
 def test_a_silent_client_holds_the_endpoint_at_most_five_seconds(seeded, mount):
     """One scrape at a time, but a client that connects and sends nothing is dropped after the
     5 s head timeout: the next scraper is served, not starved."""
-    port = free_port()
-    mount("alice/tiny-model", token=READ_TOKEN, args=["--metrics-addr", f"127.0.0.1:{port}"])
+    _, port = metrics_mount(mount, "alice/tiny-model", token=READ_TOKEN)
     with socket.create_connection(("127.0.0.1", port)) as silent:
         time.sleep(0.2)  # accepted first
         started = time.monotonic()
         samples, _ = scrape(port)
         waited = time.monotonic() - started
         assert value(samples, "hubfs_offline") == 0
-        assert 3 < waited < 9, waited
+        # Served after the silent client was dropped (not before: one scrape at a time), and
+        # not left waiting for good; the upper bound leaves a loaded machine room.
+        assert 3 < waited < 30, waited
         # The daemon ended the silent connection (a recv on an open one would time out).
         silent.settimeout(2)
         while silent.recv(1024):

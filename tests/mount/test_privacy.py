@@ -87,7 +87,7 @@ def test_cache_staging_and_log_are_private_to_the_user(api, emulator, shared_tmp
             st = subprocess.run([HUBFS, "status", "--json", str(mp)], capture_output=True, text=True, timeout=20)
             return json.loads(st.stdout)["writes"]["pending"]
 
-        assert wait_until(lambda: pending() == 1, 10), pending()
+        assert wait_until(lambda: pending() == 1, 30), pending()
         # The marker is on disk (blocks, staging file) ...
         mine = subprocess.run(["grep", "-rl", marker, str(cache)], capture_output=True, text=True)
         found = mine.stdout.split()

@@ -39,7 +39,7 @@ def test_single_repo_mounts_of_each_revision_kind(seeded, originals, mount):
 
 def test_whole_hub_tree(seeded, originals, mount):
     hub = mount("hf://")
-    assert sorted(os.listdir(hub.path)) == ["datasets", "spaces"]
+    assert sorted(os.listdir(hub.path)) == ["buckets", "datasets", "spaces"]
     repo = hub / "alice/tiny-model"
     assert read(repo / "later.txt") == b"second commit\n"
     assert "tiny-model" in os.listdir(hub / "alice")

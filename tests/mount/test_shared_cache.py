@@ -62,17 +62,28 @@ def shared(m):
     return m.status()["shared_cache"]["stats"]
 
 
-def settle_fills(m, timeout=120):
-    """Waits until every block the node fetched from the Hub was written to the tier (or
-    dropped or failed: those are counted, and the caller's figures show them)."""
+def settle_fills(m, timeout=180):
+    """Waits until the node has nothing left to write to the tier: no fill queued or being
+    written, no segment in the backlog (written, dropped or failed: those are counted, and the
+    caller's figures show them). Seen twice in a row, so a run's last moment (its final
+    partial segment is handed over just after the reader got its bytes) is not missed. The
+    timeout is generous: Garage writes each byte three times on this shared machine's disk."""
+    def idle():
+        s = m.status()["shared_cache"]
+        return s["queued_fills"] == 0 and s["backlog"] == 0
     def done():
-        st = m.status()
-        s = st["shared_cache"]["stats"]
-        fetched_blocks = -(-st["read"]["bytes_fetched"] // BLOCK)
-        return s["fills"] + s["drops"] + s["fill_errors"] >= fetched_blocks and st["shared_cache"]["queued_fills"] == 0 \
-            and st["shared_cache"]["backlog"] == 0
+        if not idle():
+            return False
+        time.sleep(0.3)
+        return idle()
     assert wait_until(done, timeout, 0.2), m.status()["shared_cache"]
     return shared(m)
+
+
+def object_len(key):
+    """An entry's object size: its bytes plus a 4-byte crc per block (name: OFFSET+LEN.BLOCK)."""
+    length, block = (int(x) for x in key.rsplit("/", 1)[1].split("+")[1].split("."))
+    return length + 4 * -(-length // block)
 
 
 def read_all(path) -> tuple[str, float]:
@@ -86,7 +97,7 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
     before = bytes_served(emulator)
     assert read_all(a / "big.bin")[0] == repo["big.bin"]
     filled = settle_fills(a)
-    assert filled["fills"] * BLOCK >= 0.95 * BIG, filled
+    assert filled["fill_bytes"] >= 0.95 * BIG, filled
     # The two other nodes read at once, each with an empty local cache.
     results = {}
     threads = [threading.Thread(target=lambda m=m: results.__setitem__(m, read_all(m / "big.bin"))) for m in (b, c)]
@@ -97,13 +108,16 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
     assert all(d == repo["big.bin"] for d, _ in results.values())
     from_hub = bytes_served(emulator) - before
     print(f"\n3 nodes x {BIG >> 20} MiB: the Hub served {from_hub / BIG:.3f}x the file; node a filled "
-          f"{filled['fills']} blocks ({filled['deferred']} deferred, {filled['drops']} dropped); b and c read in "
-          f"{', '.join(f'{t:.1f} s' for _, t in results.values())}")
+          f"{filled['fills']} segments ({filled['deferred']} deferred, {filled['drops']} dropped); b and c read in "
+          f"{', '.join(f'{t:.1f} s' for _, t in results.values())}; "
+          f"{[{k: shared(m)[k] for k in ('hits', 'errors', 'slow', 'bytes')} for m in (b, c)]}, "
+          f"tier/Hub MiB/s per request {[(m.status()['shared_cache']['tier_mib_s'], m.status()['shared_cache']['hub_mib_s']) for m in (b, c)]}")
     assert BIG <= from_hub <= 1.05 * BIG, f"the Hub served {from_hub / BIG:.2f} times the file"
     for m in (b, c):
         s = shared(m)
-        # A lookup may time out on this loaded 2-CPU machine (three Garage nodes share it): that
-        # block comes from the Hub instead, by design, and the Hub total above stays bounded.
+        # A lookup may time out on this loaded 2-CPU machine (three Garage nodes share it): the
+        # rest of its run comes from the Hub instead, by design, and the Hub total above stays
+        # bounded.
         assert s["bytes"] >= 0.95 * BIG and s["corrupt"] == 0, s
         assert m.status()["read"]["verified_blobs"] >= 1
 
@@ -152,18 +166,24 @@ def test_garbage_in_the_bucket_is_detected_deleted_and_refetched(garage, repo, m
     before = bytes_served(emulator)
     assert read_all(b / "garbage.bin")[0] == repo["garbage.bin"]
     s = shared(b)
-    assert s["corrupt"] == 3, s
-    # The tier served what it could; a refused entry sends the rest of its request to the Hub.
-    assert bytes_served(emulator) - before < SMALL
-    assert s["bytes"] > 0, s
-    # The planted objects are gone: deleted, then written again from Hub bytes (or not yet).
+    # Each damaged entry is found when a lookup reaches its bad frame; a run that had already
+    # turned to the Hub before reaching one takes those blocks from the Hub instead (they are
+    # right either way), so not every planted object need be met: at least one is, and none
+    # is served.
+    assert 1 <= s["corrupt"] <= 3, s
+    # The tier served what it could; a refused entry sends the rest of its run to the Hub. Each
+    # byte came from one of the two (how much from which depends on where the runs fell).
+    from_hub = bytes_served(emulator) - before
+    assert s["bytes"] > 0 and from_hub > 0, s
+    assert from_hub + s["bytes"] <= 1.1 * SMALL, (from_hub, s)
+    # No planted object is left: deleted, then written again from Hub bytes (or not yet).
     settle_fills(b)
     for k, bad in zip(keys, planted):
         try:
             body = s3.get_object(Bucket=garage.bucket, Key=k)["Body"].read()
         except s3.exceptions.NoSuchKey:
             continue
-        assert body != bad and len(body) == BLOCK + 16
+        assert body != bad and len(body) == object_len(k)
     c = node(mount, garage, "garbage")
     assert read_all(c / "garbage.bin")[0] == repo["garbage.bin"]
     assert shared(c)["corrupt"] == 0 and shared(c)["bytes"] > 0
@@ -190,7 +210,10 @@ def _fault_mid_read(garage, repo, mount, emulator, name, fault, heal):
     assert hashlib.sha256(head + rest).hexdigest() == repo[name]
     s = shared(b)
     assert s["hits"] > 0, s
-    assert elapsed < hub_time * 2 + 3, f"{elapsed:.1f}s with the fault, {hub_time:.1f}s from the Hub alone"
+    # The fault costs each lookup in flight one first-byte or stall timeout (300 ms) before the
+    # breaker opens; a lookup waiting out its whole budget instead (10 s) is the regression to
+    # catch. 6 s of slack is 20 such timeouts: room for this loaded machine, below that budget.
+    assert elapsed < hub_time * 3 + 6, f"{elapsed:.1f}s with the fault, {hub_time:.1f}s from the Hub alone"
     return b, s
 
 

@@ -71,7 +71,9 @@ def test_kill_9_after_close_then_remount_lands(api, mount, emulator, tmp_path):
 
 def test_faults_during_upload_and_commit_are_retried(api, mount, emulator):
     repo = fresh_repo(api)
-    m = mount(repo)
+    # LFS uploads (`--no-xet`): the faults hit LFS PUTs; Xet uploads under CAS faults are
+    # test_xet_write's.
+    m = mount(repo, args=["--no-xet"])
     big = det_bytes(11 * MIB, 4)
     emulator.set_faults("route=upload,times=2,status=503", "route=commit,times=1,status=500",
                         "route=commit,times=1,after=1,cut-after=0")
@@ -145,7 +147,8 @@ def test_multipart_upload_of_a_large_file(multipart_emulator, tmp_path, workdir)
     api = HfApi(endpoint=multipart_emulator.url, token=WRITE_TOKEN)
     repo = fresh_repo(api)
     mp = tmp_path / "mp"
-    r = run_mount(repo, mp, multipart_emulator, token=WRITE_TOKEN, cache_dir=tmp_path / "c")
+    # Multipart is an LFS transfer: `--no-xet`, or the file would go to the CAS.
+    r = run_mount(repo, mp, multipart_emulator, token=WRITE_TOKEN, cache_dir=tmp_path / "c", args=["--no-xet"])
     assert r.returncode == 0, r.stderr
     try:
         data = det_bytes(23 * MIB, 5)

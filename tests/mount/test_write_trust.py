@@ -110,16 +110,28 @@ def test_full_cache_disk_never_commits_a_cut_off_file(api, small_disk, mount):
     assert hub_bytes(api, repo, "big.bin") == b"small now"
 
 
-def test_shell_redirect_is_committed_only_after_the_command_ends(api, mount):
+def test_shell_redirect_is_committed_only_after_the_command_ends(api, mount, tmp_path):
     repo = fresh_repo(api)
     m = mount(repo, args=["--commit-delay", "0.2"])
-    p = subprocess.Popen(["sh", "-c", f"(echo start; sleep 4; echo end) > {m / 'log.txt'}"])
+    # The command goes on only when the test says so (a line on a fifo), not after a sleep that
+    # a loaded machine can outlast.
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    p = subprocess.Popen(["sh", "-c", f"(echo start; read line < {go}; echo end) > {m / 'log.txt'}"])
     try:
-        time.sleep(2.5)
+        assert wait_until(lambda: size_of(m / "log.txt") > 0, 30), "the command never wrote"
+        # Ten quiet periods (0.2 s): had the first close queued a version, it would be committed.
+        time.sleep(2)
         assert p.poll() is None
         assert "log.txt" not in hub_files(api, repo), "nothing lands while the command writes"
         assert (m / "log.txt").read_bytes() == b"start\n", "read-your-writes meanwhile"
     finally:
+        if p.poll() is None:
+            # O_RDWR: never blocks, whether or not the shell has the fifo open yet.
+            fd = os.open(go, os.O_RDWR)
+            os.write(fd, b"go\n")
+            p.wait(timeout=30)
+            os.close(fd)
         p.wait(timeout=30)
     synced(m)
     assert hub_bytes(api, repo, "log.txt") == b"start\nend\n"

@@ -3,11 +3,14 @@ HF_HUB_DISABLE_XET), read through a hubfs mount byte-exact, lazily (a 4 KiB prea
 one xorb range, not the file), verified chunk by chunk (a corrupted xorb never yields bad bytes),
 and still fine through mmap and safetensors."""
 
+import json
 import mmap
 import os
 import subprocess
 import sys
 import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +18,9 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from conftest import WRITE_TOKEN, faults, sha
+from conftest import HUBFS, WRITE_TOKEN, faults, hubfs_env, sha
 
+MIB = 1 << 20
 SIZE = 6 << 20
 
 SEED = r"""
@@ -135,6 +139,107 @@ def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
     print(f"corrupted xorbs: xet {st}")
     assert st["verify_failures"] > 0
     assert st["fallbacks"] > 0
+
+
+def xorbs_of(emulator, repo, path):
+    """The xorbs the CAS names in the reconstruction of `path` (asked directly, as hf_xet does)."""
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{emulator.url}/api/models/{repo}/xet-read-token/main",
+            headers={"Authorization": f"Bearer {WRITE_TOKEN}"}), timeout=30) as r:
+        token = json.loads(r.read())
+    entry = next(e for e in json.loads(urllib.request.urlopen(
+        f"{emulator.url}/api/models/{repo}/tree/main", timeout=30).read()) if e["path"] == path)
+    req = urllib.request.Request(f"{token['casUrl'].rstrip('/')}/v2/reconstructions/{entry['xetHash']}",
+                                 headers={"Authorization": f"Bearer {token['accessToken']}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return set(json.loads(r.read())["xorbs"])
+
+
+def cas_calls(emulator):
+    s = emulator.stats()
+    return s["reconstructions"], s["routes"].get("cas-xorb-suffix", 0), s["cas_bytes_served"]
+
+
+def test_footers_and_plans_are_asked_for_once(xet_repo, mount, emulator):
+    """Six readers of six blocks of one file at once: six plans (one per run), but every xorb's
+    footer fetched once (single-flight). The same six blocks read again after `hubfs cache rm`
+    come from the CAS again without a single new reconstruction request (the plans are cached
+    below their URLs' expiry) nor a new footer. O_DIRECT and a handle per read: no page cache,
+    no read-ahead, so each pread is one 4 KiB FUSE read, one block run, the same in both passes."""
+    repo, local, _ = xet_repo
+    want = local["big.bin"].read_bytes()
+    xorbs = xorbs_of(emulator, repo, "big.bin")
+    m = mount(repo)
+    os.listdir(m.path)
+    offsets = [i * MIB + 4096 * (i + 1) for i in range(6)]
+
+    def pread(off):
+        # A handle per read: no read of one continues another's run (no hubfs read-ahead).
+        fd = os.open(m / "big.bin", os.O_RDONLY | os.O_DIRECT)
+        try:
+            return os.pread(fd, 4096, off)
+        finally:
+            os.close(fd)
+
+    def read_all():
+        with ThreadPoolExecutor(len(offsets)) as ex:
+            got = list(ex.map(pread, offsets))
+        assert got == [want[off:off + 4096] for off in offsets]
+
+    plans0, footers0, cas0 = cas_calls(emulator)
+    read_all()
+    plans1, footers1, cas1 = cas_calls(emulator)
+    st = m.status()["xet"]
+    print(f"first pass: {plans1 - plans0} reconstructions, {footers1 - footers0} footer GETs "
+          f"for {len(xorbs)} xorb(s); xet {st}")
+    assert st["fallbacks"] == 0 and st["reads"] >= len(offsets)
+    assert footers1 - footers0 == len(xorbs), "one footer GET per xorb, however many readers"
+    assert st["footers_fetched"] == len(xorbs)
+    assert plans1 - plans0 == st["reconstructions"] == st["reads"] == len(offsets)
+
+    r = subprocess.run([HUBFS, "cache", "rm", repo, "--path", "big.bin", "--cache-dir", str(m.cache_dir)],
+                       capture_output=True, text=True, env=hubfs_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    read_all()
+    plans2, footers2, cas2 = cas_calls(emulator)
+    st2 = m.status()["xet"]
+    print(f"second pass: {plans2 - plans1} reconstructions, {footers2 - footers1} footer GETs, "
+          f"{cas2 - cas1} CAS bytes; xet {st2}")
+    assert cas2 - cas1 >= len(offsets) * 4096, "the blocks came from the CAS again"
+    assert st2["reads"] == st["reads"] + len(offsets)
+    assert plans2 == plans1, "every plan came from the cache"
+    assert footers2 == footers1
+    assert st2["plans_reused"] == len(offsets) and st2["reconstructions"] == st["reconstructions"]
+
+
+def test_a_refused_xorb_url_is_replanned_through_the_cache(xet_repo, mount, emulator):
+    """The CAS refuses one xorb GET (403, as for an expired signed URL): xet-client asks hubfs
+    for a new URL, hubfs drops the stale plan and asks the CAS once more, and the read succeeds
+    from the CAS (no bridge fallback)."""
+    repo, local, _ = xet_repo
+    want = local["big.bin"].read_bytes()
+    m = mount(repo)
+    os.listdir(m.path)
+
+    def pread(off):
+        fd = os.open(m / "big.bin", os.O_RDONLY | os.O_DIRECT)
+        try:
+            return os.pread(fd, 4096, off)
+        finally:
+            os.close(fd)
+
+    # The footer is fetched (and kept) first, so the one refused GET is a data GET.
+    assert pread(4096) == want[4096:8192]
+    plans0, faults0 = emulator.stats()["reconstructions"], emulator.stats()["faults_injected"]
+    off = 3 * MIB + 4096
+    with faults(emulator, "route=xorb,status=403,times=1"):
+        assert pread(off) == want[off:off + 4096]
+        assert emulator.stats()["faults_injected"] - faults0 == 1
+    st = m.status()["xet"]
+    print(f"refused xorb URL: {emulator.stats()['reconstructions'] - plans0} reconstructions; xet {st}")
+    assert st["fallbacks"] == 0 and st["reads"] == 2
+    assert emulator.stats()["reconstructions"] - plans0 == 2, "the plan, then one re-plan"
+    assert st["reconstructions"] == 3
 
 
 def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):

@@ -23,19 +23,21 @@ async fn with_file(extra: &[&str], size: usize) -> Emu {
 
 #[tokio::test]
 async fn latency_is_added_to_every_response_but_control_routes() {
-    let e = with_file(&["--latency-ms", "300"], 10).await;
+    // A latency much longer than a loopback request takes on a loaded CI machine, so that
+    // "shaped" and "not shaped" are told apart by a wide margin (2.5 s vs 3 s added).
+    let e = with_file(&["--latency-ms", "3000"], 10).await;
     let c = client();
     let t = Instant::now();
     c.get(e.at("/api/models/alice/m")).send().await.unwrap();
     assert!(
-        t.elapsed() >= Duration::from_millis(300),
+        t.elapsed() >= Duration::from_millis(3000),
         "{:?}",
         t.elapsed()
     );
     let t = Instant::now();
     c.get(e.at("/_emulator/stats")).send().await.unwrap();
     assert!(
-        t.elapsed() < Duration::from_millis(250),
+        t.elapsed() < Duration::from_millis(2500),
         "control routes are not shaped"
     );
     // Turned off at run time.
@@ -46,13 +48,15 @@ async fn latency_is_added_to_every_response_but_control_routes() {
         .unwrap();
     let t = Instant::now();
     c.get(e.at("/api/models/alice/m")).send().await.unwrap();
-    assert!(t.elapsed() < Duration::from_millis(250));
+    assert!(t.elapsed() < Duration::from_millis(2500));
 }
 
 #[tokio::test]
 async fn bandwidth_caps_each_connection() {
-    let size = 1 << 20;
-    let e = with_file(&["--bandwidth", "2M"], size).await;
+    // 4 MiB at 1 MiB/s: 4 s capped, against well under a second uncapped, so a loaded CI
+    // machine cannot blur the two.
+    let size = 4 << 20;
+    let e = with_file(&["--bandwidth", "1M"], size).await;
     let c = client();
     let t = Instant::now();
     let body = c
@@ -65,9 +69,9 @@ async fn bandwidth_caps_each_connection() {
         .unwrap();
     let took = t.elapsed();
     assert_eq!(body.len(), size);
-    // 1 MiB at 2 MiB/s: about 0.5 s (minus one 16 KiB burst).
-    assert!(took >= Duration::from_millis(400), "{took:?}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    // 4 MiB at 1 MiB/s: about 4 s (minus one 16 KiB burst).
+    assert!(took >= Duration::from_millis(3500), "{took:?}");
+    assert!(took < Duration::from_secs(60), "{took:?}");
     // Raised at run time: much faster.
     let r = c
         .post(e.at("/_emulator/shaping"))
@@ -84,8 +88,9 @@ async fn bandwidth_caps_each_connection() {
         .bytes()
         .await
         .unwrap();
+    // At the old cap this takes 4 s.
     assert!(
-        t.elapsed() < Duration::from_millis(400),
+        t.elapsed() < Duration::from_millis(2500),
         "{:?}",
         t.elapsed()
     );
@@ -200,7 +205,7 @@ async fn cut_bodies_and_stalls() {
     assert_eq!(received, 1000);
 
     c.post(e.at("/_emulator/faults"))
-        .body("route=api,path=/tree/,stall=0.5")
+        .body("route=api,path=/tree/,stall=3")
         .send()
         .await
         .unwrap();
@@ -211,11 +216,12 @@ async fn cut_bodies_and_stalls() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(t.elapsed() >= Duration::from_millis(500));
+    assert!(t.elapsed() >= Duration::from_millis(3000));
+    // Unstalled: far under the 3 s stall, even on a loaded CI machine.
     let t = Instant::now();
     c.get(e.at("/api/models/alice/m")).send().await.unwrap();
     assert!(
-        t.elapsed() < Duration::from_millis(450),
+        t.elapsed() < Duration::from_millis(2500),
         "path= limits the rule"
     );
 }

@@ -458,7 +458,8 @@ async fn tokens_and_xorb_urls_expire() {
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.bytes().await.unwrap().len(), 8);
 
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // A 2 s lifetime lasts at most 3 s (expiry rounded up to a whole second).
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let resp = c
         .get(&url)
         .header("range", "bytes=0-9")

@@ -19,6 +19,9 @@ pub enum RepoType {
     Model,
     Dataset,
     Space,
+    /// A Storage Bucket: Xet files under paths, no git, no revisions. Not in [`RepoType::ALL`]
+    /// and not accepted by [`RepoType::parse`]: bucket routes are separate (`/api/buckets/…`).
+    Bucket,
 }
 
 impl RepoType {
@@ -30,6 +33,7 @@ impl RepoType {
             RepoType::Model => "model",
             RepoType::Dataset => "dataset",
             RepoType::Space => "space",
+            RepoType::Bucket => "bucket",
         }
     }
 
@@ -39,6 +43,7 @@ impl RepoType {
             RepoType::Model => "models",
             RepoType::Dataset => "datasets",
             RepoType::Space => "spaces",
+            RepoType::Bucket => "buckets",
         }
     }
 
@@ -48,6 +53,7 @@ impl RepoType {
             RepoType::Model => "",
             RepoType::Dataset => "datasets/",
             RepoType::Space => "spaces/",
+            RepoType::Bucket => "buckets/",
         }
     }
 
@@ -271,7 +277,8 @@ pub enum HfPath {
 }
 
 impl HfPath {
-    /// Parses `[hf://][datasets/|spaces/]NS/NAME[@REV][/SUBPATH]` or `hf://` alone.
+    /// Parses `[hf://][datasets/|spaces/]NS/NAME[@REV][/SUBPATH]` or `hf://` alone, and
+    /// `[hf://]buckets/NS/NAME[/SUBPATH]` (a bucket has no revisions: `@` is refused).
     /// The revision may be percent-encoded (`@refs%2Fpr%2F1`); a literal `refs/pr/N` or
     /// `refs/convert/X` revision is also accepted, as huggingface_hub does.
     pub fn parse(input: &str) -> Result<HfPath, InvalidName> {
@@ -287,8 +294,12 @@ impl HfPath {
             Some(("datasets", r)) => (RepoType::Dataset, r),
             Some(("spaces", r)) => (RepoType::Space, r),
             Some(("models", r)) => (RepoType::Model, r),
+            Some(("buckets", r)) => (RepoType::Bucket, r),
             _ => (RepoType::Model, rest),
         };
+        if repo_type == RepoType::Bucket {
+            return parse_bucket(input, rest);
+        }
         let segs: Vec<&str> = rest.split('/').collect();
         // The revision marker may be on the first segment (legacy id) or the second.
         let (id_segs, rev_in_seg, after) = match segs.iter().position(|s| s.contains('@')) {
@@ -334,6 +345,36 @@ impl HfPath {
             subpath,
         })
     }
+}
+
+/// `NS/NAME[/SUBPATH]` of a bucket: always two id parts, no revision.
+fn parse_bucket(input: &str, rest: &str) -> Result<HfPath, InvalidName> {
+    let segs: Vec<&str> = rest.split('/').collect();
+    if segs.len() < 2 {
+        return Err(InvalidName(format!(
+            "{input:?}: a bucket is named buckets/NAMESPACE/NAME"
+        )));
+    }
+    if segs[..2].iter().any(|s| s.contains('@')) {
+        return Err(InvalidName(format!(
+            "{input:?}: buckets have no revisions (no '@')"
+        )));
+    }
+    let id = RepoId::parse(&segs[..2].join("/"))?;
+    let subpath = segs[2..]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| decode_component(s))
+        .collect::<Result<Vec<_>, _>>()?
+        .join("/");
+    if !subpath.is_empty() {
+        validate_repo_path(&subpath)?;
+    }
+    Ok(HfPath::Repo {
+        repo: RepoRef::new(RepoType::Bucket, id),
+        revision: None,
+        subpath,
+    })
 }
 
 #[cfg(test)]
@@ -412,6 +453,24 @@ mod tests {
         let (r, rev, _) = repo("spaces/ns/app@feature%2Fx");
         assert_eq!(r.repo_type, RepoType::Space);
         assert_eq!(rev.as_deref(), Some("feature/x"));
+    }
+
+    #[test]
+    fn parses_buckets() {
+        let (r, rev, sub) = repo("hf://buckets/ns/bkt/a/b.txt");
+        assert_eq!(r.repo_type, RepoType::Bucket);
+        assert_eq!(r.id.to_string(), "ns/bkt");
+        assert_eq!(rev, None);
+        assert_eq!(sub, "a/b.txt");
+        assert_eq!(r.api_path(), "/api/buckets/ns/bkt");
+        assert_eq!(r.web_path(), "/buckets/ns/bkt");
+        assert_eq!(r.to_string(), "buckets/ns/bkt");
+        for bad in ["buckets/ns", "hf://buckets/ns/b@main", "buckets/ns/b/../x"] {
+            assert!(HfPath::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        // Never a repo type the git routes accept.
+        assert_eq!(RepoType::parse("bucket"), None);
+        assert_eq!(RepoType::from_plural("buckets"), None);
     }
 
     #[test]

@@ -32,9 +32,13 @@ pub struct TreeEntry {
     /// `"file"` or `"directory"`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Git object id: blob sha1 (of the LFS pointer for LFS files) or tree sha1.
+    /// Git object id: blob sha1 (of the LFS pointer for LFS files) or tree sha1. Empty for
+    /// bucket entries (no git: their identity is `xetHash`).
+    #[serde(default)]
     pub oid: String,
-    /// Real size for files (equal to `lfs.size` for LFS files), 0 for directories.
+    /// Real size for files (equal to `lfs.size` for LFS files), 0 for directories (buckets
+    /// omit it for directories).
+    #[serde(default)]
     pub size: u64,
     /// Path relative to the repo root.
     pub path: String,

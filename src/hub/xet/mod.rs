@@ -1,4 +1,4 @@
-//! Xet storage, the HTTP side: CAS read tokens from the Hub, the CAS client, xorb footers.
+//! Xet storage, the HTTP side: CAS tokens from the Hub, the CAS client, xorb footers, uploads.
 //!
 //! The Hub stores most large files in Xet: content-defined chunks packed into xorbs in a CAS,
 //! a file being a list of (xorb, chunk range) terms, its "reconstruction". This module is the
@@ -10,6 +10,9 @@
 //! - `session`: one [`CasSession`] per repo: xet-client's `RemoteClient` (reconstruction v2 with
 //!   v1 fallback, signed xorb range fetches re-planned on 403, chunk decompression) configured
 //!   with our bounded timeouts and no telemetry, on the daemon's tokio runtime;
+//! - `upload`: [`XetUploader`], uploads through xet-data's `FileUploadSession` (chunking,
+//!   dedup against the CAS, xorbs, shard) with a write token from a pluggable
+//!   [`WriteTokenSource`] (a repo's `xet-write-token/{rev}`, a bucket's `xet-write-token`);
 //! - `footer`: the suffix-range GET of a xorb's footer (its chunk hashes), which xet-client does
 //!   not offer and chunk verification needs.
 //!
@@ -18,9 +21,14 @@
 mod footer;
 mod session;
 mod token;
+mod upload;
 
 pub use session::{xet_config, CasSession};
 pub use token::{HubTokenRefresher, XetToken};
+pub use upload::{
+    BucketWriteToken, RepoWriteToken, Sha256, UploadReport, WriteTokenSource, XetUploaded,
+    XetUploader,
+};
 
 /// Installs ring as the process's rustls provider. xet-client is built with
 /// `rustls-no-provider` (the default provider, aws-lc, is a C build), and reqwest 0.13 panics

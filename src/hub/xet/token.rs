@@ -12,7 +12,7 @@ use serde::Deserialize;
 use xet_client::cas_client::auth::{AuthError, TokenInfo, TokenRefresher};
 
 use crate::hub::client::HubClient;
-use crate::hub::error::HubError;
+use crate::hub::error::{ErrorContext, HubError};
 use crate::repo::{encode_revision, RepoRef};
 
 /// A CAS token: where the CAS is, the bearer token for it, and when it expires.
@@ -48,21 +48,59 @@ impl HubClient {
         revision: &str,
     ) -> Result<XetToken, HubError> {
         let ctx = self.repo_ctx(repo, Some(revision), None);
-        let r = async {
-            let path = format!(
+        // A bucket has no revision: `/api/buckets/{id}/xet-read-token`.
+        let path = if repo.repo_type == crate::repo::RepoType::Bucket {
+            HubClient::bucket_token_path(repo, false)
+        } else {
+            format!(
                 "{}/xet-read-token/{}",
                 repo.api_path(),
                 encode_revision(revision)
-            );
-            let url = self.url(&path)?;
+            )
+        };
+        self.xet_token(&path, &ctx).await
+    }
+
+    /// `GET /api/{type}s/{repo}/xet-write-token/{revision}`: a CAS token that uploads for a
+    /// commit to `revision`; `None` asks for one that opens a pull request (the Hub's
+    /// `None?create_pr=1`, which a read token with discussions enabled may get). 404 means no
+    /// Xet for this repo or Hub: the caller uploads through LFS.
+    pub async fn xet_write_token(
+        &self,
+        repo: &RepoRef,
+        revision: Option<&str>,
+    ) -> Result<XetToken, HubError> {
+        let ctx = self.repo_ctx(repo, revision, None);
+        let path = match revision {
+            Some(rev) => format!(
+                "{}/xet-write-token/{}",
+                repo.api_path(),
+                encode_revision(rev)
+            ),
+            None => format!("{}/xet-write-token/None?create_pr=1", repo.api_path()),
+        };
+        self.xet_token(&path, &ctx).await
+    }
+
+    /// `GET /api/buckets/{id}/xet-write-token` (no revision: buckets have no history).
+    pub async fn bucket_xet_write_token(&self, bucket: &str) -> Result<XetToken, HubError> {
+        let ctx = self.ctx(ErrorContext::label(&format!("bucket {bucket}")));
+        self.xet_token(&format!("/api/buckets/{bucket}/xet-write-token"), &ctx)
+            .await
+    }
+
+    /// One token route: the JSON body, checked for its two required fields.
+    async fn xet_token(&self, path: &str, ctx: &ErrorContext) -> Result<XetToken, HubError> {
+        let r = async {
+            let url = self.url(path)?;
             let req = self
-                .api_request(Method::GET, url, &ctx)
+                .api_request(Method::GET, url, ctx)
                 .max_body(TOKEN_BODY_MAX);
             let token: XetToken = self.call_json(&req).await?;
             if token.cas_url.is_empty() || token.access_token.is_empty() {
                 return Err(HubError::protocol(
                     &ctx.target(),
-                    "xet-read-token answer without casUrl or accessToken",
+                    "xet token answer without casUrl or accessToken",
                 ));
             }
             Ok(token)

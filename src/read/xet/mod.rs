@@ -4,10 +4,12 @@
 //! path asks [`XetReader::read`] before the bridge (`resolve`). It:
 //! 1. asks the CAS for the reconstruction of exactly that byte range (xet-client: v2, v1
 //!    fallback): terms `(xorb, chunk range)` and, per xorb, signed URLs with byte ranges;
+//!    plans are cached per range until shortly before their URLs expire, single-flight
+//!    (`plan`);
 //! 2. fetches every xorb range in parallel (xet-client: ranged GET, decompression, a new plan
 //!    on 403), bounded by the read path's request permits;
 //! 3. checks each chunk against the xorb's footer (`verify`; footers fetched once per xorb by
-//!    suffix range, authenticated by the xorb hash, kept in a small LRU);
+//!    suffix range, single-flight, authenticated by the xorb hash, kept in a small LRU);
 //! 4. assembles the terms, cuts `[start, end)` and hands it back whole.
 //!
 //! Nothing is handed out before every chunk of the range passed. Any failure (no Xet for the
@@ -16,7 +18,13 @@
 //! right bytes or EIO, never bad bytes. What the CAS delivered goes through the same block
 //! writes as bridge bytes (cache, crc, sha256 of the whole file), so read-ahead, mmap,
 //! passthrough once complete and offline reads of cached blocks are unchanged.
+//!
+//! A file opened before its directory was listed is known only from the repo info's
+//! `siblings`, which carry no `xetHash`: that open reads through the bridge (decided: see
+//! SEMANTICS.md, "Xet files").
 
+mod flight;
+mod plan;
 mod verify;
 
 use std::collections::HashMap;
@@ -26,8 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use flight::Flights;
 use lru::LruCache;
 use parking_lot::Mutex;
+use plan::{Plan, Plans};
 use serde::Serialize;
 use xet_client::cas_client::{Client, URLProvider};
 use xet_client::cas_types::{FileRange, HttpRange, QueryReconstructionResponseV2};
@@ -58,6 +68,12 @@ pub struct XetStats {
     /// Decompressed bytes fetched from xorbs (the over-fetch at chunk edges included).
     pub xorb_bytes: AtomicU64,
     pub footers_fetched: AtomicU64,
+    /// Footers taken from the LRU or from another range's fetch of it in flight.
+    pub footers_reused: AtomicU64,
+    /// Reconstruction requests sent to the CAS (first plans and re-plans after a 403).
+    pub reconstructions: AtomicU64,
+    /// Plans taken from the plan cache or from another run's request in flight.
+    pub plans_reused: AtomicU64,
     pub chunks_verified: AtomicU64,
     /// Chunks or footers that failed their hash: those runs went to the bridge.
     pub verify_failures: AtomicU64,
@@ -91,7 +107,8 @@ pub struct XetReader {
     sessions: Mutex<LruCache<String, SessionSlot>>,
     /// Serializes session opening, so N readers of a fresh repo ask for one token.
     opening: tokio::sync::Mutex<()>,
-    footers: Mutex<LruCache<MerkleHash, Arc<Footer>>>,
+    footers: Flights<MerkleHash, Arc<Footer>>,
+    plans: Plans,
     pub stats: XetStats,
 }
 
@@ -104,7 +121,8 @@ impl XetReader {
             limit,
             sessions: Mutex::new(LruCache::new(nonzero(SESSIONS_KEPT))),
             opening: tokio::sync::Mutex::new(()),
-            footers: Mutex::new(LruCache::new(nonzero(FOOTERS_KEPT))),
+            footers: Flights::new(FOOTERS_KEPT),
+            plans: Plans::default(),
             stats: XetStats::default(),
         }
     }
@@ -147,7 +165,7 @@ impl XetReader {
 
     /// Bytes `[start, end)` of the Xet file `xet_hash`, every chunk verified. All or nothing.
     pub async fn read(
-        &self,
+        self: &Arc<Self>,
         blob: &Blob,
         xet_hash: &str,
         start: u64,
@@ -158,22 +176,18 @@ impl XetReader {
         let session = self.session(blob).await?;
         let client = session.client.clone();
         let range = FileRange::new(start, end);
-        let plan = client
-            .get_reconstruction(&file, Some(range))
-            .await
-            .map_err(|e| XetError::Cas(format!("reconstruction: {e}")))?
-            .ok_or_else(|| XetError::Cas(format!("no reconstruction for {start}..{end}")))?;
+        let plan = self.plans.get(&client, &file, range, &self.stats).await?;
         let chunks = self.fetch_chunks(&client, &file, range, &plan).await?;
         assemble(&plan, &chunks, start, end)
     }
 
     /// Fetches, in parallel, every xorb range the plan names; returns each verified chunk.
     async fn fetch_chunks(
-        &self,
+        self: &Arc<Self>,
         client: &Arc<dyn Client>,
         file: &MerkleHash,
         range: FileRange,
-        plan: &QueryReconstructionResponseV2,
+        plan: &Plan,
     ) -> Result<HashMap<(MerkleHash, u32), Bytes>, XetError> {
         let mut jobs = Vec::new();
         for (xorb, fetches) in &plan.xorbs {
@@ -184,6 +198,7 @@ impl XetReader {
                         client,
                         file,
                         range,
+                        plan,
                         xorb,
                         fetch.url.clone(),
                         r.chunks.start,
@@ -203,10 +218,11 @@ impl XetReader {
     /// One xorb range: fetched and decompressed by xet-client, then checked chunk by chunk.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_range(
-        &self,
+        self: &Arc<Self>,
         client: &Arc<dyn Client>,
         file: &MerkleHash,
         range: FileRange,
+        plan: &Plan,
         xorb: MerkleHash,
         url: String,
         chunk_start: u32,
@@ -214,12 +230,13 @@ impl XetReader {
         bytes: HttpRange,
     ) -> Result<Vec<((MerkleHash, u32), Bytes)>, XetError> {
         let provider = PlanUrl {
+            reader: self.clone(),
             client: client.clone(),
             file: *file,
             range,
             xorb,
             chunk_start,
-            current: Mutex::new((url.clone(), bytes)),
+            current: Mutex::new((plan.clone(), url.clone(), bytes)),
         };
         let footer = self.footer(&xorb, &url);
         let data = async {
@@ -254,25 +271,28 @@ impl XetReader {
         Ok(out)
     }
 
-    /// The verified footer of `xorb`, from the LRU or fetched through `url`.
+    /// The verified footer of `xorb`, from the LRU, joined while another range fetches it, or
+    /// fetched through `url`: one GET per xorb however many of its ranges start at once.
     async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
-        if let Some(f) = self.footers.lock().get(xorb) {
-            return Ok(f.clone());
+        let (footer, reused) =
+            self.footers
+                .get(xorb, || async {
+                    let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
+                        XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex()))
+                    })?;
+                    self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
+                    match Footer::parse(xorb, &bytes) {
+                        Ok(f) => Ok((Arc::new(f), None)),
+                        Err(e) => {
+                            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                            Err(XetError::from(e))
+                        }
+                    }
+                })
+                .await?;
+        if reused {
+            self.stats.footers_reused.fetch_add(1, Ordering::Relaxed);
         }
-        let bytes = self
-            .hub
-            .xorb_footer(url)
-            .await
-            .map_err(|e| XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex())))?;
-        self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
-        let footer = match Footer::parse(xorb, &bytes) {
-            Ok(f) => Arc::new(f),
-            Err(e) => {
-                self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
-                return Err(e.into());
-            }
-        };
-        self.footers.lock().put(*xorb, footer.clone());
         Ok(footer)
     }
 }
@@ -327,42 +347,52 @@ fn assemble(
     Ok(out.freeze())
 }
 
-/// The signed URL of one xorb range, re-planned when the CAS answers 403 (an expired URL).
+/// The signed URL of one xorb range, re-planned when the CAS answers 403 (an expired URL):
+/// through the plan cache, so the parallel ranges of one stale plan ask the CAS once.
 struct PlanUrl {
+    reader: Arc<XetReader>,
     client: Arc<dyn Client>,
     file: MerkleHash,
     range: FileRange,
     xorb: MerkleHash,
     chunk_start: u32,
-    current: Mutex<(String, HttpRange)>,
+    /// The plan the URL came from, the URL and the byte range it was signed for.
+    current: Mutex<(Plan, String, HttpRange)>,
 }
 
 #[async_trait::async_trait]
 impl URLProvider for PlanUrl {
     async fn retrieve_url(&self) -> xet_client::error::Result<(String, Vec<HttpRange>)> {
-        let (url, bytes) = self.current.lock().clone();
+        let (_, url, bytes) = self.current.lock().clone();
         Ok((url, vec![bytes]))
     }
 
     async fn refresh_url(&self) -> xet_client::error::Result<()> {
+        let stale = self.current.lock().0.clone();
         let plan = self
-            .client
-            .get_reconstruction(&self.file, Some(self.range))
-            .await?;
-        let found = plan.as_ref().and_then(|p| {
-            p.xorbs.iter().find_map(|(x, fetches)| {
-                (MerkleHash::from(x) == self.xorb).then(|| {
-                    fetches.iter().find_map(|f| {
-                        f.ranges
-                            .iter()
-                            .find(|r| r.chunks.start == self.chunk_start)
-                            .map(|r| (f.url.clone(), r.bytes))
-                    })
-                })?
-            })
+            .reader
+            .plans
+            .replan(
+                &self.client,
+                &self.file,
+                self.range,
+                &stale,
+                &self.reader.stats,
+            )
+            .await
+            .map_err(|e| xet_client::error::ClientError::Other(e.to_string()))?;
+        let found = plan.xorbs.iter().find_map(|(x, fetches)| {
+            (MerkleHash::from(x) == self.xorb).then(|| {
+                fetches.iter().find_map(|f| {
+                    f.ranges
+                        .iter()
+                        .find(|r| r.chunks.start == self.chunk_start)
+                        .map(|r| (f.url.clone(), r.bytes))
+                })
+            })?
         });
-        if let Some(next) = found {
-            *self.current.lock() = next;
+        if let Some((url, bytes)) = found {
+            *self.current.lock() = (plan, url, bytes);
         }
         Ok(())
     }

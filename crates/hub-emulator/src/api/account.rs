@@ -14,7 +14,7 @@ use crate::server::ctx::Ctx;
 use crate::server::error::ApiError;
 use crate::server::App;
 use crate::store::repo::Repo;
-use crate::time::now_ms;
+use crate::time::expiry_secs;
 
 /// A stable 24-hex id derived from a name (the Hub's ids are Mongo ObjectIds).
 pub fn object_id(kind: &str, name: &str) -> String {
@@ -99,7 +99,7 @@ pub fn xet_token(app: &App, ctx: &Ctx, repo: &Repo, write: bool, rev: &str) -> R
         write,
         repo: format!("{}/{id}", repo.repo_type.plural()),
         rev: (rev != "None").then(|| rev.to_string()),
-        exp: now_ms() / 1000 + app.cfg.xet_token_ttl,
+        exp: expiry_secs(app.cfg.xet_token_ttl),
     };
     Ok(xet_token_answer(app, ctx, &claims))
 }

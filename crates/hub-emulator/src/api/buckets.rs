@@ -25,7 +25,7 @@ use crate::server::error::{ApiError, ApiResult};
 use crate::server::App;
 use crate::store::buckets::{invalid_path, list, BucketFile, BucketMeta, Entry, XetFiles};
 use crate::store::xet::parse_hash;
-use crate::time::{iso_ms, now_ms};
+use crate::time::{expiry_secs, iso_ms, now_ms};
 use hub_wire::repo::{validate_id_part, RepoType};
 
 /// Most operations in one batch and paths in one paths-info call (the client sends ≤ 1000).
@@ -248,7 +248,7 @@ pub async fn bucket_route(app: &App, ctx: &Ctx, id: &str, op: BucketOp, body: Bo
                 write,
                 repo: format!("buckets/{}", meta.id),
                 rev: None,
-                exp: now_ms() / 1000 + app.cfg.xet_token_ttl,
+                exp: expiry_secs(app.cfg.xet_token_ttl),
             };
             Ok(super::account::xet_token_answer(app, ctx, &claims))
         }

@@ -392,6 +392,16 @@ pub async fn handle(app: &App, req: CasRequest<'_>, body: Body) -> ApiResult<Res
                 .verify("GET", req.path, req.query)
                 .map_err(denied)?;
             stats.cas_xorb_fetch();
+            // A suffix range (`bytes=-N`) reads a xorb's footer: counted apart, so tests can
+            // tell footer reads from data reads.
+            let suffix = req
+                .headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().starts_with("bytes=-"));
+            if suffix {
+                stats.route("cas-xorb-suffix");
+            }
             let hash = parse_hash(hash)?;
             serve_xorb(&xet, &hash, req.method, req.headers).await
         }

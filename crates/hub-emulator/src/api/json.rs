@@ -140,6 +140,8 @@ pub fn repo_summary(meta: &RepoMeta, head: Option<&CommitRec>) -> Map<String, Va
             m.insert("models".into(), json!([]));
             m.insert("datasets".into(), json!([]));
         }
+        // Buckets are not git repos: their info comes from api/buckets.rs.
+        RepoType::Bucket => {}
     }
     m
 }

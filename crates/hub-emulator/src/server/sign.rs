@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::time::now_ms;
+use crate::time::{expiry_secs, now_ms};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -71,7 +71,7 @@ impl Signer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let expires = now_ms() / 1000 + self.ttl_secs;
+        let expires = expiry_secs(self.ttl_secs);
         p.push(("expires".into(), expires.to_string()));
         let sig = hex::encode(
             self.mac(&canonical(method, path, &p))
