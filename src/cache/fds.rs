@@ -2,9 +2,10 @@
 //! instead of open + pread + close.
 //!
 //! Bounded because a cache may hold many thousands of blobs while the process has a limited
-//! number of descriptors (the budget is a quarter of `RLIMIT_NOFILE`, at most 4096, two per
-//! blob). Entries carry the blob's incarnation: a stale descriptor of a deleted file is never
-//! handed out for its successor.
+//! number of descriptors (the budget is a quarter of `RLIMIT_NOFILE`, at most 4096, up to three
+//! per blob: data, sidecar, and the data file's `O_DIRECT` descriptor once written to). Entries
+//! carry the blob's incarnation: a stale descriptor of a deleted file is never handed out for
+//! its successor.
 //!
 //! Lock order: an index shard may be held while locking an fd shard, never the reverse. Entries
 //! are removed under the index shard lock when their blob is deleted, so no descriptor of a
@@ -28,16 +29,31 @@ pub(crate) struct BlobFiles {
     pub data: File,
     /// The sidecar (records, marks, stamps).
     pub meta: File,
+    /// `data` opened again for `O_DIRECT` writes, on the first write (None inside: the
+    /// filesystem refuses `O_DIRECT`). See `direct.rs`.
+    direct: std::sync::OnceLock<Option<File>>,
 }
 
 impl BlobFiles {
     /// Opens an existing blob's files for reading and writing.
     pub(crate) fn open(paths: &super::sidecar::BlobPaths) -> std::io::Result<BlobFiles> {
         let open = |p: &std::path::Path| std::fs::OpenOptions::new().read(true).write(true).open(p);
-        Ok(BlobFiles {
-            data: open(&paths.data)?,
-            meta: open(&paths.meta)?,
-        })
+        Ok(BlobFiles::new(open(&paths.data)?, open(&paths.meta)?))
+    }
+
+    pub(crate) fn new(data: File, meta: File) -> BlobFiles {
+        BlobFiles {
+            data,
+            meta,
+            direct: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The `O_DIRECT` descriptor of the data file, opened on first use.
+    pub(crate) fn direct(&self) -> Option<&File> {
+        self.direct
+            .get_or_init(|| super::direct::open_for(&self.data))
+            .as_ref()
     }
 }
 
@@ -50,10 +66,10 @@ pub(crate) struct FdCache {
 }
 
 impl FdCache {
-    /// `budget` descriptors in all (each entry holds two).
+    /// `budget` descriptors in all (each entry holds up to three).
     pub(crate) fn new(budget: usize) -> Self {
         let per_shard =
-            NonZeroUsize::new((budget / 2 / SHARDS).max(2)).unwrap_or(NonZeroUsize::MIN);
+            NonZeroUsize::new((budget / 3 / SHARDS).max(2)).unwrap_or(NonZeroUsize::MIN);
         FdCache {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))

@@ -67,6 +67,7 @@
 mod block_cache;
 mod chunks;
 mod config;
+pub mod direct;
 mod evict;
 mod fds;
 mod index;

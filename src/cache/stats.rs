@@ -26,6 +26,8 @@ pub struct CacheStats {
     pub blocks_written: u64,
     /// Blob files opened (creations included); warm reads open nothing.
     pub file_opens: u64,
+    /// Of `blocks_written`, blocks written with `O_DIRECT` (no page-cache copy, see direct.rs).
+    pub direct_writes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +38,7 @@ pub(crate) struct Counters {
     pub corrupt_dropped: AtomicU64,
     pub blocks_written: AtomicU64,
     pub file_opens: AtomicU64,
+    pub direct_writes: AtomicU64,
 }
 
 impl Counters {
@@ -61,6 +64,7 @@ impl Counters {
             corrupt_dropped: get(&self.corrupt_dropped),
             blocks_written: get(&self.blocks_written),
             file_opens: get(&self.file_opens),
+            direct_writes: get(&self.direct_writes),
         }
     }
 }

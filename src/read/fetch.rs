@@ -11,12 +11,24 @@ use std::time::Duration;
 
 use tokio::time::{timeout_at, Instant};
 
-use bytes::BytesMut;
-
 use super::inflight::Slot;
 use super::{Blob, ReadPath};
+use crate::cache::direct::AlignedBuf;
 use crate::fs::Errno;
 use crate::hub::HubError;
+
+/// Blocks fetched ahead of their readers that go to the cache in one write: 1 MiB (the kernel's
+/// read size here), one device request instead of eight; a reader arriving meanwhile waits at
+/// most for the next block's arrival.
+const WRITE_GROUP: usize = 8;
+
+/// A fetched block not yet stored nor published.
+struct Held {
+    idx: u64,
+    slot: Arc<Slot>,
+    block: bytes::Bytes,
+    crc: u32,
+}
 
 impl ReadPath {
     pub(super) async fn fetch_run(self: &Arc<Self>, blob: &Arc<Blob>, run: Vec<(u64, Arc<Slot>)>) {
@@ -32,34 +44,63 @@ impl ReadPath {
         let start = first * bs;
         let end = ((first + run.len() as u64) * bs).min(blob.size);
         let mut next = 0usize; // index in `run` of the block being assembled
+                               // Blocks fetched ahead of any reader wait here until a group is whole, then go to the
+                               // cache in one write (cache/direct.rs); a block someone waits for goes at once.
+        let mut held: Vec<Held> = Vec::with_capacity(WRITE_GROUP);
         let stream = self.stream_range(blob, start, end, |block| {
             let Some((idx, slot)) = run.get(next) else {
                 return;
             };
             // One crc pass serves the cache record and the verification fingerprint.
             let crc = crc32c::crc32c(&block);
-            let stored = self
-                .cache
-                .write_block_with_crc(&blob.key, blob.size, *idx, &block, crc);
-            if let Err(e) = stored {
-                // Serving from memory still works; only the persistence is lost.
-                tracing::warn!("cache write of {} block {idx} failed: {e}", blob.path);
-            }
-            self.verify_block(blob, *idx, &block, crc);
-            if !slot.has_waiters() {
-                // Fetched ahead: its reader takes this buffer instead of reading the cache.
-                self.fresh.put(&blob.key, *idx, &block, crc);
-            }
-            self.inflight.finish(&blob.key, *idx, slot, Ok(block));
+            held.push(Held {
+                idx: *idx,
+                slot: slot.clone(),
+                block,
+                crc,
+            });
             next += 1;
+            if held.len() >= WRITE_GROUP
+                || next == run.len()
+                || held.iter().any(|h| h.slot.has_waiters())
+            {
+                self.store_and_publish(blob, &mut held);
+            }
         });
         // An unmount in progress ends the fetch (and the reads waiting on it) with EIO.
         let result = self.abort.run(stream, || Errno::EIO).await;
+        // Whole blocks that arrived before a failure are good.
+        self.store_and_publish(blob, &mut held);
         if let Err(errno) = result {
             self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
             for (idx, slot) in &run[next..] {
                 self.inflight.finish(&blob.key, *idx, slot, Err(errno));
             }
+        }
+    }
+
+    /// Writes the held (consecutive) blocks to the cache, then hands each to the hash and its
+    /// readers: a block is in the cache before it is published.
+    fn store_and_publish(self: &Arc<Self>, blob: &Arc<Blob>, held: &mut Vec<Held>) {
+        let Some(first) = held.first().map(|h| h.idx) else {
+            return;
+        };
+        let blocks: Vec<(&[u8], u32)> = held.iter().map(|h| (&h.block[..], h.crc)).collect();
+        if let Err(e) = self
+            .cache
+            .write_run_with_crc(&blob.key, blob.size, first, &blocks)
+        {
+            // Serving from memory still works; only the persistence is lost.
+            tracing::warn!("cache write of {} blocks {first}..: {e}", blob.path);
+        }
+        drop(blocks);
+        for h in held.drain(..) {
+            self.verify_block(blob, h.idx, &h.block, h.crc);
+            if !h.slot.has_waiters() {
+                // Fetched ahead: its reader takes this buffer instead of reading the cache.
+                self.fresh.put(&blob.key, h.idx, &h.block, h.crc);
+            }
+            self.inflight.finish(&blob.key, h.idx, &h.slot, Ok(h.block));
         }
     }
 
@@ -112,7 +153,9 @@ impl ReadPath {
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
         let hub_started = std::time::Instant::now();
         let bs = self.block_size() as usize;
-        let mut buf = BytesMut::with_capacity(bs);
+        // Aligned, so the cache writes it with O_DIRECT straight from here (cache/direct.rs).
+        let new_block = || AlignedBuf::with_capacity(bs);
+        let mut buf = new_block();
         let mut pos = start;
         let mut attempts = 0u32;
         // Moves forward whenever bytes arrive: only a fetch making no progress times out.
@@ -147,12 +190,11 @@ impl ReadPath {
                                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                             let mut chunk = &chunk[..];
                             while !chunk.is_empty() {
-                                let take = (bs - buf.len()).min(chunk.len());
+                                let take = buf.remaining().min(chunk.len());
                                 buf.extend_from_slice(&chunk[..take]);
                                 chunk = &chunk[take..];
-                                if buf.len() == bs {
-                                    on_block(buf.split().freeze());
-                                    buf.reserve(bs);
+                                if buf.remaining() == 0 {
+                                    on_block(std::mem::replace(&mut buf, new_block()).freeze());
                                 }
                             }
                         }
