@@ -31,7 +31,7 @@
 //!   counted in `corrupt` and fetched again. A footer is written to a temporary file and
 //!   renamed, and is re-authenticated against the xorb hash whenever it is loaded.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
