@@ -330,21 +330,28 @@ impl HfPath {
             revision = Some(rev);
         }
         let id = RepoId::parse(&id_str)?;
-        let subpath = tail
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| decode_component(s))
-            .collect::<Result<Vec<_>, _>>()?
-            .join("/");
-        if !subpath.is_empty() {
-            validate_repo_path(&subpath)?;
-        }
+        let subpath = parse_subpath(&tail)?;
         Ok(HfPath::Repo {
             repo: RepoRef::new(repo_type, id),
             revision,
             subpath,
         })
     }
+}
+
+/// The path inside a repo or bucket from its percent-encoded segments (empty ones skipped),
+/// validated like any repo path; "" for the root.
+fn parse_subpath(segs: &[&str]) -> Result<String, InvalidName> {
+    let subpath = segs
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| decode_component(s))
+        .collect::<Result<Vec<_>, _>>()?
+        .join("/");
+    if !subpath.is_empty() {
+        validate_repo_path(&subpath)?;
+    }
+    Ok(subpath)
 }
 
 /// `NS/NAME[/SUBPATH]` of a bucket: always two id parts, no revision.
@@ -361,15 +368,7 @@ fn parse_bucket(input: &str, rest: &str) -> Result<HfPath, InvalidName> {
         )));
     }
     let id = RepoId::parse(&segs[..2].join("/"))?;
-    let subpath = segs[2..]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| decode_component(s))
-        .collect::<Result<Vec<_>, _>>()?
-        .join("/");
-    if !subpath.is_empty() {
-        validate_repo_path(&subpath)?;
-    }
+    let subpath = parse_subpath(&segs[2..])?;
     Ok(HfPath::Repo {
         repo: RepoRef::new(RepoType::Bucket, id),
         revision: None,
