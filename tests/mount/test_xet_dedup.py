@@ -126,13 +126,18 @@ def test_v2_after_v1_moves_about_the_changed_bytes(versions, mount, emulator, tm
     assert value(samples, "hubfs_chunk_store_misses_total") >= s2["chunks"]["misses"] > 0
 
 
-def test_same_content_at_other_paths_and_repos_is_fetched_once(versions, mount, emulator, tmp_path):
-    cache = tmp_path / "shared-cache"
-    v = versions
-    m1 = mount(f"{v['repo']}@{v['c1']}", cache_dir=cache, name="first")
+def fill_with_v1(mount, v, cache, name):
+    """Reads v1 whole through a mount on `cache` (byte-exact), leaving its chunks in the store."""
+    m1 = mount(f"{v['repo']}@{v['c1']}", cache_dir=cache, name=name)
     os.listdir(m1.path)
     assert read_all(m1 / "model.bin") == sha(v["v1"])
     m1.unmount()
+
+
+def test_same_content_at_other_paths_and_repos_is_fetched_once(versions, mount, emulator, tmp_path):
+    cache = tmp_path / "shared-cache"
+    v = versions
+    fill_with_v1(mount, v, cache, "first")
 
     m2 = mount(v["other"], cache_dir=cache, name="other")
     os.listdir(m2.path)
@@ -159,10 +164,7 @@ def test_damaged_chunk_store_is_refetched_never_served(versions, mount, emulator
     import shutil
     cache = tmp_path / "damaged"
     v = versions
-    m1 = mount(f"{v['repo']}@{v['c1']}", cache_dir=cache, name="fill")
-    os.listdir(m1.path)
-    assert read_all(m1 / "model.bin") == sha(v["v1"])
-    m1.unmount()
+    fill_with_v1(mount, v, cache, "fill")
     # No file blocks left (the read must go to the chunk store), and every chunk data file
     # damaged at four places.
     shutil.rmtree(cache / "blocks")

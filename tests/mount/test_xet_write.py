@@ -5,6 +5,8 @@ middle of a large file sends about 1 MiB of xorb data (emulator stats). A Hub wi
 (emulator --no-xet) and `hubfs --no-xet` still upload through LFS. kill -9 of the daemon in the
 middle of a Xet upload loses nothing."""
 
+import contextlib
+
 import pytest
 
 from conftest import LEGACY_HUB, WRITE_TOKEN, Emulator, Mount, run_mount, wait_until
@@ -26,6 +28,29 @@ def uploads(m):
 
 def delta(before, after, key):
     return after[key] - before[key]
+
+
+@contextlib.contextmanager
+def own_hub_mount(tmp_path, emulator_args, repo):
+    """An emulator of this test's own (with `emulator_args`), a new repo on it, and a writable
+    mount of that repo: yields (emulator, HfApi on it, mount); unmounts and stops on the way out."""
+    from huggingface_hub import HfApi
+    data_dir = tmp_path / "emu"
+    data_dir.mkdir()
+    emu = Emulator(data_dir, emulator_args).start()
+    m = None
+    try:
+        hub = HfApi(endpoint=emu.url, token=WRITE_TOKEN)
+        hub.create_repo(repo)
+        cache = tmp_path / "cache"
+        r = run_mount(repo, tmp_path / "mnt", emu, token=WRITE_TOKEN, cache_dir=cache)
+        assert r.returncode == 0, r.stderr
+        m = Mount(tmp_path / "mnt", cache / "hubfs.log", cache)
+        yield emu, hub, m
+    finally:
+        if m is not None:
+            m.unmount()
+        emu.stop()
 
 
 @needs_xet
@@ -88,20 +113,9 @@ def test_1mib_edit_of_a_large_file_sends_about_1mib(api, mount, emulator, tmp_pa
 
 def test_hub_without_xet_uploads_through_lfs(tmp_path):
     """A pre-Xet Hub answers 404 on the write-token route: today's LFS path, unchanged."""
-    from huggingface_hub import HfApi
-    data_dir = tmp_path / "emu"
-    data_dir.mkdir()
+    repo = "alice/legacy-write"
     # Under HUBFS_TEST_LEGACY_HUB=1 every emulator gets --no-xet already.
-    emu = Emulator(data_dir, [] if LEGACY_HUB else ["--no-xet"]).start()
-    m = None
-    try:
-        hub = HfApi(endpoint=emu.url, token=WRITE_TOKEN)
-        repo = "alice/legacy-write"
-        hub.create_repo(repo)
-        cache = tmp_path / "cache"
-        r = run_mount(repo, tmp_path / "mnt", emu, token=WRITE_TOKEN, cache_dir=cache)
-        assert r.returncode == 0, r.stderr
-        m = Mount(tmp_path / "mnt", cache / "hubfs.log", cache)
+    with own_hub_mount(tmp_path, [] if LEGACY_HUB else ["--no-xet"], repo) as (emu, hub, m):
         data = det_bytes(12 * MIB, 34)
         fsync_write(m / "w.bin", data)
         synced(m)
@@ -114,10 +128,6 @@ def test_hub_without_xet_uploads_through_lfs(tmp_path):
         info = hub.get_paths_info(repo, ["w.bin"])[0]
         assert info.lfs is not None and info.size == len(data)
         assert hub_bytes(hub, repo, "w.bin") == data
-    finally:
-        if m is not None:
-            m.unmount()
-        emu.stop()
 
 
 @needs_xet
@@ -194,19 +204,8 @@ def test_kill_9_during_a_xet_upload_loses_nothing(api, mount, emulator, tmp_path
 def test_short_lived_write_token_is_refreshed(tmp_path):
     """CAS write tokens that live 20 s, below xet-client's 30 s refresh margin: every CAS call
     of the upload first asks hubfs's refresher (the write-token route again) for a new one."""
-    from huggingface_hub import HfApi
-    data_dir = tmp_path / "emu"
-    data_dir.mkdir()
-    emu = Emulator(data_dir, ["--xet-token-ttl", "20"]).start()
-    m = None
-    try:
-        hub = HfApi(endpoint=emu.url, token=WRITE_TOKEN)
-        repo = "alice/short-token-write"
-        hub.create_repo(repo)
-        cache = tmp_path / "cache"
-        r = run_mount(repo, tmp_path / "mnt", emu, token=WRITE_TOKEN, cache_dir=cache)
-        assert r.returncode == 0, r.stderr
-        m = Mount(tmp_path / "mnt", cache / "hubfs.log", cache)
+    repo = "alice/short-token-write"
+    with own_hub_mount(tmp_path, ["--xet-token-ttl", "20"], repo) as (emu, hub, m):
         data = det_bytes(12 * MIB, 38)
         fsync_write(m / "w.bin", data)
         synced(m)
@@ -216,7 +215,3 @@ def test_short_lived_write_token_is_refreshed(tmp_path):
         assert "CAS write token refreshed" in log
         assert WRITE_TOKEN not in log
         assert hub_bytes(hub, repo, "w.bin") == data
-    finally:
-        if m is not None:
-            m.unmount()
-        emu.stop()
