@@ -74,6 +74,7 @@ impl ReadPath {
         if let Err(errno) = result {
             self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
             for (idx, slot) in &run[next..] {
+                self.fresh.settle(&blob.key, *idx);
                 self.inflight.finish(&blob.key, *idx, slot, Err(errno));
             }
         }
@@ -96,7 +97,10 @@ impl ReadPath {
         drop(blocks);
         for h in held.drain(..) {
             self.verify_block(blob, h.idx, &h.block, h.crc);
-            if !h.slot.has_waiters() {
+            if h.slot.has_waiters() {
+                // Its reader is here and gets it from the fetch: the budget goes back.
+                self.fresh.settle(&blob.key, h.idx);
+            } else {
                 // Fetched ahead: its reader takes this buffer instead of reading the cache.
                 self.fresh.put(&blob.key, h.idx, &h.block, h.crc);
             }
