@@ -87,9 +87,9 @@ impl Fresh {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         inner.expire(now);
-        inner
-            .owners
-            .retain(|o, (held, at)| *o == owner || *held > 0 || now.duration_since(*at) < ACTIVE_FOR);
+        inner.owners.retain(|o, (held, at)| {
+            *o == owner || *held > 0 || now.duration_since(*at) < ACTIVE_FOR
+        });
         let active = inner.owners.len() as u64 + u64::from(!inner.owners.contains_key(&owner));
         let share = self.max_bytes / active.max(1);
         let held = inner.owners.get(&owner).map_or(0, |(h, _)| *h);
@@ -187,7 +187,12 @@ impl Fresh {
     /// Forgets every kept block of a blob (its cached bytes were dropped).
     pub(super) fn forget_blob(&self, key: &BlobKey) {
         let mut inner = self.inner.lock();
-        let gone: Vec<(BlobKey, u64)> = inner.blocks.keys().filter(|(k, _)| k == key).copied().collect();
+        let gone: Vec<(BlobKey, u64)> = inner
+            .blocks
+            .keys()
+            .filter(|(k, _)| k == key)
+            .copied()
+            .collect();
         for k in gone {
             if let Some(kept) = inner.blocks.remove(&k) {
                 inner.release(&kept);

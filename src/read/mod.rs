@@ -466,7 +466,12 @@ impl ReadPath {
     /// Starts fetching `[from, to)` in requests of `request` bytes, without waiting, as far as
     /// the read-ahead memory budget admits each request; returns where it stopped (`p.to` if
     /// everything was issued).
-    fn prefetch(self: &Arc<Self>, blob: &Arc<Blob>, owner: fresh::Owner, p: readahead::Prefetch) -> u64 {
+    fn prefetch(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        owner: fresh::Owner,
+        p: readahead::Prefetch,
+    ) -> u64 {
         let bs = self.block_size();
         let chunk_blocks = (p.request / bs).max(1);
         let first = p.from / bs;
@@ -563,13 +568,16 @@ impl ReadPath {
     }
 
     /// The read-ahead memory budget now (`hubfs status` `read_ahead`): bytes held (in flight
-    /// or waiting for their reader), the readers holding them, and the budget.
+    /// or waiting for their reader), the readers holding them, and the budget; and the blocks
+    /// parked ahead of the in-order hash (memory outside the budget, shared with it while a
+    /// parked block also waits for its reader).
     pub fn read_ahead_status(&self) -> serde_json::Value {
         let u = self.fresh.usage();
         serde_json::json!({
             "bytes": u.bytes,
             "readers": u.readers,
             "budget": self.cfg.fresh_bytes,
+            "hash_parked_bytes": self.verifiers.parked_bytes(),
         })
     }
 
