@@ -353,11 +353,19 @@ impl ReadPath {
         }
         let mut parts = Vec::with_capacity(pending.len());
         for (idx, p) in blocks.zip(pending) {
+            let block_start = idx * bs;
             let block = match p {
                 Pending::Ready(b) => b,
-                Pending::Wait(rx) => inflight::wait(rx).await?,
+                Pending::Wait(rx) => {
+                    let b = inflight::wait(rx).await?;
+                    if end >= (block_start + bs).min(blob.size) {
+                        // Kept for a reader too (this one joined the fetch just after it
+                        // looked for waiters): served now, so it leaves the budget.
+                        self.fresh.take(&blob.key, idx);
+                    }
+                    b
+                }
             };
-            let block_start = idx * bs;
             let from = offset.saturating_sub(block_start) as usize;
             let to = ((end - block_start) as usize).min(block.len());
             if from >= to {
