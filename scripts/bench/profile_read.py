@@ -79,6 +79,7 @@ def main():
     p.add_argument("--perf", help="perf record -g the daemon into this file")
     p.add_argument("--shaped", action="store_true")
     p.add_argument("--memory", action="store_true", help="sample status and RSS during the read")
+    p.add_argument("--mount-args", default="", help="extra `hubfs mount` options, space-separated")
     a = p.parse_args()
     log_dir = WORK / "logs"
     facts = ensure_seeded(log_dir)
@@ -87,7 +88,8 @@ def main():
     with Emulator("profile", EMULATOR_DATA, log_dir / "emulator-profile.log",
                   SHAPING if a.shaped else ()) as emu:
         cold_client(emu, facts.lfs_paths[:a.files])
-        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf")) as m:
+        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf"),
+                        args=a.mount_args.split()) as m:
             perf = None
             if a.perf:
                 perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p", str(m.pid)],

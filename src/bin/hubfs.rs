@@ -395,7 +395,7 @@ struct MountArgs {
     read_ahead: u64,
     /// Memory for read-ahead of the whole mount: bytes fetched ahead of their readers and not
     /// yet read, shared among the readers (e.g. 64M, 512M; 1M-1G).
-    #[arg(long, value_name = "SIZE", default_value = "192M", value_parser = parse_read_ahead)]
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_read_ahead)]
     read_ahead_memory: u64,
     /// Range requests in flight at once for the whole mount (1-256).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = count(1..=256))]
