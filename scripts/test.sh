@@ -37,4 +37,5 @@ echo "== mount suite, legacy Hub subset (reads, faults, integrity, revisions, lo
 HUBFS_TEST_LEGACY_HUB=1 "$VENV/bin/python" -m pytest -q --timeout 600 \
   tests/mount/test_faults.py tests/mount/test_integrity.py tests/mount/test_revisions.py \
   tests/mount/test_loaders.py tests/mount/test_hostile_hub.py tests/mount/test_write_basic.py \
-  tests/mount/test_write_robust.py tests/mount/test_cache.py tests/mount/test_xet_write.py
+  tests/mount/test_write_robust.py tests/mount/test_cache.py tests/mount/test_xet_write.py \
+  tests/mount/test_readahead.py

@@ -4,10 +4,16 @@ growth of `Cached` in /proc/meminfo per GiB read, and optionally a `perf record`
 and its top symbols. A development tool, not a benchmark row (the seed must exist:
 `scripts/bench.sh` or any `--only` run creates it).
 
-    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped]      (from scripts/)"""
+    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped] [--memory]   (from scripts/)
+
+`--memory` samples `hubfs status` and the RSS during the read and logs, at the RSS peak and at
+their own peaks, where the daemon's memory is: read-ahead held (in flight or waiting for its
+reader), blocks parked ahead of the hash, blocks in flight. `HUBFS=/path/to/hubfs` compares
+another binary (for instance main's, copied aside) with the same seed."""
 
 import argparse
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -27,11 +33,53 @@ def cached_bytes() -> int:
     raise RuntimeError("no Cached line in /proc/meminfo")
 
 
+class StatusSampler:
+    """Samples the mount's status and the daemon's RSS every 0.25 s while the read runs."""
+
+    def __init__(self, mount):
+        self.mount = mount
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.wait(0.25):
+            try:
+                s = self.mount.status()
+            except Exception:  # a status that times out on a busy machine: skip the sample
+                continue
+            ra = s.get("read_ahead") or {}
+            self.samples.append({
+                "rss_mib": (rss.rss_bytes(self.mount.pid) or 0) / (1 << 20),
+                "read_ahead_mib": ra.get("bytes", 0) / (1 << 20),
+                "hash_parked_mib": ra.get("hash_parked_bytes", 0) / (1 << 20),
+                "inflight_blocks": s.get("inflight_blocks", 0),
+            })
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no status samples"
+        at_peak = max(self.samples, key=lambda x: x["rss_mib"])
+        peaks = {k: max(x[k] for x in self.samples) for k in at_peak}
+        fmt = lambda d: ", ".join(f"{k} {v:.0f}" for k, v in d.items())  # noqa: E731
+        return f"at the RSS peak: {fmt(at_peak)}; peaks: {fmt(peaks)} ({len(self.samples)} samples)"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--files", type=int, default=1)
     p.add_argument("--perf", help="perf record -g the daemon into this file")
     p.add_argument("--shaped", action="store_true")
+    p.add_argument("--memory", action="store_true", help="sample status and RSS during the read")
+    p.add_argument("--mount-args", default="", help="extra `hubfs mount` options, space-separated")
     a = p.parse_args()
     log_dir = WORK / "logs"
     facts = ensure_seeded(log_dir)
@@ -40,15 +88,23 @@ def main():
     with Emulator("profile", EMULATOR_DATA, log_dir / "emulator-profile.log",
                   SHAPING if a.shaped else ()) as emu:
         cold_client(emu, facts.lfs_paths[:a.files])
-        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf")) as m:
+        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf"),
+                        args=a.mount_args.split()) as m:
             perf = None
             if a.perf:
                 perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p", str(m.pid)],
                                         stderr=subprocess.DEVNULL)
                 time.sleep(1)
             cpu0, cached0, emu0 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)
+            memory = StatusSampler(m) if a.memory else None
             with rss.Sampler(m.pid) as sampler:
-                r = cat_files([m.path / n for n in names], 600)
+                if memory:
+                    memory.__enter__()
+                try:
+                    r = cat_files([m.path / n for n in names], 600)
+                finally:
+                    if memory:
+                        memory.__exit__(None, None, None)
             cpu1, cached1, emu1 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)
             if perf:
                 perf.send_signal(2)
@@ -58,6 +114,8 @@ def main():
                 f"daemon CPU {(cpu1 - cpu0) / gib:.2f} s/GiB; emulator CPU {(emu1 - emu0) / gib:.2f} s/GiB; "
                 f"page cache growth {(cached1 - cached0) / r.bytes:.2f} GiB/GiB; peak RSS {sampler.peak_mib:.0f} MiB")
             log(f"status: {m.status().get('read')}")
+            if memory:
+                log(f"memory: {memory.summary()}")
             data = [str(f) for f in (run / "cache").rglob("*.data")]
             out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *data], capture_output=True, text=True).stdout
             log(f"cache data files resident: {sum(int(x) for x in out.split()) / GIB:.2f} GiB")

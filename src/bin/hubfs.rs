@@ -393,6 +393,10 @@ struct MountArgs {
     /// Largest read-ahead window of a sequential reader (e.g. 32M, 256M; 1M-1G).
     #[arg(long, value_name = "SIZE", default_value = "128M", value_parser = parse_read_ahead)]
     read_ahead: u64,
+    /// Memory for read-ahead of the whole mount: bytes fetched ahead of their readers and not
+    /// yet read, shared among the readers (e.g. 64M, 512M; 1M-1G).
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_read_ahead)]
+    read_ahead_memory: u64,
     /// Range requests in flight at once for the whole mount (1-256).
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = count(1..=256))]
     max_requests: usize,
@@ -460,6 +464,7 @@ fn mount_inner(args: MountArgs) -> Result<(), String> {
         io_timeout: Duration::from_secs(args.io_timeout),
         max_entries: args.max_entries,
         read_ahead: args.read_ahead,
+        read_ahead_memory: args.read_ahead_memory,
         max_requests: args.max_requests,
         create_pr: args.create_pr,
         commit_delay: Duration::from_secs_f64(args.commit_delay),

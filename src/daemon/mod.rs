@@ -52,6 +52,8 @@ pub struct MountOptions {
     pub max_entries: usize,
     /// Largest read-ahead window (`ReadConfig::max_window`).
     pub read_ahead: u64,
+    /// Read-ahead memory budget of the mount (`ReadConfig::fresh_bytes`).
+    pub read_ahead_memory: u64,
     /// Range requests in flight for the mount (`ReadConfig::max_parallel_requests`).
     pub max_requests: usize,
     /// Writable mounts: changes go to a pull request instead of the branch.
@@ -317,6 +319,7 @@ fn run_inner(
                 io_timeout: opts.io_timeout,
                 max_window: opts.read_ahead.max(1 << 20),
                 max_parallel_requests: opts.max_requests,
+                fresh_bytes: opts.read_ahead_memory,
                 ..ReadConfig::default()
             },
         )

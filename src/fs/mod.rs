@@ -708,6 +708,7 @@ impl HubFs {
             "xet": self.svc.reader.xet_stats(),
             "chunks": self.svc.reader.chunk_status(),
             "inflight_blocks": self.svc.reader.inflight_blocks(),
+            "read_ahead": self.svc.reader.read_ahead_status(),
             "shared_cache": self.svc.reader.shared_status(),
             "cache": cache,
             "passthrough": self.passthrough.status(),

@@ -125,6 +125,30 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/read/fresh_hits",
+        "read_fresh_hits",
+        "Blocks served from read-ahead held in memory",
+        Kind::Counter,
+    ),
+    (
+        "/read/cache_reads",
+        "read_cache_reads",
+        "Blocks a read took from the cache file",
+        Kind::Counter,
+    ),
+    (
+        "/read/prefetch_deferred",
+        "read_prefetch_deferred",
+        "Read-ahead requests held back by the read-ahead memory budget",
+        Kind::Counter,
+    ),
+    (
+        "/read_ahead/bytes",
+        "read_ahead_bytes",
+        "Read-ahead bytes in flight or waiting in memory for their reader",
+        Kind::Gauge,
+    ),
+    (
         "/read/verified_blobs",
         "read_verified_blobs",
         "Blobs checked against their hash",

@@ -74,17 +74,29 @@ impl ReadPath {
         if let Err(errno) = result {
             self.stats.fetch_failures.fetch_add(1, Ordering::Relaxed);
             for (idx, slot) in &run[next..] {
+                self.fresh.settle(&blob.key, *idx);
                 self.inflight.finish(&blob.key, *idx, slot, Err(errno));
             }
         }
     }
 
     /// Writes the held (consecutive) blocks to the cache, then hands each to the hash and its
-    /// readers: a block is in the cache before it is published.
+    /// readers: a block is in the cache before it is published. A block fetched ahead goes to
+    /// memory for its reader first (`fresh`): once the cache holds it, a reader arriving before
+    /// it is in memory would read it back from the cache file instead.
     fn store_and_publish(self: &Arc<Self>, blob: &Arc<Blob>, held: &mut Vec<Held>) {
         let Some(first) = held.first().map(|h| h.idx) else {
             return;
         };
+        for h in held.iter() {
+            if h.slot.has_waiters() {
+                // Its reader is here and gets it from the fetch: the budget goes back.
+                self.fresh.settle(&blob.key, h.idx);
+            } else {
+                // Fetched ahead: its reader takes this buffer instead of reading the cache.
+                self.fresh.put(&blob.key, h.idx, &h.block, h.crc);
+            }
+        }
         let blocks: Vec<(&[u8], u32)> = held.iter().map(|h| (&h.block[..], h.crc)).collect();
         if let Err(e) = self
             .cache
@@ -96,10 +108,6 @@ impl ReadPath {
         drop(blocks);
         for h in held.drain(..) {
             self.verify_block(blob, h.idx, &h.block, h.crc);
-            if !h.slot.has_waiters() {
-                // Fetched ahead: its reader takes this buffer instead of reading the cache.
-                self.fresh.put(&blob.key, h.idx, &h.block, h.crc);
-            }
             self.inflight.finish(&blob.key, h.idx, &h.slot, Ok(h.block));
         }
     }

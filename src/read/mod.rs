@@ -6,8 +6,9 @@
 //! gets a read-ahead window (see `readahead`) fetched as several parallel range requests.
 //! Every fetched block is written to the cache before it is published, so a re-read never moves
 //! file bytes again; a completed LFS blob is checked against its sha256 once. A block fetched
-//! ahead of its reader waits in memory (`fresh`, bounded) rather than being read back from the
-//! cache file, and what was served (and hashed) leaves the cache file's page cache
+//! ahead of its reader waits in memory rather than being read back from the cache file: read-ahead
+//! is issued only as far as the mount's read-ahead memory budget (`fresh`) can hold its bytes,
+//! shared fairly among the readers, and released as they consume. What was served (and hashed) leaves the cache file's page cache
 //! (`BlockCache::release_pages`): one copy per byte, in the kernel's cache of the mounted file.
 
 pub mod abort;
@@ -66,9 +67,10 @@ pub struct ReadConfig {
     /// A fetch that receives no byte for this long fails with EIO, whatever the client's
     /// retries are doing: a reader never hangs on a stalled or dead Hub.
     pub io_timeout: std::time::Duration,
-    /// Read-ahead blocks kept in memory for their first reader, for the whole mount (see
-    /// `fresh`): a prefetched block is then served from the buffer it arrived in instead of
-    /// being read back from the cache file. Beyond it, the cache file serves as before.
+    /// Read-ahead memory budget of the whole mount (see `fresh`): bytes fetched ahead of their
+    /// readers, in flight or waiting in memory, and not yet served. Read-ahead that does not
+    /// fit waits (backpressure), so every prefetched block is served from the buffer it arrived
+    /// in, never read back from the cache file. Shared fairly among the readers.
     pub fresh_bytes: u64,
 }
 
@@ -84,12 +86,17 @@ impl Default for ReadConfig {
             max_parallel_requests: 32,
             resume_attempts: 5,
             io_timeout: std::time::Duration::from_secs(60),
-            // Four sequential readers' blocks in transit (the kernel asks for them within
-            // milliseconds when it keeps up), well inside the daemon's memory budget.
-            fresh_bytes: 96 << 20,
+            // As many 8 MiB requests as `max_parallel_requests` lets fly (32): one reader's
+            // full window, or 64 MiB for each of four. Measured (issue 14): peak RSS 383-391 MiB
+            // with four 1 GiB readers (192 MiB: 325-362, but fewer requests in flight on a
+            // shaped link), inside the 512 MiB target.
+            fresh_bytes: DEFAULT_READ_AHEAD_MEMORY,
         }
     }
 }
+
+/// Default of `ReadConfig::fresh_bytes` (`--read-ahead-memory`).
+pub const DEFAULT_READ_AHEAD_MEMORY: u64 = 256 << 20;
 
 /// A file's content as the read path sees it: where to fetch it and how it is cached.
 #[derive(Debug)]
@@ -114,6 +121,8 @@ const RELEASE_SLACK: u64 = 2 << 20;
 /// Per-open-file read state.
 pub struct ReadStream {
     pub blob: Arc<Blob>,
+    /// Who this stream's read-ahead is charged to in the memory budget.
+    owner: fresh::Owner,
     readahead: Mutex<Readahead>,
     /// Bytes served to the kernel and not yet released from the cache file's pages.
     served: Mutex<Option<std::ops::Range<u64>>>,
@@ -121,8 +130,10 @@ pub struct ReadStream {
 
 impl ReadStream {
     pub fn new(blob: Arc<Blob>) -> ReadStream {
+        static NEXT_OWNER: AtomicU64 = AtomicU64::new(0);
         ReadStream {
             blob,
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             readahead: Mutex::new(Readahead::default()),
             served: Mutex::new(None),
         }
@@ -173,6 +184,10 @@ pub struct ReadStats {
     pub hf_cache_bytes: AtomicU64,
     /// Blocks served from the buffer a read-ahead fetch left in memory (no cache read).
     pub fresh_hits: AtomicU64,
+    /// Blocks a read took from the cache file (re-reads, or read-ahead that was not kept).
+    pub cache_reads: AtomicU64,
+    /// Read-ahead requests held back because the read-ahead memory budget was full.
+    pub prefetch_deferred: AtomicU64,
 }
 
 pub struct ReadPath {
@@ -329,17 +344,29 @@ impl ReadPath {
         tracing::trace!("read {} [{offset}, {end}) prefetch {prefetch:?}", blob.path);
         let bs = self.block_size();
         let blocks = (offset / bs)..=((end - 1) / bs);
-        let pending = self.acquire(blob, blocks.clone())?;
+        let pending = self.acquire(blob, blocks.clone(), end)?;
         if let Some(p) = prefetch {
-            self.prefetch(blob, p);
+            let issued = self.prefetch(blob, stream.owner, p);
+            if issued < p.to {
+                self.stats.prefetch_deferred.fetch_add(1, Ordering::Relaxed);
+                stream.readahead.lock().issued_to(issued);
+            }
         }
         let mut parts = Vec::with_capacity(pending.len());
         for (idx, p) in blocks.zip(pending) {
+            let block_start = idx * bs;
             let block = match p {
                 Pending::Ready(b) => b,
-                Pending::Wait(rx) => inflight::wait(rx).await?,
+                Pending::Wait(rx) => {
+                    let b = inflight::wait(rx).await?;
+                    if end >= (block_start + bs).min(blob.size) {
+                        // Kept for a reader too (this one joined the fetch just after it
+                        // looked for waiters): served now, so it leaves the budget.
+                        self.fresh.take(&blob.key, idx);
+                    }
+                    b
+                }
             };
-            let block_start = idx * bs;
             let from = offset.saturating_sub(block_start) as usize;
             let to = ((end - block_start) as usize).min(block.len());
             if from >= to {
@@ -372,17 +399,22 @@ impl ReadPath {
     }
 
     /// Finds each block of `blocks` in the cache, in flight, or claims it, and starts fetching
-    /// the claimed ones (one request per contiguous run).
+    /// the claimed ones (one request per contiguous run). The read ends at `end`: a block held
+    /// in memory for its reader is taken out only when the read reaches the block's end (the
+    /// next read may start inside it).
     fn acquire(
         self: &Arc<Self>,
         blob: &Arc<Blob>,
         blocks: RangeInclusive<u64>,
+        end: u64,
     ) -> Result<Vec<Pending>, Errno> {
+        let bs = self.block_size();
         let mut out = Vec::new();
         let mut run: Vec<(u64, Arc<inflight::Slot>)> = Vec::new();
         for idx in blocks {
             loop {
-                if let Some(b) = self.cached_block(blob, idx) {
+                let consumed = end >= ((idx + 1) * bs).min(blob.size);
+                if let Some(b) = self.cached_block(blob, idx, consumed) {
                     self.stats.block_hits.fetch_add(1, Ordering::Relaxed);
                     out.push(Pending::Ready(b));
                     break;
@@ -413,8 +445,13 @@ impl ReadPath {
         Ok(out)
     }
 
-    fn cached_block(&self, blob: &Blob, idx: u64) -> Option<Bytes> {
-        if let Some(b) = self.fresh.take(&blob.key, idx) {
+    fn cached_block(&self, blob: &Blob, idx: u64, consumed: bool) -> Option<Bytes> {
+        let kept = if consumed {
+            self.fresh.take(&blob.key, idx)
+        } else {
+            self.fresh.peek(&blob.key, idx).map(|(b, _)| b)
+        };
+        if let Some(b) = kept {
             self.stats.fresh_hits.fetch_add(1, Ordering::Relaxed);
             return Some(b);
         }
@@ -422,7 +459,12 @@ impl ReadPath {
             return None;
         }
         match self.cache.read_block(&blob.key, blob.size, idx) {
-            Ok(b) => b,
+            Ok(b) => {
+                if b.is_some() {
+                    self.stats.cache_reads.fetch_add(1, Ordering::Relaxed);
+                }
+                b
+            }
             Err(e) => {
                 tracing::warn!("cache read of {} failed, refetching: {e}", blob.path);
                 None
@@ -430,19 +472,37 @@ impl ReadPath {
         }
     }
 
-    /// Starts fetching `[from, to)` in requests of `request` bytes, without waiting.
-    fn prefetch(self: &Arc<Self>, blob: &Arc<Blob>, p: readahead::Prefetch) {
+    /// Starts fetching `[from, to)` in requests of `request` bytes, without waiting, as far as
+    /// the read-ahead memory budget admits each request; returns where it stopped (`p.to` if
+    /// everything was issued).
+    fn prefetch(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        owner: fresh::Owner,
+        p: readahead::Prefetch,
+    ) -> u64 {
         let bs = self.block_size();
         let chunk_blocks = (p.request / bs).max(1);
         let first = p.from / bs;
         let last = (p.to - 1) / bs;
+        let block_len = |i: u64| (blob.size.min((i + 1) * bs)).saturating_sub(i * bs);
         let mut idx = first;
         while idx <= last {
             let chunk_end = (idx + chunk_blocks - 1).min(last);
+            let want: u64 = (idx..=chunk_end).map(block_len).sum();
+            if !self.fresh.reserve(owner, want) {
+                return (idx * bs).max(p.from);
+            }
             let mut run: Vec<(u64, Arc<inflight::Slot>)> = Vec::new();
             for i in idx..=chunk_end {
                 let present = || self.cache.contains_block(&blob.key, blob.size, i);
-                match self.inflight.claim(&blob.key, i, present) {
+                let claim = self.inflight.claim(&blob.key, i, present);
+                if matches!(claim, Some(Claim::Mine(_))) {
+                    self.fresh.pend(owner, &blob.key, i, block_len(i));
+                } else {
+                    self.fresh.unreserve(owner, block_len(i));
+                }
+                match claim {
                     Some(Claim::Mine(slot)) => {
                         if run.last().is_some_and(|(last, _)| *last + 1 != i) {
                             self.spawn_fetch(blob, std::mem::take(&mut run));
@@ -466,6 +526,7 @@ impl ReadPath {
             }
             idx = chunk_end + 1;
         }
+        p.to
     }
 
     fn spawn_fetch(self: &Arc<Self>, blob: &Arc<Blob>, run: Vec<(u64, Arc<inflight::Slot>)>) {
@@ -513,6 +574,20 @@ impl ReadPath {
             }
             me.verifying.lock().remove(&blob.key);
         });
+    }
+
+    /// The read-ahead memory budget now (`hubfs status` `read_ahead`): bytes held (in flight
+    /// or waiting for their reader), the readers holding them, and the budget; and the blocks
+    /// parked ahead of the in-order hash (memory outside the budget, shared with it while a
+    /// parked block also waits for its reader).
+    pub fn read_ahead_status(&self) -> serde_json::Value {
+        let u = self.fresh.usage();
+        serde_json::json!({
+            "bytes": u.bytes,
+            "readers": u.readers,
+            "budget": self.cfg.fresh_bytes,
+            "hash_parked_bytes": self.verifiers.parked_bytes(),
+        })
     }
 
     pub fn inflight_blocks(&self) -> usize {

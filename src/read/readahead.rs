@@ -135,6 +135,14 @@ impl Readahead {
         Some(Prefetch { from, to, request })
     }
 
+    /// Prefetch was issued only up to `to` (the read-ahead memory budget was full): the
+    /// current run asks for the rest again at its next read.
+    pub fn issued_to(&mut self, to: u64) {
+        if let Some(run) = self.run.as_mut() {
+            run.prefetched_to = run.prefetched_to.min(to.max(run.expected));
+        }
+    }
+
     /// The window of the current run (0 before a run has formed).
     pub fn window(&self) -> u64 {
         self.run.as_ref().map_or(0, |r| r.window)
@@ -224,6 +232,29 @@ mod tests {
                 .is_none());
         }
         assert_eq!(ra.window(), 0);
+    }
+
+    #[test]
+    fn prefetch_cut_short_by_the_budget_is_asked_for_again() {
+        let mut ra = Readahead::default();
+        let size = 1 << 30;
+        let mut off = 0;
+        let mut first = None;
+        while first.is_none() {
+            first = ra.on_read(off, off + 128 * KIB, size, &CFG);
+            off += 128 * KIB;
+        }
+        let p = first.unwrap();
+        // Nothing was issued: the next read asks for the same bytes again, and more.
+        ra.issued_to(p.from);
+        let again = ra.on_read(off, off + 128 * KIB, size, &CFG).unwrap();
+        assert_eq!(again.from, off + 128 * KIB, "from where the reader is now");
+        assert!(again.from < p.to && again.to >= p.to);
+        // Issued in full: the next read asks only for what lies beyond.
+        ra.issued_to(again.to + MIB);
+        if let Some(next) = ra.on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG) {
+            assert_eq!(next.from, again.to);
+        }
     }
 
     #[test]

@@ -83,6 +83,20 @@ pub(super) struct Verifiers {
     tainted: Mutex<std::collections::HashSet<BlobKey>>,
 }
 
+impl Verifiers {
+    /// Bytes of blocks parked ahead of their blob's hash (`hubfs status`), whole mount.
+    pub(super) fn parked_bytes(&self) -> u64 {
+        let shared: Vec<Arc<Shared>> = self.map.lock().values().cloned().collect();
+        shared
+            .iter()
+            .map(|s| {
+                let v = s.state.lock();
+                v.parked.values().map(|(b, _)| b.len() as u64).sum::<u64>()
+            })
+            .sum()
+    }
+}
+
 impl ReadPath {
     fn blocks_of(&self, blob: &Blob) -> u64 {
         blob.size.div_ceil(self.block_size())
@@ -287,7 +301,7 @@ impl ReadPath {
                     self.start_hashing(blob, shared.clone());
                 } else {
                     // Its fetch hands it to the hash: wait for it (or start it).
-                    for pending in self.acquire(blob, next..=next)? {
+                    for pending in self.acquire(blob, next..=next, 0)? {
                         if let super::Pending::Wait(rx) = pending {
                             super::inflight::wait(rx).await?;
                         }
