@@ -4,9 +4,13 @@ growth of `Cached` in /proc/meminfo per GiB read, and optionally a `perf record`
 and its top symbols. A development tool, not a benchmark row (the seed must exist:
 `scripts/bench.sh` or any `--only` run creates it).
 
-    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped]      (from scripts/)"""
+    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped]      (from scripts/)
+
+`--xet`: the 1 GiB Xet file of `--only xet-read` instead (seeded here if needed), read through
+the CAS; add `--mount-arg=--no-xet` for the bridge."""
 
 import argparse
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +20,7 @@ from .contenders import HubfsMount, cat_files
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, ensure_seeded
 from .util import GIB, WORK, cold_client, fresh_dir, log
+from . import w_xet
 
 SHAPING = ["--latency-ms", "20", "--bandwidth", "50M"]
 
@@ -32,15 +37,27 @@ def main():
     p.add_argument("--files", type=int, default=1)
     p.add_argument("--perf", help="perf record -g the daemon into this file")
     p.add_argument("--shaped", action="store_true")
+    p.add_argument("--xet", action="store_true", help="the 1 GiB Xet file, through the CAS")
+    p.add_argument("--mount-arg", action="append", default=[], help="an extra hubfs mount argument")
     a = p.parse_args()
     log_dir = WORK / "logs"
-    facts = ensure_seeded(log_dir)
-    names = LFS_FILES[:a.files]
+    if a.xet:
+        w_xet.ensure_xet_seeded(log_dir)
+        names, repo, data = [w_xet.XET_FILE], w_xet.XET_REPO, w_xet.XET_DATA
+    else:
+        facts = ensure_seeded(log_dir)
+        names, repo, data = LFS_FILES[:a.files], LFS_REPO, EMULATOR_DATA
     run = fresh_dir(WORK / "run-profile")
-    with Emulator("profile", EMULATOR_DATA, log_dir / "emulator-profile.log",
-                  SHAPING if a.shaped else ()) as emu:
-        cold_client(emu, facts.lfs_paths[:a.files])
-        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf")) as m:
+    with Emulator("profile", data, log_dir / "emulator-profile.log",
+                  SHAPING if a.shaped else (), xet=a.xet) as emu:
+        if a.xet:
+            w_xet._cold(emu)
+        else:
+            cold_client(emu, facts.lfs_paths[:a.files])
+        with HubfsMount(emu, repo, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf"),
+                        args=a.mount_arg) as m:
+            # Listed first: a file opened before its directory was listed reads through the bridge.
+            os.listdir(m.path)
             perf = None
             if a.perf:
                 perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p", str(m.pid)],
@@ -58,6 +75,8 @@ def main():
                 f"daemon CPU {(cpu1 - cpu0) / gib:.2f} s/GiB; emulator CPU {(emu1 - emu0) / gib:.2f} s/GiB; "
                 f"page cache growth {(cached1 - cached0) / r.bytes:.2f} GiB/GiB; peak RSS {sampler.peak_mib:.0f} MiB")
             log(f"status: {m.status().get('read')}")
+            if a.xet:
+                log(f"xet: {m.status().get('xet')}")
             data = [str(f) for f in (run / "cache").rglob("*.data")]
             out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *data], capture_output=True, text=True).stdout
             log(f"cache data files resident: {sum(int(x) for x in out.split()) / GIB:.2f} GiB")
