@@ -657,12 +657,18 @@ mod tests {
     fn chunks_that_do_not_chain_are_no_verdict() {
         let file = [(h(1), 100), (h(2), 50)];
         // A gap: nothing recorded at 100.
-        assert_eq!(chain(&file, &[(0, h(1), 100), (101, h(2), 49)]).verdict(150), None);
+        assert_eq!(
+            chain(&file, &[(0, h(1), 100), (101, h(2), 49)]).verdict(150),
+            None
+        );
         // A chunk off the chain (bytes served from it are not covered by the file hash).
         let c = chain(&file, &[(0, h(1), 100), (100, h(2), 50), (60, h(4), 90)]);
         assert_eq!(c.verdict(150), None);
         // Past the end, or short of it.
-        assert_eq!(chain(&file, &[(0, h(1), 100), (100, h(2), 50)]).verdict(140), None);
+        assert_eq!(
+            chain(&file, &[(0, h(1), 100), (100, h(2), 50)]).verdict(140),
+            None
+        );
         assert_eq!(chain(&file, &[(0, h(1), 100)]).verdict(150), None);
     }
 }

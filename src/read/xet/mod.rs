@@ -411,9 +411,9 @@ fn assemble(
 ) -> Result<CasRun, XetError> {
     let want = (end - start) as usize;
     let skip = plan.offset_into_first_range as usize;
-    let first_chunk_at = start.checked_sub(skip as u64).ok_or_else(|| {
-        XetError::Cas(format!("plan starts {skip} bytes before byte {start}"))
-    })?;
+    let first_chunk_at = start
+        .checked_sub(skip as u64)
+        .ok_or_else(|| XetError::Cas(format!("plan starts {skip} bytes before byte {start}")))?;
     let mut out = AlignedBuf::with_capacity(want);
     let mut used = Vec::new();
     let mut skipped = 0usize;
