@@ -289,6 +289,19 @@ mod tests {
         assert!(FaultSpec::parse("route=content,every=2").is_err());
         assert!(FaultSpec::parse("route=nope,status=500").is_err());
         assert!(FaultSpec::parse("status=9999").is_err());
+        let f = FaultSpec::parse("route=cas,rewrite=aaa:bbb").unwrap();
+        assert_eq!(f.rewrite, Some(("aaa".into(), "bbb".into())));
+        let faults = Faults::new(vec![f], 0);
+        let cas = Class {
+            cas: true,
+            ..Class::default()
+        };
+        let inj = faults
+            .decide(&cas, "GET", "/cas/v2/reconstructions/aaa")
+            .unwrap();
+        assert_eq!(inj.rewrite, Some(("aaa".into(), "bbb".into())));
+        assert!(FaultSpec::parse("rewrite=nocolon").is_err());
+        assert!(FaultSpec::parse("rewrite=:b").is_err());
     }
 
     #[test]
