@@ -92,6 +92,8 @@ pub struct XetStats {
     /// Whole-file checks that began on chunk lists and went back to hashing the bytes (a block
     /// from elsewhere, e.g. the bridge after a CAS failure).
     pub chain_abandoned: AtomicU64,
+    /// Reads over several blocks answered with a slice of one CAS run's buffer (no copy).
+    pub replies_without_copy: AtomicU64,
     pub token_requests: AtomicU64,
 }
 
@@ -102,6 +104,8 @@ type Chunk = (Bytes, MerkleHash);
 /// from, in file order, the first starting at file offset `first_chunk_at` (≤ `start`).
 pub struct CasRun {
     pub data: Bytes,
+    /// `data`'s buffer, for reads over several of its blocks (`read::spans`).
+    pub(in crate::read) buf: std::sync::Weak<AlignedBuf>,
     pub chunks: Vec<(MerkleHash, u64)>,
     pub first_chunk_at: u64,
 }
@@ -456,8 +460,10 @@ fn assemble(
             out.len()
         )));
     }
+    let (data, buf) = super::spans::share(out);
     Ok(CasRun {
-        data: out.freeze(),
+        data,
+        buf,
         chunks: used,
         first_chunk_at,
     })
@@ -577,6 +583,7 @@ impl ReadPath {
         // The chunks are the whole-file check of these blocks (chain mode of `verify.rs`).
         self.note_cas_run(blob, start, end, &run);
         let data = run.data;
+        self.spans.keep(run.buf);
         xet.stats.reads.fetch_add(1, Ordering::Relaxed);
         xet.stats
             .bytes
