@@ -4,14 +4,18 @@ growth of `Cached` in /proc/meminfo per GiB read, and optionally a `perf record`
 and its top symbols. A development tool, not a benchmark row (the seed must exist:
 `scripts/bench.sh` or any `--only` run creates it).
 
-    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped] [--memory]   (from scripts/)
+    python -m bench.profile_read [--files N] [--perf OUT.data] [--shaped] [--memory] [--xet]   (from scripts/)
 
 `--memory` samples `hubfs status` and the RSS during the read and logs, at the RSS peak and at
 their own peaks, where the daemon's memory is: read-ahead held (in flight or waiting for its
 reader), blocks parked ahead of the hash, blocks in flight. `HUBFS=/path/to/hubfs` compares
-another binary (for instance main's, copied aside) with the same seed."""
+another binary (for instance main's, copied aside) with the same seed.
+
+`--xet`: the 1 GiB Xet file of `--only xet-read` instead (seeded here if needed), read through
+the CAS; add `--mount-args=--no-xet` for the bridge."""
 
 import argparse
+import os
 import subprocess
 import threading
 import time
@@ -22,6 +26,7 @@ from .contenders import HubfsMount, cat_files
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, ensure_seeded
 from .util import GIB, WORK, cold_client, fresh_dir, log
+from . import w_xet
 
 SHAPING = ["--latency-ms", "20", "--bandwidth", "50M"]
 
@@ -80,16 +85,26 @@ def main():
     p.add_argument("--shaped", action="store_true")
     p.add_argument("--memory", action="store_true", help="sample status and RSS during the read")
     p.add_argument("--mount-args", default="", help="extra `hubfs mount` options, space-separated")
+    p.add_argument("--xet", action="store_true", help="the 1 GiB Xet file, through the CAS")
     a = p.parse_args()
     log_dir = WORK / "logs"
-    facts = ensure_seeded(log_dir)
-    names = LFS_FILES[:a.files]
+    if a.xet:
+        w_xet.ensure_xet_seeded(log_dir)
+        names, repo, data = [w_xet.XET_FILE], w_xet.XET_REPO, w_xet.XET_DATA
+    else:
+        facts = ensure_seeded(log_dir)
+        names, repo, data = LFS_FILES[:a.files], LFS_REPO, EMULATOR_DATA
     run = fresh_dir(WORK / "run-profile")
-    with Emulator("profile", EMULATOR_DATA, log_dir / "emulator-profile.log",
-                  SHAPING if a.shaped else ()) as emu:
-        cold_client(emu, facts.lfs_paths[:a.files])
-        with HubfsMount(emu, LFS_REPO, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf"),
+    with Emulator("profile", data, log_dir / "emulator-profile.log",
+                  SHAPING if a.shaped else (), xet=a.xet) as emu:
+        if a.xet:
+            w_xet._cold(emu)
+        else:
+            cold_client(emu, facts.lfs_paths[:a.files])
+        with HubfsMount(emu, repo, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf"),
                         args=a.mount_args.split()) as m:
+            # Listed first: a file opened before its directory was listed reads through the bridge.
+            os.listdir(m.path)
             perf = None
             if a.perf:
                 perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p", str(m.pid)],
@@ -116,6 +131,8 @@ def main():
             log(f"status: {m.status().get('read')}")
             if memory:
                 log(f"memory: {memory.summary()}")
+            if a.xet:
+                log(f"xet: {m.status().get('xet')}")
             data = [str(f) for f in (run / "cache").rglob("*.data")]
             out = subprocess.run(["fincore", "-b", "-n", "-o", "RES", *data], capture_output=True, text=True).stdout
             log(f"cache data files resident: {sum(int(x) for x in out.split()) / GIB:.2f} GiB")

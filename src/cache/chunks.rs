@@ -144,6 +144,20 @@ impl ChunkStore {
         }
     }
 
+    /// Stores whole consecutive blocks `first`, `first + 1`, ... of the xorb (verified by the
+    /// caller) with one vectored write where they qualify (`BlockCache::write_run_with_crc`):
+    /// one device request per fetched run instead of one per 64 KiB block. Best effort.
+    pub fn write_blocks(&self, xorb: &[u8; 32], xorb_len: u64, first: u64, blocks: &[&[u8]]) {
+        let key = BlobKey::Sha256(*xorb);
+        let with_crc: Vec<(&[u8], u32)> = blocks.iter().map(|b| (*b, crc32c::crc32c(b))).collect();
+        if let Err(e) = self
+            .blocks
+            .write_run_with_crc(&key, xorb_len, first, &with_crc)
+        {
+            tracing::warn!(%key, first, "chunk store write failed: {e}");
+        }
+    }
+
     /// Bytes `at..at + bytes.len()` of block `idx` (verified by the caller), the rest of the
     /// block unknown: kept in memory until pieces that join up cover the block, which is then
     /// written like any block. A piece that does not touch the known range replaces it.

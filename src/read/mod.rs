@@ -18,6 +18,7 @@ pub mod hf_cache;
 mod inflight;
 pub mod readahead;
 mod shared;
+mod spans;
 mod stall;
 mod verify;
 pub mod xet;
@@ -211,6 +212,8 @@ pub struct ReadPath {
     xet: Option<Arc<xet::XetReader>>,
     /// Read-ahead blocks waiting in memory for their first reader.
     fresh: fresh::Fresh,
+    /// Buffers of recent CAS runs: multi-block reads inside one need no copy.
+    spans: spans::Spans,
     /// The cluster's shared cache tier, consulted before the Hub (None: `--shared-cache` unset).
     shared: Option<shared::Shared>,
     pub stats: ReadStats,
@@ -239,6 +242,7 @@ impl ReadPath {
             inflight: Inflight::default(),
             permits: Arc::new(Semaphore::new(cfg.max_parallel_requests.max(1))),
             fresh: fresh::Fresh::new(cfg.fresh_bytes),
+            spans: spans::Spans::default(),
             cfg,
             window,
             verifying: Mutex::new(HashSet::new()),
@@ -324,7 +328,7 @@ impl ReadPath {
     }
 
     /// Reads up to `len` bytes at `offset`; short only at end of file. A read within one block
-    /// shares the block's buffer (no copy).
+    /// shares the block's buffer (no copy), as does one within one CAS run (`spans`).
     pub async fn read(
         self: &Arc<Self>,
         stream: &ReadStream,
@@ -375,8 +379,20 @@ impl ReadPath {
             }
             parts.push(block.slice(from..to));
         }
-        let out = match parts.len() {
-            1 => parts.swap_remove(0),
+        let joined = match parts.len() {
+            1 => None,
+            _ => self.spans.join(&parts),
+        };
+        if joined.is_some() {
+            if let Some(xet) = &self.xet {
+                xet.stats
+                    .replies_without_copy
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let out = match (joined, parts.len()) {
+            (Some(one), _) => one,
+            (None, 1) => parts.swap_remove(0),
             _ => {
                 let mut joined = bytes::BytesMut::with_capacity((end - offset) as usize);
                 for p in &parts {

@@ -12,8 +12,20 @@
 //! EIO instead of the end of a file whose bytes do not match their hash, and the blob's cached
 //! bytes are dropped. Readers that skip around never complete the in-order hash; for them the
 //! cache re-hashes the blob once it is complete.
+//!
+//! **Chain mode** (Xet files with the CAS in use): a block the CAS delivered was cut from chunks
+//! that each passed their hash (`xet::verify`), and the file's Xet hash is a Merkle hash over
+//! its `(chunk hash, length)` list. So instead of hashing the bytes again with sha256, the
+//! verifier collects the chunk lists of the CAS runs by file offset; once every block in order
+//! came from the CAS, the chain of chunks from offset 0 must reach the end, every listed chunk
+//! must lie on it, and its file hash must equal the listing's `xetHash` (the key the bytes were
+//! promised under). That ties every delivered byte to the file with one hash pass per byte.
+//! The first block from anywhere else (the bridge after a CAS failure, the shared tier, a
+//! block cached before this verifier began), or CAS runs whose chunk lists disagree, turn the
+//! verifier back to hashing bytes from block 0 (read back from the cache): the same verdict,
+//! at the cost of a second pass in a rare case.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +33,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use xet_core_structures::merklehash::{file_hash, MerkleHash};
 
+use super::xet::CasRun;
 use super::{Blob, ReadPath};
 use crate::cache::{BlobKey, BlockFingerprint, ContentHasher};
 use crate::fs::Errno;
@@ -52,6 +66,50 @@ struct InOrderHash {
     fingerprint: BlockFingerprint,
 }
 
+impl InOrderHash {
+    fn new(blob: &Blob) -> InOrderHash {
+        InOrderHash {
+            content: ContentHasher::new(&blob.key, blob.size),
+            fingerprint: BlockFingerprint::new(),
+        }
+    }
+}
+
+/// Chain mode (see the module doc): what the CAS runs of one Xet file delivered.
+struct Chain {
+    /// The file's Xet hash, as listed.
+    expected: MerkleHash,
+    /// Chunks the CAS runs were cut from, by file offset: (chunk hash, length).
+    chunks: BTreeMap<u64, (MerkleHash, u64)>,
+    /// Blocks a CAS run noted and is delivering (not yet handed to `verify_block`).
+    pending: HashSet<u64>,
+    /// crc32c of each block the CAS delivered.
+    crcs: HashMap<u64, u32>,
+    /// Two runs listed different chunks at one offset: hash the bytes instead.
+    spoiled: bool,
+}
+
+impl Chain {
+    /// The verdict once every block came from the CAS: None if the recorded chunks do not form
+    /// one chain over `[0, size)` (then the bytes are hashed instead).
+    fn verdict(&self, size: u64) -> Option<bool> {
+        let mut list = Vec::with_capacity(self.chunks.len());
+        let mut at = 0u64;
+        while at < size {
+            let &(hash, len) = self.chunks.get(&at)?;
+            if len == 0 {
+                return None;
+            }
+            list.push((hash, len));
+            at += len;
+        }
+        if at != size || list.len() != self.chunks.len() {
+            return None;
+        }
+        Some(file_hash(&list) == self.expected)
+    }
+}
+
 struct StreamVerifier {
     /// None while the hashing worker holds it.
     hasher: Option<InOrderHash>,
@@ -62,11 +120,32 @@ struct StreamVerifier {
     parked: BTreeMap<u64, (Bytes, u32)>,
     /// Some(ok) once every block was hashed.
     verdict: Option<bool>,
+    /// Some while in chain mode (see the module doc).
+    chain: Option<Chain>,
+    /// Chain mode ended while the worker held the hasher: it starts over with a fresh one.
+    restart: bool,
 }
 
 impl StreamVerifier {
     fn worker_idle(&self) -> bool {
         self.hasher.is_some() && self.verdict.is_none()
+    }
+
+    /// Leaves chain mode: the bytes are hashed from block 0 (read back from the cache).
+    fn unchain(&mut self, blob: &Blob) {
+        self.chain = None;
+        self.next = 0;
+        match self.hasher.as_mut() {
+            Some(h) => *h = InOrderHash::new(blob),
+            None => self.restart = true,
+        }
+    }
+
+    /// Chain mode's step: the next block can move the hash forward (or end chain mode).
+    fn chain_can_step(&self) -> bool {
+        self.chain
+            .as_ref()
+            .is_some_and(|c| c.spoiled || c.crcs.contains_key(&self.next))
     }
 }
 
@@ -102,6 +181,77 @@ impl ReadPath {
         blob.size.div_ceil(self.block_size())
     }
 
+    /// The blob's verifier; a new one if `create` (a delivery of block 0) and there is none or
+    /// the last one failed.
+    fn verifier(&self, blob: &Blob, create: bool) -> Option<Arc<Shared>> {
+        if !create {
+            return self.verifiers.map.lock().get(&blob.key).cloned();
+        }
+        let mut map = self.verifiers.map.lock();
+        if map.len() >= MAX_VERIFIERS && !map.contains_key(&blob.key) {
+            evict_one(&mut map);
+        }
+        let fresh = || {
+            // Chain mode for Xet files while the CAS is in use; it ends by itself otherwise.
+            let chain = match (&self.xet, &blob.xet_hash) {
+                (Some(_), Some(hex)) => MerkleHash::from_hex(hex).ok().map(|expected| Chain {
+                    expected,
+                    chunks: BTreeMap::new(),
+                    pending: HashSet::new(),
+                    crcs: HashMap::new(),
+                    spoiled: false,
+                }),
+                _ => None,
+            };
+            Arc::new(Shared {
+                state: Mutex::new(StreamVerifier {
+                    hasher: Some(InOrderHash::new(blob)),
+                    next: 0,
+                    blocks: self.blocks_of(blob),
+                    parked: BTreeMap::new(),
+                    verdict: None,
+                    chain,
+                    restart: false,
+                }),
+                progress: Notify::new(),
+            })
+        };
+        let v = map.entry(blob.key).or_insert_with(fresh);
+        // A blob that failed is being fetched again: judge the new bytes afresh.
+        if v.state.lock().verdict == Some(false) {
+            *v = fresh();
+        }
+        Some(v.clone())
+    }
+
+    /// Called by the CAS path before it delivers blocks `[start, end)` (bytes) of `run`: records
+    /// the chunks they were cut from and expects those blocks from the CAS (chain mode). Any
+    /// run starts the verifier (parallel read-ahead may deliver later runs before the first):
+    /// a run not recorded would send the whole file back to hashing bytes.
+    pub(super) fn note_cas_run(&self, blob: &Blob, start: u64, end: u64, run: &CasRun) {
+        let bs = self.block_size();
+        let first = start / bs;
+        let Some(shared) = self.verifier(blob, true) else {
+            return;
+        };
+        let mut v = shared.state.lock();
+        if v.verdict.is_some() {
+            return;
+        }
+        let Some(chain) = v.chain.as_mut() else {
+            return;
+        };
+        let mut at = run.first_chunk_at;
+        for &(hash, len) in &run.chunks {
+            let known = chain.chunks.entry(at).or_insert((hash, len));
+            if *known != (hash, len) {
+                chain.spoiled = true;
+            }
+            at += len;
+        }
+        chain.pending.extend(first..end.div_ceil(bs));
+    }
+
     /// Called by a fetch with each block it delivers, before readers see it. Never hashes here.
     pub(super) fn verify_block(
         self: &Arc<Self>,
@@ -110,47 +260,30 @@ impl ReadPath {
         data: &Bytes,
         crc: u32,
     ) {
-        let shared = if idx == 0 {
-            let mut map = self.verifiers.map.lock();
-            if map.len() >= MAX_VERIFIERS && !map.contains_key(&blob.key) {
-                evict_one(&mut map);
-            }
-            let fresh = || {
-                Arc::new(Shared {
-                    state: Mutex::new(StreamVerifier {
-                        hasher: Some(InOrderHash {
-                            content: ContentHasher::new(&blob.key, blob.size),
-                            fingerprint: BlockFingerprint::new(),
-                        }),
-                        next: 0,
-                        blocks: self.blocks_of(blob),
-                        parked: BTreeMap::new(),
-                        verdict: None,
-                    }),
-                    progress: Notify::new(),
-                })
-            };
-            let v = map.entry(blob.key).or_insert_with(fresh);
-            // A blob that failed is being fetched again: judge the new bytes afresh.
-            if v.state.lock().verdict == Some(false) {
-                *v = fresh();
-            }
-            v.clone()
-        } else {
-            match self.verifiers.map.lock().get(&blob.key) {
-                Some(v) => v.clone(),
-                None => return,
-            }
+        let Some(shared) = self.verifier(blob, idx == 0) else {
+            return;
         };
         let start_worker = {
             let mut v = shared.state.lock();
-            if v.verdict.is_some() || idx < v.next {
+            if v.verdict.is_some() {
                 return;
             }
-            if idx == v.next || v.parked.len() < MAX_PARKED_BLOCKS {
-                v.parked.insert(idx, (data.clone(), crc));
+            if let Some(chain) = v.chain.as_mut() {
+                if chain.pending.remove(&idx) {
+                    // From the CAS: its chunks were recorded; only its crc is needed.
+                    chain.crcs.insert(idx, crc);
+                    v.worker_idle() && v.chain_can_step()
+                } else {
+                    // Bytes from elsewhere: hash the bytes of every block.
+                    v.unchain(blob);
+                    if let Some(xet) = &self.xet {
+                        xet.stats.chain_abandoned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    park(&mut v, idx, data, crc)
+                }
+            } else {
+                park(&mut v, idx, data, crc)
             }
-            v.worker_idle() && v.parked.contains_key(&v.next)
         };
         if start_worker {
             self.start_hashing(blob, shared);
@@ -174,6 +307,34 @@ impl ReadPath {
         loop {
             let (first, mut batch) = {
                 let mut v = shared.state.lock();
+                if v.restart {
+                    v.restart = false;
+                    hasher = InOrderHash::new(blob);
+                }
+                if v.chain.is_some() {
+                    match self.chain_step(blob, &mut v, &mut hasher) {
+                        ChainStep::Moved => {
+                            drop(v);
+                            shared.progress.notify_waiters();
+                            continue;
+                        }
+                        ChainStep::Wait => {
+                            v.hasher = Some(hasher);
+                            return;
+                        }
+                        ChainStep::Unchained => continue,
+                        ChainStep::Done(ok) => {
+                            v.chain = None;
+                            v.verdict = Some(ok);
+                            drop(v);
+                            if let Some(xet) = &self.xet {
+                                xet.stats.chain_verified.fetch_add(1, Ordering::Relaxed);
+                            }
+                            self.conclude(blob, shared, hasher.fingerprint, ok);
+                            return;
+                        }
+                    }
+                }
                 let first = v.next;
                 let mut batch = Vec::new();
                 while batch.len() < HASH_BATCH {
@@ -228,19 +389,82 @@ impl ReadPath {
                 v.verdict = Some(ok);
                 v.parked.clear();
                 drop(v);
-                if ok {
-                    // Every block was written to the cache before it was hashed here; if one
-                    // was evicted or replaced since, nothing is recorded and the background
-                    // check of the completed blob (`maybe_verify`) does it.
-                    self.cache.mark_verified(&blob.key, blob.size, fingerprint);
-                }
-                self.record_verdict(blob, ok);
-                shared.progress.notify_waiters();
+                self.conclude(blob, shared, fingerprint, ok);
                 return;
             }
             drop(v);
             shared.progress.notify_waiters();
         }
+    }
+
+    /// One step of the worker in chain mode, under the state lock: takes the crcs of the
+    /// blocks the CAS delivered in order; at the end, checks the chain of chunks.
+    fn chain_step(
+        &self,
+        blob: &Blob,
+        v: &mut StreamVerifier,
+        hasher: &mut InOrderHash,
+    ) -> ChainStep {
+        let Some(chain) = v.chain.as_ref() else {
+            return ChainStep::Unchained;
+        };
+        if chain.spoiled {
+            return self.unchain_held(blob, v, hasher, "the CAS listed two chunks at one offset");
+        }
+        let first = v.next;
+        let mut next = first;
+        while next < v.blocks {
+            let Some(&crc) = chain.crcs.get(&next) else {
+                break;
+            };
+            hasher.fingerprint.push_crc(crc);
+            next += 1;
+        }
+        v.next = next;
+        if next >= v.blocks {
+            return match chain.verdict(blob.size) {
+                Some(ok) => ChainStep::Done(ok),
+                None => self.unchain_held(blob, v, hasher, "the chunk lists do not chain"),
+            };
+        }
+        if next > first {
+            return ChainStep::Moved;
+        }
+        if chain.pending.contains(&first) || !self.cache.contains_block(&blob.key, blob.size, first)
+        {
+            return ChainStep::Wait;
+        }
+        self.unchain_held(blob, v, hasher, "a block did not come from the CAS")
+    }
+
+    /// Leaves chain mode from the worker (which holds the hasher): bytes from block 0.
+    fn unchain_held(
+        &self,
+        blob: &Blob,
+        v: &mut StreamVerifier,
+        hasher: &mut InOrderHash,
+        why: &str,
+    ) -> ChainStep {
+        tracing::debug!("{}: {why}: hashing its bytes instead", blob.path);
+        if let Some(xet) = &self.xet {
+            xet.stats.chain_abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+        v.chain = None;
+        v.next = 0;
+        *hasher = InOrderHash::new(blob);
+        ChainStep::Unchained
+    }
+
+    /// Records a verdict reached by the worker and wakes who waits for it.
+    fn conclude(&self, blob: &Blob, shared: &Shared, fingerprint: BlockFingerprint, ok: bool) {
+        if ok {
+            // Every block was written to the cache before it was hashed here; if one was
+            // evicted or replaced since, nothing is recorded and the background check of the
+            // completed blob (`maybe_verify`) does it.
+            self.cache.mark_verified(&blob.key, blob.size, fingerprint);
+        }
+        self.record_verdict(blob, ok);
+        shared.progress.notify_waiters();
     }
 
     fn record_verdict(&self, blob: &Blob, ok: bool) {
@@ -352,7 +576,8 @@ impl ReadPath {
         match self.verifiers.map.lock().get(&blob.key) {
             Some(v) => {
                 let v = v.state.lock();
-                if v.verdict.is_some() {
+                // Chain mode reads no bytes back: the pages are not needed.
+                if v.verdict.is_some() || v.chain.is_some() {
                     blob.size
                 } else {
                     (v.next * self.block_size()).min(blob.size)
@@ -374,6 +599,29 @@ impl ReadPath {
     }
 }
 
+/// What one chain-mode step of the worker came to.
+enum ChainStep {
+    /// The hash moved forward: look again.
+    Moved,
+    /// The next block is not here yet: give the hasher back.
+    Wait,
+    /// Back to hashing bytes from block 0.
+    Unchained,
+    /// Every block came from the CAS and the chain of chunks was checked.
+    Done(bool),
+}
+
+/// Parks a block delivered ahead of the hash; true if an idle worker can now move forward.
+fn park(v: &mut StreamVerifier, idx: u64, data: &Bytes, crc: u32) -> bool {
+    if idx < v.next {
+        return false;
+    }
+    if idx == v.next || v.parked.len() < MAX_PARKED_BLOCKS {
+        v.parked.insert(idx, (data.clone(), crc));
+    }
+    v.worker_idle() && v.parked.contains_key(&v.next)
+}
+
 /// Drops a finished verifier if there is one, else the one that progressed least.
 fn evict_one(map: &mut HashMap<BlobKey, Arc<Shared>>) {
     let victim = map
@@ -387,5 +635,54 @@ fn evict_one(map: &mut HashMap<BlobKey, Arc<Shared>>) {
         .map(|(k, _)| k);
     if let Some(k) = victim {
         map.remove(&k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> MerkleHash {
+        MerkleHash::from([n; 32])
+    }
+
+    /// A chain of chunks of `lens` at their offsets, expecting the file hash of `chunks`.
+    fn chain(expected: &[(MerkleHash, u64)], recorded: &[(u64, MerkleHash, u64)]) -> Chain {
+        Chain {
+            expected: file_hash(expected),
+            chunks: recorded.iter().map(|&(at, h, l)| (at, (h, l))).collect(),
+            pending: HashSet::new(),
+            crcs: HashMap::new(),
+            spoiled: false,
+        }
+    }
+
+    #[test]
+    fn a_complete_chain_checks_the_file_hash() {
+        let file = [(h(1), 100), (h(2), 50), (h(3), 7)];
+        let c = chain(&file, &[(0, h(1), 100), (100, h(2), 50), (150, h(3), 7)]);
+        assert_eq!(c.verdict(157), Some(true));
+        // The right chunk lengths but another chunk in the middle: a different file.
+        let c = chain(&file, &[(0, h(1), 100), (100, h(9), 50), (150, h(3), 7)]);
+        assert_eq!(c.verdict(157), Some(false));
+    }
+
+    #[test]
+    fn chunks_that_do_not_chain_are_no_verdict() {
+        let file = [(h(1), 100), (h(2), 50)];
+        // A gap: nothing recorded at 100.
+        assert_eq!(
+            chain(&file, &[(0, h(1), 100), (101, h(2), 49)]).verdict(150),
+            None
+        );
+        // A chunk off the chain (bytes served from it are not covered by the file hash).
+        let c = chain(&file, &[(0, h(1), 100), (100, h(2), 50), (60, h(4), 90)]);
+        assert_eq!(c.verdict(150), None);
+        // Past the end, or short of it.
+        assert_eq!(
+            chain(&file, &[(0, h(1), 100), (100, h(2), 50)]).verdict(140),
+            None
+        );
+        assert_eq!(chain(&file, &[(0, h(1), 100)]).verdict(150), None);
     }
 }

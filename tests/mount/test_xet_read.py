@@ -3,6 +3,7 @@ HF_HUB_DISABLE_XET), read through a hubfs mount byte-exact, lazily (a 4 KiB prea
 one xorb range, not the file), verified chunk by chunk (a corrupted xorb never yields bad bytes),
 and still fine through mmap and safetensors."""
 
+import errno
 import json
 import mmap
 import os
@@ -98,6 +99,53 @@ def test_cat_and_sha256_are_byte_exact_through_the_cas(xet_repo, mount, emulator
     assert st["xet"]["chunks_verified"] > 0
 
 
+def test_a_file_read_whole_from_the_cas_is_checked_by_its_chunk_hashes(xet_repo, mount):
+    """Every block from the CAS: the whole-file check is the file's Xet hash recomputed from the
+    (already verified) chunk lists of the CAS runs, so the bytes are not hashed a second time
+    with sha256; the verdict is reached before the reader gets the last block."""
+    repo, local, _ = xet_repo
+    m = mount(repo)
+    os.listdir(m.path)
+    assert sha(m / "big.bin") == sha(local["big.bin"])
+    st = m.status()
+    print(f"whole read: xet {st['xet']}; read {st['read']}")
+    assert st["xet"]["chain_verified"] == 1, "checked over the chunk lists"
+    assert st["xet"]["chain_abandoned"] == 0, "no block came from elsewhere"
+    assert st["xet"]["fallbacks"] == 0
+    assert st["read"]["verified_blobs"] >= 1 and st["read"]["verify_failures"] == 0
+    # Reads over several blocks of one CAS run are answered with a slice of its buffer.
+    assert st["xet"]["replies_without_copy"] > 0
+
+
+def test_a_cas_answering_with_another_files_plan_never_passes(emulator, mount, tmp_path_factory):
+    """A CAS that answers the reconstruction of one file with that of another of the same size:
+    every chunk passes its hash (they are real chunks), but the chain of chunks does not hash to
+    the file's xetHash, so a sequential reader gets EIO, never a complete wrong copy."""
+    d = tmp_path_factory.mktemp("xet-twins")
+    rng = np.random.default_rng(7)
+    files = {}
+    for name in ("a.bin", "b.bin"):
+        files[name] = d / name
+        files[name].write_bytes(rng.integers(0, 256, 3 * MIB + 777, dtype=np.uint8).tobytes())
+    repo = "alice/xet-twins"
+    seed_with_xet(emulator, repo, files)
+    tree = {e["path"]: e for e in json.loads(urllib.request.urlopen(
+        f"{emulator.url}/api/models/{repo}/tree/main", timeout=30).read())}
+    a, b = tree["a.bin"]["xetHash"], tree["b.bin"]["xetHash"]
+    m = mount(repo)
+    os.listdir(m.path)
+    with faults(emulator, f"route=cas,path=reconstructions,rewrite={a}:{b}"):
+        with pytest.raises(OSError) as e:
+            with open(m / "a.bin", "rb") as f:
+                f.read()
+    assert e.value.errno == errno.EIO
+    st = m.status()
+    print(f"lying plans: xet {st['xet']}; read {st['read']}")
+    assert st["read"]["verify_failures"] >= 1
+    assert st["xet"]["chain_verified"] >= 1, "caught by the chain check"
+    assert st["xet"]["reads"] > 0 and st["xet"]["fallbacks"] == 0, "every run came from the CAS"
+
+
 def test_4k_pread_moves_about_one_chunk_range(xet_repo, mount, emulator):
     repo, local, _ = xet_repo
     m = mount(repo)
@@ -143,6 +191,8 @@ def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
     print(f"corrupted xorbs: xet {st}")
     assert st["verify_failures"] > 0
     assert st["fallbacks"] > 0
+    # Bridge bytes are not covered by chunk hashes: the whole-file check hashed the bytes.
+    assert st["chain_abandoned"] > 0
 
 
 def xorbs_of(emulator, repo, path):

@@ -10,14 +10,18 @@
 //!    on 403), bounded by the read path's request permits;
 //! 3. checks each chunk against the xorb's footer (`verify`; footers fetched once per xorb by
 //!    suffix range, single-flight, authenticated by the xorb hash, kept in a small LRU);
-//! 4. assembles the terms, cuts `[start, end)` and hands it back whole.
+//! 4. assembles the terms, cuts `[start, end)` and hands it back whole, in one 4 KiB-aligned
+//!    buffer (the cache writes its blocks with `O_DIRECT` without another copy), with the
+//!    `(chunk hash, length)` list it was cut from.
 //!
 //! Nothing is handed out before every chunk of the range passed. Any failure (no Xet for the
 //! repo, CAS error, timeout, a chunk or footer that fails its hash) returns an error and the
 //! caller fetches the same range through the bridge, counting the fallback: a reader sees the
 //! right bytes or EIO, never bad bytes. What the CAS delivered goes through the same block
-//! writes as bridge bytes (cache, crc, sha256 of the whole file), so read-ahead, mmap,
-//! passthrough once complete and offline reads of cached blocks are unchanged.
+//! writes as bridge bytes (cache, crc), so read-ahead, mmap, passthrough once complete and
+//! offline reads of cached blocks are unchanged. The whole-file check of a file read entirely
+//! from the CAS is its Xet file hash recomputed from the chunk lists (`read::verify`, "chain
+//! mode"): every byte is hashed once (its chunk hash), not a second time by sha256.
 //!
 //! A file opened before its directory was listed is known only from the repo info's
 //! `siblings`, which carry no `xetHash`: that open reads through the bridge (decided: see
@@ -34,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use flight::Flights;
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -46,6 +50,7 @@ use xet_core_structures::merklehash::MerkleHash;
 use xet_runtime::core::XetContext;
 
 use super::{Blob, ReadPath};
+use crate::cache::direct::AlignedBuf;
 use crate::cache::ChunkStore;
 use crate::hub::xet::CasSession;
 use crate::hub::HubClient;
@@ -81,7 +86,28 @@ pub struct XetStats {
     pub verify_failures: AtomicU64,
     /// Runs read through the bridge after a CAS failure of any kind.
     pub fallbacks: AtomicU64,
+    /// Files whose whole-file check was their Xet hash over the chunk lists of the CAS runs
+    /// (every block from the CAS): no sha256 pass over their bytes.
+    pub chain_verified: AtomicU64,
+    /// Whole-file checks that began on chunk lists and went back to hashing the bytes (a block
+    /// from elsewhere, e.g. the bridge after a CAS failure).
+    pub chain_abandoned: AtomicU64,
+    /// Reads over several blocks answered with a slice of one CAS run's buffer (no copy).
+    pub replies_without_copy: AtomicU64,
     pub token_requests: AtomicU64,
+}
+
+/// A verified chunk: its decompressed bytes and its hash (from the authenticated footer).
+type Chunk = (Bytes, MerkleHash);
+
+/// What one CAS read delivers: bytes `[start, end)` of the file and the chunks they were cut
+/// from, in file order, the first starting at file offset `first_chunk_at` (≤ `start`).
+pub struct CasRun {
+    pub data: Bytes,
+    /// `data`'s buffer, for reads over several of its blocks (`read::spans`).
+    pub(in crate::read) buf: std::sync::Weak<AlignedBuf>,
+    pub chunks: Vec<(MerkleHash, u64)>,
+    pub first_chunk_at: u64,
 }
 
 /// Why a CAS read did not deliver.
@@ -185,7 +211,7 @@ impl XetReader {
         xet_hash: &str,
         start: u64,
         end: u64,
-    ) -> Result<Bytes, XetError> {
+    ) -> Result<CasRun, XetError> {
         let file = MerkleHash::from_hex(xet_hash)
             .map_err(|e| XetError::Cas(format!("bad xetHash {xet_hash:?}: {e}")))?;
         let session = self.session(blob).await?;
@@ -203,7 +229,7 @@ impl XetReader {
         file: &MerkleHash,
         range: FileRange,
         plan: &Plan,
-    ) -> Result<HashMap<(MerkleHash, u32), Bytes>, XetError> {
+    ) -> Result<HashMap<(MerkleHash, u32), Chunk>, XetError> {
         let mut jobs = Vec::new();
         for (xorb, fetches) in &plan.xorbs {
             let xorb: MerkleHash = xorb.into();
@@ -246,7 +272,7 @@ impl XetReader {
         chunk_start: u32,
         chunk_end: u32,
         bytes: HttpRange,
-    ) -> Result<Vec<((MerkleHash, u32), Bytes)>, XetError> {
+    ) -> Result<Vec<((MerkleHash, u32), Chunk)>, XetError> {
         let footer = self.footer(&job.xorb, &job.url);
         let data = self.get_run(job, chunk_start, bytes, false);
         let (footer, (data, offsets)) = tokio::try_join!(footer, data)?;
@@ -255,7 +281,8 @@ impl XetReader {
         let mut at = 0usize;
         for index in chunk_start..chunk_end {
             let len = footer.chunk_lens[index as usize] as usize;
-            out.push(((job.xorb, index), data.slice(at..at + len)));
+            let hash = footer.chunk_hashes[index as usize];
+            out.push(((job.xorb, index), (data.slice(at..at + len), hash)));
             at += len;
         }
         Ok(out)
@@ -378,28 +405,36 @@ struct Fetch<'a> {
     url: String,
 }
 
-/// Joins the plan's terms from verified chunks and cuts `[start, end)` out of them.
+/// Joins the plan's terms from verified chunks and cuts `[start, end)` out of them, into one
+/// aligned buffer; lists the chunks used, in order (terms past `end` are not listed).
 fn assemble(
     plan: &QueryReconstructionResponseV2,
-    chunks: &HashMap<(MerkleHash, u32), Bytes>,
+    chunks: &HashMap<(MerkleHash, u32), Chunk>,
     start: u64,
     end: u64,
-) -> Result<Bytes, XetError> {
+) -> Result<CasRun, XetError> {
     let want = (end - start) as usize;
     let skip = plan.offset_into_first_range as usize;
-    let mut out = BytesMut::with_capacity(want);
+    let first_chunk_at = start
+        .checked_sub(skip as u64)
+        .ok_or_else(|| XetError::Cas(format!("plan starts {skip} bytes before byte {start}")))?;
+    let mut out = AlignedBuf::with_capacity(want);
+    let mut used = Vec::new();
     let mut skipped = 0usize;
     for term in &plan.terms {
         let xorb: MerkleHash = (&term.hash).into();
         let mut term_len = 0u64;
         for index in term.range.start..term.range.end {
-            let chunk = chunks.get(&(xorb, index)).ok_or_else(|| {
+            let (chunk, hash) = chunks.get(&(xorb, index)).ok_or_else(|| {
                 XetError::Cas(format!(
                     "plan has no fetch for xorb {} chunk {index}",
                     xorb.hex()
                 ))
             })?;
             term_len += chunk.len() as u64;
+            if skipped + out.len() < skip + want {
+                used.push((*hash, chunk.len() as u64));
+            }
             let mut piece = &chunk[..];
             if skipped < skip {
                 let drop = (skip - skipped).min(piece.len());
@@ -425,7 +460,13 @@ fn assemble(
             out.len()
         )));
     }
-    Ok(out.freeze())
+    let (data, buf) = super::spans::share(out);
+    Ok(CasRun {
+        data,
+        buf,
+        chunks: used,
+        first_chunk_at,
+    })
 }
 
 /// The signed URL of one xorb range, re-planned when the CAS answers 403 (an expired URL):
@@ -515,8 +556,8 @@ impl ReadPath {
             };
             tokio::time::timeout(self.cfg.io_timeout, xet.read(blob, hash, start, end)).await
         };
-        let data = match read {
-            Ok(Ok(data)) => data,
+        let run = match read {
+            Ok(Ok(run)) => run,
             Ok(Err(e)) => {
                 xet.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -539,6 +580,10 @@ impl ReadPath {
                 return false;
             }
         };
+        // The chunks are the whole-file check of these blocks (chain mode of `verify.rs`).
+        self.note_cas_run(blob, start, end, &run);
+        let data = run.data;
+        self.spans.keep(run.buf);
         xet.stats.reads.fetch_add(1, Ordering::Relaxed);
         xet.stats
             .bytes

@@ -55,6 +55,9 @@ pub struct FaultSpec {
     pub stall: Option<Duration>,
     /// Invert one byte in the middle of the response body.
     pub corrupt: bool,
+    /// Serve the request as if its path said `to` where it says `from` (a server that answers
+    /// about another object, e.g. the reconstruction of another file).
+    pub rewrite: Option<(String, String)>,
 }
 
 impl fmt::Display for FaultSpec {
@@ -79,6 +82,7 @@ impl FaultSpec {
             cut_after: None,
             stall: None,
             corrupt: false,
+            rewrite: None,
         };
         let num = |k: &str, v: &str| {
             v.parse::<u64>()
@@ -136,12 +140,24 @@ impl FaultSpec {
                     f.stall = Some(Duration::from_secs_f64(s));
                 }
                 "corrupt" => f.corrupt = num(k, v)? != 0,
+                "rewrite" => {
+                    let (from, to) = v
+                        .split_once(':')
+                        .filter(|(from, _)| !from.is_empty())
+                        .ok_or_else(|| format!("rewrite={v:?}: expected FROM:TO"))?;
+                    f.rewrite = Some((from.to_string(), to.to_string()));
+                }
                 _ => return Err(format!("unknown fault key {k:?}")),
             }
         }
-        if f.status.is_none() && f.cut_after.is_none() && f.stall.is_none() && !f.corrupt {
+        if f.status.is_none()
+            && f.cut_after.is_none()
+            && f.stall.is_none()
+            && !f.corrupt
+            && f.rewrite.is_none()
+        {
             return Err(format!(
-                "{spec:?}: needs an action (status=, cut-after=, stall= or corrupt=1)"
+                "{spec:?}: needs an action (status=, cut-after=, stall=, corrupt=1 or rewrite=)"
             ));
         }
         Ok(f)
@@ -156,6 +172,7 @@ pub struct Injection {
     pub cut_after: Option<u64>,
     pub stall: Option<Duration>,
     pub corrupt: bool,
+    pub rewrite: Option<(String, String)>,
 }
 
 struct Rule {
@@ -237,6 +254,9 @@ impl Faults {
             inj.cut_after = inj.cut_after.or(s.cut_after);
             inj.stall = inj.stall.or(s.stall);
             inj.corrupt |= s.corrupt;
+            if inj.rewrite.is_none() {
+                inj.rewrite.clone_from(&s.rewrite);
+            }
         }
         out
     }
@@ -269,6 +289,19 @@ mod tests {
         assert!(FaultSpec::parse("route=content,every=2").is_err());
         assert!(FaultSpec::parse("route=nope,status=500").is_err());
         assert!(FaultSpec::parse("status=9999").is_err());
+        let f = FaultSpec::parse("route=cas,rewrite=aaa:bbb").unwrap();
+        assert_eq!(f.rewrite, Some(("aaa".into(), "bbb".into())));
+        let faults = Faults::new(vec![f], 0);
+        let cas = Class {
+            cas: true,
+            ..Class::default()
+        };
+        let inj = faults
+            .decide(&cas, "GET", "/cas/v2/reconstructions/aaa")
+            .unwrap();
+        assert_eq!(inj.rewrite, Some(("aaa".into(), "bbb".into())));
+        assert!(FaultSpec::parse("rewrite=nocolon").is_err());
+        assert!(FaultSpec::parse("rewrite=:b").is_err());
     }
 
     #[test]

@@ -123,7 +123,7 @@ fn fault_response(status: u16, inj: &Injection) -> Response {
 }
 
 /// Axum middleware for both listeners.
-pub async fn layer(State(net): State<Arc<NetState>>, req: Request, next: Next) -> Response {
+pub async fn layer(State(net): State<Arc<NetState>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     if is_control(&path) {
         return next.run(req).await;
@@ -150,6 +150,12 @@ pub async fn layer(State(net): State<Arc<NetState>>, req: Request, next: Next) -
     }
     if let Some(status) = inj.status {
         return fault_response(status, &inj);
+    }
+    if let Some((from, to)) = &inj.rewrite {
+        let rewritten = req.uri().to_string().replace(from.as_str(), to);
+        if let Ok(uri) = rewritten.parse() {
+            *req.uri_mut() = uri;
+        }
     }
 
     let resp = next.run(req).await;
