@@ -58,7 +58,12 @@ impl ReadPath {
     }
 
     /// Fetches one contiguous part of a run; returns the bytes delivered.
-    async fn fetch_part(self: &Arc<Self>, blob: &Arc<Blob>, run: &[(u64, Arc<Slot>)], via: Via) -> u64 {
+    async fn fetch_part(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        run: &[(u64, Arc<Slot>)],
+        via: Via,
+    ) -> u64 {
         let Some(&(first, _)) = run.first() else {
             return 0;
         };

@@ -18,6 +18,7 @@ class Throttle:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server = None
+        self.tasks = set()
 
     @property
     def endpoint(self) -> str:
@@ -32,9 +33,13 @@ class Throttle:
     def __exit__(self, *exc):
         async def close():
             self.server.close()
+            for t in list(self.tasks):
+                t.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
     async def _handle(self, client_r, client_w):
         try:
@@ -42,7 +47,13 @@ class Throttle:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(self._pipe(client_r, server_w, None), self._pipe(server_r, client_w, self.rate))
+        pipes = [asyncio.ensure_future(self._pipe(client_r, server_w, None)),
+                 asyncio.ensure_future(self._pipe(server_r, client_w, self.rate))]
+        self.tasks.update(pipes)
+        try:
+            await asyncio.gather(*pipes, return_exceptions=True)
+        finally:
+            self.tasks.difference_update(pipes)
 
     @staticmethod
     async def _pipe(reader, writer, rate):
