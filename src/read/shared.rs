@@ -23,7 +23,7 @@
 //!   part from the tier, its tail from the Hub at the same time, in proportion to their rates
 //!   per run part, so the run ends about when the faster alone would have, and the Hub still
 //!   serves only its share. A node that has read only from the tier measures the Hub first
-//!   with one probe (a run's last MiB from the Hub; at most one per `PROBE_EVERY`). The Hub's
+//!   with one probe (a run's second half from the Hub; at most one per `PROBE_EVERY`). The Hub's
 //!   share is not written back (the tier served this file already; an entry it lacks costs a
 //!   later node a Hub fetch, never a wrong byte).
 //! - **Wrong content**: a blob that fails its content hash has its entries purged from the
@@ -59,7 +59,7 @@ const MAX_BACKLOG: usize = 4096;
 /// How often the backlog task looks for room in the fill queue.
 const BACKLOG_POLL: Duration = Duration::from_millis(20);
 /// Hub requests and tier run parts at least this long measure a rate (shorter ones mostly
-/// measure latency). Also the size of a probe of the Hub and the least Hub share of a split.
+/// measure latency). Also the least Hub share of a split or a probe.
 const RATE_SAMPLE_MIN: u64 = 1 << 20;
 /// Blobs the tier served whole lookups of, remembered at most (then forgotten at once: a
 /// forgotten blob only loses splitting until its next hit).

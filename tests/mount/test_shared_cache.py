@@ -140,8 +140,9 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
         # bounded.
         assert s["bytes"] >= 0.95 * BIG and s["corrupt"] == 0, s
         assert m.status()["read"]["verified_blobs"] >= 1
-        # One probe of the Hub's rate at most (1 MiB, within the bound above), and no split.
-        assert s["probes"] <= 1 and s["split_runs"] == 0 and s["split_hub_bytes"] <= 1 << 20, s
+        # One probe of the Hub's rate at most (half a run: 4 MiB, within the bound above), and
+        # no split.
+        assert s["probes"] <= 1 and s["split_runs"] == 0 and s["split_hub_bytes"] <= 4 << 20, s
 
 
 def test_a_tier_slower_than_the_hub_shares_runs_with_it(garage, repo, mount, emulator):
@@ -192,8 +193,11 @@ def test_the_aws_secret_is_used_but_not_kept_in_the_daemons_environment(garage, 
     before = bytes_served(emulator)
     with hub_far_away(emulator):
         assert read_all(b / "kill.bin")[0] == repo["kill.bin"]
-    # The credentials worked: node b read from the bucket, not from the Hub.
-    assert shared(b)["bytes"] >= 0.95 * SMALL and bytes_served(emulator) - before < SMALL // 4
+    # The credentials worked: node b read from the bucket, not from the Hub (which served at
+    # most the probe of its rate, half a run).
+    s = shared(b)
+    from_hub = bytes_served(emulator) - before
+    assert s["bytes"] >= 0.75 * SMALL and from_hub < SMALL // 4 and s["errors"] == 0, (from_hub, s)
     secret = garage.env()["AWS_SECRET_ACCESS_KEY"].encode()
     key_id = garage.env()["AWS_ACCESS_KEY_ID"].encode()
     for m in (a, b):
