@@ -73,9 +73,14 @@ def _run(ctx, emu, garage, prefix, together: bool):
     hits = sum((s.get("stats") or {}).get("bytes", 0) for s in shared)
     drops = sum((s.get("stats") or {}).get("drops", 0) for s in shared)
     slow = sum((s.get("stats") or {}).get("slow", 0) + (s.get("stats") or {}).get("errors", 0) for s in shared)
+    split = sum((s.get("stats") or {}).get("split_runs", 0) for s in shared)
+    split_hub = sum((s.get("stats") or {}).get("split_hub_bytes", 0) for s in shared)
     note = "nodes " + ", ".join(f"{r:.1f}" for r in reads) + " s"
     if garage:
         note += f"; {hits / GIB:.2f} GiB from the shared cache, {drops} fills dropped, {slow} lookups slow or failed"
+        note += f", {split} runs split ({split_hub / GIB:.2f} GiB of them from the Hub)"
+        rates = [(s.get("tier_run_mib_s"), s.get("hub_mib_s"), s.get("lookups_peak")) for s in shared]
+        note += f"; tier/Hub MiB/s per run part, peak lookups: {rates}"
         if not together:
             note += f"; waiting for fills {fill_wait:.1f} s (not timed)"
     return served, seconds, later, note

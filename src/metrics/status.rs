@@ -277,6 +277,30 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/shared_cache/stats/fill_present",
+        "shared_cache_fill_present",
+        "Shared cache writes skipped because the entry was already there",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/split_runs",
+        "shared_cache_split_runs",
+        "Runs shared between a slower shared cache (head) and the Hub (tail)",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/split_hub_bytes",
+        "shared_cache_split_hub_bytes",
+        "Bytes of split runs and probes served by the Hub",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/probes",
+        "shared_cache_probes",
+        "Runs whose tail was read from the Hub to measure its rate",
+        Kind::Counter,
+    ),
+    (
         "/shared_cache/backlog",
         "shared_cache_backlog",
         "Segments waiting to be written later from the local cache",

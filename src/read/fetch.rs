@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
 use super::inflight::Slot;
+use super::shared::Via;
 use super::{Blob, ReadPath};
 use crate::cache::direct::AlignedBuf;
 use crate::fs::Errno;
@@ -32,14 +33,40 @@ struct Held {
 
 impl ReadPath {
     pub(super) async fn fetch_run(self: &Arc<Self>, blob: &Arc<Blob>, run: Vec<(u64, Arc<Slot>)>) {
-        let Some(&(first, _)) = run.first() else {
+        if run.is_empty() {
             return;
-        };
+        }
         if let Some(inv) = &self.inventory {
             // Once per blob and name in this mount's life; a small local write otherwise.
             let repo = blob.repo.to_string();
             inv.note(&blob.key, blob.size, &repo, &blob.commit, &blob.path);
         }
+        match self.plan_split(blob, run.len()) {
+            None => {
+                self.fetch_part(blob, &run, Via::Tiered).await;
+            }
+            Some(split) => {
+                // Both parts at once: the tier's head, the Hub's tail (read/shared.rs).
+                let (head, tail) = run.split_at(split.tier_blocks);
+                let (_, hub_bytes) = tokio::join!(
+                    self.fetch_part(blob, head, Via::TierShare),
+                    self.fetch_part(blob, tail, Via::HubShare)
+                );
+                self.split_done(split, hub_bytes);
+            }
+        }
+    }
+
+    /// Fetches one contiguous part of a run; returns the bytes delivered.
+    async fn fetch_part(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        run: &[(u64, Arc<Slot>)],
+        via: Via,
+    ) -> u64 {
+        let Some(&(first, _)) = run.first() else {
+            return 0;
+        };
         let bs = self.block_size();
         let start = first * bs;
         let end = ((first + run.len() as u64) * bs).min(blob.size);
@@ -47,10 +74,12 @@ impl ReadPath {
                                // Blocks fetched ahead of any reader wait here until a group is whole, then go to the
                                // cache in one write (cache/direct.rs); a block someone waits for goes at once.
         let mut held: Vec<Held> = Vec::with_capacity(WRITE_GROUP);
-        let stream = self.stream_range(blob, start, end, |block| {
+        let mut delivered = 0u64;
+        let stream = self.stream_range(blob, start, end, via, |block| {
             let Some((idx, slot)) = run.get(next) else {
                 return;
             };
+            delivered += block.len() as u64;
             // One crc pass serves the cache record and the verification fingerprint.
             let crc = crc32c::crc32c(&block);
             held.push(Held {
@@ -78,6 +107,7 @@ impl ReadPath {
                 self.inflight.finish(&blob.key, *idx, slot, Err(errno));
             }
         }
+        delivered
     }
 
     /// Writes the held (consecutive) blocks to the cache, then hands each to the hash and its
@@ -114,11 +144,13 @@ impl ReadPath {
 
     /// Streams `[start, end)` of the blob, calling `on_block` with each whole cache block in
     /// order. Resumes cut bodies; returns the errno to report if the range cannot be finished.
+    /// `via`: the tier first, or (the Hub's share of a split run) the Hub only.
     async fn stream_range(
         &self,
         blob: &Blob,
         start: u64,
         end: u64,
+        via: Via,
         mut on_block: impl FnMut(bytes::Bytes),
     ) -> Result<(), Errno> {
         if self
@@ -148,18 +180,25 @@ impl ReadPath {
         // The block sources before the bridge, in order: the cluster's shared cache, then (Xet
         // files) verified chunks from the CAS, then the bridge below. Whatever the CAS or the
         // bridge delivers also fills the shared cache.
-        let start = self
-            .serve_from_shared(blob, start, end, &mut on_block)
-            .await;
-        let mut on_block = self.filling_shared(blob, start, on_block);
+        let start = match via {
+            Via::Tiered | Via::TierShare => {
+                self.serve_from_shared(blob, start, end, via, &mut on_block)
+                    .await
+            }
+            Via::HubShare => start,
+        };
+        let mut on_block = self.filling_shared(blob, start, via, on_block);
         if start >= end {
             return Ok(());
         }
+        // The Hub's rate per run part, waiting for a request slot included (the tier's part
+        // waits for its lookups' slots too): what splitting compares (shared/split.rs).
+        let hub_started = std::time::Instant::now();
         if self.serve_from_xet(blob, start, end, &mut on_block).await {
+            self.note_hub_rate(end - start, hub_started.elapsed());
             return Ok(());
         }
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
-        let hub_started = std::time::Instant::now();
         let bs = self.block_size() as usize;
         // Aligned, so the cache writes it with O_DIRECT straight from here (cache/direct.rs).
         let new_block = || AlignedBuf::with_capacity(bs);

@@ -1,11 +1,12 @@
 //! The shared tier as a block source: between the local cache (and the huggingface_hub cache)
-//! and the Hub. This file and two lines of `fetch.rs::stream_range` are the whole hook.
+//! and the Hub. This file, two lines of `fetch.rs::stream_range` and the split in
+//! `fetch.rs::fetch_run` are the whole hook.
 //!
 //! - **Entries are segments**: `SEGMENT` bytes of consecutive cache blocks, aligned in the file,
 //!   so a node reading from the tier makes one ranged GET per segment (per part of one that a
 //!   run needs), not one per block.
 //! - **Read**: a run of blocks the local cache misses is looked up in the shared tier, segment
-//!   by segment (a few lookups in flight, delivered in order); the longest prefix found is
+//!   by segment (all of a run's lookups in flight, delivered in order); the longest prefix found is
 //!   delivered, the rest comes from the Hub. Delivered blocks take exactly the path of Hub bytes
 //!   (`fetch_run`'s `on_block`: local cache, in-order content hash, waiters), after the tier's
 //!   own per-block check. A lookup that fails, times out or is slower than the Hub ends the
@@ -17,6 +18,14 @@
 //!   task writes those as room appears, reading them back from the local cache (crc-checked)
 //!   once all their blocks are there. So a fast reader is never slowed, memory stays bounded
 //!   (one segment per run being fetched, the queue), and the tier still ends up with the file.
+//! - **Split** (`shared/split.rs`): once this node has measured both, a run of a file the tier
+//!   has served before is shared when the tier is measurably slower than the Hub: its first
+//!   part from the tier, its tail from the Hub at the same time, in proportion to their rates
+//!   per run part, so the run ends about when the faster alone would have, and the Hub still
+//!   serves only its share. A node that has read only from the tier measures the Hub first
+//!   with one probe (a run's second half from the Hub; at most one per `PROBE_EVERY`). The Hub's
+//!   share is not written back (the tier served this file already; an entry it lacks costs a
+//!   later node a Hub fetch, never a wrong byte).
 //! - **Wrong content**: a blob that fails its content hash has its entries purged from the
 //!   tier, and this node stops using the tier for it, so its refetch comes from the Hub.
 //! - **Privacy**: the tier is consulted only by an online mount (`client` is Some), whose every
@@ -28,7 +37,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -36,14 +45,12 @@ use parking_lot::Mutex;
 
 use super::{Blob, ReadPath};
 use crate::cache::{BlobKey, BlockCache};
+use crate::shared::split::{probe_share, tier_share};
 use crate::shared::{SharedCache, SharedKey, SharedStats};
 
 /// Bytes per shared-tier entry, rounded down to whole cache blocks (at least one): 4 MiB makes
 /// a GET's fixed cost small against its transfer and keeps what a lookup holds small.
 const SEGMENT: u64 = 4 << 20;
-/// Segment lookups of one run in flight at once (a run is at most a few segments: read-ahead
-/// requests are at most 8 MiB; the mount-wide bound is `MAX_LOOKUPS` in `shared/mod.rs`).
-const LOOKAHEAD: usize = 4;
 /// Blobs this node stopped trusting the tier for, remembered at most (then forgotten at once:
 /// their entries were purged anyway).
 const MAX_DISTRUSTED: usize = 4096;
@@ -51,8 +58,34 @@ const MAX_DISTRUSTED: usize = 4096;
 const MAX_BACKLOG: usize = 4096;
 /// How often the backlog task looks for room in the fill queue.
 const BACKLOG_POLL: Duration = Duration::from_millis(20);
-/// Hub requests at least this long measure its rate (shorter ones measure its latency).
+/// Hub requests and tier run parts at least this long measure a rate (shorter ones mostly
+/// measure latency). Also the least Hub share of a split or a probe.
 const RATE_SAMPLE_MIN: u64 = 1 << 20;
+/// Blobs the tier served whole lookups of, remembered at most (then forgotten at once: a
+/// forgotten blob only loses splitting until its next hit).
+const MAX_SEEN: usize = 4096;
+/// Probes of the Hub's rate at most this often (a file whose Hub share does not measure it,
+/// such as one read from the Xet CAS at a low rate, does not turn every run into a probe).
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+
+/// How a run is fetched: the tier first (then the Hub for what it lacks), or, for the tail of
+/// a split run, from the Hub only, not written back to the tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Via {
+    Tiered,
+    /// The head of a split run: as `Tiered`, and its rate counts however short it is (a slow
+    /// tier's share is small; without its samples a tier that recovers would not be seen).
+    TierShare,
+    HubShare,
+}
+
+/// A run to share: its first `tier_blocks` blocks from the tier, the rest from the Hub.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Split {
+    pub tier_blocks: usize,
+    /// The Hub share measures the Hub's rate (this node did not know it).
+    pub probe: bool,
+}
 
 /// The tier and what the read path remembers about it.
 pub struct Shared {
@@ -60,6 +93,10 @@ pub struct Shared {
     /// Blobs whose content failed its hash: read from the Hub only, until the mount restarts.
     distrusted: Mutex<HashSet<BlobKey>>,
     backlog: Arc<Backlog>,
+    /// Blobs the tier served a whole lookup of: the runs that may be split.
+    seen: Mutex<HashSet<BlobKey>>,
+    /// When the last probe of the Hub's rate started, and whether one is out.
+    probe: Mutex<(Option<Instant>, bool)>,
 }
 
 /// One segment of one blob: (content, its size, segment index).
@@ -103,7 +140,19 @@ impl Shared {
             cache,
             distrusted: Mutex::default(),
             backlog: Arc::default(),
+            seen: Mutex::default(),
+            probe: Mutex::default(),
         }
+    }
+
+    /// Takes the probe if none is out and the last is `PROBE_EVERY` old.
+    fn start_probe(&self) -> bool {
+        let mut p = self.probe.lock();
+        if p.1 || p.0.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return false;
+        }
+        *p = (Some(Instant::now()), true);
+        true
     }
 
     /// Queues a segment fetched whole, or its name for later.
@@ -136,6 +185,18 @@ impl Shared {
             ));
         }
     }
+}
+
+/// Adds `blob` to a bounded set (full: forgotten at once).
+fn remember_blob(set: &Mutex<HashSet<BlobKey>>, blob: BlobKey) {
+    let mut set = set.lock();
+    if set.contains(&blob) {
+        return;
+    }
+    if set.len() >= MAX_SEEN {
+        set.clear();
+    }
+    set.insert(blob);
 }
 
 /// Reads a whole segment back from the local cache (None: a block is not there, or unreadable).
@@ -251,6 +312,7 @@ impl ReadPath {
         blob: &Blob,
         start: u64,
         end: u64,
+        via: Via,
         on_block: &mut impl FnMut(Bytes),
     ) -> u64 {
         let Some(shared) = self.shared.as_ref() else {
@@ -272,32 +334,92 @@ impl ReadPath {
                 (key, lo as u32..hi as u32)
             })
             .collect();
+        let started = Instant::now();
+        // All of the run's segments at once, like the Hub path's one request for the run (a
+        // run is one read-ahead request, at most `max_request`): the read-ahead window sets
+        // how many are in flight, `MAX_LOOKUPS` bounds the mount.
+        let lookahead = asks.len().max(1);
         let mut found = futures_util::stream::iter(asks)
             .map(|(k, r)| async move { shared.cache.get(&k, r).await })
-            .buffered(LOOKAHEAD);
+            .buffered(lookahead);
         let mut pos = start;
+        // The part's rate counts when it ran to its end, or was cut for slowness: a miss or
+        // an error says nothing about the tier's speed.
+        let mut measured = true;
         while let Some(lookup) = found.next().await {
             for block in lookup.blocks {
                 pos = (pos + block.len() as u64).min(end);
                 on_block(block);
             }
             if !lookup.complete {
+                measured = lookup.slow;
                 break;
             }
+            remember_blob(&shared.seen, blob.key);
+        }
+        let long_enough = pos - start >= RATE_SAMPLE_MIN || (via == Via::TierShare && pos > start);
+        if measured && long_enough {
+            shared.cache.note_tier_run(pos - start, started.elapsed());
         }
         pos
     }
 
+    /// Whether to share a run of `blocks` blocks between the tier and the Hub (see the module
+    /// doc): None for a run fetched the usual way. Counts what it decides.
+    pub(super) fn plan_split(&self, blob: &Blob, blocks: usize) -> Option<Split> {
+        let shared = self.shared.as_ref()?;
+        if self.client.is_none()
+            || shared.cache.breaker_open()
+            || !shared.seen.lock().contains(&blob.key)
+            || shared.distrusted.lock().contains(&blob.key)
+        {
+            return None;
+        }
+        let bs = self.block_size();
+        let min_hub = RATE_SAMPLE_MIN.div_ceil(bs);
+        let n = blocks as u64;
+        let (tier, hub) = shared.cache.run_rates();
+        let (tier_blocks, probe) = if hub <= 0.0 && tier > 0.0 {
+            let share = probe_share(n, min_hub)?;
+            if !shared.start_probe() {
+                return None;
+            }
+            SharedStats::bump(&shared.cache.stats.probes);
+            (share, true)
+        } else {
+            let share = tier_share(n, tier, hub, min_hub)?;
+            SharedStats::bump(&shared.cache.stats.split_runs);
+            (share, false)
+        };
+        Some(Split {
+            tier_blocks: tier_blocks as usize,
+            probe,
+        })
+    }
+
+    /// The Hub's share of a split run ended (`bytes` delivered).
+    pub(super) fn split_done(&self, split: Split, bytes: u64) {
+        if let Some(shared) = self.shared.as_ref() {
+            SharedStats::add(&shared.cache.stats.split_hub_bytes, bytes);
+            if split.probe {
+                shared.probe.lock().1 = false;
+            }
+        }
+    }
+
     /// Wraps the Hub's `on_block` (blocks from `start` on, in order) so each block, once
     /// handed to the reader, is also gathered into its segment for the shared tier.
+    /// Not for the Hub's share of a split run (`via`), which the tier has already.
     pub(super) fn filling_shared<'a>(
         &'a self,
         blob: &'a Blob,
         start: u64,
+        via: Via,
         mut on_block: impl FnMut(Bytes) + 'a,
     ) -> impl FnMut(Bytes) + 'a {
         let bs = self.block_size();
-        let mut assembler = self.shared.as_ref().map(|shared| Assembler {
+        let shared = self.shared.as_ref().filter(|_| via != Via::HubShare);
+        let mut assembler = shared.map(|shared| Assembler {
             shared,
             local: &self.cache,
             blob,

@@ -12,8 +12,9 @@
 //! - **Never a failed or much slower read.** A lookup gives up after a short first-byte
 //!   timeout, when the body stalls for as long between two pieces, or when the body takes more
 //!   than `SLOW_FACTOR` times what the Hub (its measured rate) would; the blocks checked so far
-//!   are used, the Hub serves the rest. Errors and slow lookups feed a circuit breaker that
-//!   skips the tier for a while (`breaker.rs`).
+//!   are used, the Hub serves the rest. Errors, timeouts and slow lookups that delivered
+//!   nothing feed a circuit breaker that skips the tier for a while (`breaker.rs`). A tier
+//!   measurably slower than the Hub shares runs with it (`split.rs`, used by `read/shared.rs`).
 //! - **Never a slower reader.** Fills are queued (bounded) and written by a few background
 //!   tasks; when the queue is full the read path remembers the segment's name and writes it
 //!   later from the local cache (`read/shared.rs`).
@@ -23,6 +24,7 @@ mod breaker;
 pub mod config;
 pub mod key;
 mod rate;
+pub mod split;
 mod stats;
 
 use std::collections::HashSet;
@@ -89,6 +91,8 @@ pub struct Lookup {
     /// Every block asked for is in `blocks`. False: a miss, an error, a timeout, a damaged
     /// frame or a slow store cut it short; the caller fetches the rest elsewhere.
     pub complete: bool,
+    /// Cut short for being slower than the Hub: `blocks` measure the tier's rate.
+    pub slow: bool,
 }
 
 struct Fill {
@@ -118,6 +122,11 @@ pub struct SharedCache {
     /// Throughput of one Hub request (fed by the read path) and of one tier lookup.
     hub_rate: Rate,
     tier_rate: Rate,
+    /// Throughput of one run part served by the tier (several lookups in parallel): what a
+    /// split compares with `hub_rate` (see `split.rs`).
+    tier_run_rate: Rate,
+    /// Most lookups seen in flight at once (status: is the tier given the parallelism?).
+    peak_lookups: AtomicU64,
     bad: Mutex<HashSet<SharedKey>>,
     /// Entries known to be in the tier: queued or written by this node, or found there by a
     /// lookup cut short. Not written (again): two runs that each fetched part of a segment may
@@ -171,6 +180,8 @@ impl SharedCache {
             first_byte_timeout: cfg.first_byte_timeout,
             hub_rate: Rate::default(),
             tier_rate: Rate::default(),
+            tier_run_rate: Rate::default(),
+            peak_lookups: AtomicU64::new(0),
             bad: Mutex::default(),
             written: Mutex::default(),
             stats: Arc::default(),
@@ -220,6 +231,8 @@ impl SharedCache {
         let Ok(_permit) = self.lookups.acquire().await else {
             return found;
         };
+        let in_flight = (MAX_LOOKUPS - self.lookups.available_permits()) as u64;
+        self.peak_lookups.fetch_max(in_flight, Ordering::Relaxed);
         let name = key.object_name(&self.prefix);
         let path = ObjPath::from(name.as_str());
         let range = key.frame_range(blocks.clone());
@@ -275,7 +288,15 @@ impl SharedCache {
                 // write it again.
                 let _ = remember(&self.written, *key);
                 SharedStats::bump(&self.stats.slow);
-                self.breaker.failure();
+                found.slow = true;
+                // A slow store that delivers is given smaller shares (its rate falls, see
+                // `split.rs`), not skipped; one that delivered nothing in its budget is as
+                // good as down.
+                if got == 0 {
+                    self.breaker.failure();
+                } else {
+                    self.breaker.success();
+                }
                 self.tier_rate.sample(got, started.elapsed());
                 tracing::debug!(
                     "shared cache: {name} slower than the Hub ({:.1} MiB/s there): the Hub serves the rest",
@@ -347,6 +368,16 @@ impl SharedCache {
         self.hub_rate.sample(bytes, took);
     }
 
+    /// A run part served by the tier moved `bytes` in `took` (several lookups in parallel).
+    pub fn note_tier_run(&self, bytes: u64, took: Duration) {
+        self.tier_run_rate.sample(bytes, took);
+    }
+
+    /// (tier, Hub) bytes per second of one run part; 0: not measured yet.
+    pub fn run_rates(&self) -> (f64, f64) {
+        (self.tier_run_rate.get(), self.hub_rate.get())
+    }
+
     fn failed(&self, name: &str, why: &str) {
         SharedStats::bump(&self.stats.errors);
         self.breaker.failure();
@@ -407,8 +438,18 @@ impl SharedCache {
         }
         let name = fill.key.object_name(&self.prefix);
         let len = fill.key.data_len() as u64;
-        let payload = PutPayload::from_iter(key::frames(&name, &fill.blocks));
         let path = ObjPath::from(name.as_str());
+        // Another node may have written it meanwhile (nodes reading together, a deferred
+        // segment): one small request instead of a segment written again, three times over.
+        let head = tokio::time::timeout(self.first_byte_timeout, self.store.head(&path)).await;
+        if let Ok(Ok(meta)) = head {
+            if meta.size == fill.key.object_len() {
+                self.breaker.success();
+                SharedStats::bump(&self.stats.fill_present);
+                return;
+            }
+        }
+        let payload = PutPayload::from_iter(key::frames(&name, &fill.blocks));
         let put = self.store.put(&path, payload);
         match tokio::time::timeout(WRITE_TIMEOUT, put).await {
             Ok(Ok(_)) => {
@@ -468,6 +509,8 @@ impl SharedCache {
             "queued_fills": self.pending.load(Ordering::Acquire),
             "hub_mib_s": self.hub_rate.mib_s(),
             "tier_mib_s": self.tier_rate.mib_s(),
+            "tier_run_mib_s": self.tier_run_rate.mib_s(),
+            "lookups_peak": self.peak_lookups.load(Ordering::Relaxed),
             "stats": &*self.stats,
         })
     }

@@ -34,6 +34,16 @@ pub struct SharedStats {
     pub drops: AtomicU64,
     /// Blobs whose entries were deleted after failing their content hash.
     pub purges: AtomicU64,
+    /// Fills not written: the entry was already there (another node wrote it).
+    pub fill_present: AtomicU64,
+    /// Runs shared between the tier and the Hub because the tier was measurably slower
+    /// (`split.rs`): the tier served their first part, the Hub their tail at the same time.
+    pub split_runs: AtomicU64,
+    /// Bytes of split runs (and probes) handed to the Hub.
+    pub split_hub_bytes: AtomicU64,
+    /// Runs whose tail went to the Hub to measure its rate (a node that had only read from
+    /// the tier did not know it).
+    pub probes: AtomicU64,
 }
 
 impl SharedStats {

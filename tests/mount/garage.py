@@ -164,8 +164,8 @@ api_bind_addr = "127.0.0.1:{n['admin']}"
         """The environment a hubfs node gets: the usual AWS variables."""
         return {"AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
-    def mount_args(self, prefix, timeout_ms=None):
-        args = ["--shared-cache", f"s3://{self.bucket}/{prefix}", "--shared-cache-endpoint", self.endpoint,
+    def mount_args(self, prefix, timeout_ms=None, endpoint=None):
+        args = ["--shared-cache", f"s3://{self.bucket}/{prefix}", "--shared-cache-endpoint", endpoint or self.endpoint,
                 "--shared-cache-region", REGION]
         if timeout_ms is not None:
             args += ["--shared-cache-timeout", str(timeout_ms)]

@@ -2,8 +2,10 @@
 on loopback: nodes with separate local caches fetch a file's bytes from the Hub about once;
 what the tier serves is checked (planted garbage is detected, deleted and refetched from the
 Hub); a store that hangs, refuses, or dies mid-read leaves reads correct and about as fast as
-the Hub alone; the tier never widens access to a private repo."""
+the Hub alone; a store slower than the Hub shares runs with it; the tier never widens access to
+a private repo."""
 
+import contextlib
 import os
 import signal
 import threading
@@ -14,9 +16,11 @@ import pytest
 
 from conftest import READ_TOKEN, WRITE_TOKEN, bytes_served, run_mount, sha, wait_until
 from garage import Garage
+from throttle import Throttle
 
 BIG = 1 << 30  # issue 15: three nodes read the same 1 GiB file
 SMALL = 24 << 20
+SPLIT = 160 << 20  # a node knows both rates after ~24 MiB read (runs issued before are whole): room for many splits
 BLOCK = 128 << 10
 REPO = "alice/shared-cache"
 
@@ -40,17 +44,29 @@ def _write_random(path, size, seed):
 
 @pytest.fixture(scope="module")
 def repo(api, workdir):
-    """A private repo: big.bin (1 GiB) and three small files, one per fault test."""
+    """A private repo: big.bin (1 GiB), small files for the fault tests, split.bin."""
     api.create_repo(REPO, private=True, exist_ok=True)
     digests = {}
     for name, size, seed in [("big.bin", BIG, 1), ("garbage.bin", SMALL, 2), ("hang.bin", SMALL, 3),
-                             ("deny.bin", SMALL, 4), ("kill.bin", SMALL, 5)]:
+                             ("deny.bin", SMALL, 4), ("kill.bin", SMALL, 5), ("split.bin", SPLIT, 6)]:
         path = workdir / f"shared-{name}"
         _write_random(path, size, seed)
         digests[name] = sha(path)
         api.upload_file(repo_id=REPO, path_or_fileobj=str(path), path_in_repo=name)
         os.remove(path)
     return digests
+
+
+@contextlib.contextmanager
+def hub_far_away(emulator):
+    """The Hub a slow link away (1 MiB/s per connection, 20 ms), as it is for a cluster whose
+    bucket is near: a node then reads from the tier without sharing runs with the Hub (the
+    unshaped emulator, in RAM, is faster than Garage here, and a node would rightly split)."""
+    emulator.shaping(latency_ms=20, bandwidth=1 << 20)
+    try:
+        yield
+    finally:
+        emulator.shaping()
 
 
 def node(mount, garage, prefix, timeout_ms=None):
@@ -98,20 +114,24 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
     assert read_all(a / "big.bin")[0] == repo["big.bin"]
     filled = settle_fills(a)
     assert filled["fill_bytes"] >= 0.95 * BIG, filled
-    # The two other nodes read at once, each with an empty local cache.
+    # The two other nodes read at once, each with an empty local cache, from a Hub that is a
+    # slow link away (as for a cluster, whose bucket is near): neither may share its runs with
+    # the Hub (the tier is not slower), so the Hub serves them only the probe of its rate.
     results = {}
     threads = [threading.Thread(target=lambda m=m: results.__setitem__(m, read_all(m / "big.bin"))) for m in (b, c)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with hub_far_away(emulator):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert all(d == repo["big.bin"] for d, _ in results.values())
     from_hub = bytes_served(emulator) - before
     print(f"\n3 nodes x {BIG >> 20} MiB: the Hub served {from_hub / BIG:.3f}x the file; node a filled "
           f"{filled['fills']} segments ({filled['deferred']} deferred, {filled['drops']} dropped); b and c read in "
           f"{', '.join(f'{t:.1f} s' for _, t in results.values())}; "
-          f"{[{k: shared(m)[k] for k in ('hits', 'errors', 'slow', 'bytes')} for m in (b, c)]}, "
-          f"tier/Hub MiB/s per request {[(m.status()['shared_cache']['tier_mib_s'], m.status()['shared_cache']['hub_mib_s']) for m in (b, c)]}")
+          f"{[{k: shared(m)[k] for k in ('hits', 'errors', 'slow', 'bytes', 'probes', 'split_runs')} for m in (b, c)]}, "
+          f"tier per lookup / tier per run / Hub per run MiB/s "
+          f"{[tuple(m.status()['shared_cache'][k] for k in ('tier_mib_s', 'tier_run_mib_s', 'hub_mib_s')) for m in (b, c)]}")
     assert BIG <= from_hub <= 1.05 * BIG, f"the Hub served {from_hub / BIG:.2f} times the file"
     for m in (b, c):
         s = shared(m)
@@ -120,6 +140,42 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
         # bounded.
         assert s["bytes"] >= 0.95 * BIG and s["corrupt"] == 0, s
         assert m.status()["read"]["verified_blobs"] >= 1
+        # One probe of the Hub's rate at most (half a run: 4 MiB, within the bound above), and
+        # no split.
+        assert s["probes"] <= 1 and s["split_runs"] == 0 and s["split_hub_bytes"] <= 4 << 20, s
+
+
+def test_a_tier_slower_than_the_hub_shares_runs_with_it(garage, repo, mount, emulator):
+    """Node b reaches the bucket through a link capped at 4 MiB/s per connection; the Hub is
+    unshaped (local, in RAM), so the tier is measurably slower. Once b knows both rates (the
+    Hub's from a probe, or from the rest of a lookup cut short), it shares each run: the head
+    from the tier, the tail from the Hub at the same time, in proportion to their rates.
+    Counters, not clocks: runs were
+    split, both sources served bytes, the bytes add up to the file, and the Hub served less
+    than the file (the tier kept its share); the breaker stayed closed (slow is not down)."""
+    a = node(mount, garage, "split")
+    digest, hub_time = read_all(a / "split.bin")
+    assert digest == repo["split.bin"]
+    settle_fills(a)
+    with Throttle(garage.endpoint, 4 << 20) as link:
+        b = mount(REPO, token=WRITE_TOKEN, args=garage.mount_args("split", endpoint=link.endpoint),
+                  env_extra=garage.env())
+        before = bytes_served(emulator)
+        digest, split_time = read_all(b / "split.bin")
+        assert digest == repo["split.bin"]
+        from_hub = bytes_served(emulator) - before
+        st = b.status()["shared_cache"]
+    s = st["stats"]
+    print(f"\nslow tier: the Hub served {from_hub / SPLIT:.2f}x the file, the tier {s['bytes'] / SPLIT:.2f}x; "
+          f"{s['probes']} probe(s), {s['split_runs']} runs split, {s['slow']} lookups cut short; tier per run "
+          f"{st['tier_run_mib_s']} MiB/s, Hub per run {st['hub_mib_s']} MiB/s; read in {split_time:.1f} s "
+          f"(node a from the Hub alone: {hub_time:.1f} s; not asserted)")
+    assert s["split_runs"] > 0 and s["split_hub_bytes"] > 0 and s["probes"] <= 1, s
+    assert s["bytes"] > 0 and s["corrupt"] == 0, s
+    assert from_hub < SPLIT and from_hub + s["bytes"] <= 1.1 * SPLIT, (from_hub, s)
+    assert s["split_hub_bytes"] <= from_hub, (from_hub, s)
+    assert 0 < st["tier_run_mib_s"] < st["hub_mib_s"], st
+    assert not st["breaker_open"], st
 
 
 def _pick(garage, prefix, n):
@@ -138,9 +194,13 @@ def test_the_aws_secret_is_used_but_not_kept_in_the_daemons_environment(garage, 
     settle_fills(a)
     b = node(mount, garage, "secret")
     before = bytes_served(emulator)
-    assert read_all(b / "kill.bin")[0] == repo["kill.bin"]
-    # The credentials worked: node b read from the bucket, not from the Hub.
-    assert shared(b)["bytes"] >= 0.95 * SMALL and bytes_served(emulator) - before < SMALL // 4
+    with hub_far_away(emulator):
+        assert read_all(b / "kill.bin")[0] == repo["kill.bin"]
+    # The credentials worked: node b read from the bucket, not from the Hub (which served at
+    # most the probe of its rate, half a run).
+    s = shared(b)
+    from_hub = bytes_served(emulator) - before
+    assert s["bytes"] >= 0.75 * SMALL and from_hub < SMALL // 4 and s["errors"] == 0, (from_hub, s)
     secret = garage.env()["AWS_SECRET_ACCESS_KEY"].encode()
     key_id = garage.env()["AWS_ACCESS_KEY_ID"].encode()
     for m in (a, b):
