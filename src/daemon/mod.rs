@@ -248,6 +248,7 @@ fn run_inner(
         cfg.read_idle_timeout = cfg.read_idle_timeout.min(opts.io_timeout);
         cfg.api_timeout = cfg.api_timeout.min(opts.io_timeout);
         cfg.listing.max_entries = opts.max_entries;
+        cfg.ca_bundle = HubConfig::ca_bundle_from_env();
         Some(HubClient::new(cfg).map_err(|e| e.to_string())?)
     };
 

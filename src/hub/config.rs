@@ -1,6 +1,7 @@
 //! Everything a [`HubClient`](super::HubClient) needs to know before its first request:
 //! where the Hub is, who we are, and how patient to be.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -44,6 +45,9 @@ pub struct HubConfig {
     pub listing: ListingLimits,
     /// Largest bodies read into memory.
     pub bodies: BodyLimits,
+    /// A PEM bundle of certificate authorities trusted besides the built-in Mozilla roots
+    /// (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`: see [`HubConfig::ca_bundle_from_env`]).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Bounds of one paginated listing: a Hub (or something posing as one) whose pages never end,
@@ -134,7 +138,21 @@ impl HubConfig {
             location_cache_entries: 4096,
             listing: ListingLimits::default(),
             bodies: BodyLimits::default(),
+            ca_bundle: None,
         }
+    }
+
+    /// The CA bundle a user pointed Hub clients at, the first set of `SSL_CERT_FILE` (OpenSSL,
+    /// rustls), `REQUESTS_CA_BUNDLE` and `CURL_CA_BUNDLE` (huggingface_hub goes through
+    /// requests/httpx, which read these). The system's certificate directory is not scanned:
+    /// the built-in Mozilla roots are what huggingface_hub trusts by default (certifi), and
+    /// parsing every file of `/etc/ssl/certs` costs each mount ~5 ms before its first request.
+    pub fn ca_bundle_from_env() -> Option<PathBuf> {
+        ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+            .iter()
+            .filter_map(std::env::var_os)
+            .find(|v| !v.is_empty())
+            .map(PathBuf::from)
     }
 
     /// The endpoint from `HF_ENDPOINT` (trailing `/` stripped), else the public Hub.

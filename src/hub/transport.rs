@@ -222,8 +222,33 @@ impl Transport {
         let mut default_headers = HeaderMap::new();
         // Compressed bodies break Content-Length and ranges (hub-api.md §3.4): ask for none.
         default_headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
+            // Built-in Mozilla roots only (see `HubConfig::ca_bundle_from_env`); the shared
+            // tier's S3 client enables the native ones in this crate graph.
+            .tls_built_in_native_certs(false)
+            .tls_built_in_webpki_certs(true);
+        if let Some(path) = &config.ca_bundle {
+            let pem = std::fs::read(path).map_err(|e| {
+                HubError::invalid(format!("CA bundle {}: cannot read it: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                HubError::invalid(format!(
+                    "CA bundle {}: not a PEM bundle: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(HubError::invalid(format!(
+                    "CA bundle {}: no certificate in it",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(config.user_agent.clone())
             .default_headers(default_headers)

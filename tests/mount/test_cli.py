@@ -50,6 +50,35 @@ def test_mount_failures_have_one_line_reasons(seeded, emulator, tmp_path):
         assert not is_mounted(mp) if mp.exists() else True
 
 
+def test_ca_bundle_from_the_environment_is_read_or_refused(seeded, emulator, tmp_path):
+    """SSL_CERT_FILE / REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE name CAs trusted besides the built-in
+    roots: a bundle that is missing or holds no certificate fails the mount with a one-line
+    reason naming it (not a silent fallback to other roots); a real bundle mounts."""
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    # Only the variable under test is set (an empty one counts as unset).
+    unset = {v: "" for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    for var, path, needle in [
+        ("REQUESTS_CA_BUNDLE", tmp_path / "absent.pem", "cannot read"),
+        ("SSL_CERT_FILE", junk, "no certificate"),
+    ]:
+        mp = tmp_path / f"m-{var}"
+        r = run_mount("alice/tiny-model", mp, emulator, cache_dir=tmp_path / "c", env_extra={**unset, var: str(path)})
+        assert r.returncode != 0, var
+        msg = r.stderr.strip()
+        assert len(msg.splitlines()) == 1 and str(path) in msg and needle in msg, msg
+        assert not is_mounted(mp)
+    system_bundle = "/etc/ssl/certs/ca-certificates.crt"
+    assert os.path.exists(system_bundle)
+    mp = tmp_path / "m-ok"
+    r = run_mount("alice/tiny-model", mp, emulator, cache_dir=tmp_path / "c", env_extra={**unset, "CURL_CA_BUNDLE": system_bundle})
+    assert r.returncode == 0, r.stderr
+    try:
+        assert (mp / "later.txt").read_bytes() == b"second commit\n"
+    finally:
+        subprocess.run([HUBFS, "unmount", str(mp)], capture_output=True, timeout=30)
+
+
 def test_busy_mountpoint_is_refused(seeded, emulator, mount, tmp_path):
     m = mount("alice/tiny-model")
     r = run_mount("alice/tiny-model", m.path, emulator, token=WRITE_TOKEN, cache_dir=tmp_path / "other")
