@@ -363,7 +363,7 @@ impl ReadPath {
                 Pending::Ready(b) => b,
                 Pending::Wait(rx) => {
                     let b = inflight::wait(rx).await?;
-                    if end >= (block_start + bs).min(blob.size) {
+                    if self.consumes(blob, idx, end) {
                         // Kept for a reader too (this one joined the fetch just after it
                         // looked for waiters): served now, so it leaves the budget.
                         self.fresh.take(&blob.key, idx);
@@ -379,27 +379,21 @@ impl ReadPath {
             }
             parts.push(block.slice(from..to));
         }
-        let joined = match parts.len() {
-            1 => None,
-            _ => self.spans.join(&parts),
-        };
-        if joined.is_some() {
+        let out = if parts.len() == 1 {
+            parts.swap_remove(0)
+        } else if let Some(one) = self.spans.join(&parts) {
             if let Some(xet) = &self.xet {
                 xet.stats
                     .replies_without_copy
                     .fetch_add(1, Ordering::Relaxed);
             }
-        }
-        let out = match (joined, parts.len()) {
-            (Some(one), _) => one,
-            (None, 1) => parts.swap_remove(0),
-            _ => {
-                let mut joined = bytes::BytesMut::with_capacity((end - offset) as usize);
-                for p in &parts {
-                    joined.extend_from_slice(p);
-                }
-                joined.freeze()
+            one
+        } else {
+            let mut joined = bytes::BytesMut::with_capacity((end - offset) as usize);
+            for p in &parts {
+                joined.extend_from_slice(p);
             }
+            joined.freeze()
         };
         if end == blob.size {
             // The end of the file: never hand it out if the content fails its hash.
@@ -424,13 +418,11 @@ impl ReadPath {
         blocks: RangeInclusive<u64>,
         end: u64,
     ) -> Result<Vec<Pending>, Errno> {
-        let bs = self.block_size();
         let mut out = Vec::new();
         let mut run: Vec<(u64, Arc<inflight::Slot>)> = Vec::new();
         for idx in blocks {
             loop {
-                let consumed = end >= ((idx + 1) * bs).min(blob.size);
-                if let Some(b) = self.cached_block(blob, idx, consumed) {
+                if let Some(b) = self.cached_block(blob, idx, self.consumes(blob, idx, end)) {
                     self.stats.block_hits.fetch_add(1, Ordering::Relaxed);
                     out.push(Pending::Ready(b));
                     break;
@@ -459,6 +451,12 @@ impl ReadPath {
             self.spawn_fetch(blob, run);
         }
         Ok(out)
+    }
+
+    /// Whether a read ending at `end` reaches the end of block `idx`: a block kept in memory for
+    /// its reader leaves the budget only then (the next read may start inside it).
+    fn consumes(&self, blob: &Blob, idx: u64, end: u64) -> bool {
+        end >= ((idx + 1) * self.block_size()).min(blob.size)
     }
 
     fn cached_block(&self, blob: &Blob, idx: u64, consumed: bool) -> Option<Bytes> {
