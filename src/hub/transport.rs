@@ -217,6 +217,30 @@ struct UploadWatch {
     body_done: AtomicBool,
 }
 
+/// Largest CA bundle read: Mozilla's whole root store is ~0.2 MiB in PEM.
+const MAX_CA_BUNDLE: u64 = 16 << 20;
+
+/// Reads a CA bundle: a regular file (not a FIFO or a device like `/dev/zero`, which would hang
+/// the mount or fill its memory) of at most [`MAX_CA_BUNDLE`] bytes.
+fn read_ca_bundle(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CA_BUNDLE + 1)
+        .read_to_end(&mut pem)?;
+    if pem.len() as u64 > MAX_CA_BUNDLE {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_CA_BUNDLE >> 20),
+        ));
+    }
+    Ok(pem)
+}
+
 impl Transport {
     pub fn new(config: &HubConfig) -> Result<Transport, HubError> {
         let mut default_headers = HeaderMap::new();
@@ -229,7 +253,7 @@ impl Transport {
             .tls_built_in_native_certs(false)
             .tls_built_in_webpki_certs(true);
         if let Some(path) = &config.ca_bundle {
-            let pem = std::fs::read(path).map_err(|e| {
+            let pem = read_ca_bundle(path).map_err(|e| {
                 HubError::invalid(format!("CA bundle {}: cannot read it: {e}", path.display()))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {

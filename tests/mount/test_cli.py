@@ -56,11 +56,17 @@ def test_ca_bundle_from_the_environment_is_read_or_refused(seeded, emulator, tmp
     reason naming it (not a silent fallback to other roots); a real bundle mounts."""
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
+    huge = tmp_path / "huge.pem"
+    with open(huge, "wb") as f:
+        f.truncate(17 << 20)
     # Only the variable under test is set (an empty one counts as unset).
     unset = {v: "" for v in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     for var, path, needle in [
         ("REQUESTS_CA_BUNDLE", tmp_path / "absent.pem", "cannot read"),
         ("SSL_CERT_FILE", junk, "no certificate"),
+        # A device or FIFO would hang the mount or fill its memory.
+        ("SSL_CERT_FILE", "/dev/zero", "not a regular file"),
+        ("SSL_CERT_FILE", huge, "larger than 16 MiB"),
     ]:
         mp = tmp_path / f"m-{var}"
         r = run_mount("alice/tiny-model", mp, emulator, cache_dir=tmp_path / "c", env_extra={**unset, var: str(path)})
