@@ -295,6 +295,30 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/shared_cache/stats/claims",
+        "shared_cache_claims",
+        "Missing shared cache entries this node claimed and fetched from the Hub",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/waits",
+        "shared_cache_waits",
+        "Missing shared cache entries another node had claimed (waited for)",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/wait_hits",
+        "shared_cache_wait_hits",
+        "Waits for another node's entry that ended reading it from the shared cache",
+        Kind::Counter,
+    ),
+    (
+        "/shared_cache/stats/wait_timeouts",
+        "shared_cache_wait_timeouts",
+        "Waits for another node's entry that ran out (fetched from the Hub)",
+        Kind::Counter,
+    ),
+    (
         "/shared_cache/stats/probes",
         "shared_cache_probes",
         "Runs whose tail was read from the Hub to measure its rate",

@@ -178,19 +178,38 @@ impl ReadPath {
             return Err(Errno::EIO);
         }
         // The block sources before the bridge, in order: the cluster's shared cache, then (Xet
-        // files) verified chunks from the CAS, then the bridge below. Whatever the CAS or the
-        // bridge delivers also fills the shared cache.
-        let start = match via {
-            Via::Tiered | Via::TierShare => {
-                self.serve_from_shared(blob, start, end, via, &mut on_block)
-                    .await
+        // files) verified chunks from the CAS, then the bridge. Whatever the CAS or the bridge
+        // delivers also fills the shared cache. The tier and the Hub may take turns: segments
+        // this node claimed come from the Hub, then the tier serves what other nodes claimed.
+        let mut pos = start;
+        while pos < end {
+            let (from, to) = match via {
+                Via::Tiered | Via::TierShare => {
+                    self.serve_from_shared(blob, pos, end, via, &mut on_block)
+                        .await
+                }
+                Via::HubShare => (pos, end),
+            };
+            if from >= end {
+                break;
             }
-            Via::HubShare => start,
-        };
-        let mut on_block = self.filling_shared(blob, start, via, on_block);
-        if start >= end {
-            return Ok(());
+            let on_block = self.filling_shared(blob, from, via, &mut on_block);
+            self.fetch_from_hub(client, blob, from, to, on_block)
+                .await?;
+            pos = to;
         }
+        Ok(())
+    }
+
+    /// Fetches `[start, end)` (block-aligned `start`) from the Xet CAS or the bridge.
+    async fn fetch_from_hub(
+        &self,
+        client: &crate::hub::HubClient,
+        blob: &Blob,
+        start: u64,
+        end: u64,
+        mut on_block: impl FnMut(bytes::Bytes),
+    ) -> Result<(), Errno> {
         // The Hub's rate per run part, waiting for a request slot included (the tier's part
         // waits for its lookups' slots too): what splitting compares (shared/split.rs).
         let hub_started = std::time::Instant::now();

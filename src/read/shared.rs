@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use super::{Blob, ReadPath};
 use crate::cache::{BlobKey, BlockCache};
 use crate::shared::split::{probe_share, tier_share};
-use crate::shared::{SharedCache, SharedKey, SharedStats};
+use crate::shared::{Claimed, Lookup, SharedCache, SharedKey, SharedStats};
 
 /// Bytes per shared-tier entry, rounded down to whole cache blocks (at least one): 4 MiB makes
 /// a GET's fixed cost small against its transfer and keeps what a lookup holds small.
@@ -56,8 +56,11 @@ const SEGMENT: u64 = 4 << 20;
 const MAX_DISTRUSTED: usize = 4096;
 /// Segments waiting in the backlog at most: names only (~80 bytes each), 16 GiB of 4 MiB.
 const MAX_BACKLOG: usize = 4096;
-/// How often the backlog task looks for room in the fill queue.
+/// How often the backlog task looks for room in the fill queue, or again at a segment that
+/// was not whole in the local cache yet.
 const BACKLOG_POLL: Duration = Duration::from_millis(20);
+/// Times a segment is found not whole before the backlog gives up on it (about half a second).
+const UNREADY_TRIES: u32 = 25;
 /// Hub requests and tier run parts at least this long measure a rate (shorter ones mostly
 /// measure latency). Also the least Hub share of a split or a probe.
 const RATE_SAMPLE_MIN: u64 = 1 << 20;
@@ -102,10 +105,13 @@ pub struct Shared {
 /// One segment of one blob: (content, its size, segment index).
 type SegmentRef = (BlobKey, u64, u64);
 
+/// A segment in the backlog, with the times it was found not yet whole.
+type Pending = (SegmentRef, u32);
+
 /// Segments to write from the local cache, each once.
 #[derive(Default)]
 struct Backlog {
-    queue: Mutex<(VecDeque<SegmentRef>, HashSet<SegmentRef>)>,
+    queue: Mutex<(VecDeque<Pending>, HashSet<SegmentRef>)>,
     /// True while a task drains the backlog.
     draining: AtomicBool,
 }
@@ -171,9 +177,12 @@ impl Shared {
             }
             if q.0.len() >= MAX_BACKLOG {
                 self.cache.dropped(1);
+                let (blob, size, idx) = seg;
+                self.cache
+                    .release_claim(&segment_key(blob, size, local.block_size(), idx));
                 return;
             }
-            q.0.push_back(seg);
+            q.0.push_back((seg, 0));
             q.1.insert(seg);
         }
         SharedStats::bump(&self.cache.stats.deferred);
@@ -185,6 +194,41 @@ impl Shared {
             ));
         }
     }
+}
+
+/// Where segment `key` ends in its file.
+fn segment_end(key: &SharedKey) -> u64 {
+    match key {
+        SharedKey::Range { offset, len, .. } => offset + u64::from(*len),
+    }
+}
+
+/// This node claimed a missing segment ending at `to`: claims the missing segments right after
+/// it (`asks`, whose lookups `found` holds) at once, and returns where the Hub's fetch ends:
+/// after the last of them this node won in a row. A segment present, or claimed by another
+/// node, ends it: the caller comes back to the tier for it after the Hub's part.
+async fn claim_following(
+    shared: &Shared,
+    asks: &[(SharedKey, Range<u32>)],
+    found: &[Lookup],
+    mut to: u64,
+) -> u64 {
+    let missing = asks
+        .iter()
+        .zip(found)
+        .take_while(|(_, l)| l.missing)
+        .map(|(a, _)| a.0);
+    let claims = futures_util::future::join_all(
+        missing.map(|k| async move { (k, shared.cache.claim(&k).await) }),
+    )
+    .await;
+    for (k, claimed) in claims {
+        if claimed != Claimed::Mine {
+            break;
+        }
+        to = segment_end(&k);
+    }
+    to
 }
 
 /// Adds `blob` to a bounded set (full: forgotten at once).
@@ -212,7 +256,7 @@ fn read_segment(local: &BlockCache, (blob, size, seg): SegmentRef) -> Option<Vec
 
 /// Feeds the backlog to the fill queue as room appears, reading each segment back from the
 /// local cache; gives up on all of it when the breaker opens. A segment not whole in the local
-/// cache is skipped: the run that fetches its other blocks defers it again (or it was evicted).
+/// cache is looked at again a few times, then dropped (evicted, or fetched only in part).
 async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCache>) {
     loop {
         if tier.breaker_open() {
@@ -224,12 +268,12 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
         let next = {
             let mut q = backlog.queue.lock();
             let next = q.0.pop_front();
-            if let Some(s) = &next {
+            if let Some((s, _)) = &next {
                 q.1.remove(s);
             }
             next
         };
-        let Some(seg) = next else {
+        let Some((seg, unready)) = next else {
             backlog.draining.store(false, Ordering::Release);
             // A segment pushed between the pop and the store finds `draining` still set: look
             // again, and keep going if it is there and nobody else took over.
@@ -241,17 +285,34 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
         while tier.fill_room() == 0 && !tier.breaker_open() {
             tokio::time::sleep(BACKLOG_POLL).await;
         }
+        if unready > 0 {
+            tokio::time::sleep(BACKLOG_POLL).await;
+        }
         let local2 = local.clone();
         let read = tokio::task::spawn_blocking(move || read_segment(&local2, seg)).await;
-        if let Ok(Some(blocks)) = read {
-            let key = segment_key(seg.0, seg.1, local.block_size(), seg.2);
-            if !tier.try_fill(key, blocks) {
-                // Fetches took the room first: its turn comes again.
-                let mut q = backlog.queue.lock();
-                if q.1.insert(seg) {
-                    q.0.push_front(seg);
+        let key = segment_key(seg.0, seg.1, local.block_size(), seg.2);
+        match read {
+            Ok(Some(blocks)) => {
+                if !tier.try_fill(key, blocks) {
+                    // Fetches took the room first: its turn comes again.
+                    let mut q = backlog.queue.lock();
+                    if q.1.insert(seg) {
+                        q.0.push_front((seg, unready));
+                    }
                 }
             }
+            // Not whole yet: a run hands its last segment over with the last block, before
+            // that block is stored, and other runs may still be fetching some of it. Looked at
+            // again, a few times (another run that completes it defers it again anyway).
+            _ if unready < UNREADY_TRIES => {
+                let mut q = backlog.queue.lock();
+                if q.1.insert(seg) {
+                    q.0.push_back((seg, unready + 1));
+                }
+            }
+            // Evicted meanwhile, or never fetched whole: not written, and other nodes need
+            // not wait for it.
+            _ => tier.release_claim(&key),
         }
     }
 }
@@ -306,7 +367,10 @@ impl Drop for Assembler<'_> {
 
 impl ReadPath {
     /// Delivers the longest prefix of `[start, end)` (block-aligned `start`) the shared tier
-    /// has, in order; returns where the Hub must take over (`end`: all delivered).
+    /// has, in order, waiting for entries other nodes claimed (`shared/claim.rs`). Returns
+    /// `(from, to)`: the Hub must fetch `[from, to)`, then the caller comes back here for the
+    /// rest (`to < end` when this node claimed only the first missing segments of the run;
+    /// `from == end`: all delivered).
     pub(super) async fn serve_from_shared(
         &self,
         blob: &Blob,
@@ -314,13 +378,13 @@ impl ReadPath {
         end: u64,
         via: Via,
         on_block: &mut impl FnMut(Bytes),
-    ) -> u64 {
+    ) -> (u64, u64) {
         let Some(shared) = self.shared.as_ref() else {
-            return start;
+            return (start, end);
         };
         // Offline mounts never get here (see the module doc on privacy).
         if self.client.is_none() || shared.distrusted.lock().contains(&blob.key) || start >= end {
-            return start;
+            return (start, end);
         }
         let bs = self.block_size();
         let per = per_segment(bs);
@@ -339,20 +403,49 @@ impl ReadPath {
         // run is one read-ahead request, at most `max_request`): the read-ahead window sets
         // how many are in flight, `MAX_LOOKUPS` bounds the mount.
         let lookahead = asks.len().max(1);
-        let mut found = futures_util::stream::iter(asks)
+        let mut found = futures_util::stream::iter(asks.clone())
             .map(|(k, r)| async move { shared.cache.get(&k, r).await })
             .buffered(lookahead);
         let mut pos = start;
-        // The part's rate counts when it ran to its end, or was cut for slowness: a miss or
-        // an error says nothing about the tier's speed.
+        let mut hub_to = end;
+        // The part's rate counts when it ran to its end, or was cut for slowness: a miss, an
+        // error or a wait for another node says nothing about the tier's speed.
         let mut measured = true;
-        while let Some(lookup) = found.next().await {
+        let mut waited = false;
+        let mut i = 0;
+        while let Some(mut lookup) = found.next().await {
+            let (key, range) = asks[i].clone();
+            i += 1;
+            if lookup.missing && waited {
+                // Looked up before a wait: the entry may have come meanwhile (its claimer
+                // deletes the claim once it is written, so a stale miss would claim it again).
+                lookup = shared.cache.get(&key, range.clone()).await;
+            }
+            if lookup.missing {
+                match shared.cache.claim(&key).await {
+                    Claimed::Theirs(owner) => {
+                        (measured, waited) = (false, true);
+                        lookup = shared.cache.wait_for(&key, range, &owner).await;
+                    }
+                    Claimed::Mine => {
+                        // The Hub fetches this segment and the missing ones after it that
+                        // this node claims too.
+                        let rest: Vec<Lookup> = found.by_ref().collect().await;
+                        hub_to = claim_following(shared, &asks[i..], &rest, segment_end(&key))
+                            .await
+                            .min(end);
+                        measured = false;
+                        break;
+                    }
+                }
+            }
             for block in lookup.blocks {
                 pos = (pos + block.len() as u64).min(end);
                 on_block(block);
             }
             if !lookup.complete {
-                measured = lookup.slow;
+                measured &= lookup.slow;
+                hub_to = end;
                 break;
             }
             remember_blob(&shared.seen, blob.key);
@@ -361,7 +454,7 @@ impl ReadPath {
         if measured && long_enough {
             shared.cache.note_tier_run(pos - start, started.elapsed());
         }
-        pos
+        (pos, hub_to.max(pos))
     }
 
     /// Whether to share a run of `blocks` blocks between the tier and the Hub (see the module

@@ -29,6 +29,9 @@ pub const FRAME_CRC: usize = 4;
 /// Version directory under the prefix: a new framing gets a new one, old objects are ignored
 /// (v1 held one 128 KiB block per object with a trailer).
 const VERSION_DIR: &str = "hubfs-v2";
+/// Where claims live (`claim.rs`): apart from the entries, so a listing of entries (a purge)
+/// never meets one.
+const CLAIM_DIR: &str = "hubfs-claims";
 
 /// The name of one shared-tier entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,20 +96,31 @@ impl SharedKey {
 
     /// The object name under `prefix` (no leading or trailing slash; may be empty).
     pub fn object_name(&self, prefix: &str) -> String {
+        format!("{}{}", blob_dir(prefix, self.blob()), self.leaf())
+    }
+
+    /// The name of the entry's claim (`claim.rs`) under `prefix`.
+    pub fn claim_name(&self, prefix: &str) -> String {
+        format!("{}{}", dir(prefix, CLAIM_DIR, self.blob()), self.leaf())
+    }
+
+    fn leaf(&self) -> String {
         match self {
             SharedKey::Range {
                 offset, len, block, ..
-            } => {
-                format!("{}{offset}+{len}.{block}", blob_dir(prefix, self.blob()))
-            }
+            } => format!("{offset}+{len}.{block}"),
         }
     }
 }
 
 /// The directory holding every entry of one blob (ends with '/'): what a purge lists.
 pub fn blob_dir(prefix: &str, blob: &BlobKey) -> String {
+    dir(prefix, VERSION_DIR, blob)
+}
+
+fn dir(prefix: &str, top: &str, blob: &BlobKey) -> String {
     let sep = if prefix.is_empty() { "" } else { "/" };
-    format!("{prefix}{sep}{VERSION_DIR}/{}/{blob}/", blob.kind_name())
+    format!("{prefix}{sep}{top}/{}/{blob}/", blob.kind_name())
 }
 
 /// The crc state every frame of the object `name` starts from.
@@ -175,6 +189,13 @@ mod tests {
         );
         assert!(name.starts_with(&blob_dir("cache/hf", k.blob())));
         assert!(k.object_name("").starts_with("hubfs-v2/sha256/"));
+        assert_eq!(
+            k.claim_name("cache/hf"),
+            format!(
+                "cache/hf/hubfs-claims/sha256/{}/131072+4096.4",
+                "ab".repeat(32)
+            )
+        );
     }
 
     #[test]

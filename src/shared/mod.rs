@@ -15,12 +15,16 @@
 //!   are used, the Hub serves the rest. Errors, timeouts and slow lookups that delivered
 //!   nothing feed a circuit breaker that skips the tier for a while (`breaker.rs`). A tier
 //!   measurably slower than the Hub shares runs with it (`split.rs`, used by `read/shared.rs`).
+//! - **Each byte from the Hub about once, even for nodes starting together.** A node that
+//!   misses an entry claims it before fetching it; a node that finds another's fresh claim
+//!   waits (bounded) for the entry instead (`claim.rs`).
 //! - **Never a slower reader.** Fills are queued (bounded) and written by a few background
 //!   tasks; when the queue is full the read path remembers the segment's name and writes it
 //!   later from the local cache (`read/shared.rs`).
 //! - **Bounded**: lookups in flight (a semaphore), the fill queue, its writers.
 
 mod breaker;
+mod claim;
 pub mod config;
 pub mod key;
 mod rate;
@@ -43,6 +47,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Semaphore};
 
 pub use breaker::Breaker;
+pub use claim::Claimed;
 pub use config::{Resolved, SharedCacheOptions};
 pub use key::SharedKey;
 pub use rate::Rate;
@@ -93,6 +98,8 @@ pub struct Lookup {
     pub complete: bool,
     /// Cut short for being slower than the Hub: `blocks` measure the tier's rate.
     pub slow: bool,
+    /// The store has no such entry (yet): the one case a claim decides who fetches it.
+    pub missing: bool,
 }
 
 struct Fill {
@@ -132,6 +139,12 @@ pub struct SharedCache {
     /// lookup cut short. Not written (again): two runs that each fetched part of a segment may
     /// both find it whole in the local cache, and a slow lookup's rest comes from the Hub.
     written: Mutex<HashSet<SharedKey>>,
+    /// This mount's id in the claims it writes (`claim.rs`).
+    node: String,
+    /// Entries this node claimed and has not written yet.
+    claimed: Mutex<HashSet<SharedKey>>,
+    /// Claimers whose claims this mount waited out, and how often.
+    waited_out: Mutex<claim::WaitedOut>,
     pub stats: Arc<SharedStats>,
 }
 
@@ -184,6 +197,9 @@ impl SharedCache {
             peak_lookups: AtomicU64::new(0),
             bad: Mutex::default(),
             written: Mutex::default(),
+            node: claim::node_id(),
+            claimed: Mutex::default(),
+            waited_out: Mutex::default(),
             stats: Arc::default(),
         });
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -215,6 +231,12 @@ impl SharedCache {
     /// arrives. Never fails and never waits past the timeouts: every problem ends the lookup
     /// early, keeping the blocks checked so far.
     pub async fn get(&self, key: &SharedKey, blocks: Range<u32>) -> Lookup {
+        self.lookup(key, blocks, true).await
+    }
+
+    /// [`Self::get`]; a miss is counted only if `count_miss` (a waiter's repeated asks are not
+    /// misses of the tier).
+    async fn lookup(&self, key: &SharedKey, blocks: Range<u32>, count_miss: bool) -> Lookup {
         let mut found = Lookup::default();
         if blocks.is_empty() {
             found.complete = true;
@@ -248,7 +270,10 @@ impl SharedCache {
             Ok(Ok(r)) => r,
             Ok(Err(object_store::Error::NotFound { .. })) => {
                 self.breaker.success();
-                SharedStats::bump(&self.stats.misses);
+                if count_miss {
+                    SharedStats::bump(&self.stats.misses);
+                }
+                found.missing = true;
                 return found;
             }
             Ok(Err(e)) => {
@@ -397,6 +422,7 @@ impl SharedCache {
     pub fn try_fill(&self, key: SharedKey, blocks: Vec<Bytes>) -> bool {
         if self.breaker.is_open() {
             SharedStats::bump(&self.stats.drops);
+            self.release_claim(&key);
             return true;
         }
         if self.written.lock().contains(&key) {
@@ -434,6 +460,7 @@ impl SharedCache {
         if !self.breaker.allow() {
             self.written.lock().remove(&fill.key);
             SharedStats::bump(&self.stats.drops);
+            self.release_claim(&fill.key);
             return;
         }
         let name = fill.key.object_name(&self.prefix);
@@ -446,6 +473,7 @@ impl SharedCache {
             if meta.size == fill.key.object_len() {
                 self.breaker.success();
                 SharedStats::bump(&self.stats.fill_present);
+                self.release_claim(&fill.key);
                 return;
             }
         }
@@ -455,18 +483,21 @@ impl SharedCache {
             Ok(Ok(_)) => {
                 self.breaker.success();
                 self.bad.lock().remove(&fill.key);
+                self.release_claim(&fill.key);
                 SharedStats::bump(&self.stats.fills);
                 SharedStats::add(&self.stats.fill_bytes, len);
             }
             Ok(Err(e)) => {
                 self.breaker.failure();
                 self.written.lock().remove(&fill.key);
+                self.release_claim(&fill.key);
                 SharedStats::bump(&self.stats.fill_errors);
                 tracing::debug!("shared cache: writing {name} failed: {e}");
             }
             Err(_) => {
                 self.breaker.failure();
                 self.written.lock().remove(&fill.key);
+                self.release_claim(&fill.key);
                 SharedStats::bump(&self.stats.fill_errors);
                 tracing::debug!("shared cache: writing {name} timed out");
             }

@@ -44,6 +44,14 @@ pub struct SharedStats {
     /// Runs whose tail went to the Hub to measure its rate (a node that had only read from
     /// the tier did not know it).
     pub probes: AtomicU64,
+    /// Missing entries this node claimed (`claim.rs`): it fetched them from the Hub for all.
+    pub claims: AtomicU64,
+    /// Missing entries another node had claimed: this node waited for them.
+    pub waits: AtomicU64,
+    /// Waits that ended with the entry read from the tier.
+    pub wait_hits: AtomicU64,
+    /// Waits that ran out before the entry appeared: this node fetched it from the Hub.
+    pub wait_timeouts: AtomicU64,
 }
 
 impl SharedStats {

@@ -1,0 +1,199 @@
+//! Claims: nodes that miss the same segment at the same moment fetch it from the Hub once.
+//!
+//! Without them, the nodes of a job that start together all miss every segment, all fetch it
+//! from the Hub and all write it back: the tier saves the Hub nothing. With them, a node that
+//! misses a segment writes a small claim object naming itself, reads it back a moment later,
+//! and fetches the segment only if the claim is still its own; the others wait for the entry
+//! to appear, then read it from the tier (`read/shared.rs`). Nodes reading in step then share
+//! the file's runs between them instead of each fetching all of it.
+//!
+//! A claim is advice, not a lock: it needs no conditional write (Garage has none; S3's
+//! `If-None-Match` is recent and not everywhere). The store keeps the last write of a key, so
+//! the nodes racing for one segment read back the same winner once their writes have landed;
+//! a node whose write lands after the others read back fetches too, which costs a Hub fetch,
+//! never a wrong byte (every node writes the same entry, and readers check it). What bounds a
+//! wait, so a dead or slow claimer costs a reader about one Hub fetch at most:
+//! - a node waits for an entry at most `wait_budget`: a few times what the Hub would take for
+//!   it plus a slack, at most 10 s, then fetches the segment itself;
+//! - a claim older than `CLAIM_TTL` by the store's clock is ignored (its node died, or the
+//!   clocks disagree: both end as if there were no claims), as are the claims of a node whose
+//!   claims this mount waited out `WAITED_OUT` times;
+//! - a claimer deletes its claim once its entry is written.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
+
+use super::{Lookup, SharedCache, SharedKey, SharedStats, LOOKUP_TOTAL};
+
+/// A claim older than this (the store's clock against this node's) is ignored: fetching and
+/// writing one segment never takes this long on a node that is alive.
+const CLAIM_TTL: Duration = Duration::from_secs(30);
+/// Waits that ran out before a node's entry appeared, after which this mount stops waiting
+/// for that node.
+const WAITED_OUT: u32 = 2;
+/// Nodes whose waits ran out, remembered at most.
+const MAX_OWNERS: usize = 1024;
+/// A waiter asks for the entry this often at first, backing off to `POLL_MAX`: the entry
+/// appears about one Hub fetch plus one write after the claim, and each ask is a request.
+const POLL_MIN: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_millis(400);
+/// A wait lasts `WAIT_SLACK` plus `WAIT_FACTOR` times what the Hub would take for the entry
+/// (at most `LOOKUP_TOTAL`): the claimer fetches it, then writes it (three copies on a
+/// replicated store), and the waiter reads it.
+const WAIT_SLACK: Duration = Duration::from_secs(2);
+const WAIT_FACTOR: f64 = 4.0;
+/// What a claim holds: this tag and the claimer's id. Anything else is not a claim.
+const TAG: &str = "hubfs-claim-1 ";
+/// Bytes of a claim read at most (a hostile store's longer answer is not read).
+const CLAIM_MAX: usize = 128;
+/// The read-back comes this long after the claim's write (its latency, within these
+/// bounds): the time racing writes need to land.
+const SETTLE_MIN: Duration = Duration::from_millis(10);
+const SETTLE_MAX: Duration = Duration::from_millis(200);
+
+/// Who fetches a segment the tier does not have yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// This node: it fetches the segment from the Hub and writes it.
+    Mine,
+    /// Another node (its id) fetches it: wait for its entry.
+    Theirs(String),
+}
+
+/// This mount's claimer id: random, plus the process id for a human reading the bucket.
+pub fn node_id() -> String {
+    format!("{:016x}-{}", fastrand::u64(..), std::process::id())
+}
+
+impl SharedCache {
+    /// Decides who fetches segment `key`, which a lookup found missing: another node whose
+    /// fresh claim is there, or this one (after claiming it). Never fails: a claim that cannot
+    /// be written or read makes it this node's, as it was without claims.
+    pub async fn claim(&self, key: &SharedKey) -> Claimed {
+        if !self.breaker.allow() {
+            return Claimed::Mine;
+        }
+        let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
+        if let Some(owner) = self.claim_owner(&path).await {
+            if owner != self.node {
+                SharedStats::bump(&self.stats.waits);
+                return Claimed::Theirs(owner);
+            }
+        }
+        let started = Instant::now();
+        let body = PutPayload::from(Bytes::from(format!("{TAG}{}", self.node)));
+        let put = tokio::time::timeout(self.first_byte_timeout, self.store.put(&path, body)).await;
+        if !matches!(put, Ok(Ok(_))) {
+            tracing::debug!("shared cache: claiming {path} failed: fetching it unclaimed");
+            return Claimed::Mine;
+        }
+        tokio::time::sleep(started.elapsed().clamp(SETTLE_MIN, SETTLE_MAX)).await;
+        match self.claim_owner(&path).await {
+            Some(owner) if owner != self.node => {
+                SharedStats::bump(&self.stats.waits);
+                Claimed::Theirs(owner)
+            }
+            _ => {
+                // Several runs of one node may claim a segment: counted once.
+                if super::remember(&self.claimed, *key) {
+                    SharedStats::bump(&self.stats.claims);
+                }
+                Claimed::Mine
+            }
+        }
+    }
+
+    /// The claimer named by the claim at `path`, if that claim counts: there, well-formed,
+    /// fresh, and not from a node this mount stopped waiting for.
+    async fn claim_owner(&self, path: &ObjPath) -> Option<String> {
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(0..CLAIM_MAX as u64)),
+            ..GetOptions::default()
+        };
+        let read = async {
+            let r = self.store.get_opts(path, opts).await.ok()?;
+            let age = SystemTime::now()
+                .duration_since(SystemTime::from(r.meta.last_modified))
+                .unwrap_or_else(|e| e.duration());
+            let mut body = Vec::new();
+            let mut stream = r.into_stream();
+            while let Some(piece) = stream.next().await {
+                body.extend_from_slice(&piece.ok()?);
+                if body.len() > CLAIM_MAX {
+                    return None;
+                }
+            }
+            Some((age, body))
+        };
+        let (age, body) = tokio::time::timeout(self.first_byte_timeout, read)
+            .await
+            .ok()??;
+        if age > CLAIM_TTL {
+            return None;
+        }
+        let owner = std::str::from_utf8(&body)
+            .ok()?
+            .strip_prefix(TAG)?
+            .to_string();
+        let waited_out = self.waited_out.lock().get(&owner).copied().unwrap_or(0);
+        (waited_out < WAITED_OUT).then_some(owner)
+    }
+
+    /// Waits for the entry of segment `key`, which `owner` claimed, and reads `blocks` of it.
+    /// Gives up after `wait_budget` (an incomplete lookup: the caller fetches from the Hub).
+    pub async fn wait_for(&self, key: &SharedKey, blocks: Range<u32>, owner: &str) -> Lookup {
+        let deadline = Instant::now() + self.wait_budget(key.data_len() as u64);
+        let mut poll = POLL_MIN;
+        loop {
+            tokio::time::sleep(poll.min(deadline.saturating_duration_since(Instant::now()))).await;
+            let found = self.lookup(key, blocks.clone(), false).await;
+            if !found.missing {
+                if found.complete {
+                    SharedStats::bump(&self.stats.wait_hits);
+                }
+                return found;
+            }
+            if Instant::now() >= deadline {
+                SharedStats::bump(&self.stats.wait_timeouts);
+                let mut w = self.waited_out.lock();
+                if w.len() >= MAX_OWNERS {
+                    w.clear();
+                }
+                *w.entry(owner.to_string()).or_default() += 1;
+                tracing::debug!(
+                    "shared cache: {owner} claimed {} but did not write it in time",
+                    key.object_name(&self.prefix)
+                );
+                return found;
+            }
+            poll = (poll * 3 / 2).min(POLL_MAX);
+        }
+    }
+
+    /// How long a node waits for an entry of `bytes` another node claimed.
+    fn wait_budget(&self, bytes: u64) -> Duration {
+        match self.hub_rate.time_for(bytes) {
+            Some(hub) => (WAIT_SLACK + hub.mul_f64(WAIT_FACTOR)).min(LOOKUP_TOTAL),
+            // Nothing fetched from the Hub yet (nodes starting together): half the bound.
+            None => LOOKUP_TOTAL / 2,
+        }
+    }
+
+    /// The entry `key` is in the tier, or this node will not write it: its claim (if this
+    /// node made one) has done its job.
+    pub fn release_claim(&self, key: &SharedKey) {
+        if self.claimed.lock().remove(key) {
+            let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
+            self.delete_in_background(path);
+        }
+    }
+}
+
+/// Claimers this mount stopped waiting for, and how often each was waited out.
+pub type WaitedOut = HashMap<String, u32>;
