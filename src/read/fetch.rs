@@ -193,6 +193,8 @@ impl ReadPath {
             if from >= end {
                 break;
             }
+            // Never an empty Hub part (it would come back here forever).
+            let to = if to > from { to.min(end) } else { end };
             let on_block = self.filling_shared(blob, from, via, &mut on_block);
             self.fetch_from_hub(client, blob, from, to, on_block)
                 .await?;

@@ -417,8 +417,8 @@ impl ReadPath {
             let (key, range) = asks[i].clone();
             i += 1;
             if lookup.missing && waited {
-                // Looked up before a wait: the entry may have come meanwhile (its claimer
-                // deletes the claim once it is written, so a stale miss would claim it again).
+                // Looked up before a wait: the entry may have come meanwhile (and its claim
+                // expired or was dropped, so a stale miss would claim it again).
                 lookup = shared.cache.get(&key, range.clone()).await;
             }
             if lookup.missing {
@@ -461,8 +461,11 @@ impl ReadPath {
     /// doc): None for a run fetched the usual way. Counts what it decides.
     pub(super) fn plan_split(&self, blob: &Blob, blocks: usize) -> Option<Split> {
         let shared = self.shared.as_ref()?;
+        // Not while other nodes fetch for this one (it waited for a claim lately): their
+        // entries are on the way, and a Hub share would fetch them again.
         if self.client.is_none()
             || shared.cache.breaker_open()
+            || shared.cache.waited_within(PROBE_EVERY)
             || !shared.seen.lock().contains(&blob.key)
             || shared.distrusted.lock().contains(&blob.key)
         {

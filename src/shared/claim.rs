@@ -16,9 +16,12 @@
 //! - a node waits for an entry at most `wait_budget`: a few times what the Hub would take for
 //!   it plus a slack, at most 10 s, then fetches the segment itself;
 //! - a claim older than `CLAIM_TTL` by the store's clock is ignored (its node died, or the
-//!   clocks disagree: both end as if there were no claims), as are the claims of a node whose
-//!   claims this mount waited out `WAITED_OUT` times;
-//! - a claimer deletes its claim once its entry is written.
+//!   clocks disagree: both end as if there were no claims), as are, for `CLAIM_TTL`, the
+//!   claims of a node whose claims this mount waited out `WAITED_OUT` times in a row;
+//! - a claimer that will not write its entry after all (a dropped or failed fill) deletes its
+//!   claim at once; one whose entry is written, `CLAIM_LINGER` later (deleted at once, a node
+//!   whose lookup missed just before the entry landed would find no claim and fetch the
+//!   segment again; left, claims would pile up in the bucket).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -34,28 +37,31 @@ use super::{Lookup, SharedCache, SharedKey, SharedStats, LOOKUP_TOTAL};
 /// A claim older than this (the store's clock against this node's) is ignored: fetching and
 /// writing one segment never takes this long on a node that is alive.
 const CLAIM_TTL: Duration = Duration::from_secs(30);
-/// Waits that ran out before a node's entry appeared, after which this mount stops waiting
-/// for that node.
-const WAITED_OUT: u32 = 2;
+/// How long a claim stays after its entry is written (see the module doc).
+const CLAIM_LINGER: Duration = Duration::from_secs(10);
+/// Waits in a row that ran out before a node's entry appeared, after which this mount stops
+/// waiting for that node for `CLAIM_TTL` (a loaded store makes a live node miss a few).
+const WAITED_OUT: u32 = 3;
 /// Nodes whose waits ran out, remembered at most.
 const MAX_OWNERS: usize = 1024;
 /// A waiter asks for the entry this often at first, backing off to `POLL_MAX`: the entry
 /// appears about one Hub fetch plus one write after the claim, and each ask is a request.
-const POLL_MIN: Duration = Duration::from_millis(50);
-const POLL_MAX: Duration = Duration::from_millis(400);
+const POLL_MIN: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_millis(500);
 /// A wait lasts `WAIT_SLACK` plus `WAIT_FACTOR` times what the Hub would take for the entry
 /// (at most `LOOKUP_TOTAL`): the claimer fetches it, then writes it (three copies on a
 /// replicated store), and the waiter reads it.
-const WAIT_SLACK: Duration = Duration::from_secs(2);
-const WAIT_FACTOR: f64 = 4.0;
+const WAIT_SLACK: Duration = Duration::from_secs(4);
+const WAIT_FACTOR: f64 = 8.0;
 /// What a claim holds: this tag and the claimer's id. Anything else is not a claim.
 const TAG: &str = "hubfs-claim-1 ";
 /// Bytes of a claim read at most (a hostile store's longer answer is not read).
 const CLAIM_MAX: usize = 128;
-/// The read-back comes this long after the claim's write (its latency, within these
-/// bounds): the time racing writes need to land.
-const SETTLE_MIN: Duration = Duration::from_millis(10);
-const SETTLE_MAX: Duration = Duration::from_millis(200);
+/// The read-back comes this long after the claim's write (twice its latency, within these
+/// bounds): the time racing writes need to land. On a loaded store write latencies vary
+/// several-fold, and a read-back before another node's write lands makes both fetch.
+const SETTLE_MIN: Duration = Duration::from_millis(20);
+const SETTLE_MAX: Duration = Duration::from_millis(500);
 
 /// Who fetches a segment the tier does not have yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +82,9 @@ impl SharedCache {
     /// fresh claim is there, or this one (after claiming it). Never fails: a claim that cannot
     /// be written or read makes it this node's, as it was without claims.
     pub async fn claim(&self, key: &SharedKey) -> Claimed {
-        if !self.breaker.allow() {
+        // Not `allow()`: that would take the half-open breaker's one probe, which only a
+        // lookup reports back on.
+        if self.breaker.is_open() {
             return Claimed::Mine;
         }
         let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
@@ -93,7 +101,7 @@ impl SharedCache {
             tracing::debug!("shared cache: claiming {path} failed: fetching it unclaimed");
             return Claimed::Mine;
         }
-        tokio::time::sleep(started.elapsed().clamp(SETTLE_MIN, SETTLE_MAX)).await;
+        tokio::time::sleep((started.elapsed() * 2).clamp(SETTLE_MIN, SETTLE_MAX)).await;
         match self.claim_owner(&path).await {
             Some(owner) if owner != self.node => {
                 SharedStats::bump(&self.stats.waits);
@@ -141,13 +149,18 @@ impl SharedCache {
             .ok()?
             .strip_prefix(TAG)?
             .to_string();
-        let waited_out = self.waited_out.lock().get(&owner).copied().unwrap_or(0);
-        (waited_out < WAITED_OUT).then_some(owner)
+        let ignored = self
+            .waited_out
+            .lock()
+            .get(&owner)
+            .is_some_and(|&(n, last)| n >= WAITED_OUT && last.elapsed() < CLAIM_TTL);
+        (!ignored).then_some(owner)
     }
 
     /// Waits for the entry of segment `key`, which `owner` claimed, and reads `blocks` of it.
     /// Gives up after `wait_budget` (an incomplete lookup: the caller fetches from the Hub).
     pub async fn wait_for(&self, key: &SharedKey, blocks: Range<u32>, owner: &str) -> Lookup {
+        *self.last_wait.lock() = Some(Instant::now());
         let deadline = Instant::now() + self.wait_budget(key.data_len() as u64);
         let mut poll = POLL_MIN;
         loop {
@@ -156,6 +169,7 @@ impl SharedCache {
             if !found.missing {
                 if found.complete {
                     SharedStats::bump(&self.stats.wait_hits);
+                    self.waited_out.lock().remove(owner);
                 }
                 return found;
             }
@@ -165,7 +179,8 @@ impl SharedCache {
                 if w.len() >= MAX_OWNERS {
                     w.clear();
                 }
-                *w.entry(owner.to_string()).or_default() += 1;
+                let e = w.entry(owner.to_string()).or_insert((0, Instant::now()));
+                *e = (e.0 + 1, Instant::now());
                 tracing::debug!(
                     "shared cache: {owner} claimed {} but did not write it in time",
                     key.object_name(&self.prefix)
@@ -174,6 +189,12 @@ impl SharedCache {
             }
             poll = (poll * 3 / 2).min(POLL_MAX);
         }
+    }
+
+    /// This node waited for another's claim within `within`: other nodes are fetching the
+    /// files it reads, so a run it sends to the Hub on its own (a split) duplicates their work.
+    pub fn waited_within(&self, within: Duration) -> bool {
+        self.last_wait.lock().is_some_and(|t| t.elapsed() < within)
     }
 
     /// How long a node waits for an entry of `bytes` another node claimed.
@@ -185,8 +206,20 @@ impl SharedCache {
         }
     }
 
-    /// The entry `key` is in the tier, or this node will not write it: its claim (if this
-    /// node made one) has done its job.
+    /// The entry `key` is in the tier: this node's claim on it, if any, is deleted
+    /// `CLAIM_LINGER` later (one sleeping task each: as many as fills in that time).
+    pub(super) fn claim_done(&self, key: &SharedKey) {
+        if self.claimed.lock().remove(key) {
+            let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(CLAIM_LINGER).await;
+                let _ = tokio::time::timeout(super::WRITE_TIMEOUT, store.delete(&path)).await;
+            });
+        }
+    }
+
+    /// This node will not write the entry `key` after all: other nodes must not wait for it.
     pub fn release_claim(&self, key: &SharedKey) {
         if self.claimed.lock().remove(key) {
             let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
@@ -195,5 +228,5 @@ impl SharedCache {
     }
 }
 
-/// Claimers this mount stopped waiting for, and how often each was waited out.
-pub type WaitedOut = HashMap<String, u32>;
+/// Claimers whose waits ran out: how many times in a row, and when last.
+pub type WaitedOut = HashMap<String, (u32, Instant)>;

@@ -145,6 +145,8 @@ pub struct SharedCache {
     claimed: Mutex<HashSet<SharedKey>>,
     /// Claimers whose claims this mount waited out, and how often.
     waited_out: Mutex<claim::WaitedOut>,
+    /// When this node last waited for another node's claim.
+    last_wait: Mutex<Option<Instant>>,
     pub stats: Arc<SharedStats>,
 }
 
@@ -200,6 +202,7 @@ impl SharedCache {
             node: claim::node_id(),
             claimed: Mutex::default(),
             waited_out: Mutex::default(),
+            last_wait: Mutex::default(),
             stats: Arc::default(),
         });
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -473,7 +476,7 @@ impl SharedCache {
             if meta.size == fill.key.object_len() {
                 self.breaker.success();
                 SharedStats::bump(&self.stats.fill_present);
-                self.release_claim(&fill.key);
+                self.claim_done(&fill.key);
                 return;
             }
         }
@@ -483,7 +486,7 @@ impl SharedCache {
             Ok(Ok(_)) => {
                 self.breaker.success();
                 self.bad.lock().remove(&fill.key);
-                self.release_claim(&fill.key);
+                self.claim_done(&fill.key);
                 SharedStats::bump(&self.stats.fills);
                 SharedStats::add(&self.stats.fill_bytes, len);
             }
