@@ -105,8 +105,8 @@ pub struct Shared {
 /// One segment of one blob: (content, its size, segment index).
 type SegmentRef = (BlobKey, u64, u64);
 
-/// A segment in the backlog, with the times it was found not yet whole.
-type Pending = (SegmentRef, u32);
+/// A segment in the backlog, the times it was found not yet whole, and when to look again.
+type Pending = (SegmentRef, u32, Instant);
 
 /// Segments to write from the local cache, each once.
 #[derive(Default)]
@@ -182,7 +182,7 @@ impl Shared {
                     .release_claim(&segment_key(blob, size, local.block_size(), idx));
                 return;
             }
-            q.0.push_back((seg, 0));
+            q.0.push_back((seg, 0, Instant::now()));
             q.1.insert(seg);
         }
         SharedStats::bump(&self.cache.stats.deferred);
@@ -268,12 +268,12 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
         let next = {
             let mut q = backlog.queue.lock();
             let next = q.0.pop_front();
-            if let Some((s, _)) = &next {
+            if let Some((s, _, _)) = &next {
                 q.1.remove(s);
             }
             next
         };
-        let Some((seg, unready)) = next else {
+        let Some((seg, unready, not_before)) = next else {
             backlog.draining.store(false, Ordering::Release);
             // A segment pushed between the pop and the store finds `draining` still set: look
             // again, and keep going if it is there and nobody else took over.
@@ -285,8 +285,10 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
         while tier.fill_room() == 0 && !tier.breaker_open() {
             tokio::time::sleep(BACKLOG_POLL).await;
         }
-        if unready > 0 {
-            tokio::time::sleep(BACKLOG_POLL).await;
+        // Requeued segments are in order of their time: one sleep serves all that are due.
+        let early = not_before.saturating_duration_since(Instant::now());
+        if !early.is_zero() {
+            tokio::time::sleep(early).await;
         }
         let local2 = local.clone();
         let read = tokio::task::spawn_blocking(move || read_segment(&local2, seg)).await;
@@ -297,7 +299,7 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
                     // Fetches took the room first: its turn comes again.
                     let mut q = backlog.queue.lock();
                     if q.1.insert(seg) {
-                        q.0.push_front((seg, unready));
+                        q.0.push_front((seg, unready, not_before));
                     }
                 }
             }
@@ -307,7 +309,7 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
             _ if unready < UNREADY_TRIES => {
                 let mut q = backlog.queue.lock();
                 if q.1.insert(seg) {
-                    q.0.push_back((seg, unready + 1));
+                    q.0.push_back((seg, unready + 1, Instant::now() + BACKLOG_POLL));
                 }
             }
             // Evicted meanwhile, or never fetched whole: not written, and other nodes need
