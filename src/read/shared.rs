@@ -415,7 +415,17 @@ impl ReadPath {
         let mut measured = true;
         let mut waited = false;
         let mut i = 0;
-        while let Some(mut lookup) = found.next().await {
+        // The run's other lookups once one missed: gathered before claiming or waiting, so
+        // none sits unpolled meanwhile (holding its slot, its body deadline running out).
+        let mut rest: Option<std::vec::IntoIter<Lookup>> = None;
+        loop {
+            let next = match rest.as_mut() {
+                Some(rest) => rest.next(),
+                None => found.next().await,
+            };
+            let Some(mut lookup) = next else {
+                break;
+            };
             let (key, range) = asks[i].clone();
             i += 1;
             if lookup.missing && waited {
@@ -424,16 +434,20 @@ impl ReadPath {
                 lookup = shared.cache.get(&key, range.clone()).await;
             }
             if lookup.missing {
+                if rest.is_none() {
+                    let gathered: Vec<Lookup> = found.by_ref().collect().await;
+                    rest = Some(gathered.into_iter());
+                }
                 match shared.cache.claim(&key).await {
                     Claimed::Theirs(owner) => {
                         (measured, waited) = (false, true);
                         lookup = shared.cache.wait_for(&key, range, &owner).await;
                     }
                     Claimed::Mine => {
-                        // The Hub fetches this segment and the missing ones after it that
-                        // this node claims too.
-                        let rest: Vec<Lookup> = found.by_ref().collect().await;
-                        hub_to = claim_following(shared, &asks[i..], &rest, segment_end(&key))
+                        // The Hub fetches this segment and the missing whole ones after it
+                        // that this node claims too.
+                        let following: Vec<Lookup> = rest.take().into_iter().flatten().collect();
+                        hub_to = claim_following(shared, &asks[i..], &following, segment_end(&key))
                             .await
                             .min(end);
                         measured = false;

@@ -48,6 +48,8 @@ const MAX_OWNERS: usize = 1024;
 /// appears about one Hub fetch plus one write after the claim, and each ask is a request.
 const POLL_MIN: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_millis(500);
+/// A waiter checks that the claim still stands every this many asks for the entry.
+const CLAIM_RECHECK: u32 = 4;
 /// A wait lasts `WAIT_SLACK` plus `WAIT_FACTOR` times what the Hub would take for the entry
 /// (at most `LOOKUP_TOTAL`): the claimer fetches it, then writes it (three copies on a
 /// replicated store), and the waiter reads it.
@@ -90,7 +92,6 @@ impl SharedCache {
         let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
         if let Some(owner) = self.claim_owner(&path).await {
             if owner != self.node {
-                SharedStats::bump(&self.stats.waits);
                 return Claimed::Theirs(owner);
             }
         }
@@ -103,10 +104,7 @@ impl SharedCache {
         }
         tokio::time::sleep((started.elapsed() * 2).clamp(SETTLE_MIN, SETTLE_MAX)).await;
         match self.claim_owner(&path).await {
-            Some(owner) if owner != self.node => {
-                SharedStats::bump(&self.stats.waits);
-                Claimed::Theirs(owner)
-            }
+            Some(owner) if owner != self.node => Claimed::Theirs(owner),
             _ => {
                 // Several runs of one node may claim a segment: counted once.
                 if super::remember(&self.claimed, *key) {
@@ -149,21 +147,42 @@ impl SharedCache {
             .ok()?
             .strip_prefix(TAG)?
             .to_string();
-        let ignored = self
-            .waited_out
-            .lock()
-            .get(&owner)
-            .is_some_and(|&(n, last)| n >= WAITED_OUT && last.elapsed() < CLAIM_TTL);
-        (!ignored).then_some(owner)
+        let mut waited_out = self.waited_out.lock();
+        match waited_out.get(&owner) {
+            Some(&(n, _)) if n < WAITED_OUT => {}
+            Some(&(_, last)) if last.elapsed() < CLAIM_TTL => return None,
+            // Ignored long enough: waited for afresh (three more waits before it is again).
+            Some(_) => {
+                waited_out.remove(&owner);
+            }
+            None => {}
+        }
+        Some(owner)
     }
 
     /// Waits for the entry of segment `key`, which `owner` claimed, and reads `blocks` of it.
     /// Gives up after `wait_budget` (an incomplete lookup: the caller fetches from the Hub).
+    /// Also gives up, early, when the claim is gone or changed hands: its node will not write
+    /// the entry after all (it fetched only part of the segment, for a random read, and its
+    /// backlog gave up on the rest), or its claim expired.
     pub async fn wait_for(&self, key: &SharedKey, blocks: Range<u32>, owner: &str) -> Lookup {
         *self.last_wait.lock() = Some(Instant::now());
+        SharedStats::bump(&self.stats.waits);
         let deadline = Instant::now() + self.wait_budget(key.data_len() as u64);
+        let claim = ObjPath::from(key.claim_name(&self.prefix).as_str());
         let mut poll = POLL_MIN;
+        let mut asked = 0u32;
         loop {
+            asked = asked.wrapping_add(1);
+            if asked.is_multiple_of(CLAIM_RECHECK)
+                && self.claim_owner(&claim).await.as_deref() != Some(owner)
+            {
+                SharedStats::bump(&self.stats.wait_timeouts);
+                return Lookup {
+                    missing: true,
+                    ..Lookup::default()
+                };
+            }
             tokio::time::sleep(poll.min(deadline.saturating_duration_since(Instant::now()))).await;
             let found = self.lookup(key, blocks.clone(), false).await;
             if !found.missing {

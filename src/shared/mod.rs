@@ -429,6 +429,9 @@ impl SharedCache {
             return true;
         }
         if self.written.lock().contains(&key) {
+            // Written before: a claim made since (the entry was purged, or expired from the
+            // bucket) is done too.
+            self.claim_done(&key);
             return true;
         }
         self.pending.fetch_add(1, Ordering::AcqRel);
