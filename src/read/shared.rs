@@ -196,13 +196,6 @@ impl Shared {
     }
 }
 
-/// Where segment `key` ends in its file.
-fn segment_end(key: &SharedKey) -> u64 {
-    match key {
-        SharedKey::Range { offset, len, .. } => offset + u64::from(*len),
-    }
-}
-
 /// This node claimed a missing segment ending at `to`: claims the missing segments right after
 /// it (`asks`, whose lookups `found` holds) at once, and returns where the Hub's fetch ends:
 /// after the last of them this node won in a row. A segment present, or claimed by another
@@ -226,7 +219,7 @@ async fn claim_following(
         if claimed != Claimed::Mine {
             break;
         }
-        to = segment_end(&k);
+        to = k.end();
     }
     to
 }
@@ -444,10 +437,10 @@ impl ReadPath {
                         lookup = shared.cache.wait_for(&key, range, &owner).await;
                     }
                     Claimed::Mine => {
-                        // The Hub fetches this segment and the missing whole ones after it
+                        // The Hub fetches this segment and the missing ones right after it
                         // that this node claims too.
                         let following: Vec<Lookup> = rest.take().into_iter().flatten().collect();
-                        hub_to = claim_following(shared, &asks[i..], &following, segment_end(&key))
+                        hub_to = claim_following(shared, &asks[i..], &following, key.end())
                             .await
                             .min(end);
                         measured = false;

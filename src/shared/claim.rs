@@ -42,6 +42,10 @@ const CLAIM_LINGER: Duration = Duration::from_secs(10);
 /// Waits in a row that ran out before a node's entry appeared, after which this mount stops
 /// waiting for that node for `CLAIM_TTL` (a loaded store makes a live node miss a few).
 const WAITED_OUT: u32 = 3;
+/// Waits in a row that ran out, whoever the claimers, after which this mount honours no
+/// claim for `CLAIM_TTL`: claims planted under a new id per segment (a hostile writer to the
+/// bucket) would otherwise cost every segment a whole wait.
+const ANY_WAITED_OUT: u32 = 6;
 /// Nodes whose waits ran out, remembered at most.
 const MAX_OWNERS: usize = 1024;
 /// A waiter asks for the entry this often at first, backing off to `POLL_MAX`: the entry
@@ -89,7 +93,7 @@ impl SharedCache {
         if self.breaker.is_open() {
             return Claimed::Mine;
         }
-        let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
+        let path = self.claim_path(key);
         if let Some(owner) = self.claim_owner(&path).await {
             if owner != self.node {
                 return Claimed::Theirs(owner);
@@ -145,17 +149,14 @@ impl SharedCache {
         }
         let owner = std::str::from_utf8(&body)
             .ok()?
-            .strip_prefix(TAG)?
+            .strip_prefix(TAG)
+            .filter(|id| !id.is_empty())?
             .to_string();
         let mut waited_out = self.waited_out.lock();
-        match waited_out.get(&owner) {
-            Some(&(n, _)) if n < WAITED_OUT => {}
-            Some(&(_, last)) if last.elapsed() < CLAIM_TTL => return None,
-            // Ignored long enough: waited for afresh (three more waits before it is again).
-            Some(_) => {
-                waited_out.remove(&owner);
-            }
-            None => {}
+        if ignored(&mut waited_out, ANY, ANY_WAITED_OUT)
+            || ignored(&mut waited_out, &owner, WAITED_OUT)
+        {
+            return None;
         }
         Some(owner)
     }
@@ -169,7 +170,7 @@ impl SharedCache {
         *self.last_wait.lock() = Some(Instant::now());
         SharedStats::bump(&self.stats.waits);
         let deadline = Instant::now() + self.wait_budget(key.data_len() as u64);
-        let claim = ObjPath::from(key.claim_name(&self.prefix).as_str());
+        let claim = self.claim_path(key);
         let mut poll = POLL_MIN;
         let mut asked = 0u32;
         loop {
@@ -188,7 +189,9 @@ impl SharedCache {
             if !found.missing {
                 if found.complete {
                     SharedStats::bump(&self.stats.wait_hits);
-                    self.waited_out.lock().remove(owner);
+                    let mut w = self.waited_out.lock();
+                    w.remove(owner);
+                    w.remove(ANY);
                 }
                 return found;
             }
@@ -198,8 +201,10 @@ impl SharedCache {
                 if w.len() >= MAX_OWNERS {
                     w.clear();
                 }
-                let e = w.entry(owner.to_string()).or_insert((0, Instant::now()));
-                *e = (e.0 + 1, Instant::now());
+                for who in [owner, ANY] {
+                    let e = w.entry(who.to_string()).or_insert((0, Instant::now()));
+                    *e = (e.0 + 1, Instant::now());
+                }
                 tracing::debug!(
                     "shared cache: {owner} claimed {} but did not write it in time",
                     key.object_name(&self.prefix)
@@ -228,24 +233,43 @@ impl SharedCache {
     /// The entry `key` is in the tier: this node's claim on it, if any, is deleted
     /// `CLAIM_LINGER` later (one sleeping task each: as many as fills in that time).
     pub(super) fn claim_done(&self, key: &SharedKey) {
-        if self.claimed.lock().remove(key) {
-            let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
-            let store = self.store.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(CLAIM_LINGER).await;
-                let _ = tokio::time::timeout(super::WRITE_TIMEOUT, store.delete(&path)).await;
-            });
-        }
+        self.drop_claim(key, CLAIM_LINGER);
     }
 
     /// This node will not write the entry `key` after all: other nodes must not wait for it.
     pub fn release_claim(&self, key: &SharedKey) {
+        self.drop_claim(key, Duration::ZERO);
+    }
+
+    /// Deletes this node's claim on `key`, if it holds one, `after` from now.
+    fn drop_claim(&self, key: &SharedKey, after: Duration) {
         if self.claimed.lock().remove(key) {
-            let path = ObjPath::from(key.claim_name(&self.prefix).as_str());
-            self.delete_in_background(path);
+            self.delete_in_background(self.claim_path(key), after);
         }
+    }
+
+    fn claim_path(&self, key: &SharedKey) -> ObjPath {
+        ObjPath::from(key.claim_name(&self.prefix).as_str())
     }
 }
 
-/// Claimers whose waits ran out: how many times in a row, and when last.
+/// Claimers whose waits ran out: how many times in a row, and when last; `ANY` counts them
+/// all.
 pub type WaitedOut = HashMap<String, (u32, Instant)>;
+
+/// The `WaitedOut` entry of every claimer together (no node id is empty).
+const ANY: &str = "";
+
+/// Whether `who`'s claims are ignored: waited out `limit` times in a row within `CLAIM_TTL`.
+/// Ignored long enough, it is waited for afresh (`limit` more waits before it is again).
+fn ignored(waited_out: &mut WaitedOut, who: &str, limit: u32) -> bool {
+    match waited_out.get(who) {
+        Some(&(n, _)) if n < limit => false,
+        Some(&(_, last)) if last.elapsed() < CLAIM_TTL => true,
+        Some(_) => {
+            waited_out.remove(who);
+            false
+        }
+        None => false,
+    }
+}

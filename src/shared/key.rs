@@ -54,6 +54,13 @@ impl SharedKey {
         }
     }
 
+    /// Where the entry's bytes end in their file.
+    pub fn end(&self) -> u64 {
+        match self {
+            SharedKey::Range { offset, len, .. } => offset + u64::from(*len),
+        }
+    }
+
     /// The entry's length in bytes (without its frames' crcs).
     pub fn data_len(&self) -> usize {
         match self {

@@ -308,7 +308,7 @@ impl SharedCache {
                 if remember(&self.bad, *key) {
                     SharedStats::bump(&self.stats.corrupt);
                     tracing::warn!("shared cache: {name} is not what hubfs stored; deleting it");
-                    self.delete_in_background(path);
+                    self.delete_in_background(path, Duration::ZERO);
                 }
             }
             BodyEnd::Slow => {
@@ -510,9 +510,11 @@ impl SharedCache {
         }
     }
 
-    fn delete_in_background(&self, path: ObjPath) {
+    /// Deletes `path`, `after` from now (one task each, bounded by a timeout).
+    fn delete_in_background(&self, path: ObjPath, after: Duration) {
         let store = self.store.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(after).await;
             let _ = tokio::time::timeout(WRITE_TIMEOUT, store.delete(&path)).await;
         });
     }

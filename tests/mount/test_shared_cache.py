@@ -213,6 +213,30 @@ def test_a_dead_nodes_claims_cost_one_wait_not_the_read(garage, repo, mount, emu
     assert s["wait_hits"] == 0 and s["corrupt"] == 0, s
 
 
+def test_claims_under_a_new_id_per_segment_stop_being_honoured(garage, repo, mount, emulator):
+    """A hostile writer plants a claim under a new node id on each of a file's 40 segments, so
+    waiting out one node never helps: after a few waits in a row ran out, whoever the
+    claimers, the mount honours no claim for a while and reads from the Hub."""
+    prefix = "claimed-rotating"
+    a = node(mount, garage, prefix)
+    _, hub_time = read_all(a / "split.bin")
+    settle_fills(a)
+    s3 = garage.s3()
+    entries = _entries(s3, garage, prefix)
+    assert len(entries) == SPLIT >> 22
+    for i, k in enumerate(entries):
+        s3.delete_object(Bucket=garage.bucket, Key=k)
+        s3.put_object(Bucket=garage.bucket, Key=k.replace("/hubfs-v2/", "/hubfs-claims/"),
+                      Body=b"hubfs-claim-1 %016x-1" % i)
+    b = node(mount, garage, prefix)
+    digest, elapsed = read_all(b / "split.bin")
+    assert digest == repo["split.bin"]
+    s = shared(b)
+    # Without the bound on waits in a row, every segment would wait its whole budget (40).
+    assert 6 <= s["wait_timeouts"] < len(entries) // 2, s
+    assert elapsed < hub_time * 3 + 15, f"{elapsed:.1f}s, {hub_time:.1f}s from the Hub alone"
+
+
 def test_a_tier_slower_than_the_hub_shares_runs_with_it(garage, repo, mount, emulator):
     """Node b reaches the bucket through a link capped at 4 MiB/s per connection; the Hub is
     unshaped (local, in RAM), so the tier is measurably slower. Once b knows both rates (the
