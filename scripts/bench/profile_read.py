@@ -82,6 +82,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--files", type=int, default=1)
     p.add_argument("--perf", help="perf record -g the daemon into this file")
+    p.add_argument("--call-graph", default="fp",
+                   help="perf's --call-graph: fp (default) or dwarf (a `--profile profiling` "
+                        "build has no frame pointers, so its stacks need dwarf)")
     p.add_argument("--shaped", action="store_true")
     p.add_argument("--memory", action="store_true", help="sample status and RSS during the read")
     p.add_argument("--mount-args", default="", help="extra `hubfs mount` options, space-separated")
@@ -107,7 +110,8 @@ def main():
             os.listdir(m.path)
             perf = None
             if a.perf:
-                perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf, "-p", str(m.pid)],
+                perf = subprocess.Popen(["perf", "record", "--call-graph", a.call_graph, "-o", a.perf,
+                                         "-p", str(m.pid)],
                                         stderr=subprocess.DEVNULL)
                 time.sleep(1)
             cpu0, cached0, emu0 = rss.cpu_seconds(m.pid), cached_bytes(), rss.cpu_seconds(emu.proc.pid)

@@ -137,6 +137,30 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/read/replies_joined",
+        "read_replies_joined",
+        "Replies over several blocks sent from one buffer without a copy",
+        Kind::Counter,
+    ),
+    (
+        "/read/replies_copied",
+        "read_replies_copied",
+        "Replies over several blocks copied into one buffer",
+        Kind::Counter,
+    ),
+    (
+        "/read/hash_read_back",
+        "read_hash_read_back",
+        "Blocks the in-order hash read back from the cache file",
+        Kind::Counter,
+    ),
+    (
+        "/read/hash_paced",
+        "read_hash_paced",
+        "Reads held until the in-order hash came close enough",
+        Kind::Counter,
+    ),
+    (
         "/read/prefetch_deferred",
         "read_prefetch_deferred",
         "Read-ahead requests held back by the read-ahead memory budget",

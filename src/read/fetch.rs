@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::time::{timeout_at, Instant};
 
 use super::inflight::Slot;
+use super::run_buf::RunWriter;
 use super::shared::Via;
 use super::{Blob, ReadPath};
-use crate::cache::direct::AlignedBuf;
 use crate::fs::Errno;
 use crate::hub::HubError;
 
@@ -221,9 +221,15 @@ impl ReadPath {
         }
         let _permit = self.permits.acquire().await.map_err(|_| Errno::EIO)?;
         let bs = self.block_size() as usize;
-        // Aligned, so the cache writes it with O_DIRECT straight from here (cache/direct.rs).
-        let new_block = || AlignedBuf::with_capacity(bs);
-        let mut buf = new_block();
+        // Blocks are cut from run buffers (read/run_buf.rs): aligned, so the cache writes them
+        // with O_DIRECT straight from there, and back to back, so a read over several is
+        // answered without a copy (read/spans.rs).
+        let new_buf = |at: u64| {
+            let w = RunWriter::with_capacity(run_buf_len(at, end, bs as u64));
+            self.spans.keep(w.weak());
+            w
+        };
+        let mut buf = new_buf(start);
         let mut pos = start;
         let mut attempts = 0u32;
         // Moves forward whenever bytes arrive: only a fetch making no progress times out.
@@ -258,11 +264,14 @@ impl ReadPath {
                                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                             let mut chunk = &chunk[..];
                             while !chunk.is_empty() {
-                                let take = buf.remaining().min(chunk.len());
+                                let take = buf.remaining().min(bs - buf.pending()).min(chunk.len());
                                 buf.extend_from_slice(&chunk[..take]);
                                 chunk = &chunk[take..];
-                                if buf.remaining() == 0 {
-                                    on_block(std::mem::replace(&mut buf, new_block()).freeze());
+                                if buf.pending() == bs {
+                                    on_block(buf.cut());
+                                }
+                                if buf.remaining() == 0 && pos - (chunk.len() as u64) < end {
+                                    buf = new_buf(pos - chunk.len() as u64);
                                 }
                             }
                         }
@@ -290,9 +299,9 @@ impl ReadPath {
             tokio::time::sleep(Duration::from_millis(100 << attempts.min(5))).await;
         }
         self.note_hub_rate(end - start, hub_started.elapsed());
-        if !buf.is_empty() {
+        if buf.pending() > 0 {
             // The file's last block is shorter than a cache block.
-            on_block(buf.freeze());
+            on_block(buf.cut());
         }
         Ok(())
     }
@@ -344,5 +353,38 @@ impl ReadPath {
             Errno::ENOENT => Errno::EIO,
             errno => errno,
         }
+    }
+}
+
+/// Bytes of blocks per run buffer: two FUSE reads (the kernel asks 1 MiB at a time). Buffers
+/// are cut from the run's start, and read-ahead requests start where the reader's reads end
+/// (however the kernel aligned them: a `cat` reads 1 MiB at 768 KiB past each MiB), so most
+/// reads fall inside one buffer. Small, because a buffer lives as long as any of its blocks
+/// (a block parked for the hash, a block left in memory for its reader); the usual size is
+/// the one `run_buf.rs` recycles.
+const RUN_BUF_BYTES: u64 = super::run_buf::POOLED_LEN as u64;
+
+/// The length of the run buffer that starts at `at` (block-aligned) in a fetch ending at
+/// `end`: the rest of the fetch, in whole blocks up to about [`RUN_BUF_BYTES`] (so a block
+/// never straddles two buffers).
+fn run_buf_len(at: u64, end: u64, block_size: u64) -> usize {
+    let cap = (RUN_BUF_BYTES / block_size).max(1) * block_size;
+    (end - at).min(cap) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_buf_len;
+
+    #[test]
+    fn a_run_is_one_buffer_up_to_the_cap_in_whole_blocks() {
+        let bs = 128 << 10;
+        assert_eq!(run_buf_len(3 * bs, 3 * bs + 5, bs), 5);
+        assert_eq!(run_buf_len(3 * bs, 100 << 20, bs), 2 << 20);
+        // A block larger than the cap: one block per buffer.
+        assert_eq!(run_buf_len(0, 100 << 20, 16 << 20), 16 << 20);
+        // A block size that does not divide the cap: whole blocks only.
+        let odd = 768 << 10;
+        assert_eq!(run_buf_len(0, 100 << 20, odd), 2 * odd as usize);
     }
 }

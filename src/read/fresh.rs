@@ -164,14 +164,14 @@ impl Fresh {
     }
 
     /// Takes a kept block out (its one reader is here: the kernel caches what it is given).
-    pub(super) fn take(&self, key: &BlobKey, idx: u64) -> Option<Bytes> {
+    pub(super) fn take(&self, key: &BlobKey, idx: u64) -> Option<(Bytes, u32)> {
         let mut inner = self.inner.lock();
         let kept = inner.blocks.remove(&(*key, idx))?;
         inner.release(&kept);
         if inner.blocks.is_empty() {
             inner.order.clear();
         }
-        Some(kept.block)
+        Some((kept.block, kept.crc))
     }
 
     /// A kept block and its crc32c, left in place (for the in-order hash, which must not take
@@ -264,7 +264,10 @@ mod tests {
             f.put(&key(1), i, &block(i as u8), 0);
         }
         assert_eq!(f.bytes(), 12, "only three 4-byte blocks fit");
-        assert_eq!(f.take(&key(1), 0).as_deref(), Some(&[0u8; 4][..]));
+        assert_eq!(
+            f.take(&key(1), 0).map(|(b, _)| b).as_deref(),
+            Some(&[0u8; 4][..])
+        );
         assert!(f.take(&key(1), 0).is_none(), "taken once");
         assert!(f.take(&key(1), 4).is_none(), "did not fit");
         f.put(&key(1), 4, &block(4), 7);

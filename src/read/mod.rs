@@ -17,6 +17,7 @@ mod fresh;
 pub mod hf_cache;
 mod inflight;
 pub mod readahead;
+mod run_buf;
 mod shared;
 mod spans;
 mod stall;
@@ -189,6 +190,14 @@ pub struct ReadStats {
     pub cache_reads: AtomicU64,
     /// Read-ahead requests held back because the read-ahead memory budget was full.
     pub prefetch_deferred: AtomicU64,
+    /// Replies over several blocks answered with one piece of their run buffer (no copy).
+    pub replies_joined: AtomicU64,
+    /// Replies over several blocks that had to be copied into one buffer.
+    pub replies_copied: AtomicU64,
+    /// Blocks the in-order hash read back from the cache file (neither parked nor in memory).
+    pub hash_read_back: AtomicU64,
+    /// Reads held until the in-order hash came close enough (`verify.rs`).
+    pub hash_paced: AtomicU64,
 }
 
 pub struct ReadPath {
@@ -348,6 +357,7 @@ impl ReadPath {
         tracing::trace!("read {} [{offset}, {end}) prefetch {prefetch:?}", blob.path);
         let bs = self.block_size();
         let blocks = (offset / bs)..=((end - 1) / bs);
+        self.keep_pace_with_hash(blob, *blocks.end()).await;
         let pending = self.acquire(blob, blocks.clone(), end)?;
         if let Some(p) = prefetch {
             let issued = self.prefetch(blob, stream.owner, p);
@@ -382,6 +392,7 @@ impl ReadPath {
         let out = if parts.len() == 1 {
             parts.swap_remove(0)
         } else if let Some(one) = self.spans.join(&parts) {
+            self.stats.replies_joined.fetch_add(1, Ordering::Relaxed);
             if let Some(xet) = &self.xet {
                 xet.stats
                     .replies_without_copy
@@ -389,6 +400,7 @@ impl ReadPath {
             }
             one
         } else {
+            self.stats.replies_copied.fetch_add(1, Ordering::Relaxed);
             let mut joined = bytes::BytesMut::with_capacity((end - offset) as usize);
             for p in &parts {
                 joined.extend_from_slice(p);
@@ -461,11 +473,14 @@ impl ReadPath {
 
     fn cached_block(&self, blob: &Blob, idx: u64, consumed: bool) -> Option<Bytes> {
         let kept = if consumed {
-            self.fresh.take(&blob.key, idx)
+            self.fresh.take(&blob.key, idx).inspect(|(b, crc)| {
+                // Its reader is done with it; the in-order hash may not be.
+                self.park_for_hash(blob, idx, b, *crc);
+            })
         } else {
-            self.fresh.peek(&blob.key, idx).map(|(b, _)| b)
+            self.fresh.peek(&blob.key, idx)
         };
-        if let Some(b) = kept {
+        if let Some((b, _)) = kept {
             self.stats.fresh_hits.fetch_add(1, Ordering::Relaxed);
             return Some(b);
         }

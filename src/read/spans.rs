@@ -2,51 +2,39 @@
 //!
 //! A FUSE read reply is one slice (fuser's `ReplyData`), and the kernel asks up to 1 MiB at a
 //! time: a read over several cache blocks would copy them into one new buffer. Blocks that a
-//! CAS run delivered are consecutive slices of the run's one buffer (`xet::assemble`), so such
-//! a read can be answered with a slice of that buffer instead. The run buffers of recent CAS
-//! runs are known here by weak reference: a read whose parts lie back to back inside one that
-//! is still alive takes a slice of it. Safe by construction: the buffer is alive (upgraded),
-//! live allocations never overlap, so parts whose memory lies inside its range are views of
-//! it, and shared buffers never change. Nothing is kept alive by this: a buffer goes when the
-//! last of its blocks does.
+//! fetch delivered are consecutive pieces of a run buffer (`run_buf.rs`: a CAS run's buffer,
+//! or a stretch of a bridge or LFS fetch), so such a read can be answered with a piece of that
+//! buffer instead. The buffers of recent runs are known here by weak reference: a read whose
+//! parts lie back to back inside the handed-out part of one that is still alive takes a piece
+//! of it. Safe by construction: the buffer is alive (upgraded), live allocations never
+//! overlap, so parts whose memory lies inside its handed-out range are views of it, and
+//! handed-out bytes never change. Nothing is kept alive by this: a buffer goes when the last
+//! of its pieces does.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::cache::direct::AlignedBuf;
+use super::run_buf::RunBuf;
 
-/// Run buffers known at once (weak references: a few bytes each).
-const SPANS_KEPT: usize = 64;
-
-/// A run buffer shared by its blocks and known to [`Spans`].
-struct SharedBuf(Arc<AlignedBuf>);
-
-impl AsRef<[u8]> for SharedBuf {
-    fn as_ref(&self) -> &[u8] {
-        (*self.0).as_ref()
-    }
-}
-
-/// A filled buffer as shared bytes, and the handle [`Spans::keep`] takes.
-pub fn share(buf: AlignedBuf) -> (Bytes, Weak<AlignedBuf>) {
-    let arc = Arc::new(buf);
-    let weak = Arc::downgrade(&arc);
-    (Bytes::from_owner(SharedBuf(arc)), weak)
-}
+/// Run buffers known at once (weak references: a few bytes each). Parallel read-ahead keeps
+/// tens of runs in flight, each with one buffer alive per stretch.
+const SPANS_KEPT: usize = 256;
 
 #[derive(Default)]
 pub(super) struct Spans {
-    kept: Mutex<VecDeque<Weak<AlignedBuf>>>,
+    kept: Mutex<VecDeque<Weak<RunBuf>>>,
 }
 
 impl Spans {
-    /// Knows a run buffer whose blocks are about to be handed out.
-    pub(super) fn keep(&self, run: Weak<AlignedBuf>) {
+    /// Knows a run buffer whose pieces are about to be handed out.
+    pub(super) fn keep(&self, run: Weak<RunBuf>) {
         let mut kept = self.kept.lock();
-        kept.retain(|w| w.strong_count() > 0);
+        if kept.len() >= SPANS_KEPT {
+            kept.retain(|w| w.strong_count() > 0);
+        }
         kept.push_back(run);
         while kept.len() > SPANS_KEPT {
             kept.pop_front();
@@ -64,37 +52,33 @@ impl Spans {
             }
             end += p.len();
         }
-        let buf = self.kept.lock().iter().rev().find_map(|w| {
+        let (buf, s0) = self.kept.lock().iter().rev().find_map(|w| {
             let buf = w.upgrade()?;
-            let (s0, len) = span_of(&buf);
-            (start >= s0 && end <= s0 + len).then_some(buf)
+            let (s0, len) = buf.handed_out_span();
+            (start >= s0 && end <= s0 + len).then_some((buf, s0))
         })?;
-        let (s0, _) = span_of(&buf);
-        Some(Bytes::from_owner(SharedBuf(buf)).slice(start - s0..end - s0))
+        buf.piece(start - s0, end - start)
     }
-}
-
-/// Where a buffer's bytes lie in memory: (address, length).
-fn span_of(buf: &AlignedBuf) -> (usize, usize) {
-    let bytes: &[u8] = buf.as_ref();
-    (bytes.as_ptr() as usize, bytes.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn filled(n: usize, seed: u8) -> AlignedBuf {
-        let mut b = AlignedBuf::with_capacity(n);
+    use crate::read::run_buf::RunWriter;
+
+    /// A run buffer of `n` bytes, filled and handed out whole.
+    fn share(n: usize, seed: u8) -> (Bytes, Weak<RunBuf>) {
+        let mut w = RunWriter::with_capacity(n);
         let data: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_add(seed)).collect();
-        b.extend_from_slice(&data);
-        b
+        w.extend_from_slice(&data);
+        (w.cut(), w.weak())
     }
 
     #[test]
     fn back_to_back_parts_of_a_live_buffer_join_without_copy() {
         let spans = Spans::default();
-        let (run, weak) = share(filled(4096, 3));
+        let (run, weak) = share(4096, 3);
         spans.keep(weak);
         let parts = [run.slice(100..1000), run.slice(1000..3000)];
         let joined = spans.join(&parts).expect("one slice");
@@ -109,9 +93,28 @@ mod tests {
     }
 
     #[test]
+    fn only_handed_out_bytes_join() {
+        let spans = Spans::default();
+        let mut w = RunWriter::with_capacity(8192);
+        spans.keep(w.weak());
+        w.extend_from_slice(&[7u8; 4096]);
+        let a = w.cut();
+        w.extend_from_slice(&[8u8; 100]);
+        assert!(spans.join(&[a.slice(0..10), a.slice(10..4096)]).is_some());
+        let buf = w.weak().upgrade().expect("alive");
+        assert!(buf.piece(4000, 100).is_none(), "filled, not handed out yet");
+        let c = w.cut();
+        let joined = spans
+            .join(&[a.slice(4000..4096), c.clone()])
+            .expect("back to back");
+        assert_eq!(joined.len(), 196);
+        assert_eq!(&joined[96..], &c[..]);
+    }
+
+    #[test]
     fn nothing_is_kept_alive_and_the_list_is_bounded() {
         let spans = Spans::default();
-        let (run, weak) = share(filled(128, 0));
+        let (run, weak) = share(128, 0);
         spans.keep(weak.clone());
         drop(run);
         assert_eq!(
@@ -121,7 +124,7 @@ mod tests {
         );
         let runs: Vec<Bytes> = (0..SPANS_KEPT + 2)
             .map(|i| {
-                let (b, w) = share(filled(128, i as u8));
+                let (b, w) = share(128, i as u8);
                 spans.keep(w);
                 b
             })

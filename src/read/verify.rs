@@ -48,10 +48,19 @@ const MAX_VERIFIERS: usize = 256;
 /// be hashed (fetching those nobody asked for yet); more means it was not a sequential read, and
 /// it passes without waiting (the cache checks the blob once it is complete).
 const MAX_CATCH_UP_BLOCKS: u64 = 32;
-/// Blocks parked ahead of one blob's hash: 32 MiB of 128 KiB blocks. Enough for the spread of
-/// parallel read-ahead requests at their usual depth, small enough that four readers stay well
-/// inside the daemon's memory budget; later blocks are read back from the cache instead.
-const MAX_PARKED_BLOCKS: usize = 256;
+/// How far ahead of one blob's hash blocks are parked: 32 MiB of 128 KiB blocks. Blocks further
+/// ahead stay with their reader (read-ahead memory) and are parked when the reader is done
+/// with them, if the hash has come close enough by then; a block parked nowhere is read back
+/// from the cache when the hash reaches it. Small enough that four readers stay well inside the
+/// daemon's memory budget.
+const MAX_PARKED_BLOCKS: u64 = 256;
+/// A sequential reader this many blocks ahead of its blob's hash waits for it (at most
+/// `MAX_PACE_WAIT` per read): past the parking range, the blocks it is done with would be
+/// read back from the cache for the hash, a second pass over the disk and the crc that costs
+/// more CPU than the wait (the hash lags only when the CPU is short). 1 MiB of room to spare.
+const HASH_LEAD_BLOCKS: u64 = MAX_PARKED_BLOCKS - 8;
+/// Longest a read waits for the hash to catch up: pacing is a saving, never a stall.
+const MAX_PACE_WAIT: Duration = Duration::from_secs(1);
 /// Blocks hashed per turn of the worker between looks at the shared state.
 const HASH_BATCH: usize = 32;
 /// A reader waiting for a verdict looks again this often even without news (nothing is lost if
@@ -359,6 +368,7 @@ impl ReadPath {
                 // Dropped from the park (or fetched before this hash began): from the cache.
                 match self.cache.read_block(&blob.key, blob.size, first) {
                     Ok(Some(b)) => {
+                        self.stats.hash_read_back.fetch_add(1, Ordering::Relaxed);
                         let crc = crc32c::crc32c(&b);
                         batch.push((b, crc));
                     }
@@ -380,6 +390,15 @@ impl ReadPath {
             }
             let mut v = shared.state.lock();
             v.next = first + batch.len() as u64;
+            // A block parked while the worker hashed it from elsewhere (its reader took it out
+            // of memory meanwhile) is behind the hash now: it would stay parked for nothing.
+            let next = v.next;
+            while let Some(behind) = v.parked.first_entry() {
+                if *behind.key() >= next {
+                    break;
+                }
+                behind.remove();
+            }
             if v.next >= v.blocks {
                 let InOrderHash {
                     content,
@@ -587,6 +606,48 @@ impl ReadPath {
         }
     }
 
+    /// A block its reader took out of read-ahead memory: parked if the in-order hash has not
+    /// passed it and it is within the parking range (it may have been too far ahead when it
+    /// arrived), so the hash does not read it back from the cache.
+    pub(super) fn park_for_hash(&self, blob: &Blob, idx: u64, data: &Bytes, crc: u32) {
+        let Some(shared) = self.verifier(blob, false) else {
+            return;
+        };
+        let mut v = shared.state.lock();
+        if v.verdict.is_none() && v.chain.is_none() && !v.parked.contains_key(&idx) {
+            park(&mut v, idx, data, crc);
+        }
+    }
+
+    /// Holds a read of blocks up to `last` while it is more than `HASH_LEAD_BLOCKS` ahead of the
+    /// blob's in-order hash and the hash is at work (bounded by `MAX_PACE_WAIT`). A hash that
+    /// waits for a block nobody fetched yet (a reader that skipped ahead), one in chain mode
+    /// (it reads no bytes back) or one already concluded holds nobody.
+    pub(super) async fn keep_pace_with_hash(&self, blob: &Blob, last: u64) {
+        let Some(shared) = self.verifier(blob, false) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + MAX_PACE_WAIT;
+        let mut waited = false;
+        loop {
+            let progressed = shared.progress.notified();
+            {
+                let v = shared.state.lock();
+                let hashing = v.hasher.is_none() && v.verdict.is_none() && v.chain.is_none();
+                if !hashing || last < v.next + HASH_LEAD_BLOCKS {
+                    break;
+                }
+            }
+            waited = true;
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                break;
+            }
+        }
+        if waited {
+            self.stats.hash_paced.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// True while an in-order hash of this blob is under way: it records its own verdict, no
     /// need to hash the blob again. (A finished one says nothing: the cache's mark may have
     /// been cleared since, e.g. when a damaged block was dropped and refetched.)
@@ -616,7 +677,7 @@ fn park(v: &mut StreamVerifier, idx: u64, data: &Bytes, crc: u32) -> bool {
     if idx < v.next {
         return false;
     }
-    if idx == v.next || v.parked.len() < MAX_PARKED_BLOCKS {
+    if idx < v.next + MAX_PARKED_BLOCKS {
         v.parked.insert(idx, (data.clone(), crc));
     }
     v.worker_idle() && v.parked.contains_key(&v.next)

@@ -50,7 +50,6 @@ use xet_core_structures::merklehash::MerkleHash;
 use xet_runtime::core::XetContext;
 
 use super::{Blob, ReadPath};
-use crate::cache::direct::AlignedBuf;
 use crate::cache::ChunkStore;
 use crate::hub::xet::CasSession;
 use crate::hub::HubClient;
@@ -105,7 +104,7 @@ type Chunk = (Bytes, MerkleHash);
 pub struct CasRun {
     pub data: Bytes,
     /// `data`'s buffer, for reads over several of its blocks (`read::spans`).
-    pub(in crate::read) buf: std::sync::Weak<AlignedBuf>,
+    pub(in crate::read) buf: std::sync::Weak<super::run_buf::RunBuf>,
     pub chunks: Vec<(MerkleHash, u64)>,
     pub first_chunk_at: u64,
 }
@@ -418,7 +417,7 @@ fn assemble(
     let first_chunk_at = start
         .checked_sub(skip as u64)
         .ok_or_else(|| XetError::Cas(format!("plan starts {skip} bytes before byte {start}")))?;
-    let mut out = AlignedBuf::with_capacity(want);
+    let mut out = super::run_buf::RunWriter::with_capacity(want);
     let mut used = Vec::new();
     let mut skipped = 0usize;
     for term in &plan.terms {
@@ -460,7 +459,7 @@ fn assemble(
             out.len()
         )));
     }
-    let (data, buf) = super::spans::share(out);
+    let (data, buf) = (out.cut(), out.weak());
     Ok(CasRun {
         data,
         buf,
