@@ -195,9 +195,18 @@ impl ReadPath {
             }
             // Never an empty Hub part (it would come back here forever).
             let to = if to > from { to.min(end) } else { end };
-            let on_block = self.filling_shared(blob, from, via, &mut on_block);
-            self.fetch_from_hub(client, blob, from, to, on_block)
-                .await?;
+            let mut got = from;
+            let counted = |b: bytes::Bytes| {
+                got += b.len() as u64;
+                on_block(b)
+            };
+            let on_block = self.filling_shared(blob, from, via, counted);
+            if let Err(errno) = self.fetch_from_hub(client, blob, from, to, on_block).await {
+                // Other nodes fetch what this node claimed and will not write, rather than
+                // wait for it.
+                self.release_claims_from(blob, got, to);
+                return Err(errno);
+            }
             pos = to;
         }
         Ok(())

@@ -255,7 +255,11 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
         if tier.breaker_open() {
             let mut q = backlog.queue.lock();
             tier.dropped(q.0.len() as u64);
-            q.0.clear();
+            // Not written: other nodes need not wait for them (a no-op where the claimer is
+            // another node, or the bucket is down for them too).
+            for ((blob, size, idx), _, _) in q.0.drain(..) {
+                tier.release_claim(&segment_key(blob, size, local.block_size(), idx));
+            }
             q.1.clear();
         }
         let next = {
@@ -424,7 +428,7 @@ impl ReadPath {
             if lookup.missing && waited {
                 // Looked up before a wait: the entry may have come meanwhile (and its claim
                 // expired or was dropped, so a stale miss would claim it again).
-                lookup = shared.cache.get(&key, range.clone()).await;
+                lookup = shared.cache.get_again(&key, range.clone()).await;
             }
             if lookup.missing {
                 if rest.is_none() {
@@ -464,6 +468,22 @@ impl ReadPath {
             shared.cache.note_tier_run(pos - start, started.elapsed());
         }
         (pos, hub_to.max(pos))
+    }
+
+    /// A Hub fetch failed at `at` on its way to `to`: this node will not write the segments
+    /// from the one holding `at` on, so its claims on them go at once (other nodes fetch them
+    /// rather than wait their budget out). Claims it does not hold are left alone.
+    pub(super) fn release_claims_from(&self, blob: &Blob, at: u64, to: u64) {
+        let Some(shared) = self.shared.as_ref() else {
+            return;
+        };
+        let bs = self.block_size();
+        let span = per_segment(bs) * bs;
+        for seg in at / span..to.min(blob.size).div_ceil(span) {
+            shared
+                .cache
+                .release_claim(&segment_key(blob.key, blob.size, bs, seg));
+        }
     }
 
     /// Whether to share a run of `blocks` blocks between the tier and the Hub (see the module

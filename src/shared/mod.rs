@@ -78,6 +78,9 @@ const BREAKER_PAUSE: Duration = Duration::from_secs(30);
 /// Entries found damaged (not asked for again until this node rewrites them), or written by
 /// this node, remembered at most.
 const MAX_REMEMBERED: usize = 16384;
+/// Background deletes (claims, entries) in flight at once: a breaker that drops a full backlog
+/// releases thousands of claims, which must not become thousands of connections.
+const MAX_DELETES: usize = 8;
 
 /// Adds `key` to a bounded set (full: forgotten at once, which only costs a repeated request).
 /// False: it was there.
@@ -147,6 +150,8 @@ pub struct SharedCache {
     waited_out: Mutex<claim::WaitedOut>,
     /// When this node last waited for another node's claim.
     last_wait: Mutex<Option<Instant>>,
+    /// Bounds the background deletes (`MAX_DELETES`).
+    deletes: Arc<Semaphore>,
     pub stats: Arc<SharedStats>,
 }
 
@@ -203,6 +208,7 @@ impl SharedCache {
             claimed: Mutex::default(),
             waited_out: Mutex::default(),
             last_wait: Mutex::default(),
+            deletes: Arc::new(Semaphore::new(MAX_DELETES)),
             stats: Arc::default(),
         });
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -235,6 +241,12 @@ impl SharedCache {
     /// early, keeping the blocks checked so far.
     pub async fn get(&self, key: &SharedKey, blocks: Range<u32>) -> Lookup {
         self.lookup(key, blocks, true).await
+    }
+
+    /// [`Self::get`] again for an entry whose miss was counted already (looked up before this
+    /// node waited for another entry: it may have landed meanwhile).
+    pub async fn get_again(&self, key: &SharedKey, blocks: Range<u32>) -> Lookup {
+        self.lookup(key, blocks, false).await
     }
 
     /// [`Self::get`]; a miss is counted only if `count_miss` (a waiter's repeated asks are not
@@ -513,8 +525,12 @@ impl SharedCache {
     /// Deletes `path`, `after` from now (one task each, bounded by a timeout).
     fn delete_in_background(&self, path: ObjPath, after: Duration) {
         let store = self.store.clone();
+        let deletes = self.deletes.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
+            let Ok(_slot) = deletes.acquire().await else {
+                return;
+            };
             let _ = tokio::time::timeout(WRITE_TIMEOUT, store.delete(&path)).await;
         });
     }

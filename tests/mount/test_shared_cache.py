@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import READ_TOKEN, WRITE_TOKEN, bytes_served, run_mount, sha, wait_until
+from conftest import READ_TOKEN, WRITE_TOKEN, bytes_served, faults, run_mount, sha, wait_until
 from garage import Garage
 from throttle import Throttle
 
@@ -51,7 +51,8 @@ def repo(api, workdir):
     digests = {}
     for name, size, seed in [("big.bin", BIG, 1), ("garbage.bin", SMALL, 2), ("hang.bin", SMALL, 3),
                              ("deny.bin", SMALL, 4), ("kill.bin", SMALL, 5), ("split.bin", SPLIT, 6),
-                             ("together.bin", TOGETHER, 7), ("claimed.bin", SMALL, 8)]:
+                             ("together.bin", TOGETHER, 7), ("claimed.bin", SMALL, 8),
+                             ("failed.bin", SMALL, 9)]:
         path = workdir / f"shared-{name}"
         _write_random(path, size, seed)
         digests[name] = sha(path)
@@ -180,6 +181,30 @@ def test_nodes_starting_together_fetch_a_file_from_the_hub_about_once(garage, re
     assert sum(s["wait_hits"] for s in stats) >= 8, stats
     assert sum(s["claims"] for s in stats) >= 8, stats
     assert all(s["corrupt"] == 0 for s in stats), stats
+
+
+def test_a_failed_hub_fetch_releases_its_claims_at_once(garage, repo, mount, emulator):
+    """Node a claims a file's missing segments, then every Hub fetch fails (403, not retried):
+    its claims go at once, so node b, reading once the Hub is back, finds nothing to wait for.
+    Left in place they would cost b a wait of 5 s before it fetched the file itself."""
+    prefix = "failed-fetch"
+    a, b = (node(mount, garage, prefix) for _ in range(2))
+    with faults(emulator, "route=content,status=403"):
+        with pytest.raises(OSError) as e:
+            (a / "failed.bin").read_bytes()
+        # The read fails as the Hub said (403: EACCES), after node a claimed the segments.
+        assert e.value.errno == 13, e.value
+    assert shared(a)["claims"] >= 1, shared(a)
+    s3 = garage.s3()
+
+    def claims_left():
+        listed = s3.list_objects_v2(Bucket=garage.bucket, Prefix=prefix + "/hubfs-claims/")
+        return [o["Key"] for o in listed.get("Contents", [])]
+    assert wait_until(lambda: not claims_left(), 10, 0.2), claims_left()
+    digest, _ = read_all(b / "failed.bin")
+    assert digest == repo["failed.bin"]
+    s = shared(b)
+    assert s["waits"] == 0 and s["claims"] >= 1, s
 
 
 @pytest.mark.parametrize("claim", [b"hubfs-claim-1 0123456789abcdef-4242", b"not a claim"], ids=["dead-node", "junk"])
