@@ -354,6 +354,9 @@ impl ReadPath {
                 }
                 if batch.is_empty() && !self.cache.contains_block(&blob.key, blob.size, first) {
                     v.hasher = Some(hasher);
+                    drop(v);
+                    // Idle now: a reader pacing itself on this hash need not wait for it.
+                    shared.progress.notify_waiters();
                     return;
                 }
                 (first, batch)
@@ -380,6 +383,8 @@ impl ReadPath {
                             continue;
                         }
                         v.hasher = Some(hasher);
+                        drop(v);
+                        shared.progress.notify_waiters();
                         return;
                     }
                 }
