@@ -350,14 +350,16 @@ impl ReadPath {
         }
         let end = (offset + u64::from(len)).min(blob.size);
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
-        let prefetch = stream
-            .readahead
-            .lock()
-            .on_read(offset, end, blob.size, &self.window);
+        let (prefetch, run_start) = {
+            let mut ra = stream.readahead.lock();
+            let prefetch = ra.on_read(offset, end, blob.size, &self.window);
+            (prefetch, ra.run_start().unwrap_or(offset))
+        };
         tracing::trace!("read {} [{offset}, {end}) prefetch {prefetch:?}", blob.path);
         let bs = self.block_size();
         let blocks = (offset / bs)..=((end - 1) / bs);
-        self.keep_pace_with_hash(blob, *blocks.end()).await;
+        self.keep_pace_with_hash(blob, run_start / bs, *blocks.end())
+            .await;
         let pending = self.acquire(blob, blocks.clone(), end)?;
         if let Some(p) = prefetch {
             let issued = self.prefetch(blob, stream.owner, p);

@@ -79,6 +79,11 @@ pub struct Readahead {
 }
 
 impl Readahead {
+    /// Where the current sequential run started (None before the first read).
+    pub fn run_start(&self) -> Option<u64> {
+        self.run.as_ref().map(|r| r.start)
+    }
+
     /// Records a read of `[start, end)` of a file of `size` bytes and returns what to prefetch.
     pub fn on_read(
         &mut self,

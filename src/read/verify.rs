@@ -624,11 +624,13 @@ impl ReadPath {
         }
     }
 
-    /// Holds a read of blocks up to `last` while it is more than `HASH_LEAD_BLOCKS` ahead of the
-    /// blob's in-order hash and the hash is at work (bounded by `MAX_PACE_WAIT`). A hash that
-    /// waits for a block nobody fetched yet (a reader that skipped ahead), one in chain mode
-    /// (it reads no bytes back) or one already concluded holds nobody.
-    pub(super) async fn keep_pace_with_hash(&self, blob: &Blob, last: u64) {
+    /// Holds a read of blocks up to `last`, by a sequential run that began at block
+    /// `run_first`, while it is more than `HASH_LEAD_BLOCKS` ahead of the blob's in-order hash
+    /// and the hash is at work (bounded by `MAX_PACE_WAIT`). Only the run the hash follows is
+    /// held: one that began past the hash's position (another thread's part of the file, a
+    /// reader that skipped ahead) is not, nor is anyone by a hash that waits for a block nobody
+    /// fetched yet, one in chain mode (it reads no bytes back) or one already concluded.
+    pub(super) async fn keep_pace_with_hash(&self, blob: &Blob, run_first: u64, last: u64) {
         let Some(shared) = self.verifier(blob, false) else {
             return;
         };
@@ -639,7 +641,7 @@ impl ReadPath {
             {
                 let v = shared.state.lock();
                 let hashing = v.hasher.is_none() && v.verdict.is_none() && v.chain.is_none();
-                if !hashing || last < v.next + HASH_LEAD_BLOCKS {
+                if !hashing || run_first > v.next || last < v.next + HASH_LEAD_BLOCKS {
                     break;
                 }
             }
