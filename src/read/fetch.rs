@@ -272,8 +272,14 @@ impl ReadPath {
                                 .bytes_fetched
                                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                             let mut chunk = &chunk[..];
+                            let mut overrun = false;
                             while !chunk.is_empty() {
                                 let take = buf.remaining().min(bs - buf.pending()).min(chunk.len());
+                                if take == 0 {
+                                    // Bytes past `end`: the body is longer than the range.
+                                    overrun = true;
+                                    break;
+                                }
                                 buf.extend_from_slice(&chunk[..take]);
                                 chunk = &chunk[take..];
                                 if buf.pending() == bs {
@@ -282,6 +288,12 @@ impl ReadPath {
                                 if buf.remaining() == 0 && pos - (chunk.len() as u64) < end {
                                     buf = new_buf(pos - chunk.len() as u64);
                                 }
+                            }
+                            if overrun {
+                                break Some(HubError::Protocol {
+                                    target: blob.path.clone(),
+                                    message: format!("body runs past byte {end}"),
+                                });
                             }
                         }
                         Ok(Ok(None)) if pos >= end => break None,

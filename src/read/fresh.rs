@@ -174,6 +174,11 @@ impl Fresh {
         Some((kept.block, kept.crc))
     }
 
+    /// Whether block `idx` of `key` is held here.
+    pub(super) fn holds(&self, key: &BlobKey, idx: u64) -> bool {
+        self.inner.lock().blocks.contains_key(&(*key, idx))
+    }
+
     /// A kept block and its crc32c, left in place (for the in-order hash, which must not take
     /// it from its reader).
     pub(super) fn peek(&self, key: &BlobKey, idx: u64) -> Option<(Bytes, u32)> {

@@ -473,7 +473,7 @@ impl ReadPath {
         end >= ((idx + 1) * self.block_size()).min(blob.size)
     }
 
-    fn cached_block(&self, blob: &Blob, idx: u64, consumed: bool) -> Option<Bytes> {
+    fn cached_block(self: &Arc<Self>, blob: &Arc<Blob>, idx: u64, consumed: bool) -> Option<Bytes> {
         let kept = if consumed {
             self.fresh.take(&blob.key, idx).inspect(|(b, crc)| {
                 // Its reader is done with it; the in-order hash may not be.

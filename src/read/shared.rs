@@ -255,11 +255,9 @@ async fn drain(backlog: Arc<Backlog>, tier: Arc<SharedCache>, local: Arc<BlockCa
         if tier.breaker_open() {
             let mut q = backlog.queue.lock();
             tier.dropped(q.0.len() as u64);
-            // Not written: other nodes need not wait for them (a no-op where the claimer is
-            // another node, or the bucket is down for them too).
-            for ((blob, size, idx), _, _) in q.0.drain(..) {
-                tier.release_claim(&segment_key(blob, size, local.block_size(), idx));
-            }
+            // Their claims stay: deleting them from a bucket that is down would take a
+            // timeout each, queued before every other delete, and they expire in 30 s.
+            q.0.clear();
             q.1.clear();
         }
         let next = {

@@ -614,19 +614,33 @@ impl ReadPath {
     /// A block its reader took out of read-ahead memory: parked if the in-order hash has not
     /// passed it and it is within the parking range (it may have been too far ahead when it
     /// arrived), so the hash does not read it back from the cache.
-    pub(super) fn park_for_hash(&self, blob: &Blob, idx: u64, data: &Bytes, crc: u32) {
+    pub(super) fn park_for_hash(
+        self: &Arc<Self>,
+        blob: &Arc<Blob>,
+        idx: u64,
+        data: &Bytes,
+        crc: u32,
+    ) {
         let Some(shared) = self.verifier(blob, false) else {
             return;
         };
-        let mut v = shared.state.lock();
-        if v.verdict.is_none() && v.chain.is_none() && !v.parked.contains_key(&idx) {
-            park(&mut v, idx, data, crc);
+        let start_worker = {
+            let mut v = shared.state.lock();
+            v.verdict.is_none()
+                && v.chain.is_none()
+                && !v.parked.contains_key(&idx)
+                && park(&mut v, idx, data, crc)
+        };
+        // The worker went idle without this block (not parked when it came, and not in the
+        // cache: its write failed): it can move on now.
+        if start_worker {
+            self.start_hashing(blob, shared);
         }
     }
 
-    /// Holds a read of blocks up to `last`, by a sequential run that began at block
-    /// `run_first`, while it is more than `HASH_LEAD_BLOCKS` ahead of the blob's in-order hash
-    /// and the hash is at work (bounded by `MAX_PACE_WAIT`). Only the run the hash follows is
+    /// Holds a read of blocks up to `last` (held in read-ahead memory), by a sequential run
+    /// that began at block `run_first`, while it is more than `HASH_LEAD_BLOCKS` ahead of the
+    /// blob's in-order hash and the hash is at work (bounded by `MAX_PACE_WAIT`). Only the run the hash follows is
     /// held: one that began past the hash's position (another thread's part of the file, a
     /// reader that skipped ahead) is not, nor is anyone by a hash that waits for a block nobody
     /// fetched yet, one in chain mode (it reads no bytes back) or one already concluded.
@@ -634,6 +648,11 @@ impl ReadPath {
         let Some(shared) = self.verifier(blob, false) else {
             return;
         };
+        if !self.fresh.holds(&blob.key, last) {
+            // Not from read-ahead memory (the cache file has it, or it is yet to come): the
+            // hash loses nothing by this read, nothing to wait for.
+            return;
+        }
         let deadline = tokio::time::Instant::now() + MAX_PACE_WAIT;
         let mut waited = false;
         loop {
