@@ -185,6 +185,18 @@ impl SharedCache {
                 };
             }
             tokio::time::sleep(poll.min(deadline.saturating_duration_since(Instant::now()))).await;
+            {
+                // Other waits ran out meanwhile and this claimer, or every claimer, is no
+                // longer honoured: the runs waiting at that moment stop too, rather than each
+                // run out its own budget (not counted as timeouts: they cost no budget).
+                let mut w = self.waited_out.lock();
+                if ignored(&mut w, ANY, ANY_WAITED_OUT) || ignored(&mut w, owner, WAITED_OUT) {
+                    return Lookup {
+                        missing: true,
+                        ..Lookup::default()
+                    };
+                }
+            }
             let found = self.lookup(key, blocks.clone(), false).await;
             if !found.missing {
                 if found.complete {
