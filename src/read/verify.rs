@@ -640,10 +640,11 @@ impl ReadPath {
 
     /// Holds a read of blocks up to `last` (held in read-ahead memory), by a sequential run
     /// that began at block `run_first`, while it is more than `HASH_LEAD_BLOCKS` ahead of the
-    /// blob's in-order hash and the hash is at work (bounded by `MAX_PACE_WAIT`). Only the run the hash follows is
-    /// held: one that began past the hash's position (another thread's part of the file, a
-    /// reader that skipped ahead) is not, nor is anyone by a hash that waits for a block nobody
-    /// fetched yet, one in chain mode (it reads no bytes back) or one already concluded.
+    /// blob's in-order hash and the hash is at work (bounded by `MAX_PACE_WAIT`). Only the run
+    /// the hash follows is held: one that began past the hash's position (another thread's part
+    /// of the file, a reader that skipped ahead) is not, nor is anyone by a hash that waits for
+    /// a block nobody fetched yet, one in chain mode (it reads no bytes back) or one already
+    /// concluded.
     pub(super) async fn keep_pace_with_hash(&self, blob: &Blob, run_first: u64, last: u64) {
         let Some(shared) = self.verifier(blob, false) else {
             return;

@@ -152,13 +152,7 @@ impl SharedCache {
             .strip_prefix(TAG)
             .filter(|id| !id.is_empty())?
             .to_string();
-        let mut waited_out = self.waited_out.lock();
-        if ignored(&mut waited_out, ANY, ANY_WAITED_OUT)
-            || ignored(&mut waited_out, &owner, WAITED_OUT)
-        {
-            return None;
-        }
-        Some(owner)
+        (!self.not_honoured(&owner)).then_some(owner)
     }
 
     /// Waits for the entry of segment `key`, which `owner` claimed, and reads `blocks` of it.
