@@ -22,13 +22,21 @@ import time
 from pathlib import Path
 
 from . import rss
-from .contenders import HubfsMount, cat_files
+from .contenders import HubfsMount, cat_files, peer_python
 from .emulator import Emulator
-from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, ensure_seeded
+from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, SHARDED_REPO, ensure_seeded
 from .util import GIB, WORK, cold_client, fresh_dir, log
 from . import w_xet
 
 SHAPING = ["--latency-ms", "20", "--bandwidth", "50M"]
+
+
+class Reading:
+    """What a load read: bytes and seconds (as `cat_files` reports them)."""
+
+    def __init__(self, nbytes: int, seconds: float):
+        self.bytes, self.seconds = nbytes, seconds
+        self.mib_s = nbytes / (1 << 20) / seconds
 
 
 def cached_bytes() -> int:
@@ -85,10 +93,16 @@ def main():
     p.add_argument("--call-graph", default="fp",
                    help="perf's --call-graph: fp (default) or dwarf (a `--profile profiling` "
                         "build has no frame pointers, so its stacks need dwarf)")
+    p.add_argument("--freq", type=int, default=999,
+                   help="perf's sampling rate in Hz (dwarf stacks at perf's default 4000 Hz lose samples)")
     p.add_argument("--shaped", action="store_true")
     p.add_argument("--memory", action="store_true", help="sample status and RSS during the read")
     p.add_argument("--mount-args", default="", help="extra `hubfs mount` options, space-separated")
     p.add_argument("--xet", action="store_true", help="the 1 GiB Xet file, through the CAS")
+    p.add_argument("--sharded", action="store_true",
+                   help="the 4-shard checkpoint of workload 8 loaded with 4 threads (mmap) instead of cat")
+    p.add_argument("--kernel-read-ahead", type=int, metavar="KIB",
+                   help="set the mount's read_ahead_kb (the kernel's read-ahead, mmap read-around) to this")
     a = p.parse_args()
     log_dir = WORK / "logs"
     if a.xet:
@@ -97,20 +111,28 @@ def main():
     else:
         facts = ensure_seeded(log_dir)
         names, repo, data = LFS_FILES[:a.files], LFS_REPO, EMULATOR_DATA
+        if a.sharded:
+            repo = SHARDED_REPO
     run = fresh_dir(WORK / "run-profile")
     with Emulator("profile", data, log_dir / "emulator-profile.log",
                   SHAPING if a.shaped else (), xet=a.xet) as emu:
         if a.xet:
             w_xet._cold(emu)
         else:
-            cold_client(emu, facts.lfs_paths[:a.files])
+            cold_client(emu, facts.shard_paths if a.sharded else facts.lfs_paths[:a.files])
         with HubfsMount(emu, repo, run / "mnt", fresh_dir(run / "cache"), fresh_dir(run / "hf"),
                         args=a.mount_args.split()) as m:
             # Listed first: a file opened before its directory was listed reads through the bridge.
             os.listdir(m.path)
+            if a.kernel_read_ahead:
+                dev = os.stat(m.path).st_dev
+                knob = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+                knob.write_text(str(a.kernel_read_ahead))
+                log(f"{knob}: {knob.read_text().strip()} KiB")
             perf = None
             if a.perf:
-                perf = subprocess.Popen(["perf", "record", "--call-graph", a.call_graph, "-o", a.perf,
+                perf = subprocess.Popen(["perf", "record", "-F", str(a.freq), "--call-graph", a.call_graph,
+                                         "-o", a.perf,
                                          "-p", str(m.pid)],
                                         stderr=subprocess.DEVNULL)
                 time.sleep(1)
@@ -120,7 +142,12 @@ def main():
                 if memory:
                     memory.__enter__()
                 try:
-                    r = cat_files([m.path / n for n in names], 600)
+                    if a.sharded:
+                        out = peer_python("st_shards.py", [str(m.path), "4"], fresh_dir(run / "hf-home"),
+                                          emu.url, timeout=300)
+                        r = Reading(out["bytes"], out["seconds"])
+                    else:
+                        r = cat_files([m.path / n for n in names], 600)
                 finally:
                     if memory:
                         memory.__exit__(None, None, None)

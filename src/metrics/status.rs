@@ -155,6 +155,18 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/read/run_bufs_recycled",
+        "read_run_bufs_recycled",
+        "Fetch buffers recycled with their pages already in memory",
+        Kind::Counter,
+    ),
+    (
+        "/read/run_bufs_fresh",
+        "read_run_bufs_fresh",
+        "Fetch buffers that were fresh memory, paying a page fault per 4 KiB",
+        Kind::Counter,
+    ),
+    (
         "/read/hash_paced",
         "read_hash_paced",
         "Reads held until the in-order hash came close enough",

@@ -198,6 +198,10 @@ pub struct ReadStats {
     pub hash_read_back: AtomicU64,
     /// Reads held until the in-order hash came close enough (`verify.rs`).
     pub hash_paced: AtomicU64,
+    /// Fetch buffers recycled from the pool (`run_buf.rs`), their pages already there.
+    pub run_bufs_recycled: AtomicU64,
+    /// Fetch buffers that were fresh memory: a page fault per 4 KiB as they fill.
+    pub run_bufs_fresh: AtomicU64,
 }
 
 pub struct ReadPath {

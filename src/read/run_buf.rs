@@ -13,16 +13,19 @@
 //! (`cache::direct`): a block cut at a block-size offset stays aligned, and the cache writes it
 //! straight from here.
 //!
-//! Buffers of the usual size ([`POOLED_LEN`]) are mapped from the kernel and recycled through a
-//! small pool: a recycled buffer's pages are already there, where a fresh one pays a page fault
-//! per 4 KiB (a cold read's second-largest cost on a VM after the hash), and the pool gives
-//! memory back exactly (`munmap`), where the allocator kept freed 2 MiB chunks around: 150 MiB
-//! more resident for a 1 GiB read.
+//! Buffers up to [`POOLED_LEN`] are mapped from the kernel and recycled through a pool: a
+//! recycled buffer's pages are already there, where a fresh one pays a page fault per 4 KiB (a
+//! cold read's second-largest cost on a VM after the hash; with 4 readers a tenth of the
+//! daemon's CPU). The pool keeps what a burst of readers used until it has been idle a few
+//! seconds, then gives it back exactly (`munmap`), where the allocator kept freed 2 MiB chunks
+//! around: 150 MiB more resident for a 1 GiB read.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Once, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -32,18 +35,27 @@ use crate::cache::direct::ALIGN;
 
 /// The size of the buffers the pool recycles: a fetch's run buffer (`fetch.rs`).
 pub const POOLED_LEN: usize = 2 << 20;
-/// Idle buffers kept for reuse: 32 MiB at most. Buffers come and go at the pace of read-ahead
-/// (a reader frees them as fast as the fetches take them), so a few cover the churn; the
-/// bound is what an idle mount keeps resident after a burst.
-const POOL_MAX: usize = 16;
+/// Idle buffers kept at most: 512 MiB, more than read-ahead ever holds in flight. The pool
+/// never maps more than the most buffers in use at once (it maps only when it has none
+/// idle), so a high bound costs nothing at the peak; it keeps the pages of a burst of
+/// readers for the next burst instead of giving them back and faulting them in again (with
+/// 4 readers, 16 idle buffers left a fifth of the fetches on fresh memory).
+const POOL_MAX: usize = 256;
+/// Idle buffers kept however long they stay idle: 32 MiB, what an idle mount keeps resident.
+const POOL_KEEP: usize = 16;
+/// Buffers beyond [`POOL_KEEP`] idle for this long go back to the kernel: long enough to
+/// span the gaps between the reads of one load, short enough that a finished load's memory
+/// does not linger.
+const IDLE_TRIM: Duration = Duration::from_secs(3);
 
-/// Idle mapped buffers of [`POOLED_LEN`] bytes (their addresses).
-static POOL: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// Idle mapped buffers of [`POOLED_LEN`] bytes (their addresses) and when each came back,
+/// oldest first: taken from the back (the warmest), trimmed from the front.
+static POOL: Mutex<VecDeque<(usize, Instant)>> = Mutex::new(VecDeque::new());
 
-/// A mapped buffer of [`POOLED_LEN`] bytes: a recycled one if there is one.
-fn take_pooled() -> Option<NonNull<u8>> {
-    if let Some(addr) = POOL.lock().pop() {
-        return NonNull::new(addr as *mut u8);
+/// A mapped buffer of [`POOLED_LEN`] bytes, and whether it was recycled (else freshly mapped).
+fn take_pooled() -> Option<(NonNull<u8>, bool)> {
+    if let Some((addr, _)) = POOL.lock().pop_back() {
+        return NonNull::new(addr as *mut u8).map(|p| (p, true));
     }
     // SAFETY: an anonymous private mapping; no file, no address hint.
     let ptr = unsafe {
@@ -59,19 +71,71 @@ fn take_pooled() -> Option<NonNull<u8>> {
     if ptr == libc::MAP_FAILED {
         return None;
     }
-    NonNull::new(ptr.cast())
+    NonNull::new(ptr.cast()).map(|p| (p, false))
 }
 
 /// Returns a mapped buffer to the pool, or to the kernel if the pool is full.
 fn give_back(ptr: NonNull<u8>) {
     let mut pool = POOL.lock();
     if pool.len() < POOL_MAX {
-        pool.push(ptr.as_ptr() as usize);
+        pool.push_back((ptr.as_ptr() as usize, Instant::now()));
+        let trim = pool.len() > POOL_KEEP;
+        drop(pool);
+        if trim {
+            start_trimmer();
+        }
         return;
     }
     drop(pool);
-    // SAFETY: mapped by `take_pooled` with this length; nothing refers to it any more.
-    unsafe { libc::munmap(ptr.as_ptr().cast(), POOLED_LEN) };
+    unmap(ptr.as_ptr() as usize);
+}
+
+fn unmap(addr: usize) {
+    // SAFETY: mapped by `take_pooled` with this length; the pool held the only reference.
+    unsafe { libc::munmap(addr as *mut libc::c_void, POOLED_LEN) };
+}
+
+/// Gives back to the kernel the idle buffers beyond [`POOL_KEEP`] that have been idle for
+/// [`IDLE_TRIM`].
+fn trim_idle(now: Instant) {
+    let gone = take_stale(&mut POOL.lock(), now);
+    for addr in gone {
+        unmap(addr);
+    }
+}
+
+/// Removes from `pool` (oldest first) the buffers beyond [`POOL_KEEP`] idle for
+/// [`IDLE_TRIM`] at `now`, and returns them.
+fn take_stale(pool: &mut VecDeque<(usize, Instant)>, now: Instant) -> Vec<usize> {
+    let mut gone = Vec::new();
+    while pool.len() > POOL_KEEP {
+        match pool.front() {
+            Some(&(addr, since)) if now.saturating_duration_since(since) >= IDLE_TRIM => {
+                gone.push(addr);
+                pool.pop_front();
+            }
+            _ => break,
+        }
+    }
+    gone
+}
+
+/// Starts, once per process, the thread that trims the pool: an idle mount makes no calls
+/// that could do it.
+fn start_trimmer() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("hubfs-buf-trim".into())
+            .spawn(|| loop {
+                std::thread::sleep(IDLE_TRIM / 3);
+                trim_idle(Instant::now());
+            });
+        if let Err(e) = spawned {
+            // The pool still holds at most POOL_MAX buffers.
+            tracing::warn!("no thread to trim the fetch buffer pool: {e}");
+        }
+    });
 }
 
 /// The allocation shared by a writer and the pieces it handed out.
@@ -82,6 +146,8 @@ pub struct RunBuf {
     pooled: bool,
     /// Bytes handed out so far, all at the front: never written again.
     handed_out: AtomicUsize,
+    /// Recycled from the pool: its pages were already there.
+    recycled: bool,
 }
 
 // SAFETY: the allocation is owned by the RunBuf (like a Vec<u8>'s); shared access reads only
@@ -155,13 +221,15 @@ pub struct RunWriter {
 impl RunWriter {
     /// A buffer with room for `cap` bytes.
     pub fn with_capacity(cap: usize) -> RunWriter {
-        let pooled = if cap == POOLED_LEN {
+        // Shorter buffers (a run's last one, a small run) take a pooled mapping too: one that
+        // comes from the allocator is fresh memory each time, a page fault per 4 KiB.
+        let pooled = if cap <= POOLED_LEN {
             take_pooled()
         } else {
             None
         };
-        let (ptr, pooled) = match pooled {
-            Some(ptr) => (ptr, true),
+        let (ptr, pooled, recycled) = match pooled {
+            Some((ptr, recycled)) => (ptr, true, recycled),
             None => {
                 let layout = RunBuf::layout(cap);
                 // SAFETY: the layout has a non-zero size.
@@ -169,7 +237,7 @@ impl RunWriter {
                 let Some(ptr) = NonNull::new(ptr) else {
                     handle_alloc_error(layout)
                 };
-                (ptr, false)
+                (ptr, false, false)
             }
         };
         RunWriter {
@@ -178,9 +246,15 @@ impl RunWriter {
                 cap,
                 pooled,
                 handed_out: AtomicUsize::new(0),
+                recycled,
             }),
             filled: 0,
         }
+    }
+
+    /// Whether the buffer was recycled, its pages already there (else fresh memory).
+    pub fn recycled(&self) -> bool {
+        self.buf.recycled
     }
 
     /// Room left.
@@ -272,6 +346,8 @@ mod tests {
         // pieces hold exactly what it wrote.
         let mut w = RunWriter::with_capacity(POOLED_LEN);
         assert!(w.buf.pooled);
+        // A shorter buffer is a pooled mapping too.
+        assert!(RunWriter::with_capacity(POOLED_LEN / 3).buf.pooled);
         assert_eq!((w.len(), w.pending(), w.remaining()), (0, 0, POOLED_LEN));
         w.extend_from_slice(&[1, 2, 3]);
         assert_eq!(&w.cut()[..], &[1, 2, 3]);
@@ -279,9 +355,21 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "RunWriter overflow")]
-    fn writing_past_the_capacity_is_refused() {
-        let mut w = RunWriter::with_capacity(8);
-        w.extend_from_slice(&[0u8; 9]);
+    fn idle_buffers_beyond_the_kept_few_go_back_to_the_kernel_oldest_first() {
+        let t0 = Instant::now();
+        let mut pool: VecDeque<(usize, Instant)> = (0..POOL_KEEP + 4)
+            .map(|i| (i, t0 + Duration::from_millis(i as u64)))
+            .collect();
+        assert!(
+            take_stale(&mut pool, t0).is_empty(),
+            "none idle long enough"
+        );
+        // The first two have been idle long enough, the rest not yet.
+        let gone = take_stale(&mut pool, t0 + IDLE_TRIM + Duration::from_millis(1));
+        assert_eq!(gone, vec![0, 1]);
+        let gone = take_stale(&mut pool, t0 + 2 * IDLE_TRIM);
+        assert_eq!(gone, vec![2, 3], "never below the kept few");
+        assert_eq!(pool.len(), POOL_KEEP);
+        assert_eq!(pool.front().map(|e| e.0), Some(4));
     }
 }

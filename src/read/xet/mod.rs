@@ -273,7 +273,7 @@ impl XetReader {
         bytes: HttpRange,
     ) -> Result<Vec<((MerkleHash, u32), Chunk)>, XetError> {
         let footer = self.footer(&job.xorb, &job.url);
-        let data = self.get_run(job, chunk_start, bytes, false);
+        let data = self.get_run(job, chunk_start, bytes, false, None);
         let (footer, (data, offsets)) = tokio::try_join!(footer, data)?;
         self.check_run(&footer, &job.xorb, chunk_start, chunk_end, &data, &offsets)?;
         let mut out = Vec::with_capacity((chunk_end - chunk_start) as usize);
@@ -289,13 +289,18 @@ impl XetReader {
 
     /// GETs one run of chunks starting at `chunk_start` (stored bytes `bytes`, inclusive) and
     /// decompresses it: (data, chunk offsets). `own_range`: `bytes` is not one the plan gave
-    /// (a sub-run), so a re-plan after a 403 only renews the URL.
+    /// (a sub-run), so a re-plan after a 403 only renews the URL. `unpacked_len`: the run's
+    /// decompressed length when the footer is known; xet-client then decompresses into one
+    /// buffer of that size instead of a growing one (its reallocations copied each run about
+    /// once more and faulted in fresh pages: a tenth of a cold Xet read's CPU), and refuses a
+    /// body that decompresses to another length.
     async fn get_run(
         self: &Arc<Self>,
         job: &Fetch<'_>,
         chunk_start: u32,
         bytes: HttpRange,
         own_range: bool,
+        unpacked_len: Option<usize>,
     ) -> Result<(Bytes, Vec<u32>), XetError> {
         let provider = PlanUrl {
             reader: self.clone(),
@@ -314,7 +319,7 @@ impl XetReader {
             .map_err(|e| XetError::Cas(e.to_string()))?;
         let got = job
             .client
-            .get_file_term_data(Box::new(provider), permit, None, None)
+            .get_file_term_data(Box::new(provider), permit, None, unpacked_len)
             .await
             .map_err(|e| XetError::Cas(format!("xorb {}: {e}", job.xorb.hex())))?;
         self.stats.xorb_ranges.fetch_add(1, Ordering::Relaxed);

@@ -169,8 +169,10 @@ impl XetReader {
                 job.xorb.hex()
             ))
         })?;
+        let unpacked = chunk_bytes(&footer.unpacked_ends, start..end);
+        let unpacked_len = usize::try_from(unpacked.end - unpacked.start).ok();
         let (data, offsets) = self
-            .get_run(job, start, HttpRange::new(from, to), true)
+            .get_run(job, start, HttpRange::new(from, to), true, unpacked_len)
             .await?;
         self.check_run(footer, &job.xorb, start, end, &data, &offsets)?;
         Ok((start..end, data))
