@@ -157,13 +157,19 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
     (
         "/read/run_bufs_recycled",
         "read_run_bufs_recycled",
-        "Fetch buffers recycled with their pages already in memory",
+        "Fetch buffers recycled from the pool, already mapped",
         Kind::Counter,
     ),
     (
         "/read/run_bufs_fresh",
         "read_run_bufs_fresh",
-        "Fetch buffers that were fresh memory, paying a page fault per 4 KiB",
+        "Fetch buffers the pool mapped fresh, paying a page fault per 4 KiB",
+        Kind::Counter,
+    ),
+    (
+        "/read/run_bufs_allocated",
+        "read_run_bufs_allocated",
+        "Fetch buffers too short for the pool, from the allocator",
         Kind::Counter,
     ),
     (

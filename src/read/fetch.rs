@@ -235,12 +235,6 @@ impl ReadPath {
         // answered without a copy (read/spans.rs).
         let new_buf = |at: u64| {
             let w = RunWriter::with_capacity(run_buf_len(at, end, bs as u64));
-            let counter = if w.recycled() {
-                &self.stats.run_bufs_recycled
-            } else {
-                &self.stats.run_bufs_fresh
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
             self.spans.keep(w.weak());
             w
         };

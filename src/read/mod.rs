@@ -198,10 +198,11 @@ pub struct ReadStats {
     pub hash_read_back: AtomicU64,
     /// Reads held until the in-order hash came close enough (`verify.rs`).
     pub hash_paced: AtomicU64,
-    /// Fetch buffers recycled from the pool (`run_buf.rs`), their pages already there.
-    pub run_bufs_recycled: AtomicU64,
-    /// Fetch buffers that were fresh memory: a page fault per 4 KiB as they fill.
-    pub run_bufs_fresh: AtomicU64,
+    /// `run_bufs_recycled`, `run_bufs_fresh`, `run_bufs_allocated`: fetch buffers (LFS,
+    /// bridge and CAS alike) recycled from the pool, newly mapped by it, or too short for it
+    /// (`run_buf.rs`).
+    #[serde(flatten)]
+    pub run_bufs: run_buf::PoolStats,
 }
 
 pub struct ReadPath {

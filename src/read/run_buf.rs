@@ -13,17 +13,17 @@
 //! (`cache::direct`): a block cut at a block-size offset stays aligned, and the cache writes it
 //! straight from here.
 //!
-//! Buffers up to [`POOLED_LEN`] are mapped from the kernel and recycled through a pool: a
-//! recycled buffer's pages are already there, where a fresh one pays a page fault per 4 KiB (a
-//! cold read's second-largest cost on a VM after the hash; with 4 readers a tenth of the
-//! daemon's CPU). The pool keeps what a burst of readers used until it has been idle a few
-//! seconds, then gives it back exactly (`munmap`), where the allocator kept freed 2 MiB chunks
-//! around: 150 MiB more resident for a 1 GiB read.
+//! Buffers of [`POOLED_MIN`] to [`POOLED_LEN`] bytes are mapped from the kernel and recycled
+//! through a pool: a recycled buffer's pages are already there, where a fresh one pays a page
+//! fault per 4 KiB (a cold read's second-largest cost on a VM after the hash; with 4 readers a
+//! tenth of the daemon's CPU). The pool keeps what a burst of readers used until it has been
+//! idle a few seconds, then gives it back exactly (`munmap`), where the allocator kept freed
+//! 2 MiB chunks around: 150 MiB more resident for a 1 GiB read.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once, Weak};
 use std::time::{Duration, Instant};
 
@@ -35,18 +35,25 @@ use crate::cache::direct::ALIGN;
 
 /// The size of the buffers the pool recycles: a fetch's run buffer (`fetch.rs`).
 pub const POOLED_LEN: usize = 2 << 20;
-/// Idle buffers kept at most: 512 MiB, more than read-ahead ever holds in flight. The pool
-/// never maps more than the most buffers in use at once (it maps only when it has none
-/// idle), so a high bound costs nothing at the peak; it keeps the pages of a burst of
-/// readers for the next burst instead of giving them back and faulting them in again (with
-/// 4 readers, 16 idle buffers left a fifth of the fetches on fresh memory).
+/// Idle buffers kept at most: 512 MiB, above the default read-ahead budget (256 MiB) and what
+/// the hash parks besides. The pool maps a buffer only when it has none idle, so it never
+/// holds more than the most buffers in use at once: a high bound costs nothing at the peak,
+/// and keeps the pages of a burst of readers for the next burst instead of giving them back
+/// and faulting them in again (with 4 readers, 16 idle buffers left a fifth of the fetches on
+/// fresh memory).
 const POOL_MAX: usize = 256;
-/// Idle buffers kept however long they stay idle: 32 MiB, what an idle mount keeps resident.
+/// Idle buffers kept however long they stay idle: 32 MiB, what an idle mount keeps resident;
+/// also the bound when there is no thread to trim the pool.
 const POOL_KEEP: usize = 16;
 /// Buffers beyond [`POOL_KEEP`] idle for this long go back to the kernel: long enough to
 /// span the gaps between the reads of one load, short enough that a finished load's memory
 /// does not linger.
 const IDLE_TRIM: Duration = Duration::from_secs(3);
+/// The shortest buffer taken from the pool: a recycled mapping has all its pages resident,
+/// and a buffer lives as long as any of its blocks (in read-ahead memory, parked for the
+/// hash), so a short buffer on a 2 MiB mapping would hold more than the budget counts; at
+/// half the mapping at most twice.
+const POOLED_MIN: usize = POOLED_LEN / 2;
 
 /// Idle mapped buffers of [`POOLED_LEN`] bytes (their addresses) and when each came back,
 /// oldest first: taken from the back (the warmest), trimmed from the front.
@@ -76,22 +83,24 @@ fn take_pooled() -> Option<(NonNull<u8>, bool)> {
 
 /// Returns a mapped buffer to the pool, or to the kernel if the pool is full.
 fn give_back(ptr: NonNull<u8>) {
+    let max = if start_trimmer() { POOL_MAX } else { POOL_KEEP };
     let mut pool = POOL.lock();
-    if pool.len() < POOL_MAX {
+    if pool.len() < max {
         pool.push_back((ptr.as_ptr() as usize, Instant::now()));
-        let trim = pool.len() > POOL_KEEP;
-        drop(pool);
-        if trim {
-            start_trimmer();
-        }
         return;
     }
     drop(pool);
-    unmap(ptr.as_ptr() as usize);
+    // SAFETY: a pooled buffer's mapping, given back by its owner's drop: nothing refers to it.
+    unsafe { unmap(ptr.as_ptr() as usize) };
 }
 
-fn unmap(addr: usize) {
-    // SAFETY: mapped by `take_pooled` with this length; the pool held the only reference.
+/// Unmaps a pooled buffer.
+///
+/// # Safety
+/// `addr` is a mapping of [`POOLED_LEN`] bytes made by [`take_pooled`] that nothing refers to
+/// any more (neither a [`RunBuf`] nor the pool).
+unsafe fn unmap(addr: usize) {
+    // SAFETY: as the caller promises.
     unsafe { libc::munmap(addr as *mut libc::c_void, POOLED_LEN) };
 }
 
@@ -100,7 +109,8 @@ fn unmap(addr: usize) {
 fn trim_idle(now: Instant) {
     let gone = take_stale(&mut POOL.lock(), now);
     for addr in gone {
-        unmap(addr);
+        // SAFETY: taken out of the pool, which held the only reference to an idle buffer.
+        unsafe { unmap(addr) };
     }
 }
 
@@ -120,10 +130,11 @@ fn take_stale(pool: &mut VecDeque<(usize, Instant)>, now: Instant) -> Vec<usize>
     gone
 }
 
-/// Starts, once per process, the thread that trims the pool: an idle mount makes no calls
-/// that could do it.
-fn start_trimmer() {
+/// Starts, once per process, the thread that trims the pool (an idle mount makes no calls
+/// that could do it); whether it runs.
+fn start_trimmer() -> bool {
     static STARTED: Once = Once::new();
+    static RUNNING: AtomicBool = AtomicBool::new(false);
     STARTED.call_once(|| {
         let spawned = std::thread::Builder::new()
             .name("hubfs-buf-trim".into())
@@ -131,11 +142,35 @@ fn start_trimmer() {
                 std::thread::sleep(IDLE_TRIM / 3);
                 trim_idle(Instant::now());
             });
-        if let Err(e) = spawned {
-            // The pool still holds at most POOL_MAX buffers.
-            tracing::warn!("no thread to trim the fetch buffer pool: {e}");
+        match spawned {
+            Ok(_) => RUNNING.store(true, Ordering::Release),
+            // The pool then keeps only what it keeps however long idle.
+            Err(e) => tracing::warn!("no thread to trim the fetch buffer pool: {e}"),
         }
     });
+    RUNNING.load(Ordering::Acquire)
+}
+
+/// Fetch buffers recycled from the pool, their mapping already there.
+static RECYCLED: AtomicU64 = AtomicU64::new(0);
+/// Fetch buffers the pool had to map: fresh memory, a page fault per 4 KiB to fill.
+static FRESH: AtomicU64 = AtomicU64::new(0);
+/// Fetch buffers outside the pool's sizes, from the allocator (which may recycle them too).
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+
+/// The pool's counters for `hubfs status` (its `read` section): process-wide, as the pool is.
+#[derive(Debug, Default)]
+pub struct PoolStats;
+
+impl serde::Serialize for PoolStats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("PoolStats", 3)?;
+        st.serialize_field("run_bufs_recycled", &RECYCLED.load(Ordering::Relaxed))?;
+        st.serialize_field("run_bufs_fresh", &FRESH.load(Ordering::Relaxed))?;
+        st.serialize_field("run_bufs_allocated", &ALLOCATED.load(Ordering::Relaxed))?;
+        st.end()
+    }
 }
 
 /// The allocation shared by a writer and the pieces it handed out.
@@ -146,8 +181,6 @@ pub struct RunBuf {
     pooled: bool,
     /// Bytes handed out so far, all at the front: never written again.
     handed_out: AtomicUsize,
-    /// Recycled from the pool: its pages were already there.
-    recycled: bool,
 }
 
 // SAFETY: the allocation is owned by the RunBuf (like a Vec<u8>'s); shared access reads only
@@ -223,7 +256,7 @@ impl RunWriter {
     pub fn with_capacity(cap: usize) -> RunWriter {
         // Shorter buffers (a run's last one, a small run) take a pooled mapping too: one that
         // comes from the allocator is fresh memory each time, a page fault per 4 KiB.
-        let pooled = if cap <= POOLED_LEN {
+        let pooled = if (POOLED_MIN..=POOLED_LEN).contains(&cap) {
             take_pooled()
         } else {
             None
@@ -240,21 +273,21 @@ impl RunWriter {
                 (ptr, false, false)
             }
         };
+        let counter = match (pooled, recycled) {
+            (true, true) => &RECYCLED,
+            (true, false) => &FRESH,
+            (false, _) => &ALLOCATED,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         RunWriter {
             buf: Arc::new(RunBuf {
                 ptr,
                 cap,
                 pooled,
                 handed_out: AtomicUsize::new(0),
-                recycled,
             }),
             filled: 0,
         }
-    }
-
-    /// Whether the buffer was recycled, its pages already there (else fresh memory).
-    pub fn recycled(&self) -> bool {
-        self.buf.recycled
     }
 
     /// Room left.
@@ -346,8 +379,9 @@ mod tests {
         // pieces hold exactly what it wrote.
         let mut w = RunWriter::with_capacity(POOLED_LEN);
         assert!(w.buf.pooled);
-        // A shorter buffer is a pooled mapping too.
-        assert!(RunWriter::with_capacity(POOLED_LEN / 3).buf.pooled);
+        // A shorter buffer is a pooled mapping too, down to half the mapping.
+        assert!(RunWriter::with_capacity(POOLED_MIN).buf.pooled);
+        assert!(!RunWriter::with_capacity(POOLED_MIN - 4096).buf.pooled);
         assert_eq!((w.len(), w.pending(), w.remaining()), (0, 0, POOLED_LEN));
         w.extend_from_slice(&[1, 2, 3]);
         assert_eq!(&w.cut()[..], &[1, 2, 3]);
@@ -371,5 +405,21 @@ mod tests {
         assert_eq!(gone, vec![2, 3], "never below the kept few");
         assert_eq!(pool.len(), POOL_KEEP);
         assert_eq!(pool.front().map(|e| e.0), Some(4));
+    }
+
+    #[test]
+    #[should_panic(expected = "RunWriter overflow")]
+    fn writing_past_the_capacity_is_refused() {
+        let mut w = RunWriter::with_capacity(8);
+        w.extend_from_slice(&[0u8; 9]);
+    }
+
+    #[test]
+    #[should_panic(expected = "RunWriter overflow")]
+    fn writing_past_the_capacity_of_a_short_pooled_buffer_is_refused() {
+        // The mapping is longer than the buffer: only the check stops a write past it.
+        let mut w = RunWriter::with_capacity(POOLED_MIN);
+        assert!(w.buf.pooled);
+        w.extend_from_slice(&vec![0u8; POOLED_MIN + 1]);
     }
 }

@@ -67,10 +67,6 @@ def test_four_sequential_readers_are_served_from_memory(four_files, mount):
     # Replies over several blocks were slices of the buffers the fetches filled (no copy), at
     # least where a read did not straddle two read-ahead requests.
     assert r["replies_joined"] > 0, r
-    # The fetches' buffers were recycled from the pool, their pages already in memory: only the
-    # first buffers of the run were fresh memory (a page fault per 4 KiB to fill).
-    print(f"fetch buffers: {r['run_bufs_recycled']} recycled, {r['run_bufs_fresh']} fresh")
-    assert r["run_bufs_recycled"] >= 2 * r["run_bufs_fresh"], r
     # Everything was served: the budget is free again (bounded wait for the status to settle).
     assert s["read_ahead"]["budget"] == 32 * MIB
     assert wait_until(lambda: m.status()["read_ahead"]["bytes"] == 0, 10), m.status()["read_ahead"]

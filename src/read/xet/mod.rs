@@ -292,8 +292,10 @@ impl XetReader {
     /// (a sub-run), so a re-plan after a 403 only renews the URL. `unpacked_len`: the run's
     /// decompressed length when the footer is known; xet-client then decompresses into one
     /// buffer of that size instead of a growing one (its reallocations copied each run about
-    /// once more and faulted in fresh pages: a tenth of a cold Xet read's CPU), and refuses a
-    /// body that decompresses to another length.
+    /// once more and faulted in fresh pages: a tenth of a cold Xet read's CPU). A body that
+    /// decompresses to another length, which the chunk check would refuse anyway, is then
+    /// refused by xet-client as a transfer error: retried (3 attempts), then the read falls
+    /// back to the bridge, not counted in `verify_failures`.
     async fn get_run(
         self: &Arc<Self>,
         job: &Fetch<'_>,
