@@ -22,21 +22,13 @@ import time
 from pathlib import Path
 
 from . import rss
-from .contenders import HubfsMount, cat_files, peer_python
+from .contenders import HubfsMount, ReadResult, cat_files, peer_python
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, SHARDED_REPO, ensure_seeded
 from .util import GIB, WORK, cold_client, fresh_dir, log
 from . import w_xet
 
 SHAPING = ["--latency-ms", "20", "--bandwidth", "50M"]
-
-
-class Reading:
-    """What a load read: bytes and seconds (as `cat_files` reports them)."""
-
-    def __init__(self, nbytes: int, seconds: float):
-        self.bytes, self.seconds = nbytes, seconds
-        self.mib_s = nbytes / (1 << 20) / seconds
 
 
 def cached_bytes() -> int:
@@ -145,7 +137,7 @@ def main():
                     if a.sharded:
                         out = peer_python("st_shards.py", [str(m.path), "4"], fresh_dir(run / "hf-home"),
                                           emu.url, timeout=300)
-                        r = Reading(out["bytes"], out["seconds"])
+                        r = ReadResult(seconds=out["seconds"], bytes=out["bytes"], partial=False)
                     else:
                         r = cat_files([m.path / n for n in names], 600)
                 finally:
@@ -156,7 +148,8 @@ def main():
                 perf.send_signal(2)
                 perf.wait(60)
             gib = r.bytes / GIB
-            log(f"{a.files} file(s): {r.mib_s:.0f} MiB/s ({r.bytes >> 20} MiB in {r.seconds:.2f} s); "
+            what = "4 shards (mmap, 4 threads)" if a.sharded else f"{a.files} file(s)"
+            log(f"{what}: {r.mib_s:.0f} MiB/s ({r.bytes >> 20} MiB in {r.seconds:.2f} s); "
                 f"daemon CPU {(cpu1 - cpu0) / gib:.2f} s/GiB; emulator CPU {(emu1 - emu0) / gib:.2f} s/GiB; "
                 f"page cache growth {(cached1 - cached0) / r.bytes:.2f} GiB/GiB; peak RSS {sampler.peak_mib:.0f} MiB")
             log(f"status: {m.status().get('read')}")

@@ -254,15 +254,20 @@ pub struct RunWriter {
 impl RunWriter {
     /// A buffer with room for `cap` bytes.
     pub fn with_capacity(cap: usize) -> RunWriter {
-        // Shorter buffers (a run's last one, a small run) take a pooled mapping too: one that
-        // comes from the allocator is fresh memory each time, a page fault per 4 KiB.
+        // Buffers down to half the mapping (a run's last one, a small run) take a pooled
+        // mapping too: one that comes from the allocator may be fresh memory each time, a page
+        // fault per 4 KiB (see `POOLED_MIN` for why not shorter ones).
         let pooled = if (POOLED_MIN..=POOLED_LEN).contains(&cap) {
             take_pooled()
         } else {
             None
         };
-        let (ptr, pooled, recycled) = match pooled {
-            Some((ptr, recycled)) => (ptr, true, recycled),
+        let (ptr, pooled) = match pooled {
+            Some((ptr, recycled)) => {
+                let counter = if recycled { &RECYCLED } else { &FRESH };
+                counter.fetch_add(1, Ordering::Relaxed);
+                (ptr, true)
+            }
             None => {
                 let layout = RunBuf::layout(cap);
                 // SAFETY: the layout has a non-zero size.
@@ -270,15 +275,10 @@ impl RunWriter {
                 let Some(ptr) = NonNull::new(ptr) else {
                     handle_alloc_error(layout)
                 };
-                (ptr, false, false)
+                ALLOCATED.fetch_add(1, Ordering::Relaxed);
+                (ptr, false)
             }
         };
-        let counter = match (pooled, recycled) {
-            (true, true) => &RECYCLED,
-            (true, false) => &FRESH,
-            (false, _) => &ALLOCATED,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
         RunWriter {
             buf: Arc::new(RunBuf {
                 ptr,

@@ -201,10 +201,10 @@ impl SharedCache {
             if Instant::now() >= deadline {
                 // Runs that started waiting together run out together: once the first ones
                 // stopped claims being honoured, the rest only end with them.
-                if self.not_honoured(owner) {
+                let mut w = self.waited_out.lock();
+                if not_honoured_in(&mut w, owner) {
                     return found;
                 }
-                let mut w = self.waited_out.lock();
                 SharedStats::bump(&self.stats.wait_timeouts);
                 if w.len() >= MAX_OWNERS {
                     w.clear();
@@ -226,8 +226,7 @@ impl SharedCache {
     /// Whether claims by `owner` are no longer waited for: it, or every claimer, was waited
     /// out too often in a row (see `ignored`).
     fn not_honoured(&self, owner: &str) -> bool {
-        let mut w = self.waited_out.lock();
-        ignored(&mut w, ANY, ANY_WAITED_OUT) || ignored(&mut w, owner, WAITED_OUT)
+        not_honoured_in(&mut self.waited_out.lock(), owner)
     }
 
     /// This node waited for another's claim within `within`: other nodes are fetching the
@@ -274,6 +273,11 @@ pub type WaitedOut = HashMap<String, (u32, Instant)>;
 
 /// The `WaitedOut` entry of every claimer together (no node id is empty).
 const ANY: &str = "";
+
+/// [`SharedCache::not_honoured`], under the caller's lock of its waited-out counts.
+fn not_honoured_in(waited_out: &mut WaitedOut, owner: &str) -> bool {
+    ignored(waited_out, ANY, ANY_WAITED_OUT) || ignored(waited_out, owner, WAITED_OUT)
+}
 
 /// Whether `who`'s claims are ignored: waited out `limit` times in a row within `CLAIM_TTL`.
 /// Ignored long enough, it is waited for afresh (`limit` more waits before it is again).
