@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from . import report, w_buckets, w_first_byte, w_fio, w_metadata, w_safetensors, w_sequential, w_shared_cache, w_sharded, w_writes, w_xet, w_xet_edit
-from . import w_xet_dedup
+from . import util, w_xet_dedup
 from .ctx import Bench
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, ensure_seeded
@@ -66,7 +66,13 @@ def _header(started: float, duration: float) -> str:
         f"Linux {platform.release()}; shaped emulator `{' '.join(SHAPING)}` (per connection), "
         f"unshaped = loopback. Measuring took {duration / 60:.1f} min. One run per figure "
         "unless a section says otherwise. The machine is shared, so figures carry noise; "
-        "contenders alternate within each workload.",
+        "contenders alternate within each workload. "
+        + ("Before each cold read, free memory the size of the read plus 1 GiB is written and "
+           "freed, so that every contender finds its pages backed by this VM's host (which "
+           "takes free guest memory back and charges ~3 s per GiB to whoever touches it first)."
+           if util.PRETOUCH else
+           "Run with `--no-pretouch`: cold reads pay this VM's first touch of memory its host "
+           "took back (~3 s per GiB, charged to whoever touches it first)."),
     ])
 
 
@@ -77,7 +83,11 @@ def main():
                         help="run only this workload (repeatable)")
     parser.add_argument("--reps", type=int, default=2, help="repetitions of the after-remount re-reads (best one stands)")
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--no-pretouch", action="store_true",
+                        help="no backed free pages before each cold read (see util.fresh_memory): "
+                             "this VM's memory as it is")
     args = parser.parse_args()
+    util.PRETOUCH = not args.no_pretouch
     # Also SIGINT: a shell that starts the run in the background makes Python ignore it.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import rss
+from . import rss, util
 from .contenders import HubfsMount, ReadResult, cat_files, peer_python
 from .emulator import Emulator
 from .seed import EMULATOR_DATA, LFS_FILES, LFS_REPO, SHARDED_REPO, ensure_seeded
@@ -93,9 +93,12 @@ def main():
     p.add_argument("--xet", action="store_true", help="the 1 GiB Xet file, through the CAS")
     p.add_argument("--sharded", action="store_true",
                    help="the 4-shard checkpoint of workload 8 loaded with 4 threads (mmap) instead of cat")
+    p.add_argument("--no-pretouch", action="store_true",
+                   help="no backed free pages before the read (util.fresh_memory): the VM as it is")
     p.add_argument("--kernel-read-ahead", type=int, metavar="KIB",
                    help="set the mount's read_ahead_kb (the kernel's read-ahead, mmap read-around) to this")
     a = p.parse_args()
+    util.PRETOUCH = not a.no_pretouch
     log_dir = WORK / "logs"
     if a.xet:
         w_xet.ensure_xet_seeded(log_dir)

@@ -12,7 +12,7 @@ import contextlib
 from .contenders import HF, HFFUSE, HUBFS_NAME, LOCAL, peer_python
 from .results import Figure, Section, attempt
 from .seed import FIRST_TENSOR, MODEL_FILE, MODEL_REPO
-from .util import MIB, cold_client, drop_caches, log
+from .util import MIB, cold_client, cold_local, log
 
 LOAD_TIMEOUT_S = 150
 # fsspec.fuse re-fetches much of the file on a full load (~3x the bytes at 50 MiB/s per
@@ -88,7 +88,7 @@ def run(ctx) -> Section:
             return Figure(out["seconds"], note=f"download {out['download_s']:.1f} s")
 
         def then_all():
-            drop_caches()
+            cold_local([facts.model_path])
             out = load(f"hf:{MODEL_REPO}/{MODEL_FILE}", "all", home)
             total = got["download_s"] + out["seconds"]
             return Figure(total, note=f"download {got['download_s']:.1f} s + load {out['seconds']:.2f} s")
@@ -103,7 +103,7 @@ def run(ctx) -> Section:
 
     def local(mode):
         def measure():
-            drop_caches()
+            cold_local([facts.model_path])
             return load(facts.model_path, mode, ctx.scratch("hf-home"))["seconds"]
         return measure
 

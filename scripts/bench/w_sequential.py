@@ -16,7 +16,7 @@ from .contenders import (CURL, HF, HFFUSE, HUBFS_NAME, LOCAL, ReadResult, cat_fi
 from .cost import Meter
 from .results import Figure, Section, attempt, attempt_many
 from .seed import LFS_FILES, LFS_REPO
-from .util import BenchError, cold_client, drop_caches, log
+from .util import BenchError, cold_client, cold_local, log
 
 # The Python peer can be an order of magnitude slower; past this a read is stopped and its
 # throughput computed from the bytes it had read (marked "partial"). Its stream is steady
@@ -126,7 +126,7 @@ def cold_reads(ctx, emu) -> Section:
             return _figure(r)
 
         def local():
-            drop_caches()
+            cold_local(originals)
             with Meter() as meter:
                 r = cat_files([p for p in ctx.facts.lfs_paths[:len(names)]], READ_TIMEOUT_S)
             costs(LOCAL, meter, r.bytes)
@@ -200,10 +200,10 @@ def rereads(ctx) -> Section:
                 cat_files([local_path], READ_TIMEOUT_S)
             for _ in range(ctx.reps):
                 if from_disk:
-                    drop_caches()
+                    cold_local([local_path])
                 theirs.append(cat_files([local_path], READ_TIMEOUT_S))
                 if from_disk:
-                    drop_caches()
+                    cold_local([local_path])
                 with ctx.hubfs(emu, LFS_REPO, cache_dir=cache) as m:
                     where = "disk" if from_disk else "RAM"
                     with ctx.observe(f"after remount, from {where}", HUBFS_NAME, m, *limit):

@@ -7,7 +7,7 @@ from .contenders import HF, HUBFS_NAME, LOCAL, peer_python
 from .cost import Meter
 from .results import Figure, Section, attempt
 from .seed import SHARDED_REPO
-from .util import GIB, cold_client, drop_caches, log
+from .util import GIB, cold_client, cold_local, log
 
 LOAD_TIMEOUT_S = 150
 THREADS = 4
@@ -49,14 +49,14 @@ def run(ctx) -> Section:
             cold_client(emu, shards)
             out = load(f"hf:{SHARDED_REPO}", home)
             # The load alone, cold: what a user pays after the download.
-            drop_caches()
+            cold_local(shards)
             snapshot = next((home / "hub").glob("models--*sharded/snapshots/*"))
             again = load(snapshot, home)
         total = out["download_s"] + again["seconds"]
         return Figure(total, note=f"download {out['download_s']:.1f} s + load {again['seconds']:.2f} s")
 
     def local():
-        drop_caches()
+        cold_local(shards)
         folder = shards[0].rsplit("/", 1)[0]
         return Figure(load(folder, ctx.scratch("hf-home"))["seconds"])
 

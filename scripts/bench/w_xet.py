@@ -21,7 +21,7 @@ from .cost import Meter
 from .emulator import USER, WRITE_TOKEN, Emulator
 from .results import Figure, Section, attempt
 from .seed import _write_random
-from .util import GIB, MIB, WORK, BenchError, drop_caches, fresh_dir, log
+from .util import GIB, MIB, PRETOUCH_MARGIN, WORK, BenchError, drop_caches, fresh_dir, fresh_memory, log
 
 XET_REPO = f"{USER}/xet-file"
 XET_FILE = "xet1g.bin"
@@ -69,9 +69,10 @@ def _xorbs():
 
 def _cold(emu):
     """Client side cold, server side warm: page cache dropped, then the xorbs (and any LFS copy)
-    read back into memory."""
+    read back into memory, then backed free pages for the 1 GiB read (`fresh_memory`)."""
     drop_caches()
     emu.warm(_xorbs())
+    fresh_memory(GIB + PRETOUCH_MARGIN)
 
 
 def _moved(before: dict, after: dict) -> int:

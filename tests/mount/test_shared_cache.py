@@ -136,7 +136,12 @@ def test_three_nodes_fetch_a_file_from_the_hub_about_once(garage, repo, mount, e
           f"{[{k: shared(m)[k] for k in ('hits', 'errors', 'slow', 'bytes', 'probes', 'split_runs')} for m in (b, c)]}, "
           f"tier per lookup / tier per run / Hub per run MiB/s "
           f"{[tuple(m.status()['shared_cache'][k] for k in ('tier_mib_s', 'tier_run_mib_s', 'hub_mib_s')) for m in (b, c)]}")
-    assert BIG <= from_hub <= 1.05 * BIG, f"the Hub served {from_hub / BIG:.2f} times the file"
+    # The Hub served node a the file, and b and c what the tier did not (lookups that timed out
+    # on this loaded machine, at most 5% each: asserted below) plus one probe of its rate: about
+    # once, where without the tier it serves the file three times.
+    not_from_tier = sum(max(0, BIG - shared(m)["bytes"]) for m in (b, c))
+    assert BIG <= from_hub <= 1.05 * BIG + not_from_tier, (
+        f"the Hub served {from_hub / BIG:.2f} times the file, the tier missed {not_from_tier >> 20} MiB")
     for m in (b, c):
         s = shared(m)
         # A lookup may time out on this loaded 2-CPU machine (three Garage nodes share it): the

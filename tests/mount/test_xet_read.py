@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -193,6 +194,30 @@ def test_corrupted_xorb_never_gives_bad_bytes(xet_repo, mount, emulator):
     assert st["fallbacks"] > 0
     # Bridge bytes are not covered by chunk hashes: the whole-file check hashed the bytes.
     assert st["chain_abandoned"] > 0
+
+
+def test_a_chunk_that_unpacks_to_another_length_never_gives_bad_bytes(xet_repo, mount, emulator):
+    """The CAS flips the first chunk header's uncompressed length in every xorb range it serves:
+    each run now decompresses to another size than its verified footer says. hubfs asks
+    xet-client for the footer's length, so the run is refused as it arrives (retried, then read
+    through the bridge): both files come out byte-exact, a raw (random) one and a compressed
+    (safetensors) one, in bounded time, and no wrong byte ever reaches the reader."""
+    repo, local, _ = xet_repo
+    m = mount(repo)
+    os.listdir(m.path)
+    t0 = time.monotonic()
+    with faults(emulator, "route=xorb,corrupt-at=5"):
+        for name in ("big.bin", "model.safetensors"):
+            assert sha(m / name) == sha(local[name]), name
+    took = time.monotonic() - t0
+    st = m.status()["xet"]
+    print(f"wrong-length chunks: {took:.1f} s, xet {st}")
+    assert st["fallbacks"] > 0
+    # Every run was refused on arrival for its length (none was handed on to be hashed), and
+    # nothing was taken as a chunk: the bridge's bytes were hashed whole instead.
+    assert st["xorb_ranges"] == 0 and st["chunks_verified"] == 0, st
+    assert st["chain_abandoned"] > 0
+    assert took < 120, f"reads through refused runs took {took:.0f} s"
 
 
 def xorbs_of(emulator, repo, path):

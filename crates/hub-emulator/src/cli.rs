@@ -31,6 +31,8 @@ FAULT SPECS (--fault, repeatable; also POST /_emulator/faults, one spec per line
     cut-after=BYTES  send the headers and BYTES body bytes, then drop the connection
     stall=SECS       wait SECS (fractional allowed) before answering normally
     corrupt=1        invert the byte in the middle of the body (e.g. route=xorb: a bad chunk)
+    corrupt-at=N     invert the body's byte at offset N (e.g. route=xorb and 5: the first chunk
+                     header's uncompressed length)
     rewrite=FROM:TO  answer as if the path said TO where it says FROM (e.g. route=cas and two
                      xetHashes: the reconstruction of another file)
   Examples:

@@ -55,6 +55,9 @@ pub struct FaultSpec {
     pub stall: Option<Duration>,
     /// Invert one byte in the middle of the response body.
     pub corrupt: bool,
+    /// Invert the body's byte at this offset instead (e.g. 5 on a xorb range: the first
+    /// chunk header's uncompressed length, a chunk that decompresses to the wrong size).
+    pub corrupt_at: Option<u64>,
     /// Serve the request as if its path said `to` where it says `from` (a server that answers
     /// about another object, e.g. the reconstruction of another file).
     pub rewrite: Option<(String, String)>,
@@ -82,6 +85,7 @@ impl FaultSpec {
             cut_after: None,
             stall: None,
             corrupt: false,
+            corrupt_at: None,
             rewrite: None,
         };
         let num = |k: &str, v: &str| {
@@ -140,6 +144,7 @@ impl FaultSpec {
                     f.stall = Some(Duration::from_secs_f64(s));
                 }
                 "corrupt" => f.corrupt = num(k, v)? != 0,
+                "corrupt-at" => f.corrupt_at = Some(num(k, v)?),
                 "rewrite" => {
                     let (from, to) = v
                         .split_once(':')
@@ -154,10 +159,11 @@ impl FaultSpec {
             && f.cut_after.is_none()
             && f.stall.is_none()
             && !f.corrupt
+            && f.corrupt_at.is_none()
             && f.rewrite.is_none()
         {
             return Err(format!(
-                "{spec:?}: needs an action (status=, cut-after=, stall=, corrupt=1 or rewrite=)"
+                "{spec:?}: needs an action (status=, cut-after=, stall=, corrupt=1, corrupt-at= or rewrite=)"
             ));
         }
         Ok(f)
@@ -172,6 +178,7 @@ pub struct Injection {
     pub cut_after: Option<u64>,
     pub stall: Option<Duration>,
     pub corrupt: bool,
+    pub corrupt_at: Option<u64>,
     pub rewrite: Option<(String, String)>,
 }
 
@@ -254,6 +261,7 @@ impl Faults {
             inj.cut_after = inj.cut_after.or(s.cut_after);
             inj.stall = inj.stall.or(s.stall);
             inj.corrupt |= s.corrupt;
+            inj.corrupt_at = inj.corrupt_at.or(s.corrupt_at);
             if inj.rewrite.is_none() {
                 inj.rewrite.clone_from(&s.rewrite);
             }
@@ -289,6 +297,12 @@ mod tests {
         assert!(FaultSpec::parse("route=content,every=2").is_err());
         assert!(FaultSpec::parse("route=nope,status=500").is_err());
         assert!(FaultSpec::parse("status=9999").is_err());
+        let f = FaultSpec::parse("route=xorb,corrupt-at=5").unwrap();
+        assert_eq!(
+            (f.route, f.corrupt_at, f.corrupt),
+            (RouteSel::Xorb, Some(5), false)
+        );
+        assert!(FaultSpec::parse("route=xorb,corrupt-at=-1").is_err());
         let f = FaultSpec::parse("route=cas,rewrite=aaa:bbb").unwrap();
         assert_eq!(f.rewrite, Some(("aaa".into(), "bbb".into())));
         let faults = Faults::new(vec![f], 0);

@@ -169,18 +169,19 @@ pub async fn layer(State(net): State<Arc<NetState>>, mut req: Request, next: Nex
     } else {
         None
     };
-    // `corrupt`: flip the byte in the middle of the body (a chunk's data, not its header).
-    let flip_at = inj
-        .corrupt
-        .then(|| {
-            resp.headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .flatten()
-        .filter(|&n| n > 0)
-        .map(|n| n / 2);
+    // `corrupt`: flip the byte in the middle of the body (a chunk's data, not its header);
+    // `corrupt-at`: the byte at that offset, when the body has one.
+    let body_len = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&n| n > 0);
+    let flip_at = match (inj.corrupt_at, inj.corrupt) {
+        (Some(at), _) => body_len.filter(|&n| at < n).map(|_| at),
+        (None, true) => body_len.map(|n| n / 2),
+        (None, false) => None,
+    };
     let plan = BodyPlan {
         shape: match (&conn, net.shaping.bandwidth()) {
             (Some(c), Some(_)) => Some((c.bucket.clone(), net.shaping.clone())),
