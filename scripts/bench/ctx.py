@@ -4,6 +4,7 @@ section every hubfs measurement feeds, and the hubfs counters kept for the repor
 
 import contextlib
 import itertools
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class Diagnostic:
     emulator_cpu_s: float | None
     peak_rss_mib: float | None
     counters: dict  # `hubfs status --json` counters: what changed during the measurement
+    # Share of all the machine's CPUs busy meanwhile: near 1.0, the run was CPU-bound.
+    machine_busy: float | None = None
 
 
 @dataclass
@@ -85,10 +88,12 @@ class Bench:
         hubfs = contender == HUBFS_NAME
         before = self._status(mount) if hubfs else {}
         emu_cpu0 = rss.cpu_seconds(emulator_pid)
+        busy0 = rss.machine_busy_seconds()
         t0 = time.perf_counter()
         with sampler:
             yield sampler
         wall = time.perf_counter() - t0
+        busy1 = rss.machine_busy_seconds()
         emu_cpu1 = rss.cpu_seconds(emulator_pid)
         row = self._rss_row(workload, rss_limit_mib, limit_text)
         row.figures[contender] = Figure(sampler.peak_mib,
@@ -96,7 +101,10 @@ class Bench:
         if hubfs:
             counters = _delta(before, self._status(mount))
             emu_cpu = None if emu_cpu0 is None or emu_cpu1 is None else emu_cpu1 - emu_cpu0
-            self.diagnostics.append(Diagnostic(workload, wall, sampler.cpu_s, emu_cpu, sampler.peak_mib, counters))
+            busy = (None if busy0 is None or busy1 is None or wall <= 0
+                    else (busy1 - busy0) / (wall * (os.cpu_count() or 1)))
+            self.diagnostics.append(Diagnostic(workload, wall, sampler.cpu_s, emu_cpu, sampler.peak_mib, counters,
+                                               busy))
 
     @staticmethod
     def _status(mount) -> dict:

@@ -65,11 +65,12 @@ def section_markdown(section: Section) -> str:
 
 
 def diagnostics_markdown(diags) -> str:
-    head = ["hubfs run", "wall s", "daemon CPU s", "emulator CPU s", "peak RSS MiB", "fetches",
+    head = ["hubfs run", "wall s", "daemon CPU s", "emulator CPU s", "machine CPUs busy", "peak RSS MiB", "fetches",
             "MiB fetched", "KiB per fetch", "block hits", "block misses", "Hub requests"]
     lines = ["### hubfs counters per run (`hubfs status --json`)", "",
              "What the daemon did during each measured hubfs run (counter deltas): its CPU time "
-             "and the emulator's, range fetches and their mean size, block cache hits/misses, "
+             "and the emulator's, the share of all the machine's CPUs busy meanwhile (near 100%: "
+             "the run was CPU-bound), range fetches and their mean size, block cache hits/misses, "
              "HTTP requests to the Hub.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -83,7 +84,8 @@ def diagnostics_markdown(diags) -> str:
         fetches, fetched = read.get("fetches"), read.get("bytes_fetched")
         per = fetched / fetches / 1024 if fetches and fetched is not None else None
         lines.append("| " + " | ".join([
-            _md(d.workload), f(d.wall_s), f(d.cpu_s), f(d.emulator_cpu_s), f(d.peak_rss_mib, 0),
+            _md(d.workload), f(d.wall_s), f(d.cpu_s), f(d.emulator_cpu_s),
+            "—" if d.machine_busy is None else f"{d.machine_busy:.0%}", f(d.peak_rss_mib, 0),
             f(fetches), f(None if fetched is None else fetched / MIB, 0), f(per, 0),
             f(read.get("block_hits")), f(read.get("block_misses")), f(hub.get("requests"))]) + " |")
     return "\n".join(lines) + "\n"

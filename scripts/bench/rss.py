@@ -32,6 +32,18 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds the whole machine spent busy (all CPUs; not idle, not waiting for I/O)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    # guest time is already counted in user and nice.
+    return (sum(ticks[:8]) - idle) / _TICKS
+
+
 class Sampler:
     """`with Sampler(pid) as s: ...` then `s.peak_mib`, `s.cpu_s`."""
 

@@ -170,8 +170,8 @@ def rereads(ctx) -> Section:
     section = Section(
         "Re-reads vs the local copy (workload 2)",
         f"Throughput in MiB/s of `cat` of a 1 GiB file, best of {PAGE_CACHE_REPS} (page cache) or "
-        f"{ctx.reps} (remount) repetitions, hubfs and the local copy alternating. Page cache: both files fully in the OS page cache (a fully cached "
-        "file is read by the kernel from hubfs's cache data file: FUSE passthrough). After remount: a new hubfs mount on the same cache directory; "
+        f"{ctx.reps} (remount) repetitions, hubfs and the local copy alternating. Page cache: both files fully in the OS page cache (the kernel answers "
+        "from the mounted file's pages that hubfs's first read filled, without asking hubfs). After remount: a new hubfs mount on the same cache directory; "
         "'from disk' = page cache dropped before each read, so hubfs reads its cache data file "
         "and the local copy its file from disk; 'from RAM' = hubfs's cache data file and the local "
         "copy both already in the page cache (the new mount itself has no pages yet)."

@@ -736,10 +736,11 @@ fn status(mountpoint: Option<PathBuf>, json: bool) -> Result<(), String> {
     let p = &answer["passthrough"];
     if p["available"].as_bool() == Some(true) {
         println!(
-            "passthrough: {} opens, {} files open, {} pinned in the cache",
+            "passthrough: {} opens, {} files open, {} pinned in the cache, {} opens kept served (page cache warm)",
             n(&p["opens"]),
             n(&p["inodes"]),
-            format_size(n(&c["pinned_bytes"]))
+            format_size(n(&c["pinned_bytes"])),
+            n(&p["kept_served"])
         );
     } else {
         println!("passthrough: off (every read is served by hubfs)");

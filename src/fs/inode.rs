@@ -51,6 +51,19 @@ struct Slot {
     lookups: u64,
     /// Content id seen by the last open, to decide whether the kernel may keep cached pages.
     last_open_oid: Option<String>,
+    /// An open since the kernel looked this inode up was served by hubfs: the kernel's page
+    /// cache of the inode may hold what hubfs answered (until the kernel forgets the inode,
+    /// which takes its pages with it).
+    served: bool,
+}
+
+/// What an open learns about the inode's earlier opens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenHistory {
+    /// The last open saw the same content id: pages the kernel cached are still valid.
+    pub same_content: bool,
+    /// An earlier open was served by hubfs (see `Slot::served`).
+    pub served: bool,
 }
 
 struct Inner {
@@ -76,6 +89,7 @@ impl InodeTable {
                 // The root is never forgotten.
                 lookups: u64::MAX / 2,
                 last_open_oid: None,
+                served: false,
             },
         );
         InodeTable {
@@ -112,6 +126,7 @@ impl InodeTable {
                 origin,
                 lookups: 1,
                 last_open_oid: None,
+                served: false,
             },
         );
         ino
@@ -152,17 +167,26 @@ impl InodeTable {
         }
     }
 
-    /// Records the content id opened through `ino`; true if it is the same as the last open's,
-    /// i.e. pages the kernel cached for this inode are still valid.
-    pub fn note_open(&self, ino: u64, oid: &str) -> bool {
+    /// Records the content id opened through `ino` and says what earlier opens left.
+    pub fn note_open(&self, ino: u64, oid: &str) -> OpenHistory {
         let mut inner = self.inner.lock();
         match inner.by_ino.get_mut(&ino) {
             Some(slot) => {
-                let same = slot.last_open_oid.as_deref() == Some(oid);
+                let same_content = slot.last_open_oid.as_deref() == Some(oid);
                 slot.last_open_oid = Some(oid.to_string());
-                same
+                OpenHistory {
+                    same_content,
+                    served: slot.served && same_content,
+                }
             }
-            None => false,
+            None => OpenHistory::default(),
+        }
+    }
+
+    /// An open of `ino` is served by hubfs (not passed through): see `Slot::served`.
+    pub fn note_served(&self, ino: u64) {
+        if let Some(slot) = self.inner.lock().by_ino.get_mut(&ino) {
+            slot.served = true;
         }
     }
 
@@ -211,6 +235,7 @@ impl InodeTable {
             if let Some(slot) = inner.by_ino.get_mut(&ino) {
                 slot.key = new_key;
                 slot.last_open_oid = None;
+                slot.served = false;
             }
         }
     }
@@ -265,9 +290,29 @@ mod tests {
     fn keep_cache_only_when_content_is_unchanged() {
         let t = InodeTable::new(InodeKey::HubRoot);
         let a = t.lookup(path("f"));
-        assert!(!t.note_open(a, "x"));
-        assert!(t.note_open(a, "x"));
-        assert!(!t.note_open(a, "y"));
+        assert!(!t.note_open(a, "x").same_content);
+        assert!(t.note_open(a, "x").same_content);
+        assert!(!t.note_open(a, "y").same_content);
+    }
+
+    #[test]
+    fn a_served_inode_is_remembered_until_the_kernel_forgets_it() {
+        let t = InodeTable::new(InodeKey::HubRoot);
+        let a = t.lookup(path("f"));
+        assert!(!t.note_open(a, "x").served);
+        t.note_served(a);
+        assert!(t.note_open(a, "x").served);
+        assert!(
+            !t.note_open(a, "y").served,
+            "other content: its pages are not cached"
+        );
+        t.note_served(a);
+        t.forget(a, 1);
+        let again = t.lookup(path("f"));
+        assert!(
+            !t.note_open(again, "y").served,
+            "the kernel's pages went with the inode"
+        );
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! speed, and no integrity check per read (the content was checked once, when it completed).
 //! The adapter (`src/fuse/backing.rs`) owns the kernel side: backing ids per inode, and the rule
 //! that an inode's opens are either all passthrough or all served by hubfs.
+//!
+//! An inode hubfs has served stays served while the kernel holds it, even once its file is
+//! complete: the kernel's page cache of that inode has the bytes hubfs answered, and the cache
+//! file (written with O_DIRECT, so it does not fill a second copy) has none, so passing through
+//! would read the whole file from disk again. When the kernel forgets the inode (its pages go
+//! with it: memory pressure, `drop_caches`, an unmount), the next open passes through.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -22,6 +28,9 @@ pub struct Passthrough {
     /// Opens of a complete, verified file that were served by hubfs anyway: the inode was
     /// already open in served mode, or the kernel refused the backing file.
     served_fallbacks: AtomicU64,
+    /// Opens of a complete, verified file kept served because hubfs served the inode before:
+    /// the kernel's page cache holds it, the cache file's pages are cold.
+    kept_served: AtomicU64,
 }
 
 impl Passthrough {
@@ -51,6 +60,10 @@ impl Passthrough {
         self.served_fallbacks.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn count_kept_served(&self) {
+        self.kept_served.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn inode_entered(&self) {
         self.inodes.fetch_add(1, Ordering::Relaxed);
     }
@@ -67,6 +80,7 @@ impl Passthrough {
             "opens": get(&self.opens),
             "inodes": get(&self.inodes),
             "served_fallbacks": get(&self.served_fallbacks),
+            "kept_served": get(&self.kept_served),
         })
     }
 }

@@ -453,6 +453,12 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/passthrough/kept_served",
+        "passthrough_kept_served",
+        "Opens of cached files kept served: the kernel's page cache of the inode is warm",
+        Kind::Counter,
+    ),
+    (
         "/passthrough/inodes",
         "passthrough_inodes",
         "Inodes with a passthrough backing now",
