@@ -134,6 +134,8 @@ def main():
     out = RESULTS / (f"{name}.md" if args.only else f"{stamp}.md")
     # The chart is only kept as the latest one, so the dated copy of a whole run has none.
     out.write_text(report.document(sections, ctx.diagnostics, header, f"{name}.png" if args.only else None))
+    # Every counter of every hubfs run, for the anomaly a table's columns do not explain.
+    out.with_suffix(".counters.json").write_text(report.counters_json(ctx.diagnostics))
     if not args.only:
         (RESULTS / "latest.md").write_text(report.document(sections, ctx.diagnostics, header, "latest.png"))
         if not args.no_readme:

@@ -1,6 +1,8 @@
 """Renders a run: one markdown table per section (figures, hubfs's ratio to each peer, targets
 with PASS/FAIL), hubfs's own counters, a PNG chart, and the README's performance section."""
 
+import dataclasses
+import json
 import math
 import re
 from pathlib import Path
@@ -89,6 +91,12 @@ def diagnostics_markdown(diags) -> str:
             f(fetches), f(None if fetched is None else fetched / MIB, 0), f(per, 0),
             f(read.get("block_hits")), f(read.get("block_misses")), f(hub.get("requests"))]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def counters_json(diags) -> str:
+    """The diagnostics in full: each run's `hubfs status --json` counter deltas with its
+    times, one object per run."""
+    return json.dumps([dataclasses.asdict(d) for d in diags], indent=1, sort_keys=True) + "\n"
 
 
 def summary(sections) -> tuple[int, int, int]:

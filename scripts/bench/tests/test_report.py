@@ -4,7 +4,7 @@ any workload: ratio orientation, target checks, table rendering, the README spli
     cd scripts && python -m pytest -q bench/tests"""
 
 from bench.contenders import CURL, HUBFS_NAME, LOCAL
-from bench.report import BEGIN, END, section_markdown, summary, update_readme
+from bench.report import BEGIN, END, counters_json, section_markdown, summary, update_readme
 from bench.results import Figure, Section, attempt
 
 
@@ -62,3 +62,17 @@ def test_readme_section_is_replaced_between_the_markers(tmp_path):
     text = readme.read_text()
     assert "old table" not in text and "new table\n" not in text
     assert text.endswith(f"{BEGIN}\nnewer table\n{END}\n## Next\n")
+
+
+def test_counters_json_keeps_every_counter_of_every_run():
+    import json
+
+    from bench.ctx import Diagnostic
+
+    runs = [Diagnostic("cold load", 62.4, 3.7, 1.2, 150.0,
+                       {"read": {"fetches": 3060, "prefetch_deferred": 41}, "hub": {"requests": 3061}}, 0.05),
+            Diagnostic("warm load", 0.3, None, None, None, {})]
+    back = json.loads(counters_json(runs))
+    assert [r["workload"] for r in back] == ["cold load", "warm load"]
+    assert back[0]["counters"]["read"] == {"fetches": 3060, "prefetch_deferred": 41}
+    assert back[0]["machine_busy"] == 0.05 and back[1]["cpu_s"] is None
