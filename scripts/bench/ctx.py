@@ -67,8 +67,15 @@ class Bench:
                 cache_dir = stack.enter_context(self.temp_dir("hubfs-cache"))
             mountpoint = self.scratch("mnt")
             hf_home = self.scratch("hf-home-hubfs")
-            with HubfsMount(emulator, source, mountpoint, cache_dir, hf_home, token, args, env_extra) as m:
-                yield m
+            try:
+                with HubfsMount(emulator, source, mountpoint, cache_dir, hf_home, token, args, env_extra) as m:
+                    yield m
+            finally:
+                # The daemon's log lives in its cache dir, which a cold run deletes: keep it
+                # beside the emulators' logs, for whatever the counters do not explain.
+                daemon_log = cache_dir / "hubfs.log"
+                if daemon_log.exists():
+                    shutil.copyfile(daemon_log, self.log_dir / f"hubfs-{mountpoint.name}.log")
 
     @contextlib.contextmanager
     def hffuse(self, emulator, repo: str, repo_type: str = "model"):
