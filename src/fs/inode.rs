@@ -51,9 +51,9 @@ struct Slot {
     lookups: u64,
     /// Content id seen by the last open, to decide whether the kernel may keep cached pages.
     last_open_oid: Option<String>,
-    /// An open since the kernel looked this inode up was served by hubfs: the kernel's page
-    /// cache of the inode may hold what hubfs answered (until the kernel forgets the inode,
-    /// which takes its pages with it).
+    /// An open of `last_open_oid` since the kernel looked this inode up was served by hubfs:
+    /// the kernel's page cache of the inode may hold what hubfs answered (until the kernel
+    /// forgets the inode, which takes its pages with it, or another content is opened).
     served: bool,
 }
 
@@ -173,10 +173,13 @@ impl InodeTable {
         match inner.by_ino.get_mut(&ino) {
             Some(slot) => {
                 let same_content = slot.last_open_oid.as_deref() == Some(oid);
-                slot.last_open_oid = Some(oid.to_string());
+                if !same_content {
+                    slot.last_open_oid = Some(oid.to_string());
+                    slot.served = false;
+                }
                 OpenHistory {
                     same_content,
-                    served: slot.served && same_content,
+                    served: slot.served,
                 }
             }
             None => OpenHistory::default(),
@@ -305,6 +308,10 @@ mod tests {
         assert!(
             !t.note_open(a, "y").served,
             "other content: its pages are not cached"
+        );
+        assert!(
+            !t.note_open(a, "y").served,
+            "the other content was not served yet"
         );
         t.note_served(a);
         t.forget(a, 1);
