@@ -185,6 +185,12 @@ const FIGURES: &[(&str, &str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "/read/context_runs",
+        "read_context_runs",
+        "Sequential runs found by the bytes cached just before a read",
+        Kind::Counter,
+    ),
+    (
         "/read_ahead/bytes",
         "read_ahead_bytes",
         "Read-ahead bytes in flight or waiting in memory for their reader",

@@ -10,6 +10,10 @@
 //! is issued only as far as the mount's read-ahead memory budget (`fresh`) can hold its bytes,
 //! shared fairly among the readers, and released as they consume. What was served (and hashed) leaves the cache file's page cache
 //! (`BlockCache::release_pages`): one copy per byte, in the kernel's cache of the mounted file.
+//!
+//! Lock order: a stream's read-ahead state may be held while the `fresh`, `inflight` and cache
+//! index locks are taken (to look at the context of a read, `BlobContext`), never the
+//! reverse. `inflight` may be held while the cache index is locked (`Inflight::claim`).
 
 pub mod abort;
 mod fetch;
@@ -190,6 +194,9 @@ pub struct ReadStats {
     pub cache_reads: AtomicU64,
     /// Read-ahead requests held back because the read-ahead memory budget was full.
     pub prefetch_deferred: AtomicU64,
+    /// Sequential runs found by their context (the bytes just before a read were there) after
+    /// the handle's own read-ahead state had lost them (`readahead.rs`).
+    pub context_runs: AtomicU64,
     /// Replies over several blocks answered with one piece of their run buffer (no copy).
     pub replies_joined: AtomicU64,
     /// Replies over several blocks that had to be copied into one buffer.
@@ -357,7 +364,13 @@ impl ReadPath {
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         let (prefetch, run_start) = {
             let mut ra = stream.readahead.lock();
-            let prefetch = ra.on_read(offset, end, blob.size, &self.window);
+            let prefetch = ra.on_read(
+                offset,
+                end,
+                blob.size,
+                &self.window,
+                &mut BlobContext { path: self, blob },
+            );
             (prefetch, ra.run_start().unwrap_or(offset))
         };
         tracing::trace!("read {} [{offset}, {end}) prefetch {prefetch:?}", blob.path);
@@ -470,6 +483,13 @@ impl ReadPath {
             self.spawn_fetch(blob, run);
         }
         Ok(out)
+    }
+
+    /// Whether block `idx` of `blob` is cached, held for a reader or being fetched.
+    fn block_present(&self, blob: &Blob, idx: u64) -> bool {
+        self.fresh.holds(&blob.key, idx)
+            || self.inflight.is_fetching(&blob.key, idx)
+            || self.cache.contains_block(&blob.key, blob.size, idx)
     }
 
     /// Whether a read ending at `end` reaches the end of block `idx`: a block kept in memory for
@@ -628,5 +648,39 @@ impl ReadPath {
 
     pub fn inflight_blocks(&self) -> usize {
         self.inflight.len()
+    }
+}
+
+/// The context of a read (`readahead::Context`): the blocks of its blob that are cached, held
+/// for a reader or being fetched. Looks at `max / block size + 1` blocks at most.
+struct BlobContext<'a> {
+    path: &'a ReadPath,
+    blob: &'a Blob,
+}
+
+impl readahead::Context for BlobContext<'_> {
+    fn present_before(&mut self, start: u64, max: u64) -> u64 {
+        let bs = self.path.block_size();
+        let mut idx = start / bs;
+        let mut bytes = 0;
+        while bytes < max && idx > 0 && self.path.block_present(self.blob, idx - 1) {
+            idx -= 1;
+            bytes = start - idx * bs;
+        }
+        if bytes >= max {
+            self.path.stats.context_runs.fetch_add(1, Ordering::Relaxed);
+        }
+        bytes.min(max)
+    }
+
+    fn present_from(&mut self, from: u64, max: u64) -> u64 {
+        let bs = self.path.block_size();
+        let mut idx = from / bs;
+        let mut bytes = 0;
+        while bytes < max && self.path.block_present(self.blob, idx) {
+            idx += 1;
+            bytes = idx * bs - from;
+        }
+        bytes.min(max)
     }
 }

@@ -8,9 +8,18 @@
 //! reading one tensor, causes little waste: the kernel adds its own read-ahead on top); then twice of it, up to `max_window` (so a `cat` of
 //! a big file soon has many requests in flight). Requests are issued in whole units of a
 //! quarter window (at most `max_request`), so a fast reader does not turn into a stream of
-//! small requests. A far seek starts a new run; a read that then continues the previous run
-//! resumes it (see `Readahead`). The kernel delivers its own read-ahead slightly out
-//! of order, so "right after" allows some slack.
+//! small requests. A far seek starts a new run; a read that then continues an earlier run
+//! resumes it (see `Readahead`). The kernel delivers its own read-ahead slightly out of order,
+//! so "right after" allows some slack.
+//!
+//! Remembered runs cannot follow every order a reader may produce (more streams through one
+//! handle than it remembers, page faults of an mmap copy landing between the kernel's
+//! read-ahead requests). So a read that continues no remembered run also looks at the file
+//! itself, as the kernel's "context read-ahead" does: if the bytes just before it are already
+//! cached or on their way, something is reading this part of the file forward, and the read
+//! starts a run that counts them as already read. A random reader rarely finds `start_after`
+//! bytes present right before its offset, and where it does (a file mostly cached) the
+//! prefetch finds little to fetch.
 
 /// Window sizes; see `ReadConfig` for the reasons behind the defaults.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +36,27 @@ pub struct WindowConfig {
     pub max_request: u64,
     /// Smallest prefetch request (except the tail of the file).
     pub min_request: u64,
+}
+
+/// What the file itself shows around a read that continues no remembered run: the bytes that
+/// are cached or being fetched, whoever asked for them.
+pub trait Context {
+    /// How many bytes (up to `max`) directly before `start` are present.
+    fn present_before(&mut self, start: u64, max: u64) -> u64;
+    /// How many bytes (up to `max`) from `from` on are present.
+    fn present_from(&mut self, from: u64, max: u64) -> u64;
+}
+
+/// A file of which nothing is cached or in flight.
+pub struct NoContext;
+
+impl Context for NoContext {
+    fn present_before(&mut self, _start: u64, _max: u64) -> u64 {
+        0
+    }
+    fn present_from(&mut self, _from: u64, _max: u64) -> u64 {
+        0
+    }
 }
 
 /// Bytes to prefetch now: `[from, to)` in requests of `request` bytes (the last may be short).
@@ -67,48 +97,69 @@ impl Run {
     }
 }
 
-/// The read-ahead state of one open file: its current run, and the run one stray read
-/// interrupted. A copy of a large buffer out of an mmap touches its last page before its first
-/// (glibc's memcpy loads the tail first), so a loader reading tensor after tensor jumps ahead
-/// and back once per tensor; going back to the interrupted run resumes it, window and all,
+/// Runs one open file remembers: a few interleaved streams (shards read by threads through
+/// one handle, the stray page faults of an mmap copy) each keep their window.
+const MAX_RUNS: usize = 4;
+
+/// The read-ahead state of one open file: its most recent runs, the current one first. A copy
+/// of a large buffer out of an mmap touches its last page before its first (glibc's memcpy
+/// loads the tail first), so a loader reading tensor after tensor jumps ahead and back once per
+/// tensor; going back to the run the stray read interrupted resumes it, window and all,
 /// instead of starting over with a slow start for every tensor.
 #[derive(Debug, Default, Clone)]
 pub struct Readahead {
-    run: Option<Run>,
-    interrupted: Option<Run>,
+    runs: Vec<Run>,
 }
 
 impl Readahead {
     /// Where the current sequential run started (None before the first read).
     pub fn run_start(&self) -> Option<u64> {
-        self.run.as_ref().map(|r| r.start)
+        self.runs.first().map(|r| r.start)
     }
 
     /// Records a read of `[start, end)` of a file of `size` bytes and returns what to prefetch.
+    /// `context` is asked only when the read continues no remembered run.
     pub fn on_read(
         &mut self,
         start: u64,
         end: u64,
         size: u64,
         cfg: &WindowConfig,
+        context: &mut impl Context,
     ) -> Option<Prefetch> {
-        let continues = self
-            .run
-            .as_ref()
-            .is_some_and(|r| r.continued_by(start, cfg));
-        if !continues {
-            let resumes = self
-                .interrupted
-                .as_ref()
-                .is_some_and(|r| r.continued_by(start, cfg));
-            if resumes {
-                std::mem::swap(&mut self.run, &mut self.interrupted);
-            } else {
-                self.interrupted = self.run.replace(Run::starting(start, end));
-                return None;
+        let continued = self.runs.iter().position(|r| r.continued_by(start, cfg));
+        match continued {
+            Some(i) => {
+                let run = self.runs.remove(i);
+                self.runs.insert(0, run);
+            }
+            None => {
+                let history = match start.min(cfg.start_after) {
+                    0 => 0,
+                    max => context.present_before(start, max).min(max),
+                };
+                let mut run = Run::starting(start, end);
+                let found = history > 0 && history >= start.min(cfg.start_after);
+                if found {
+                    // A stream found by its context: it has read what lies behind it, and what
+                    // lies ahead of it may be on its way already (its earlier run's read-ahead):
+                    // prefetch resumes past that, in whole requests. A found run starts with
+                    // the smallest window, so looking further ahead would change nothing.
+                    run.start = start - history;
+                    let ahead = context.present_from(end, cfg.min_window.min(size - end));
+                    run.prefetched_to = end + ahead;
+                }
+                self.runs.insert(0, run);
+                self.runs.truncate(MAX_RUNS);
+                if !found {
+                    return None;
+                }
             }
         }
-        let run = self.run.as_mut()?;
+        let run = self.runs.first_mut()?;
+        // A read a little before the run's first one (the head of a tensor whose tail came
+        // first) belongs to it.
+        run.start = run.start.min(start);
         run.last_start = start;
         run.expected = run.expected.max(end);
         let consumed = run.expected.saturating_sub(run.start);
@@ -143,14 +194,14 @@ impl Readahead {
     /// Prefetch was issued only up to `to` (the read-ahead memory budget was full): the
     /// current run asks for the rest again at its next read.
     pub fn issued_to(&mut self, to: u64) {
-        if let Some(run) = self.run.as_mut() {
+        if let Some(run) = self.runs.first_mut() {
             run.prefetched_to = run.prefetched_to.min(to.max(run.expected));
         }
     }
 
     /// The window of the current run (0 before a run has formed).
     pub fn window(&self) -> u64 {
-        self.run.as_ref().map_or(0, |r| r.window)
+        self.runs.first().map_or(0, |r| r.window)
     }
 }
 
@@ -176,7 +227,7 @@ mod tests {
         let mut off = from;
         let mut furthest = 0;
         while off < to {
-            if let Some(p) = ra.on_read(off, off + step, size, &CFG) {
+            if let Some(p) = ra.on_read(off, off + step, size, &CFG, &mut NoContext) {
                 assert!(
                     furthest == 0 || p.from == furthest,
                     "{p:?} after {furthest}"
@@ -207,7 +258,7 @@ mod tests {
         let mut off = 0;
         let mut requests = Vec::new();
         while off < 256 * MIB {
-            if let Some(p) = ra.on_read(off, off + 128 * KIB, size, &CFG) {
+            if let Some(p) = ra.on_read(off, off + 128 * KIB, size, &CFG, &mut NoContext) {
                 requests.push(p);
             }
             off += 128 * KIB;
@@ -231,9 +282,11 @@ mod tests {
         for i in 0..100u64 {
             let off = (i * 7919 * MIB) % (900 * MIB);
             // fio's 256 KiB read arrives as two adjacent 128 KiB requests.
-            assert!(ra.on_read(off, off + 128 * KIB, size, &CFG).is_none());
             assert!(ra
-                .on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG)
+                .on_read(off, off + 128 * KIB, size, &CFG, &mut NoContext)
+                .is_none());
+            assert!(ra
+                .on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG, &mut NoContext)
                 .is_none());
         }
         assert_eq!(ra.window(), 0);
@@ -246,18 +299,21 @@ mod tests {
         let mut off = 0;
         let mut first = None;
         while first.is_none() {
-            first = ra.on_read(off, off + 128 * KIB, size, &CFG);
+            first = ra.on_read(off, off + 128 * KIB, size, &CFG, &mut NoContext);
             off += 128 * KIB;
         }
         let p = first.unwrap();
         // Nothing was issued: the next read asks for the same bytes again, and more.
         ra.issued_to(p.from);
-        let again = ra.on_read(off, off + 128 * KIB, size, &CFG).unwrap();
+        let again = ra
+            .on_read(off, off + 128 * KIB, size, &CFG, &mut NoContext)
+            .unwrap();
         assert_eq!(again.from, off + 128 * KIB, "from where the reader is now");
         assert!(again.from < p.to && again.to >= p.to);
         // Issued in full: the next read asks only for what lies beyond.
         ra.issued_to(again.to + MIB);
-        if let Some(next) = ra.on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG) {
+        if let Some(next) = ra.on_read(off + 128 * KIB, off + 256 * KIB, size, &CFG, &mut NoContext)
+        {
             assert_eq!(next.from, again.to);
         }
     }
@@ -269,7 +325,7 @@ mod tests {
         read_seq(&mut ra, 0, 32 * MIB, 128 * KIB, size);
         assert!(ra.window() > 0);
         assert!(ra
-            .on_read(500 * MIB, 500 * MIB + 4096, size, &CFG)
+            .on_read(500 * MIB, 500 * MIB + 4096, size, &CFG, &mut NoContext)
             .is_none());
         assert_eq!(ra.window(), 0);
     }
@@ -278,9 +334,9 @@ mod tests {
     fn slightly_out_of_order_reads_continue_the_run_and_prefetch_stops_at_eof() {
         let mut ra = Readahead::default();
         let size = 3 * MIB + 5;
-        ra.on_read(0, 128 * KIB, size, &CFG);
-        ra.on_read(256 * KIB, 384 * KIB, size, &CFG);
-        ra.on_read(128 * KIB, 256 * KIB, size, &CFG);
+        ra.on_read(0, 128 * KIB, size, &CFG, &mut NoContext);
+        ra.on_read(256 * KIB, 384 * KIB, size, &CFG, &mut NoContext);
+        ra.on_read(128 * KIB, 256 * KIB, size, &CFG, &mut NoContext);
         let furthest = read_seq(&mut ra, 384 * KIB, size, 128 * KIB, size);
         assert!(ra.window() >= MIB, "still sequential");
         assert_eq!(furthest, size, "the tail is prefetched, however short");
@@ -296,16 +352,198 @@ mod tests {
         while off < 300 * MIB {
             // The tail page first, then the tensor from its start.
             let tail = off + tensor - 4096;
-            requests += usize::from(ra.on_read(tail, tail + 4096, size, &CFG).is_some());
+            requests += usize::from(
+                ra.on_read(tail, tail + 4096, size, &CFG, &mut NoContext)
+                    .is_some(),
+            );
             let end = off + tensor;
             let mut pos = off;
             while pos < end {
-                requests += usize::from(ra.on_read(pos, pos + MIB, size, &CFG).is_some());
+                requests += usize::from(
+                    ra.on_read(pos, pos + MIB, size, &CFG, &mut NoContext)
+                        .is_some(),
+                );
                 pos += MIB;
             }
             off = end;
         }
         assert_eq!(ra.window(), 128 * MIB, "one run across all tensors");
         assert!(requests < 100, "{requests} prefetch calls");
+    }
+
+    /// The blocks of a file that are cached or in flight: what reads and prefetches leave.
+    struct Present {
+        block: u64,
+        blocks: std::collections::BTreeSet<u64>,
+        requests: usize,
+    }
+
+    impl Present {
+        fn new() -> Self {
+            Present {
+                block: 128 * KIB,
+                blocks: Default::default(),
+                requests: 0,
+            }
+        }
+
+        fn add(&mut self, from: u64, to: u64) {
+            self.blocks
+                .extend(from / self.block..to.div_ceil(self.block));
+        }
+
+        fn covers(&self, from: u64, to: u64) -> bool {
+            (from / self.block..to.div_ceil(self.block)).all(|b| self.blocks.contains(&b))
+        }
+
+        /// Reads `[start, end)` through `ra`; true if the bytes were all present beforehand.
+        /// Counts the prefetch requests in `requests`.
+        fn read(&mut self, ra: &mut Readahead, start: u64, end: u64, size: u64) -> bool {
+            let had = self.covers(start, end);
+            let p = ra.on_read(start, end, size, &CFG, self);
+            self.add(start, end);
+            if let Some(p) = p {
+                // Only what is not there yet is fetched.
+                let mut off = p.from;
+                while off < p.to {
+                    let to = (off + p.request).min(p.to);
+                    if !self.covers(off, to) {
+                        self.requests += 1;
+                    }
+                    off = to;
+                }
+                self.add(p.from, p.to);
+            }
+            had
+        }
+    }
+
+    impl Context for Present {
+        fn present_before(&mut self, start: u64, max: u64) -> u64 {
+            let mut n = 0;
+            let mut b = start / self.block;
+            while n < max && b > 0 && self.blocks.contains(&(b - 1)) {
+                n = start - (b - 1) * self.block;
+                b -= 1;
+            }
+            n.min(max)
+        }
+
+        fn present_from(&mut self, from: u64, max: u64) -> u64 {
+            let mut n = 0;
+            let mut b = from / self.block;
+            while n < max && self.blocks.contains(&b) {
+                b += 1;
+                n = b * self.block - from;
+            }
+            n.min(max)
+        }
+    }
+
+    #[test]
+    fn three_streams_through_one_handle_each_keep_a_full_window() {
+        let mut ra = Readahead::default();
+        let size = 1 << 30;
+        let mut biggest = 0;
+        for i in 0..2048u64 {
+            for s in [0, 300 * MIB, 600 * MIB] {
+                let off = s + i * 128 * KIB;
+                if let Some(p) = ra.on_read(off, off + 128 * KIB, size, &CFG, &mut NoContext) {
+                    biggest = biggest.max(p.request);
+                }
+            }
+        }
+        assert_eq!(biggest, 8 * MIB, "windows grew to the largest requests");
+        assert_eq!(ra.window(), 128 * MIB);
+    }
+
+    #[test]
+    fn a_loader_copying_small_tensors_tail_first_keeps_its_run() {
+        // Tensors shorter than the slack: each tail read continues the run, and the first
+        // tensor's head, read after its tail, belongs to the run the tail started.
+        let mut ra = Readahead::default();
+        let size = 1 << 30;
+        let tensor = MIB + 4096;
+        let mut off = 0;
+        while off < 64 * MIB {
+            let tail = off + tensor - 4096;
+            ra.on_read(tail, tail + 4096, size, &CFG, &mut NoContext);
+            let mut pos = off;
+            while pos < off + tensor {
+                let to = (pos + 128 * KIB).min(off + tensor);
+                ra.on_read(pos, to, size, &CFG, &mut NoContext);
+                pos = to;
+            }
+            off += tensor;
+        }
+        assert_eq!(ra.run_start(), Some(0), "one run across all tensors");
+        assert!(ra.window() >= 64 * MIB, "window {}", ra.window());
+    }
+
+    #[test]
+    fn more_streams_than_a_handle_remembers_are_found_by_their_context() {
+        // More interleaved streams than the remembered runs: each read continues none, but
+        // the bytes just behind it are there, so each stream keeps its read-ahead.
+        let mut ra = Readahead::default();
+        let mut file = Present::new();
+        let size = 1 << 30;
+        let starts: Vec<u64> = (0..MAX_RUNS as u64 + 2).map(|i| i * 150 * MIB).collect();
+        let step = 128 * KIB;
+        let (mut reads, mut ready) = (0, 0);
+        for i in 0..256u64 {
+            for &s in &starts {
+                let off = s + i * step;
+                let had = file.read(&mut ra, off, off + step, size);
+                if i >= 16 {
+                    reads += 1;
+                    ready += usize::from(had);
+                }
+            }
+        }
+        assert!(
+            ready * 10 >= reads * 9,
+            "{ready} of {reads} reads found their bytes prefetched"
+        );
+        // In whole requests, not a block at a time at each stream's frontier.
+        let all_reads = starts.len() * 256;
+        assert!(
+            file.requests * 3 <= all_reads,
+            "{} requests for {all_reads} reads",
+            file.requests
+        );
+    }
+
+    #[test]
+    fn random_reads_find_no_context_and_never_prefetch() {
+        let mut ra = Readahead::default();
+        let mut file = Present::new();
+        let size = 1 << 30;
+        for i in 0..2000u64 {
+            let off = (i * 7919 * MIB + i * 4096) % (1000 * MIB);
+            file.read(&mut ra, off, off + 4096, size);
+            file.read(&mut ra, off + 4096, off + 8192, size);
+        }
+        assert_eq!(ra.window(), 0);
+        // Only the bytes read: nothing was prefetched.
+        assert!(
+            file.blocks.len() <= 4000,
+            "{} blocks present",
+            file.blocks.len()
+        );
+    }
+
+    #[test]
+    fn a_read_right_after_cached_bytes_starts_a_run_with_their_history() {
+        let mut ra = Readahead::default();
+        let mut file = Present::new();
+        let size = 1 << 30;
+        // Someone else (another handle, an earlier mount) left [0, 8 MiB) cached.
+        file.add(0, 8 * MIB);
+        file.read(&mut ra, 8 * MIB, 8 * MIB + 128 * KIB, size);
+        assert!(ra.window() >= MIB, "window {}", ra.window());
+        assert!(
+            file.covers(8 * MIB, 9 * MIB),
+            "prefetched ahead of the read"
+        );
     }
 }

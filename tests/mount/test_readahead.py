@@ -70,3 +70,49 @@ def test_four_sequential_readers_are_served_from_memory(four_files, mount):
     # Everything was served: the budget is free again (bounded wait for the status to settle).
     assert s["read_ahead"]["budget"] == 32 * MIB
     assert wait_until(lambda: m.status()["read_ahead"]["bytes"] == 0, 10), m.status()["read_ahead"]
+
+
+@pytest.fixture(scope="module")
+def striped_file(api, workdir):
+    data = det_bytes(48 * MIB, 1410)
+    d = workdir / "striped"
+    d.mkdir()
+    (d / "striped.bin").write_bytes(data)
+    api.create_repo("alice/striped")
+    api.upload_folder(repo_id="alice/striped", folder_path=str(d))
+    return "alice/striped", data
+
+
+@pytest.mark.parametrize("streams", [3, 6])
+def test_streams_through_one_handle_keep_their_read_ahead(striped_file, mount, streams):
+    """One open file read forward at several places in turn. Three streams each keep a run of
+    the handle's own; six are more than it remembers, so each read continues none, but the
+    bytes just behind it are there: each stream is found by its context and keeps a window."""
+    import os
+
+    repo, data = striped_file
+    m = mount(repo)
+    step, per_stream = 128 << 10, len(data) // streams
+    got = [bytearray() for _ in range(streams)]
+    fd = os.open(m / "striped.bin", os.O_RDONLY)
+    try:
+        # The kernel then forwards each read as it is asked: no read-ahead of its own.
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for i in range(per_stream // step):
+            for s in range(streams):
+                got[s] += os.pread(fd, step, s * per_stream + i * step)
+    finally:
+        os.close(fd)
+    assert b"".join(got) == data
+
+    r = m.status()["read"]
+    reads = len(data) // step
+    assert r["reads"] >= reads, r
+    # Without read-ahead every read is a request of its own (384); with it, the requests are
+    # the prefetch's (512 KiB and up) and the few reads before each stream was found.
+    assert r["fetches"] <= reads // 3, r
+    assert r["prefetched_bytes"] >= len(data) // 2, r
+    if streams > 4:
+        assert r["context_runs"] >= reads // 2, r
+    else:
+        assert r["context_runs"] <= streams, r
