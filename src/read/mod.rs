@@ -172,6 +172,26 @@ impl ReadStream {
     }
 }
 
+impl Drop for ReadStream {
+    /// A file whose reads looked sequential but kept escaping the read-ahead leaves its read
+    /// order in the log: the pattern that cost it a round trip per read.
+    fn drop(&mut self) {
+        let ra = self.readahead.get_mut();
+        let t = ra.lost_track();
+        if t.worth_logging() {
+            tracing::info!(
+                "read-ahead lost {}: {} of {} reads started a run near the previous one ({} found \
+                 by context); reads (offset, length) before the first of them: {:?}",
+                self.blob.path,
+                t.near_breaks,
+                t.reads,
+                t.found,
+                t.samples
+            );
+        }
+    }
+}
+
 /// Counters shown by `hubfs status`.
 #[derive(Debug, Default, Serialize)]
 pub struct ReadStats {

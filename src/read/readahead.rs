@@ -97,6 +97,35 @@ impl Run {
     }
 }
 
+/// A read that starts a run this close to where the current run got to is a "near break": the
+/// reader looks sequential, but its reads did not follow the run (see `LostTrack`).
+const NEAR: u64 = 16 << 20;
+/// Reads remembered before each near break, and near breaks whose reads are kept.
+const RECENT: usize = 32;
+const SAMPLES: usize = 8;
+
+/// How often the runs lost a reader that looked sequential, with the reads that led to the
+/// first few of those breaks: what the daemon logs when a file closes after many (the read
+/// order a kernel or a loader produced that the detector did not follow is otherwise lost).
+#[derive(Debug, Default, Clone)]
+pub struct LostTrack {
+    pub reads: u64,
+    pub near_breaks: u64,
+    /// Near breaks whose run was found by its context (prefetch went on).
+    pub found: u64,
+    /// The last `RECENT` reads as (offset, length), oldest first once full.
+    recent: std::collections::VecDeque<(u64, u64)>,
+    /// For the first `SAMPLES` near breaks: the reads up to and including it.
+    pub samples: Vec<Vec<(u64, u64)>>,
+}
+
+impl LostTrack {
+    /// Worth a line in the log: a reader that mostly looked sequential and was mostly lost.
+    pub fn worth_logging(&self) -> bool {
+        self.near_breaks >= 64 && self.near_breaks * 4 >= self.reads
+    }
+}
+
 /// Runs one open file remembers: a few interleaved streams (shards read by threads through
 /// one handle, the stray page faults of an mmap copy) each keep their window.
 const MAX_RUNS: usize = 4;
@@ -109,6 +138,7 @@ const MAX_RUNS: usize = 4;
 #[derive(Debug, Default, Clone)]
 pub struct Readahead {
     runs: Vec<Run>,
+    lost: LostTrack,
 }
 
 impl Readahead {
@@ -127,6 +157,11 @@ impl Readahead {
         cfg: &WindowConfig,
         context: &mut impl Context,
     ) -> Option<Prefetch> {
+        self.lost.reads += 1;
+        if self.lost.recent.len() == RECENT {
+            self.lost.recent.pop_front();
+        }
+        self.lost.recent.push_back((start, end - start));
         let continued = self.runs.iter().position(|r| r.continued_by(start, cfg));
         match continued {
             Some(i) => {
@@ -148,6 +183,19 @@ impl Readahead {
                     run.start = start - history;
                     let ahead = context.present_from(end, cfg.min_window.min(size - end));
                     run.prefetched_to = end + ahead;
+                }
+                let near = self
+                    .runs
+                    .first()
+                    .is_some_and(|r| start.abs_diff(r.expected) <= NEAR);
+                if near {
+                    self.lost.near_breaks += 1;
+                    self.lost.found += u64::from(found);
+                    if self.lost.samples.len() < SAMPLES {
+                        self.lost
+                            .samples
+                            .push(self.lost.recent.iter().copied().collect());
+                    }
                 }
                 self.runs.insert(0, run);
                 self.runs.truncate(MAX_RUNS);
@@ -197,6 +245,11 @@ impl Readahead {
         if let Some(run) = self.runs.first_mut() {
             run.prefetched_to = run.prefetched_to.min(to.max(run.expected));
         }
+    }
+
+    /// How often the runs lost a reader that looked sequential.
+    pub fn lost_track(&self) -> &LostTrack {
+        &self.lost
     }
 
     /// The window of the current run (0 before a run has formed).
@@ -511,6 +564,47 @@ mod tests {
             "{} requests for {all_reads} reads",
             file.requests
         );
+    }
+
+    #[test]
+    fn a_reader_the_runs_keep_losing_is_worth_a_log_line_and_others_are_not() {
+        let size = 1 << 30;
+        // Sequential, tail-first loader, random: followed or not sequential-looking.
+        let mut seq = Readahead::default();
+        read_seq(&mut seq, 0, 64 * MIB, 128 * KIB, size);
+        assert!(!seq.lost_track().worth_logging());
+        let mut random = Readahead::default();
+        for i in 0..1000u64 {
+            let off = (i * 7919 * MIB) % (1000 * MIB);
+            random.on_read(off, off + 4096, size, &CFG, &mut NoContext);
+        }
+        assert!(
+            !random.lost_track().worth_logging(),
+            "{:?}",
+            random.lost_track().near_breaks
+        );
+        // Reads that each jump 3 MiB ahead and come back: near, and lost every time.
+        let mut lost = Readahead::default();
+        for i in 0..200u64 {
+            let off = i * 8 * MIB;
+            lost.on_read(off, off + 128 * KIB, size, &CFG, &mut NoContext);
+            lost.on_read(
+                off + 3 * MIB,
+                off + 3 * MIB + 128 * KIB,
+                size,
+                &CFG,
+                &mut NoContext,
+            );
+        }
+        let t = lost.lost_track();
+        assert!(
+            t.worth_logging(),
+            "{} near breaks of {} reads",
+            t.near_breaks,
+            t.reads
+        );
+        assert_eq!(t.samples.len(), SAMPLES);
+        assert!(t.samples.iter().all(|s| !s.is_empty() && s.len() <= RECENT));
     }
 
     #[test]
