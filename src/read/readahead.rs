@@ -92,9 +92,30 @@ impl Run {
         }
     }
 
-    fn continued_by(&self, start: u64, cfg: &WindowConfig) -> bool {
-        start + cfg.slack >= self.last_start && start <= self.expected + cfg.slack
+    /// How a read at `start` continues this run, if it does.
+    fn continued_by(&self, start: u64, cfg: &WindowConfig) -> Option<Step> {
+        if start + cfg.slack < self.last_start {
+            return None;
+        }
+        if start <= self.expected + cfg.slack {
+            return Some(Step::Near);
+        }
+        // A jump ahead no longer than the run itself: a loader that copies each tensor from
+        // its end down (glibc's memmove copies backward when the destination lies above the
+        // source) starts the next tensor one tensor further on, and skips nothing for long.
+        (start - self.expected <= self.expected - self.start).then_some(Step::Ahead)
     }
+}
+
+/// How a read continues a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Within the slack of where the run got to.
+    Near,
+    /// Further ahead, within the run's own length: the reader's next reads may come back
+    /// below it (down through the tensor it jumped to the end of), so the run keeps the
+    /// previous read's offset as its floor.
+    Ahead,
 }
 
 /// A read that starts a run this close to where the current run got to is a "near break": the
@@ -162,11 +183,17 @@ impl Readahead {
             self.lost.recent.pop_front();
         }
         self.lost.recent.push_back((start, end - start));
-        let continued = self.runs.iter().position(|r| r.continued_by(start, cfg));
+        let continued = self
+            .runs
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.continued_by(start, cfg).map(|step| (i, step)));
+        let mut step = Step::Near;
         match continued {
-            Some(i) => {
+            Some((i, how)) => {
                 let run = self.runs.remove(i);
                 self.runs.insert(0, run);
+                step = how;
             }
             None => {
                 let history = match start.min(cfg.start_after) {
@@ -208,7 +235,9 @@ impl Readahead {
         // A read a little before the run's first one (the head of a tensor whose tail came
         // first) belongs to it.
         run.start = run.start.min(start);
-        run.last_start = start;
+        if step == Step::Near {
+            run.last_start = start;
+        }
         run.expected = run.expected.max(end);
         let consumed = run.expected.saturating_sub(run.start);
         if consumed < cfg.start_after {
@@ -605,6 +634,47 @@ mod tests {
         );
         assert_eq!(t.samples.len(), SAMPLES);
         assert!(t.samples.iter().all(|s| !s.is_empty() && s.len() <= RECENT));
+    }
+
+    #[test]
+    fn a_loader_copying_each_tensor_backward_is_prefetched_ahead() {
+        // glibc's memmove copies backward when the destination lies above the source, so a
+        // loader may fault each tensor in from its end down (the kernel's read-around: 512 KiB
+        // around the first fault, then 260 KiB below each next one), tensor after tensor up
+        // the file. Seen in the benchmark: every read waited for a request of its own.
+        let mut ra = Readahead::default();
+        let mut file = Present::new();
+        let size = 1 << 30;
+        let (mut reads, mut waited) = (0, 0);
+        let mut tensor_start = 0;
+        let mut k = 0u64;
+        while tensor_start < 600 * MIB {
+            let tensor = 5 * MIB + (k % 7) * 333 * KIB;
+            let end = tensor_start + tensor;
+            let mut hi = end;
+            let mut lo = end - 256 * KIB;
+            let mut first = true;
+            while hi > tensor_start {
+                let from = lo.max(tensor_start);
+                let to = if first {
+                    (hi + 256 * KIB).min(size)
+                } else {
+                    hi + 4 * KIB
+                };
+                let had = file.read(&mut ra, from, to, size);
+                reads += 1;
+                waited += usize::from(!had);
+                first = false;
+                hi = from;
+                lo = from.saturating_sub(256 * KIB);
+            }
+            tensor_start = end;
+            k += 1;
+        }
+        assert!(
+            waited * 20 <= reads,
+            "{waited} of {reads} reads waited for a request"
+        );
     }
 
     #[test]
