@@ -180,13 +180,17 @@ impl Drop for ReadStream {
         let t = ra.lost_track();
         if t.worth_logging() {
             tracing::info!(
-                "read-ahead lost {}: {} of {} reads started a run near the previous one ({} found \
-                 by context); reads (offset, length) before the first of them: {:?}",
+                "read-ahead failed {}: of {} reads, {} continued a run, {} requested their own \
+                 blocks, {} started a run near the previous one ({} found by context); reads \
+                 (offset, length) before the first of those: {:?}; the last reads: {:?}",
                 self.blob.path,
-                t.near_breaks,
                 t.reads,
+                t.continued,
+                t.demanded,
+                t.near_breaks,
                 t.found,
-                t.samples
+                t.samples,
+                t.recent
             );
         }
     }
@@ -398,7 +402,10 @@ impl ReadPath {
         let blocks = (offset / bs)..=((end - 1) / bs);
         self.keep_pace_with_hash(blob, run_start / bs, *blocks.end())
             .await;
-        let pending = self.acquire(blob, blocks.clone(), end)?;
+        let (pending, demanded) = self.acquire(blob, blocks.clone(), end)?;
+        if demanded {
+            stream.readahead.lock().note_demand();
+        }
         if let Some(p) = prefetch {
             let issued = self.prefetch(blob, stream.owner, p);
             if issued < p.to {
@@ -461,15 +468,16 @@ impl ReadPath {
     }
 
     /// Finds each block of `blocks` in the cache, in flight, or claims it, and starts fetching
-    /// the claimed ones (one request per contiguous run). The read ends at `end`: a block held
-    /// in memory for its reader is taken out only when the read reaches the block's end (the
-    /// next read may start inside it).
+    /// the claimed ones (one request per contiguous run); true if it claimed any. The read ends
+    /// at `end`: a block held in memory for its reader is taken out only when the read reaches
+    /// the block's end (the next read may start inside it).
     fn acquire(
         self: &Arc<Self>,
         blob: &Arc<Blob>,
         blocks: RangeInclusive<u64>,
         end: u64,
-    ) -> Result<Vec<Pending>, Errno> {
+    ) -> Result<(Vec<Pending>, bool), Errno> {
+        let mut claimed = false;
         let mut out = Vec::new();
         let mut run: Vec<(u64, Arc<inflight::Slot>)> = Vec::new();
         for idx in blocks {
@@ -489,6 +497,7 @@ impl ReadPath {
                     }
                     Some(Claim::Mine(slot)) => {
                         self.stats.block_misses.fetch_add(1, Ordering::Relaxed);
+                        claimed = true;
                         out.push(Pending::Wait(slot.subscribe()));
                         if run.last().is_some_and(|(last, _)| *last + 1 != idx) {
                             self.spawn_fetch(blob, std::mem::take(&mut run));
@@ -502,7 +511,7 @@ impl ReadPath {
         if !run.is_empty() {
             self.spawn_fetch(blob, run);
         }
-        Ok(out)
+        Ok((out, claimed))
     }
 
     /// Whether block `idx` of `blob` is cached, held for a reader or being fetched.

@@ -125,25 +125,36 @@ const NEAR: u64 = 16 << 20;
 const RECENT: usize = 32;
 const SAMPLES: usize = 8;
 
-/// How often the runs lost a reader that looked sequential, with the reads that led to the
-/// first few of those breaks: what the daemon logs when a file closes after many (the read
-/// order a kernel or a loader produced that the detector did not follow is otherwise lost).
+/// How often read-ahead failed a reader that looked sequential, with reads that show how:
+/// what the daemon logs when a file closes after many such reads (the read order a kernel or
+/// a loader produced that the detector did not follow is otherwise lost). Two ways to fail:
+/// reads that start a new run close to the current one (near breaks), and reads that continue
+/// a run yet find their blocks neither cached nor on their way (the window is not ahead).
 #[derive(Debug, Default, Clone)]
 pub struct LostTrack {
     pub reads: u64,
     pub near_breaks: u64,
     /// Near breaks whose run was found by its context (prefetch went on).
     pub found: u64,
+    /// Reads that continued a run.
+    pub continued: u64,
+    /// Reads that had to request blocks themselves (`note_demand`).
+    pub demanded: u64,
     /// The last `RECENT` reads as (offset, length), oldest first once full.
-    recent: std::collections::VecDeque<(u64, u64)>,
+    pub recent: std::collections::VecDeque<(u64, u64)>,
     /// For the first `SAMPLES` near breaks: the reads up to and including it.
     pub samples: Vec<Vec<(u64, u64)>>,
 }
 
 impl LostTrack {
-    /// Worth a line in the log: a reader that mostly looked sequential and was mostly lost.
+    /// Worth a line in the log: a reader that mostly looked sequential and was mostly lost,
+    /// or mostly followed and still mostly waiting for requests of its own.
     pub fn worth_logging(&self) -> bool {
-        self.near_breaks >= 64 && self.near_breaks * 4 >= self.reads
+        let lost = self.near_breaks >= 64 && self.near_breaks * 4 >= self.reads;
+        let behind = self.reads >= 256
+            && self.demanded * 2 >= self.reads
+            && self.continued * 4 >= self.reads * 3;
+        lost || behind
     }
 }
 
@@ -194,6 +205,7 @@ impl Readahead {
                 let run = self.runs.remove(i);
                 self.runs.insert(0, run);
                 step = how;
+                self.lost.continued += 1;
             }
             None => {
                 let history = match start.min(cfg.start_after) {
@@ -276,7 +288,12 @@ impl Readahead {
         }
     }
 
-    /// How often the runs lost a reader that looked sequential.
+    /// The last read had to request some of its blocks itself: none was cached or in flight.
+    pub fn note_demand(&mut self) {
+        self.lost.demanded += 1;
+    }
+
+    /// How often read-ahead failed a reader that looked sequential.
     pub fn lost_track(&self) -> &LostTrack {
         &self.lost
     }
@@ -634,6 +651,20 @@ mod tests {
         );
         assert_eq!(t.samples.len(), SAMPLES);
         assert!(t.samples.iter().all(|s| !s.is_empty() && s.len() <= RECENT));
+        // Followed, but every read requested its own blocks: worth a line too.
+        let mut behind = Readahead::default();
+        for i in 0..300u64 {
+            behind.on_read(
+                i * 128 * KIB,
+                (i + 1) * 128 * KIB,
+                size,
+                &CFG,
+                &mut NoContext,
+            );
+            behind.note_demand();
+        }
+        assert!(behind.lost_track().worth_logging());
+        assert_eq!(behind.lost_track().recent.len(), RECENT);
     }
 
     #[test]

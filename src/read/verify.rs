@@ -549,7 +549,7 @@ impl ReadPath {
                     self.start_hashing(blob, shared.clone());
                 } else {
                     // Its fetch hands it to the hash: wait for it (or start it).
-                    for pending in self.acquire(blob, next..=next, 0)? {
+                    for pending in self.acquire(blob, next..=next, 0)?.0 {
                         if let super::Pending::Wait(rx) = pending {
                             super::inflight::wait(rx).await?;
                         }

@@ -116,3 +116,56 @@ def test_streams_through_one_handle_keep_their_read_ahead(striped_file, mount, s
         assert r["context_runs"] >= reads // 2, r
     else:
         assert r["context_runs"] <= streams, r
+
+
+def _read_down(fd, lo, hi, step):
+    """Reads [lo, hi) from its end down, `step` bytes at a time; returns the bytes in order."""
+    import os
+
+    parts, pos = [], hi
+    while pos > lo:
+        start = max(lo, pos - step)
+        parts.append(os.pread(fd, pos - start, start))
+        pos = start
+    return b"".join(reversed(parts))
+
+
+def test_a_loader_copying_each_tensor_from_its_end_down_is_prefetched(striped_file, mount):
+    """glibc's memmove copies backward when the destination lies above the source: a loader
+    then faults each tensor in from its end down, tensor after tensor up the file. Each jump to
+    the next tensor's end is no longer than the run so far, so one forward window serves it."""
+    import os
+
+    repo, data = striped_file
+    m = mount(repo)
+    tensor, step = 3 * MIB, 128 << 10
+    fd = os.open(m / "striped.bin", os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        got = b"".join(_read_down(fd, lo, lo + tensor, step) for lo in range(0, len(data), tensor))
+    finally:
+        os.close(fd)
+    assert got == data
+    r = m.status()["read"]
+    reads = len(data) // step
+    # Every read a request of its own before (384): now the window's requests and the first
+    # tensors' reads.
+    assert r["fetches"] <= reads // 3, r
+    assert r["prefetched_bytes"] >= len(data) // 2, r
+
+
+def test_a_reader_moving_down_a_whole_file_is_served_and_logged(striped_file, mount):
+    """Read-ahead only runs forward: a reader moving down through a whole file waits for a
+    request per read, gets the right bytes, and the daemon logs its read order on close."""
+    import os
+
+    repo, data = striped_file
+    m = mount(repo)
+    fd = os.open(m / "striped.bin", os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        got = _read_down(fd, 0, len(data), 128 << 10)
+    finally:
+        os.close(fd)
+    assert got == data
+    assert wait_until(lambda: "read-ahead failed striped.bin" in m.log.read_text(), 10), m.log.read_text()[-2000:]
