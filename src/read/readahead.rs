@@ -101,8 +101,8 @@ impl Run {
             return Some(Step::Near);
         }
         // A jump ahead no longer than the run itself: a loader that copies each tensor from
-        // its end down (glibc's memmove copies backward when the destination lies above the
-        // source) starts the next tensor one tensor further on, and skips nothing for long.
+        // its end down (glibc's memmove copies backward when source and destination sit at
+        // nearly the same offset within a page) starts the next tensor one tensor further on, and skips nothing for long.
         (start - self.expected <= self.expected - self.start).then_some(Step::Ahead)
     }
 }
@@ -669,8 +669,8 @@ mod tests {
 
     #[test]
     fn a_loader_copying_each_tensor_backward_is_prefetched_ahead() {
-        // glibc's memmove copies backward when the destination lies above the source, so a
-        // loader may fault each tensor in from its end down (the kernel's read-around: 512 KiB
+        // glibc's memmove copies backward when source and destination sit at nearly the same
+        // offset within a page (it avoids 4 KiB aliasing), so a loader may fault each tensor in from its end down (the kernel's read-around: 512 KiB
         // around the first fault, then 260 KiB below each next one), tensor after tensor up
         // the file. Seen in the benchmark: every read waited for a request of its own.
         let mut ra = Readahead::default();

@@ -131,8 +131,8 @@ def _read_down(fd, lo, hi, step):
 
 
 def test_a_loader_copying_each_tensor_from_its_end_down_is_prefetched(striped_file, mount):
-    """glibc's memmove copies backward when the destination lies above the source: a loader
-    then faults each tensor in from its end down, tensor after tensor up the file. Each jump to
+    """glibc's memmove copies backward when source and destination sit at nearly the same
+    offset within a page: a loader then faults each tensor in from its end down, tensor after tensor up the file. Each jump to
     the next tensor's end is no longer than the run so far, so one forward window serves it."""
     import os
 
