@@ -696,6 +696,7 @@ impl readahead::Context for BlobContext<'_> {
             idx -= 1;
             bytes = start - idx * bs;
         }
+        // `Readahead` asks for exactly what a found run needs: all of `max` present.
         if bytes >= max {
             self.path.stats.context_runs.fetch_add(1, Ordering::Relaxed);
         }

@@ -74,7 +74,7 @@ struct Run {
     expected: u64,
     /// Offset of the previous read; sequential readers never go far back.
     last_start: u64,
-    /// Where the run started.
+    /// The lowest offset the run has read (a tensor's head read after its tail lowers it).
     start: u64,
     window: u64,
     /// Prefetch has been requested up to here.
@@ -102,7 +102,8 @@ impl Run {
         }
         // A jump ahead no longer than the run itself: a loader that copies each tensor from
         // its end down (glibc's memmove copies backward when source and destination sit at
-        // nearly the same offset within a page) starts the next tensor one tensor further on, and skips nothing for long.
+        // nearly the same offset within a page) starts the next tensor one tensor further on,
+        // and skips nothing for long.
         (start - self.expected <= self.expected - self.start).then_some(Step::Ahead)
     }
 }
@@ -199,21 +200,22 @@ impl Readahead {
             .iter()
             .enumerate()
             .find_map(|(i, r)| r.continued_by(start, cfg).map(|step| (i, step)));
-        let mut step = Step::Near;
-        match continued {
+        let step = match continued {
             Some((i, how)) => {
                 let run = self.runs.remove(i);
                 self.runs.insert(0, run);
-                step = how;
                 self.lost.continued += 1;
+                how
             }
             None => {
-                let history = match start.min(cfg.start_after) {
+                // The whole `start_after` before the read, or all of the file before it.
+                let wanted = start.min(cfg.start_after);
+                let history = match wanted {
                     0 => 0,
                     max => context.present_before(start, max).min(max),
                 };
+                let found = wanted > 0 && history == wanted;
                 let mut run = Run::starting(start, end);
-                let found = history > 0 && history >= start.min(cfg.start_after);
                 if found {
                     // A stream found by its context: it has read what lies behind it, and what
                     // lies ahead of it may be on its way already (its earlier run's read-ahead):
@@ -241,8 +243,9 @@ impl Readahead {
                 if !found {
                     return None;
                 }
+                Step::Near
             }
-        }
+        };
         let run = self.runs.first_mut()?;
         // A read a little before the run's first one (the head of a tensor whose tail came
         // first) belongs to it.
