@@ -14,6 +14,7 @@ import time
 from .contenders import (CURL, HF, HFFUSE, HUBFS_NAME, LOCAL, ReadResult, cat_files,
                          peer_python)
 from .cost import Meter
+from .folios import folios
 from .results import Figure, Section, attempt, attempt_many
 from .seed import LFS_FILES, LFS_REPO
 from .util import BenchError, cold_client, cold_local, log
@@ -162,6 +163,13 @@ def _best(results) -> Figure:
     return _figure(max(results, key=lambda r: r.mib_s))
 
 
+def _folios(path) -> str:
+    try:
+        return folios(path).describe()
+    except OSError as e:
+        return f"folio sizes unknown ({e})"
+
+
 def rereads(ctx) -> Section:
     """Workload 2, on the unshaped emulator (no network is involved once the bytes are cached)."""
     emu = ctx.unshaped
@@ -171,7 +179,9 @@ def rereads(ctx) -> Section:
         "Re-reads vs the local copy (workload 2)",
         f"Throughput in MiB/s of `cat` of a 1 GiB file, best of {PAGE_CACHE_REPS} (page cache) or "
         f"{ctx.reps} (remount) repetitions, hubfs and the local copy alternating. Page cache: both files fully in the OS page cache (the kernel answers "
-        "from the mounted file's pages that hubfs's first read filled, without asking hubfs). After remount: a new hubfs mount on the same cache directory; "
+        "from the mounted file's pages that hubfs's first read filled, without asking hubfs); the notes "
+        "say how the kernel holds each file's pages (`scripts/bench/folios.py`): the copy costs "
+        "less per byte from large folios than from 4 KiB pages. After remount: a new hubfs mount on the same cache directory; "
         "'from disk' = page cache dropped before each read, so hubfs reads its cache data file "
         "and the local copy its file from disk; 'from RAM' = hubfs's cache data file and the local "
         "copy both already in the page cache (the new mount itself has no pages yet)."
@@ -191,7 +201,10 @@ def rereads(ctx) -> Section:
                     for _ in range(PAGE_CACHE_REPS):
                         mine.append(cat_files([m.path / name], READ_TIMEOUT_S))
                         theirs.append(cat_files([local_path], READ_TIMEOUT_S))
-            return {HUBFS_NAME: _best(mine), LOCAL: _best(theirs)}
+                figures = {HUBFS_NAME: _best(mine), LOCAL: _best(theirs)}
+                for contender, path in ((HUBFS_NAME, m.path / name), (LOCAL, local_path)):
+                    figures[contender].note += f"; {_folios(path)}"
+            return figures
 
         def after_remount(from_disk: bool):
             mine, theirs, fetched = [], [], []
