@@ -22,6 +22,13 @@ for mode in xet noxet legacy; do
   echo "== fidelity suite, --hub-mode $mode (official huggingface_hub client against the emulator)"
   "$VENV/bin/python" -m pytest -q --timeout 600 scripts/fidelity --hub-mode "$mode"
 done
+# Today's Hub again, with every signed xorb and bridge URL bound to the range it was minted for
+# (as xet-client documents for the real CAS): the official client must work there too.
+for mode in xet noxet; do
+  echo "== fidelity suite, --hub-mode $mode, emulator --range-bound-urls"
+  HUBFS_FIDELITY_EMULATOR_ARGS=--range-bound-urls \
+    "$VENV/bin/python" -m pytest -q --timeout 600 scripts/fidelity --hub-mode "$mode"
+done
 
 echo "== benchmark harness (verdicts and report; scripts/bench.sh runs the benchmark itself)"
 "$VENV/bin/python" -m pytest -q scripts/bench/tests

@@ -66,6 +66,9 @@ def emulator_args(mode, *extra):
     ]  # fmt: skip
     if mode == "legacy":
         args.append("--no-xet")
+    # More emulator flags for a whole run, e.g. `--range-bound-urls` (scripts/test.sh runs the
+    # suite again with it: the official client must work against a Hub that binds its URLs).
+    args += os.environ.get("HUBFS_FIDELITY_EMULATOR_ARGS", "").split()
     return args + list(extra)
 
 

@@ -113,6 +113,11 @@ pub struct Args {
     /// No xorb upload grants (404), to test the direct xorb upload path.
     #[arg(long)]
     pub no_xet_grants: bool,
+    /// Bind every signed xorb URL, and every resolve redirect to the Xet bridge, to the exact
+    /// Range header it was minted for: any other range answers 403 (the real Hub's behaviour
+    /// as xet-client documents it).
+    #[arg(long)]
+    pub range_bound_urls: bool,
 }
 
 impl Args {
@@ -160,6 +165,7 @@ impl Args {
             xet_url_ttl: self.xet_url_ttl,
             xet_v2: !self.no_xet_v2,
             xet_grants: !self.no_xet_grants,
+            range_bound_urls: self.range_bound_urls,
         })
     }
 }

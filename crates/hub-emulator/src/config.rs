@@ -109,6 +109,12 @@ pub struct Config {
     pub xet_v2: bool,
     /// Offer xorb upload grants; `false` answers 404 (clients then POST xorbs directly).
     pub xet_grants: bool,
+    /// Sign each xorb fetch URL and each resolve redirect to the Xet bridge for the exact
+    /// `Range` header it was minted for (any other range, or none, is refused with 403), as
+    /// xet-client documents for the real CAS and as Hub clients report for the real bridge.
+    /// Off by default: hubfs's chunk checks and sub-runs ask for ranges of their own
+    /// (docs/xet-plan.md, finding 12).
+    pub range_bound_urls: bool,
 }
 
 impl Config {
@@ -134,6 +140,7 @@ impl Config {
             xet_url_ttl: 3600,
             xet_v2: true,
             xet_grants: true,
+            range_bound_urls: false,
         }
     }
 }

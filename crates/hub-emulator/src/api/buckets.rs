@@ -716,7 +716,7 @@ fn resolve(app: &App, ctx: &Ctx, id: &str, path: &str) -> Reply {
     let bridge = app
         .xet
         .as_ref()
-        .map(|_| super::cas::bridge_url(app, &cdn, &file.xet_hash, name));
+        .map(|_| super::cas::bridge_url(app, &cdn, &file.xet_hash, name, None));
     match bridge {
         Some(location) => {
             put(&mut h, "location", &location);

@@ -27,7 +27,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use xet_client::cas_types::{
-    Checksum, FileRange, HexMerkleHash, ShardUploadEvent, UploadShardResponse,
+    Checksum, FileRange, HexMerkleHash, HttpRange, ShardUploadEvent, UploadShardResponse,
     UploadShardResponseType, XorbUploadGrant, XorbUploadGrantRequest,
 };
 use xet_core_structures::merklehash::MerkleHash;
@@ -118,20 +118,72 @@ pub fn cas_url(app: &App, hostname: &str) -> String {
 }
 
 /// A signed URL to fetch xorb `hash` by range (`GET`, and `HEAD` with the same signature).
-pub fn xorb_url(app: &App, origin: &str, hash: &str) -> String {
+/// `range`: the `Range` header value the plan names for it; with `--range-bound-urls` the URL
+/// serves that header only.
+pub fn xorb_url(app: &App, origin: &str, hash: &str, range: &str) -> String {
     let path = format!("/cas/xorb/{hash}");
-    let q = app.xet_signer.sign("GET", &path, &[]);
+    let q = app.xet_signer.sign("GET", &path, &bound(app, range));
     format!("{origin}{path}?{q}")
 }
 
 /// A signed URL of the bridge serving Xet file `hash` (`sha256`, when known, picks the LFS
-/// copy as a faster source and is the ETag).
-pub fn bridge_url(app: &App, origin: &str, hash: &str, filename: &str) -> String {
+/// copy as a faster source and is the ETag). `range`: the `Range` header of the request the
+/// redirect answers ("" for none), which `--range-bound-urls` binds the URL to; `None` for
+/// URLs handed out before any range is known (LFS batch actions, bucket listings).
+pub fn bridge_url(
+    app: &App,
+    origin: &str,
+    hash: &str,
+    filename: &str,
+    range: Option<&str>,
+) -> String {
     let path = format!("/cas/bridge/{hash}");
-    let q = app
-        .xet_signer
-        .sign("GET", &path, &[("filename", filename.to_string())]);
+    let mut params = vec![("filename", filename.to_string())];
+    if let Some(range) = range {
+        params.extend(bound(app, range));
+    }
+    let q = app.xet_signer.sign("GET", &path, &params);
     format!("{origin}{path}?{q}")
+}
+
+/// The signed parameter that binds a URL to one `Range` value, when the emulator does that.
+fn bound(app: &App, range: &str) -> Vec<(&'static str, String)> {
+    if app.cfg.range_bound_urls {
+        vec![(SIGNED_RANGE, range.trim().to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
+const SIGNED_RANGE: &str = "range";
+
+/// A URL bound to a range serves exactly that `Range` header (absent = ""), like a CDN policy
+/// with a byte-range condition: anything else is refused before any byte is read.
+fn check_bound(params: &[(String, String)], headers: &HeaderMap) -> ApiResult<()> {
+    let Some((_, signed)) = params.iter().find(|(k, _)| k == SIGNED_RANGE) else {
+        return Ok(());
+    };
+    let asked = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim();
+    if asked == signed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "The Range header does not match the range this URL was signed for",
+        ))
+    }
+}
+
+/// The `Range` value a client sends for `ranges` of one fetch (as xet-client builds it).
+fn range_value(ranges: &[HttpRange]) -> String {
+    let joined: Vec<String> = ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.start, r.end))
+        .collect();
+    format!("bytes={}", joined.join(","))
 }
 
 fn store(app: &App) -> ApiResult<&Arc<XetStore>> {
@@ -182,18 +234,17 @@ pub async fn handle(app: &App, req: CasRequest<'_>, body: Body) -> ApiResult<Res
             if *v == "v1" {
                 let mut r = xet.reconstruction_v1(&hash, range).await?;
                 for (h, infos) in r.fetch_info.iter_mut() {
-                    let url = xorb_url(app, &origin, &h.0.hex());
                     for fi in infos.iter_mut() {
-                        fi.url = url.clone();
+                        fi.url = xorb_url(app, &origin, &h.0.hex(), &range_value(&[fi.url_range]));
                     }
                 }
                 Ok(axum::Json(r).into_response())
             } else {
                 let mut r = xet.reconstruction_v2(&hash, range).await?;
                 for (h, fetches) in r.xorbs.iter_mut() {
-                    let url = xorb_url(app, &origin, &h.0.hex());
                     for f in fetches.iter_mut() {
-                        f.url = url.clone();
+                        let ranges: Vec<HttpRange> = f.ranges.iter().map(|r| r.bytes).collect();
+                        f.url = xorb_url(app, &origin, &h.0.hex(), &range_value(&ranges));
                     }
                 }
                 Ok(axum::Json(r).into_response())
@@ -388,9 +439,11 @@ pub async fn handle(app: &App, req: CasRequest<'_>, body: Body) -> ApiResult<Res
         }
         ["xorb", hash] if get => {
             stats.route("cas-xorb-get");
-            app.xet_signer
+            let params = app
+                .xet_signer
                 .verify("GET", req.path, req.query)
                 .map_err(denied)?;
+            check_bound(&params, req.headers)?;
             stats.cas_xorb_fetch();
             // A suffix range (`bytes=-N`) reads a xorb's footer: counted apart, so tests can
             // tell footer reads from data reads.
@@ -415,6 +468,7 @@ pub async fn handle(app: &App, req: CasRequest<'_>, body: Body) -> ApiResult<Res
                 .iter()
                 .find(|(k, _)| k == "filename")
                 .map(|(_, v)| v.clone());
+            check_bound(&params, req.headers)?;
             bridge(app, &xet, file, filename, req.method, req.headers).await
         }
         _ => Err(ApiError::not_found("Not Found")),

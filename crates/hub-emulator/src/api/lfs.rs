@@ -93,7 +93,7 @@ pub async fn batch(app: &App, ctx: &Ctx, repo: &Repo, body: Body) -> Reply {
                         None => {
                             let xet = app.xet.as_ref().and_then(|x| x.by_sha256(&sha.hex()));
                             let hash = xet.map(|f| f.xet).unwrap_or_default();
-                            super::cas::bridge_url(app, &cdn, &hash, &sha.hex())
+                            super::cas::bridge_url(app, &cdn, &hash, &sha.hex(), None)
                         }
                     };
                     out.actions = Some(LfsActions {

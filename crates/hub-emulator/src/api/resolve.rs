@@ -118,7 +118,13 @@ pub fn resolve(app: &App, ctx: &Ctx, repo: &Repo, rev: &str, path: &str, raw: bo
                 .ok_or_else(|| ApiError::entry_not_found("Entry not found"))?;
             let cdn = app.cdn_origin(&ctx.hostname);
             let name = path.rsplit('/').next().unwrap_or(path);
-            let location = super::cas::bridge_url(app, &cdn, &xet.xet, name);
+            // The redirect serves the range it answers (only that one, with --range-bound-urls).
+            let asked = ctx
+                .headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let location = super::cas::bridge_url(app, &cdn, &xet.xet, name, Some(asked));
             let auth = format!(
                 "{}/api/{}/{}/xet-read-token/{commit_hex}",
                 ctx.origin,
