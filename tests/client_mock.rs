@@ -249,6 +249,68 @@ async fn a_refused_cdn_location_is_resolved_again() {
     assert_eq!(c.stats().location_refreshes, 1);
 }
 
+/// A CDN whose locations serve only the `Range` they were minted for (a byte-range condition
+/// in the signed policy), and a Hub minting one per resolve: a remembered location is refused
+/// once, then no longer remembered, so each later range costs a resolve and a CDN request, not
+/// also a refusal.
+#[tokio::test]
+async fn a_cdn_whose_locations_serve_one_range_is_not_remembered_after_its_first_refusal() {
+    let data = Arc::new(content(1000));
+    let served = Arc::clone(&data);
+    let cdn = Server::start(handler(move |s| {
+        let data = Arc::clone(&served);
+        async move {
+            let minted = s
+                .uri
+                .split("range=")
+                .nth(1)
+                .unwrap_or("")
+                .replace("%3D", "=");
+            if s.header("range") == Some(minted.as_str()) {
+                partial(&s, &data)
+            } else {
+                reply(403, &[], "range not signed")
+            }
+        }
+    }))
+    .await;
+    let cdn_url = cdn.url.clone();
+    let hub = Server::start(handler(move |s| {
+        let loc = format!(
+            "{}blob/abc?range={}",
+            cdn_url,
+            s.header("range").unwrap_or("").replace('=', "%3D")
+        );
+        async move {
+            reply(
+                302,
+                &[
+                    ("location", loc),
+                    ("x-repo-commit", COMMIT.into()),
+                    ("x-linked-size", "1000".into()),
+                    ("x-linked-etag", format!("\"{}\"", "a".repeat(64))),
+                ],
+                "",
+            )
+        }
+    }))
+    .await;
+    let c = client(&hub, None);
+    for (start, end) in [(0, 100), (100, 200), (200, 300), (300, 400)] {
+        let got = c
+            .read_range(&repo(), COMMIT, "w.bin", start, end)
+            .await
+            .unwrap();
+        assert_eq!(&got[..], &data[start as usize..end as usize]);
+    }
+    // Read 1: resolve + CDN. Read 2: the remembered location refused, resolve + CDN. Reads 3
+    // and 4: resolve + CDN each (remembering again would add a refusal to each).
+    assert_eq!(hub.seen().len(), 4);
+    assert_eq!(cdn.seen().len(), 5);
+    assert_eq!(c.stats().location_refreshes, 1);
+    assert_eq!(c.stats().location_hits, 1);
+}
+
 #[tokio::test]
 async fn metadata_stops_at_the_foreign_host_and_follows_same_origin_hops() {
     let cdn = cdn(Arc::new(content(10))).await;

@@ -9,6 +9,7 @@
 //! forgets the location when it expires or the CDN refuses it. The token never goes to the CDN
 //! (see `transport.rs`).
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -164,9 +165,20 @@ impl HubClient {
                     && !t.is_same_origin(&url)
                     && !refreshed
                 {
-                    // A signed CDN URL that expired or was revoked: ask the Hub for a new one.
+                    // A signed CDN URL that expired or was revoked, or a remembered one that
+                    // serves only the range it was minted for: ask the Hub for a new one.
                     refreshed = true;
-                    self.inner.locations.lock().forget(&key);
+                    if remembered.as_ref() == Some(&url) {
+                        if self.inner.locations.lock().refused(&key, &url) {
+                            tracing::info!(
+                                target: "hubfs::hub",
+                                "{} refused a remembered location before its expiry: its URLs look bound to one range; resolving each range from now on",
+                                url.origin().ascii_serialization()
+                            );
+                        }
+                    } else {
+                        self.inner.locations.lock().forget(&key);
+                    }
                     t.counters.location_refresh();
                     tracing::debug!(target: "hubfs::hub", status = status.as_u16(), "CDN refused a location; resolving again");
                     continue 'resolve;
@@ -552,9 +564,16 @@ impl LocationKey {
 }
 
 /// Remembered CDN locations, each valid until its signature expires or the TTL ends.
+///
+/// Some CDNs sign a location for the one `Range` it was minted for (a byte-range condition in
+/// the signed policy: Hub clients report it for Xet-backed files). Reusing such a location for
+/// another range costs a refusal and a new resolve each time, so a CDN origin that refuses a
+/// remembered location before its expiry is not remembered for again (`range_bound`).
 pub(crate) struct LocationMemo {
     entries: LruCache<LocationKey, (Url, Instant)>,
     ttl: Duration,
+    /// Origins (`scheme://host:port`) whose locations serve one range only.
+    range_bound: HashSet<String>,
 }
 
 /// A remembered URL is dropped this long before its signature's stated expiry, so a read
@@ -566,6 +585,7 @@ impl LocationMemo {
         LocationMemo {
             entries: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
             ttl,
+            range_bound: HashSet::new(),
         }
     }
 
@@ -579,6 +599,12 @@ impl LocationMemo {
     }
 
     pub fn put(&mut self, key: LocationKey, url: Url) {
+        if self
+            .range_bound
+            .contains(&url.origin().ascii_serialization())
+        {
+            return;
+        }
         let mut lifetime = self.ttl;
         if let Some(expires) = signed_expiry(&url) {
             let left = expires
@@ -595,6 +621,27 @@ impl LocationMemo {
 
     pub fn forget(&mut self, key: &LocationKey) {
         self.entries.pop(key);
+    }
+
+    /// A remembered `url` was refused although its lifetime had not run out: its origin's
+    /// locations are taken to serve one range each and are no longer remembered. True the
+    /// first time for an origin.
+    pub fn refused(&mut self, key: &LocationKey, url: &Url) -> bool {
+        self.entries.pop(key);
+        let origin = url.origin().ascii_serialization();
+        if self.range_bound.contains(&origin) {
+            return false;
+        }
+        let same: Vec<LocationKey> = self
+            .entries
+            .iter()
+            .filter(|(_, (u, _))| u.origin().ascii_serialization() == origin)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &same {
+            self.entries.pop(k);
+        }
+        self.range_bound.insert(origin)
     }
 }
 

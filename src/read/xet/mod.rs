@@ -52,7 +52,7 @@ use xet_runtime::core::XetContext;
 use super::{Blob, ReadPath};
 use crate::cache::ChunkStore;
 use crate::hub::xet::CasSession;
-use crate::hub::HubClient;
+use crate::hub::{HubClient, HubError};
 pub use verify::{Footer, VerifyError};
 
 /// How long a repo whose token route failed reads through the bridge before we ask again.
@@ -94,6 +94,9 @@ pub struct XetStats {
     /// Reads over several blocks answered with a slice of one CAS run's buffer (no copy).
     pub replies_without_copy: AtomicU64,
     pub token_requests: AtomicU64,
+    /// Footer fetches the CAS refused (403) on a fresh plan URL: its URLs serve only the
+    /// ranges the plan names, so chunks cannot be checked and Xet files go to the bridge.
+    pub ranges_refused: AtomicU64,
 }
 
 /// A verified chunk: its decompressed bytes and its hash (from the authenticated footer).
@@ -138,6 +141,9 @@ pub struct XetReader {
     plans: Plans,
     /// Verified chunks kept across files, revisions and mounts (None: fetch every time).
     chunks: Option<Arc<ChunkStore>>,
+    /// When the CAS last refused a range of our own (a footer): until `RETRY_UNAVAILABLE`
+    /// has passed, runs go straight to the bridge instead of paying a plan and a refusal each.
+    refused_at: Mutex<Option<Instant>>,
     pub stats: XetStats,
 }
 
@@ -153,6 +159,7 @@ impl XetReader {
             footers: Flights::new(FOOTERS_KEPT),
             plans: Plans::default(),
             chunks: None,
+            refused_at: Mutex::new(None),
             stats: XetStats::default(),
         }
     }
@@ -195,6 +202,11 @@ impl XetReader {
                 Ok(s)
             }
             Err(e) => {
+                tracing::warn!(
+                    "{}: no CAS access ({e}): its Xet files read through the bridge for {} s",
+                    blob.repo,
+                    RETRY_UNAVAILABLE.as_secs()
+                );
                 self.sessions
                     .lock()
                     .put(key, SessionSlot::Failed(Instant::now()));
@@ -213,6 +225,15 @@ impl XetReader {
     ) -> Result<CasRun, XetError> {
         let file = MerkleHash::from_hex(xet_hash)
             .map_err(|e| XetError::Cas(format!("bad xetHash {xet_hash:?}: {e}")))?;
+        if self
+            .refused_at
+            .lock()
+            .is_some_and(|at| at.elapsed() < RETRY_UNAVAILABLE)
+        {
+            return Err(XetError::Unavailable(
+                "the CAS refused a footer range a moment ago".into(),
+            ));
+        }
         let session = self.session(blob).await?;
         let client = session.client.clone();
         let range = FileRange::new(start, end);
@@ -354,34 +375,55 @@ impl XetReader {
     /// The verified footer of `xorb`, from the LRU, joined while another range fetches it, or
     /// fetched through `url`: one GET per xorb however many of its ranges start at once.
     async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
-        let (footer, reused) =
-            self.footers
-                .get(xorb, || async {
-                    if let Some(footer) = self.stored_footer(xorb) {
-                        return Ok((footer, None));
-                    }
-                    let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
+        let (footer, reused) = self
+            .footers
+            .get(xorb, || async {
+                if let Some(footer) = self.stored_footer(xorb) {
+                    return Ok((footer, None));
+                }
+                let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
+                    if matches!(e, HubError::Forbidden { .. }) {
+                        self.footer_refused(xorb, &e)
+                    } else {
                         XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex()))
-                    })?;
-                    self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
-                    match Footer::parse(xorb, &bytes) {
-                        Ok(f) => {
-                            if let Some(store) = &self.chunks {
-                                store.put_footer(&xorb.hex(), &bytes);
-                            }
-                            Ok((Arc::new(f), None))
-                        }
-                        Err(e) => {
-                            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
-                            Err(XetError::from(e))
-                        }
                     }
-                })
-                .await?;
+                })?;
+                self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
+                match Footer::parse(xorb, &bytes) {
+                    Ok(f) => {
+                        if let Some(store) = &self.chunks {
+                            store.put_footer(&xorb.hex(), &bytes);
+                        }
+                        Ok((Arc::new(f), None))
+                    }
+                    Err(e) => {
+                        self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+                        Err(XetError::from(e))
+                    }
+                }
+            })
+            .await?;
         if reused {
             self.stats.footers_reused.fetch_add(1, Ordering::Relaxed);
         }
         Ok(footer)
+    }
+
+    /// The CAS refused the suffix range of a xorb footer on a URL its plan just gave: its URLs
+    /// serve only the ranges the plan names (as xet-client documents for the real CAS;
+    /// docs/xet-plan.md, finding 12). Without footers no chunk can be checked, so Xet files read
+    /// through the bridge, and the CAS is tried again after `RETRY_UNAVAILABLE`.
+    fn footer_refused(&self, xorb: &MerkleHash, e: &HubError) -> XetError {
+        self.stats.ranges_refused.fetch_add(1, Ordering::Relaxed);
+        let first = self.refused_at.lock().replace(Instant::now()).is_none();
+        if first {
+            tracing::warn!(
+                "the CAS refused the footer range of xorb {} ({e}): its URLs look bound to the plan's ranges, so chunks cannot be checked; Xet files read through the bridge (the CAS is tried again every {} s)",
+                xorb.hex(),
+                RETRY_UNAVAILABLE.as_secs()
+            );
+        }
+        XetError::Unavailable(format!("footer of xorb {} refused: {e}", xorb.hex()))
     }
 
     /// The footer kept in the chunk store, authenticated again (a bad one is removed).
@@ -566,12 +608,22 @@ impl ReadPath {
             Ok(Ok(run)) => run,
             Ok(Err(e)) => {
                 xet.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    "{}@{}: {} bytes {start}..{end} from the CAS failed, reading through the bridge: {e}",
-                    blob.repo,
-                    blob.commit,
-                    blob.path
-                );
+                // No CAS access was logged once when it began; each run's fallback is not news.
+                if matches!(e, XetError::Unavailable(_)) {
+                    tracing::debug!(
+                        "{}@{}: {} bytes {start}..{end} through the bridge: {e}",
+                        blob.repo,
+                        blob.commit,
+                        blob.path
+                    );
+                } else {
+                    tracing::warn!(
+                        "{}@{}: {} bytes {start}..{end} from the CAS failed, reading through the bridge: {e}",
+                        blob.repo,
+                        blob.commit,
+                        blob.path
+                    );
+                }
                 return false;
             }
             Err(_) => {
