@@ -234,8 +234,11 @@ def test_a_dead_nodes_claims_cost_one_wait_not_the_read(garage, repo, mount, emu
     from_hub = bytes_served(emulator) - before
     assert SMALL <= from_hub <= 1.05 * SMALL and s["bytes"] == 0, (from_hub, s)
     if claim.startswith(b"hubfs"):
-        # The runs in flight when the first wait ran out waited too; none after.
-        assert 1 <= s["wait_timeouts"] <= s["waits"] <= SMALL >> 22, s
+        # The runs in flight when the first wait ran out waited too; none after. A wait is
+        # counted per run and segment, and two runs in flight can share a segment (a run ends
+        # mid-segment, or a context run starts there): up to two per segment, not one per run
+        # of the whole read (CI saw 8 for 6 segments once).
+        assert 1 <= s["wait_timeouts"] <= s["waits"] <= 2 * (SMALL >> 22), s
         # One wait: 5 s while the Hub's rate is unknown (then less), plus the Hub's own time.
         assert elapsed < hub_time * 3 + 12, f"{elapsed:.1f}s, {hub_time:.1f}s from the Hub alone"
     else:
