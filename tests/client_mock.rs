@@ -169,10 +169,11 @@ async fn cdn(data: Arc<Vec<u8>>) -> Server {
     .await
 }
 
-/// A Hub whose resolve route redirects to `cdn` with the signature `sig()` returns.
-async fn hub_redirecting(cdn: Url, sig: Arc<dyn Fn() -> String + Send + Sync>) -> Server {
-    Server::start(handler(move |_s| {
-        let loc = format!("{}blob/abc?sig={}", cdn, sig());
+/// A Hub whose resolve route redirects to `cdn` with the query `query(request)` returns (the
+/// location's signature).
+async fn hub_redirecting(cdn: Url, query: Arc<dyn Fn(&Seen) -> String + Send + Sync>) -> Server {
+    Server::start(handler(move |s| {
+        let loc = format!("{}blob/abc?{}", cdn, query(&s));
         async move {
             reply(
                 302,
@@ -193,7 +194,7 @@ async fn hub_redirecting(cdn: Url, sig: Arc<dyn Fn() -> String + Send + Sync>) -
 async fn range_reads_go_to_the_cdn_without_the_token_and_remember_it() {
     let data = Arc::new(content(1000));
     let cdn = cdn(Arc::clone(&data)).await;
-    let hub = hub_redirecting(cdn.url.clone(), Arc::new(|| "good".to_string())).await;
+    let hub = hub_redirecting(cdn.url.clone(), Arc::new(|_| "sig=good".to_string())).await;
     let c = client(&hub, Some("hf_secret"));
 
     let got = c
@@ -231,11 +232,11 @@ async fn a_refused_cdn_location_is_resolved_again() {
     let calls = Arc::new(AtomicUsize::new(0));
     let n = Arc::clone(&calls);
     // First resolution hands out an expired signature, the next ones a good one.
-    let sig = Arc::new(move || {
+    let sig = Arc::new(move |_: &Seen| {
         if n.fetch_add(1, Ordering::SeqCst) == 0 {
-            "expired".to_string()
+            "sig=expired".to_string()
         } else {
-            "good".to_string()
+            "sig=good".to_string()
         }
     });
     let hub = hub_redirecting(cdn.url.clone(), sig).await;
@@ -274,27 +275,13 @@ async fn a_cdn_whose_locations_serve_one_range_is_not_remembered_after_its_first
         }
     }))
     .await;
-    let cdn_url = cdn.url.clone();
-    let hub = Server::start(handler(move |s| {
-        let loc = format!(
-            "{}blob/abc?range={}",
-            cdn_url,
+    let minting = |s: &Seen| {
+        format!(
+            "range={}",
             s.header("range").unwrap_or("").replace('=', "%3D")
-        );
-        async move {
-            reply(
-                302,
-                &[
-                    ("location", loc),
-                    ("x-repo-commit", COMMIT.into()),
-                    ("x-linked-size", "1000".into()),
-                    ("x-linked-etag", format!("\"{}\"", "a".repeat(64))),
-                ],
-                "",
-            )
-        }
-    }))
-    .await;
+        )
+    };
+    let hub = hub_redirecting(cdn.url.clone(), Arc::new(minting)).await;
     let c = client(&hub, None);
     for (start, end) in [(0, 100), (100, 200), (200, 300), (300, 400)] {
         let got = c

@@ -629,7 +629,7 @@ impl LocationMemo {
     pub fn refused(&mut self, key: &LocationKey, url: &Url) -> bool {
         self.entries.pop(key);
         let origin = url.origin().ascii_serialization();
-        if self.range_bound.contains(&origin) {
+        if !self.range_bound.insert(origin.clone()) {
             return false;
         }
         let same: Vec<LocationKey> = self
@@ -641,7 +641,7 @@ impl LocationMemo {
         for k in &same {
             self.entries.pop(k);
         }
-        self.range_bound.insert(origin)
+        true
     }
 }
 

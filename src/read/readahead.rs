@@ -673,9 +673,10 @@ mod tests {
     #[test]
     fn a_loader_copying_each_tensor_backward_is_prefetched_ahead() {
         // glibc's memmove copies backward when source and destination sit at nearly the same
-        // offset within a page (it avoids 4 KiB aliasing), so a loader may fault each tensor in from its end down (the kernel's read-around: 512 KiB
-        // around the first fault, then 260 KiB below each next one), tensor after tensor up
-        // the file. Seen in the benchmark: every read waited for a request of its own.
+        // offset within a page (it avoids 4 KiB aliasing), so a loader may fault each tensor in
+        // from its end down (the kernel's read-around: 512 KiB around the first fault, then
+        // 260 KiB below each next one), tensor after tensor up the file. Seen in the
+        // benchmark: every read waited for a request of its own.
         let mut ra = Readahead::default();
         let mut file = Present::new();
         let size = 1 << 30;

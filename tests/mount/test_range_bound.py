@@ -11,16 +11,14 @@ a refusal and a new resolve for every range."""
 import os
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import WRITE_TOKEN, Emulator, Mount, is_mounted, run_mount, sha
-from test_xet_read import seed_with_xet
+from test_xet_read import isolated_client_env, seed_with_xet
 
 pytestmark = pytest.mark.needs_xet
 
@@ -91,10 +89,7 @@ def test_a_bound_location_serves_its_own_range_only(bound):
 def test_the_official_client_downloads_from_it(bound, tmp_path, disable_xet):
     """The mode is a Hub the official client works with, through the CAS and through the bridge."""
     emu, src = bound
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    home = tempfile.mkdtemp(prefix="hubfs-range-bound-home-")
-    env.update(HF_HOME=home, HF_XET_CACHE=str(Path(home) / "xet"), NO_PROXY="127.0.0.1,localhost",
-               HF_HUB_DISABLE_TELEMETRY="1")
+    env = isolated_client_env()
     if disable_xet:
         env["HF_HUB_DISABLE_XET"] = "1"
     r = subprocess.run([sys.executable, "-c", DOWNLOAD, emu.url, WRITE_TOKEN, REPO, "big.bin",

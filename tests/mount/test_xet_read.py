@@ -40,14 +40,21 @@ for local, remote in zip(sys.argv[4::2], sys.argv[5::2]):
 """
 
 
-def seed_with_xet(emulator, repo, files):
-    """Uploads `files` ({path in repo: local path}) with huggingface_hub + hf_xet, in a child
-    process: the session's `api` fixture disables Xet in this one, and hf_xet's caches must not
-    leak between tests (isolated HF_HOME)."""
+def isolated_client_env():
+    """The environment of an official-client child process: no HF_* of this one (the session's
+    `api` fixture disables Xet), and its own HF_HOME, so hf_xet's caches do not leak between
+    tests."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     home = tempfile.mkdtemp(prefix="hubfs-xet-home-")
     env.update(HF_HOME=home, HF_XET_CACHE=str(Path(home) / "xet"), NO_PROXY="127.0.0.1,localhost",
                HF_HUB_DISABLE_TELEMETRY="1")
+    return env
+
+
+def seed_with_xet(emulator, repo, files):
+    """Uploads `files` ({path in repo: local path}) with huggingface_hub + hf_xet, in a child
+    process (`isolated_client_env`)."""
+    env = isolated_client_env()
     args = [sys.executable, "-c", SEED, emulator.url, WRITE_TOKEN, repo]
     for remote, local in files.items():
         args += [str(local), remote]

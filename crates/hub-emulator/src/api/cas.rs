@@ -157,18 +157,22 @@ fn bound(app: &App, range: &str) -> Vec<(&'static str, String)> {
 
 const SIGNED_RANGE: &str = "range";
 
+/// The request's `Range` header as a bound URL compares it ("" when absent).
+pub fn asked_range(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+}
+
 /// A URL bound to a range serves exactly that `Range` header (absent = ""), like a CDN policy
 /// with a byte-range condition: anything else is refused before any byte is read.
 fn check_bound(params: &[(String, String)], headers: &HeaderMap) -> ApiResult<()> {
     let Some((_, signed)) = params.iter().find(|(k, _)| k == SIGNED_RANGE) else {
         return Ok(());
     };
-    let asked = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .trim();
-    if asked == signed {
+    if asked_range(headers) == signed {
         Ok(())
     } else {
         Err(ApiError::forbidden(

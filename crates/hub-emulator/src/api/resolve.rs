@@ -119,11 +119,7 @@ pub fn resolve(app: &App, ctx: &Ctx, repo: &Repo, rev: &str, path: &str, raw: bo
             let cdn = app.cdn_origin(&ctx.hostname);
             let name = path.rsplit('/').next().unwrap_or(path);
             // The redirect serves the range it answers (only that one, with --range-bound-urls).
-            let asked = ctx
-                .headers
-                .get(header::RANGE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
+            let asked = super::cas::asked_range(&ctx.headers);
             let location = super::cas::bridge_url(app, &cdn, &xet.xet, name, Some(asked));
             let auth = format!(
                 "{}/api/{}/{}/xet-read-token/{commit_hex}",
