@@ -389,8 +389,12 @@ const RUN_BUF_BYTES: u64 = super::run_buf::POOLED_LEN as u64;
 /// `end`: the rest of the fetch, in whole blocks up to about [`RUN_BUF_BYTES`] (so a block
 /// never straddles two buffers).
 fn run_buf_len(at: u64, end: u64, block_size: u64) -> usize {
-    let cap = (RUN_BUF_BYTES / block_size).max(1) * block_size;
-    (end - at).min(cap) as usize
+    (end - at).min(run_buf_cap(block_size) as u64) as usize
+}
+
+/// The longest run buffer: whole blocks, about [`RUN_BUF_BYTES`].
+pub(super) fn run_buf_cap(block_size: u64) -> usize {
+    ((RUN_BUF_BYTES / block_size).max(1) * block_size) as usize
 }
 
 #[cfg(test)]

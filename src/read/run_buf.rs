@@ -301,6 +301,7 @@ impl RunWriter {
     }
 
     /// Bytes filled in all.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.filled
     }

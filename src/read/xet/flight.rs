@@ -72,6 +72,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         Ok((value.clone(), !fetched))
     }
 
+    /// `key`'s value if it is cached and unexpired; never waits, never fetches.
+    pub fn peek(&self, key: &K) -> Option<V> {
+        let mut slots = self.slots.lock();
+        let (v, until) = slots.get(key)?.cell.get()?.clone();
+        until.is_none_or(|u| u > Instant::now()).then_some(v)
+    }
+
     /// Drops `key`'s value if `stale(value)` says it is the one the caller found wanting (a
     /// plan whose URL the CAS refused): concurrent callers that found the same stale value
     /// drop it once, and the first of them to ask again fetches the replacement for all.

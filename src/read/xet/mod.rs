@@ -2,17 +2,20 @@
 //!
 //! For a run of cache blocks `[start, end)` of a file whose entry has a `xetHash`, the read
 //! path asks [`XetReader::read`] before the bridge (`resolve`). It:
-//! 1. asks the CAS for the reconstruction of exactly that byte range (xet-client: v2, v1
-//!    fallback): terms `(xorb, chunk range)` and, per xorb, signed URLs with byte ranges;
-//!    plans are cached per range until shortly before their URLs expire, single-flight
-//!    (`plan`);
-//! 2. fetches every xorb range in parallel (xet-client: ranged GET, decompression, a new plan
-//!    on 403), bounded by the read path's request permits;
+//! 1. plans the run: from the cached plan of the 256 MiB window around it, cut down to the
+//!    run's chunks with their xorbs' footers (`window`); or, while that window is not cached
+//!    yet (it is then asked for in the background), from a reconstruction of exactly that
+//!    byte range (xet-client: v2, v1 fallback). Plans are cached until shortly before their
+//!    URLs expire, single-flight (`plan`);
+//! 2. fetches every xorb range in parallel, long ones in pieces of about 2 MiB (xet-client:
+//!    ranged GET, decompression, a new plan on 403), bounded by the read path's request
+//!    permits and xet-client's connection permits;
 //! 3. checks each chunk against the xorb's footer (`verify`; footers fetched once per xorb by
-//!    suffix range, single-flight, authenticated by the xorb hash, kept in a small LRU);
-//! 4. assembles the terms, cuts `[start, end)` and hands it back whole, in one 4 KiB-aligned
-//!    buffer (the cache writes its blocks with `O_DIRECT` without another copy), with the
-//!    `(chunk hash, length)` list it was cut from.
+//!    suffix range, single-flight, authenticated by the xorb hash, kept in a small LRU and in
+//!    the chunk store);
+//! 4. assembles the terms, cuts `[start, end)` and hands it back whole, in 4 KiB-aligned
+//!    buffers from the run-buffer pool (the cache writes its blocks with `O_DIRECT` without
+//!    another copy), with the `(chunk hash, length)` list it was cut from.
 //!
 //! Nothing is handed out before every chunk of the range passed. Any failure (no Xet for the
 //! repo, CAS error, timeout, a chunk or footer that fails its hash) returns an error and the
@@ -31,6 +34,7 @@ mod flight;
 mod plan;
 mod stored;
 mod verify;
+mod window;
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -80,6 +84,8 @@ pub struct XetStats {
     pub reconstructions: AtomicU64,
     /// Plans taken from the plan cache or from another run's request in flight.
     pub plans_reused: AtomicU64,
+    /// Runs planned from the cached plan of their window, without a request of their own.
+    pub plans_cut: AtomicU64,
     pub chunks_verified: AtomicU64,
     /// Chunks or footers that failed their hash: those runs went to the bridge.
     pub verify_failures: AtomicU64,
@@ -105,9 +111,10 @@ type Chunk = (Bytes, MerkleHash);
 /// What one CAS read delivers: bytes `[start, end)` of the file and the chunks they were cut
 /// from, in file order, the first starting at file offset `first_chunk_at` (≤ `start`).
 pub struct CasRun {
-    pub data: Bytes,
-    /// `data`'s buffer, for reads over several of its blocks (`read::spans`).
-    pub(in crate::read) buf: std::sync::Weak<super::run_buf::RunBuf>,
+    /// The bytes, in pieces of `piece_len` (whole blocks, the last piece aside), each with its
+    /// buffer, for reads over several of its blocks (`read::spans`). Pieces of the run-buffer
+    /// pool's size are recycled mappings, not fresh memory (`run_buf.rs`).
+    pub(in crate::read) pieces: Vec<(Bytes, std::sync::Weak<super::run_buf::RunBuf>)>,
     pub chunks: Vec<(MerkleHash, u64)>,
     pub first_chunk_at: u64,
 }
@@ -222,6 +229,7 @@ impl XetReader {
         xet_hash: &str,
         start: u64,
         end: u64,
+        piece_len: usize,
     ) -> Result<CasRun, XetError> {
         let file = MerkleHash::from_hex(xet_hash)
             .map_err(|e| XetError::Cas(format!("bad xetHash {xet_hash:?}: {e}")))?;
@@ -237,21 +245,85 @@ impl XetReader {
         let session = self.session(blob).await?;
         let client = session.client.clone();
         let range = FileRange::new(start, end);
+        if let Some(own) = window::window_of(start, end, blob.size) {
+            // The run's own window, or the one before it, which covers this half too; a run
+            // in that second half asks for its own window ahead of the runs that follow.
+            let before = window::window_before(own, end);
+            let cached = |w: FileRange| self.plans.cached(&file, w).map(|plan| (w, plan));
+            let found = cached(own).or_else(|| before.and_then(cached));
+            if found.as_ref().is_none_or(|(w, _)| *w != own) {
+                self.plan_window_later(&client, file, own);
+            }
+            if let Some(found) = found {
+                return self
+                    .read_in_window(&client, &file, found, start, end, piece_len)
+                    .await;
+            }
+        }
         let plan = self.plans.get(&client, &file, range, &self.stats).await?;
-        let chunks = self.fetch_chunks(&client, &file, range, &plan).await?;
-        assemble(&plan, &chunks, start, end)
+        let chunks = self
+            .fetch_chunks(&client, &file, range, &plan, &plan, false)
+            .await?;
+        assemble(&plan, &chunks, start, end, piece_len)
     }
 
-    /// Fetches, in parallel, every xorb range the plan names; returns each verified chunk.
+    /// `[start, end)` planned from the cached plan of the window `w` holding it (`window.rs`):
+    /// its terms cut down with the footers of their xorbs, fetched by our own byte ranges.
+    async fn read_in_window(
+        self: &Arc<Self>,
+        client: &Arc<dyn Client>,
+        file: &MerkleHash,
+        (w, window): (FileRange, Plan),
+        start: u64,
+        end: u64,
+        piece_len: usize,
+    ) -> Result<CasRun, XetError> {
+        let xorbs = window::xorbs_under(&window, w.start, start, end)?;
+        let footers =
+            futures_util::future::try_join_all(xorbs.iter().map(|(xorb, url)| async move {
+                Ok::<_, XetError>((*xorb, self.footer(xorb, url).await?))
+            }))
+            .await?
+            .into_iter()
+            .collect();
+        let plan = window::cut(&window, w.start, &footers, start, end)?;
+        self.stats.plans_cut.fetch_add(1, Ordering::Relaxed);
+        let chunks = self
+            .fetch_chunks(client, file, w, &window, &plan, true)
+            .await?;
+        assemble(&plan, &chunks, start, end, piece_len)
+    }
+
+    /// Asks the CAS for the plan of window `w` in the background (single-flight with any other
+    /// ask of it), so the runs after this one are planned from it.
+    fn plan_window_later(
+        self: &Arc<Self>,
+        client: &Arc<dyn Client>,
+        file: MerkleHash,
+        w: FileRange,
+    ) {
+        let (me, client) = (self.clone(), client.clone());
+        tokio::spawn(async move {
+            if let Err(e) = me.plans.get(&client, &file, w, &me.stats).await {
+                tracing::debug!(target: "hubfs::xet", "plan of window {}..{}: {e}", w.start, w.end);
+            }
+        });
+    }
+
+    /// Fetches, in parallel, every xorb range `ranges` names; returns each verified chunk.
+    /// `plan` (of `range`) is where the URLs come from, and what a 403 re-plans; `own`: the
+    /// byte ranges are ours, cut from it (`window.rs`), not ones it signed.
     async fn fetch_chunks(
         self: &Arc<Self>,
         client: &Arc<dyn Client>,
         file: &MerkleHash,
         range: FileRange,
         plan: &Plan,
+        ranges: &QueryReconstructionResponseV2,
+        own: bool,
     ) -> Result<HashMap<(MerkleHash, u32), Chunk>, XetError> {
         let mut jobs = Vec::new();
-        for (xorb, fetches) in &plan.xorbs {
+        for (xorb, fetches) in &ranges.xorbs {
             let xorb: MerkleHash = xorb.into();
             for fetch in fetches {
                 for r in &fetch.ranges {
@@ -262,6 +334,7 @@ impl XetReader {
                         plan,
                         xorb,
                         url: fetch.url.clone(),
+                        own,
                     };
                     jobs.push(async move {
                         match &self.chunks {
@@ -294,7 +367,7 @@ impl XetReader {
         bytes: HttpRange,
     ) -> Result<Vec<((MerkleHash, u32), Chunk)>, XetError> {
         let footer = self.footer(&job.xorb, &job.url);
-        let data = self.get_run(job, chunk_start, bytes, false, None);
+        let data = self.get_run(job, chunk_start, bytes, job.own, None);
         let (footer, (data, offsets)) = tokio::try_join!(footer, data)?;
         self.check_run(&footer, &job.xorb, chunk_start, chunk_end, &data, &offsets)?;
         let mut out = Vec::with_capacity((chunk_end - chunk_start) as usize);
@@ -451,22 +524,32 @@ struct Fetch<'a> {
     plan: &'a Plan,
     xorb: MerkleHash,
     url: String,
+    /// The byte ranges fetched are ours, not ones the plan signed (a 403 renews the URL only).
+    own: bool,
 }
 
-/// Joins the plan's terms from verified chunks and cuts `[start, end)` out of them, into one
-/// aligned buffer; lists the chunks used, in order (terms past `end` are not listed).
+/// Joins the plan's terms from verified chunks and cuts `[start, end)` out of them, into
+/// aligned buffers of `piece_len` bytes; lists the chunks used, in order (terms past `end` are
+/// not listed).
 fn assemble(
     plan: &QueryReconstructionResponseV2,
     chunks: &HashMap<(MerkleHash, u32), Chunk>,
     start: u64,
     end: u64,
+    piece_len: usize,
 ) -> Result<CasRun, XetError> {
     let want = (end - start) as usize;
+    let piece_len = piece_len.max(1);
     let skip = plan.offset_into_first_range as usize;
     let first_chunk_at = start
         .checked_sub(skip as u64)
         .ok_or_else(|| XetError::Cas(format!("plan starts {skip} bytes before byte {start}")))?;
-    let mut out = super::run_buf::RunWriter::with_capacity(want);
+    let new_piece =
+        |done: usize| super::run_buf::RunWriter::with_capacity((want - done).min(piece_len));
+    let mut pieces = Vec::new();
+    let mut out = new_piece(0);
+    // Bytes placed so far (in `pieces` and `out`).
+    let mut done = 0usize;
     let mut used = Vec::new();
     let mut skipped = 0usize;
     for term in &plan.terms {
@@ -480,7 +563,7 @@ fn assemble(
                 ))
             })?;
             term_len += chunk.len() as u64;
-            if skipped + out.len() < skip + want {
+            if skipped + done < skip + want {
                 used.push((*hash, chunk.len() as u64));
             }
             let mut piece = &chunk[..];
@@ -489,8 +572,16 @@ fn assemble(
                 skipped += drop;
                 piece = &piece[drop..];
             }
-            let take = (want - out.len()).min(piece.len());
-            out.extend_from_slice(&piece[..take]);
+            while !piece.is_empty() && done < want {
+                if out.remaining() == 0 {
+                    pieces.push((out.cut(), out.weak()));
+                    out = new_piece(done);
+                }
+                let take = out.remaining().min(piece.len());
+                out.extend_from_slice(&piece[..take]);
+                piece = &piece[take..];
+                done += take;
+            }
         }
         if term_len != u64::from(term.unpacked_length) {
             return Err(XetError::Cas(format!(
@@ -502,16 +593,16 @@ fn assemble(
             )));
         }
     }
-    if out.len() != want {
+    if done != want {
         return Err(XetError::Cas(format!(
-            "reconstruction gave {} of {want} bytes",
-            out.len()
+            "reconstruction gave {done} of {want} bytes"
         )));
     }
-    let (data, buf) = (out.cut(), out.weak());
+    if out.pending() > 0 {
+        pieces.push((out.cut(), out.weak()));
+    }
     Ok(CasRun {
-        data,
-        buf,
+        pieces,
         chunks: used,
         first_chunk_at,
     })
@@ -602,7 +693,12 @@ impl ReadPath {
                 Ok(p) => p,
                 Err(_) => return false,
             };
-            tokio::time::timeout(self.cfg.io_timeout, xet.read(blob, hash, start, end)).await
+            let piece_len = super::fetch::run_buf_cap(self.block_size());
+            tokio::time::timeout(
+                self.cfg.io_timeout,
+                xet.read(blob, hash, start, end, piece_len),
+            )
+            .await
         };
         let run = match read {
             Ok(Ok(run)) => run,
@@ -640,23 +736,21 @@ impl ReadPath {
         };
         // The chunks are the whole-file check of these blocks (chain mode of `verify.rs`).
         self.note_cas_run(blob, start, end, &run);
-        let data = run.data;
-        self.spans.keep(run.buf);
+        let len: u64 = run.pieces.iter().map(|(d, _)| d.len() as u64).sum();
         xet.stats.reads.fetch_add(1, Ordering::Relaxed);
-        xet.stats
-            .bytes
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        xet.stats.bytes.fetch_add(len, Ordering::Relaxed);
         // `read.fetches` / `read.bytes_fetched` count what came from the network, whichever way.
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes_fetched
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats.bytes_fetched.fetch_add(len, Ordering::Relaxed);
         let bs = self.block_size() as usize;
-        let mut at = 0;
-        while at < data.len() {
-            let to = (at + bs).min(data.len());
-            on_block(data.slice(at..to));
-            at = to;
+        for (data, buf) in run.pieces {
+            self.spans.keep(buf);
+            let mut at = 0;
+            while at < data.len() {
+                let to = (at + bs).min(data.len());
+                on_block(data.slice(at..to));
+                at = to;
+            }
         }
         true
     }

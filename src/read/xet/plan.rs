@@ -1,14 +1,14 @@
 //! Reconstruction plans, cached per (file hash, byte range) and fetched single-flight.
 //!
-//! A plan names, per xorb, signed URLs and the exact byte ranges to send with them (the Hub
-//! signs the `Range` value into the URL, so a plan for one range cannot be cut into a plan for
-//! a narrower one without fetching bytes nobody asked for). The cache key is therefore the
-//! range the read path asked for: what it saves is the repeated asks of one range (a run read
-//! again after its blocks were evicted, every parallel xorb range of one plan re-planning on
-//! the same expired URLs, a range retried after a failure). A plan lives until shortly before
-//! the earliest expiry its URLs announce (`expires=` / `Expires=`), at most [`MAX_TTL`];
-//! without an announced expiry, [`UNKNOWN_EXPIRY_TTL`]. A URL refused anyway (403) re-plans
-//! through [`Plans::replan`], which drops the stale plan once for all its users.
+//! A plan names, per xorb, signed URLs and byte ranges to send with them. The ranges asked for
+//! are windows of 256 MiB (`window.rs`), cut locally into the plans of the runs inside them,
+//! and, until a run's window is cached, the run's own range. What the cache saves: one request
+//! per window instead of one per run, the repeated asks of one range (a run read again after
+//! its blocks were evicted, a range retried after a failure), and the re-plans of every
+//! parallel xorb range of one plan whose URLs expired. A plan lives until shortly before the
+//! earliest expiry its URLs announce (`expires=` / `Expires=`), at most [`MAX_TTL`]; without
+//! an announced expiry, [`UNKNOWN_EXPIRY_TTL`]. A URL refused anyway (403) re-plans through
+//! [`Plans::replan`], which drops the stale plan once for all its users.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ const UNKNOWN_EXPIRY_TTL: Duration = Duration::from_secs(60);
 /// A plan is dropped this long before its first URL expires, so a fetch that starts just
 /// before does not race the expiry (a quarter of what is left, if less).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-/// Plans kept: one per range a reader asked for (each a few KB of JSON).
+/// Plans kept: windows and ranges readers asked for (each a few KB of JSON).
 const PLANS_KEPT: usize = 4096;
 
 pub type Plan = Arc<QueryReconstructionResponseV2>;
@@ -80,6 +80,11 @@ impl Plans {
             stats.plans_reused.fetch_add(1, Ordering::Relaxed);
         }
         Ok(plan)
+    }
+
+    /// The plan of `range` of `file` if it is cached and fresh (no request).
+    pub fn cached(&self, file: &MerkleHash, range: FileRange) -> Option<Plan> {
+        self.flights.peek(&(*file, range.start, range.end))
     }
 
     /// A new plan after the CAS refused a URL of `stale`: dropped once (whoever of its users
