@@ -29,8 +29,11 @@ const UNKNOWN_EXPIRY_TTL: Duration = Duration::from_secs(60);
 /// A plan is dropped this long before its first URL expires, so a fetch that starts just
 /// before does not race the expiry (a quarter of what is left, if less).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-/// Plans kept: windows and ranges readers asked for (each a few KB of JSON).
-const PLANS_KEPT: usize = 4096;
+/// Plans kept: windows and ranges readers asked for. A window of a file stored in order names
+/// a handful of xorbs (a few KB); one of a file pieced together from many xorbs may name
+/// hundreds (~150 KB), so 512 keeps the worst case under ~75 MB, and still covers the windows
+/// and first runs of dozens of files read at once (an evicted plan costs one request).
+const PLANS_KEPT: usize = 512;
 
 pub type Plan = Arc<QueryReconstructionResponseV2>;
 type Key = (MerkleHash, u64, u64);
