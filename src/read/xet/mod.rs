@@ -65,6 +65,14 @@ const RETRY_UNAVAILABLE: Duration = Duration::from_secs(60);
 const FOOTERS_KEPT: usize = 1024;
 /// CAS sessions kept (one per repo read).
 const SESSIONS_KEPT: usize = 64;
+/// A run at least this long asks for the plan of its window when it is not cached: a reader
+/// going on through the file (sequential read-ahead runs are 512 KiB by its 4th MiB, then grow
+/// to 8 MiB) or reading whole tensors. Shorter runs (small random reads) plan exactly and ask
+/// for no window they may never use.
+const WINDOW_MIN_RUN: u64 = 256 << 10;
+/// Windows asked for in the background, remembered so that one is asked once per
+/// `RETRY_UNAVAILABLE` however many runs find it missing meanwhile.
+const WINDOWS_ASKED: usize = 512;
 
 /// Counters shown by `hubfs status` (`xet` section).
 #[derive(Debug, Default, Serialize)]
@@ -128,6 +136,10 @@ pub enum XetError {
     Cas(String),
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// A URL of a cached plan was refused (403): asked again with a fresh plan before the
+    /// refusal is taken for URLs bound to their ranges.
+    #[error("CAS refused a cached URL: {0}")]
+    Refused(String),
 }
 
 enum SessionSlot {
@@ -151,6 +163,8 @@ pub struct XetReader {
     /// When the CAS last refused a range of our own (a footer): until `RETRY_UNAVAILABLE`
     /// has passed, runs go straight to the bridge instead of paying a plan and a refusal each.
     refused_at: Mutex<Option<Instant>>,
+    /// Windows asked for in the background and when (see `WINDOWS_ASKED`).
+    windows_asked: Mutex<LruCache<(MerkleHash, u64), Instant>>,
     pub stats: XetStats,
 }
 
@@ -167,6 +181,7 @@ impl XetReader {
             plans: Plans::default(),
             chunks: None,
             refused_at: Mutex::new(None),
+            windows_asked: Mutex::new(LruCache::new(nonzero(WINDOWS_ASKED))),
             stats: XetStats::default(),
         }
     }
@@ -251,7 +266,7 @@ impl XetReader {
             let before = window::window_before(own, end);
             let cached = |w: FileRange| self.plans.cached(&file, w).map(|plan| (w, plan));
             let found = cached(own).or_else(|| before.and_then(cached));
-            if found.as_ref().is_none_or(|(w, _)| *w != own) {
+            if found.as_ref().is_none_or(|(w, _)| *w != own) && end - start >= WINDOW_MIN_RUN {
                 self.plan_window_later(&client, file, own);
             }
             if let Some(found) = found {
@@ -273,40 +288,81 @@ impl XetReader {
         self: &Arc<Self>,
         client: &Arc<dyn Client>,
         file: &MerkleHash,
-        (w, window): (FileRange, Plan),
+        (w, mut window): (FileRange, Plan),
         start: u64,
         end: u64,
         piece_len: usize,
     ) -> Result<CasRun, XetError> {
-        let xorbs = window::xorbs_under(&window, w.start, start, end)?;
-        let footers =
-            futures_util::future::try_join_all(xorbs.iter().map(|(xorb, url)| async move {
-                Ok::<_, XetError>((*xorb, self.footer(xorb, url).await?))
-            }))
-            .await?
-            .into_iter()
-            .collect();
+        let footers = match self.footers_under(&window, w, start, end, false).await {
+            // The window's URL of a xorb was refused: once with a fresh window before taking
+            // it for URLs bound to their ranges (the window may be minutes old).
+            Err(XetError::Refused(_)) => {
+                window = self
+                    .plans
+                    .replan(client, file, w, &window, &self.stats)
+                    .await?;
+                self.footers_under(&window, w, start, end, true).await?
+            }
+            other => other?,
+        };
         let plan = window::cut(&window, w.start, &footers, start, end)?;
-        self.stats.plans_cut.fetch_add(1, Ordering::Relaxed);
         let chunks = self
             .fetch_chunks(client, file, w, &window, &plan, true)
             .await?;
-        assemble(&plan, &chunks, start, end, piece_len)
+        let run = assemble(&plan, &chunks, start, end, piece_len)?;
+        self.stats.plans_cut.fetch_add(1, Ordering::Relaxed);
+        Ok(run)
     }
 
-    /// Asks the CAS for the plan of window `w` in the background (single-flight with any other
-    /// ask of it), so the runs after this one are planned from it.
+    /// The verified footers of the xorbs under `[start, end)` of window `w`; `conclude`: a
+    /// refused footer URL means the CAS binds URLs to their ranges (else `Refused`).
+    async fn footers_under(
+        &self,
+        window: &Plan,
+        w: FileRange,
+        start: u64,
+        end: u64,
+        conclude: bool,
+    ) -> Result<HashMap<MerkleHash, Arc<Footer>>, XetError> {
+        let xorbs = window::xorbs_under(window, w.start, start, end)?;
+        let footers = xorbs.iter().map(|(xorb, url)| async move {
+            Ok::<_, XetError>((*xorb, self.footer(xorb, url, conclude).await?))
+        });
+        Ok(futures_util::future::try_join_all(footers)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// Asks the CAS for the plan of window `w` in the background, so the runs after this one
+    /// are planned from it: once per `RETRY_UNAVAILABLE` however many runs find it missing,
+    /// bounded by the token limit like any CAS request of ours.
     fn plan_window_later(
         self: &Arc<Self>,
         client: &Arc<dyn Client>,
         file: MerkleHash,
         w: FileRange,
     ) {
+        {
+            let mut asked = self.windows_asked.lock();
+            let key = (file, w.start);
+            if asked
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < RETRY_UNAVAILABLE)
+            {
+                return;
+            }
+            asked.put(key, Instant::now());
+        }
         let (me, client) = (self.clone(), client.clone());
         tokio::spawn(async move {
-            if let Err(e) = me.plans.get(&client, &file, w, &me.stats).await {
-                tracing::debug!(target: "hubfs::xet", "plan of window {}..{}: {e}", w.start, w.end);
-            }
+            let asked = me.plans.get(&client, &file, w, &me.stats);
+            let failure = match tokio::time::timeout(me.limit, asked).await {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {:?}", me.limit),
+            };
+            tracing::debug!(target: "hubfs::xet", "plan of window {}..{}: {failure}", w.start, w.end);
         });
     }
 
@@ -366,7 +422,7 @@ impl XetReader {
         chunk_end: u32,
         bytes: HttpRange,
     ) -> Result<Vec<((MerkleHash, u32), Chunk)>, XetError> {
-        let footer = self.footer(&job.xorb, &job.url);
+        let footer = self.footer(&job.xorb, &job.url, true);
         let data = self.get_run(job, chunk_start, bytes, job.own, None);
         let (footer, (data, offsets)) = tokio::try_join!(footer, data)?;
         self.check_run(&footer, &job.xorb, chunk_start, chunk_end, &data, &offsets)?;
@@ -447,7 +503,12 @@ impl XetReader {
 
     /// The verified footer of `xorb`, from the LRU, joined while another range fetches it, or
     /// fetched through `url`: one GET per xorb however many of its ranges start at once.
-    async fn footer(&self, xorb: &MerkleHash, url: &str) -> Result<Arc<Footer>, XetError> {
+    async fn footer(
+        &self,
+        xorb: &MerkleHash,
+        url: &str,
+        conclude: bool,
+    ) -> Result<Arc<Footer>, XetError> {
         let (footer, reused) = self
             .footers
             .get(xorb, || async {
@@ -455,8 +516,10 @@ impl XetReader {
                     return Ok((footer, None));
                 }
                 let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
-                    if matches!(e, HubError::Forbidden { .. }) {
+                    if matches!(e, HubError::Forbidden { .. }) && conclude {
                         self.footer_refused(xorb, &e)
+                    } else if matches!(e, HubError::Forbidden { .. }) {
+                        XetError::Refused(format!("footer of xorb {}: {e}", xorb.hex()))
                     } else {
                         XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex()))
                     }

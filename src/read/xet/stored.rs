@@ -49,7 +49,7 @@ impl XetReader {
         chunk_start: u32,
         chunk_end: u32,
     ) -> Result<Chunks, XetError> {
-        let footer = self.footer(&job.xorb, &job.url).await?;
+        let footer = self.footer(&job.xorb, &job.url, true).await?;
         let n = footer.chunk_hashes.len();
         if chunk_start >= chunk_end || chunk_end as usize > n {
             return Err(VerifyError::ChunkOutOfRange {

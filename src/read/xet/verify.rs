@@ -130,7 +130,10 @@ impl Footer {
                     chunks: self.chunk_hashes.len(),
                 });
             };
-            if compute_data_hash(&data[w[0]..w[1]]) != *expected {
+            // The footer's length too: it places the chunk for whoever cuts the run by it
+            // (`fetch_range`, the chunk store), and the xorb hash covers it.
+            let len_ok = self.chunk_lens.get(index as usize) == Some(&((w[1] - w[0]) as u64));
+            if !len_ok || compute_data_hash(&data[w[0]..w[1]]) != *expected {
                 return Err(VerifyError::ChunkMismatch {
                     xorb: xorb.hex(),
                     index,
@@ -205,6 +208,21 @@ mod tests {
         let to = offsets[2] as usize;
         let err = footer
             .check_chunks(&hash, 1, 3, &data[..to], &offsets[..=2])
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::ChunkMismatch { index: 1, .. }));
+    }
+
+    #[test]
+    fn chunk_lengths_that_disagree_with_the_footer_are_refused() {
+        // A footer is authenticated by whatever lengths its xorb hash covers: a CAS that lies
+        // about one (and names the xorb after the lie) must not get chunks cut by it.
+        let (hash, body, footer) = xorb(4);
+        let mut footer = Footer::parse(&hash, &footer).expect("footer");
+        let (data, offsets) = deserialize_chunks(&mut Cursor::new(&body)).expect("chunks");
+        footer.chunk_lens[1] += 1;
+        footer.chunk_lens[2] -= 1;
+        let err = footer
+            .check_chunks(&hash, 0, 4, &data, &offsets)
             .unwrap_err();
         assert!(matches!(err, VerifyError::ChunkMismatch { index: 1, .. }));
     }

@@ -122,9 +122,28 @@ fn url_of(window: &QueryReconstructionResponseV2, xorb: &MerkleHash) -> Result<S
         })
 }
 
+fn footer_of<'a>(
+    footers: &'a HashMap<MerkleHash, Arc<Footer>>,
+    xorb: &MerkleHash,
+) -> Result<&'a Footer, XetError> {
+    footers
+        .get(xorb)
+        .map(|f| &**f)
+        .ok_or_else(|| XetError::Cas(format!("no footer for xorb {}", xorb.hex())))
+}
+
+/// Where chunk `i` begins in the decompressed xorb (`i` = the chunk count: its end).
+fn chunk_begin(footer: &Footer, i: u32) -> Option<u64> {
+    match i {
+        0 => Some(0),
+        _ => footer.unpacked_ends.get(i as usize - 1).copied(),
+    }
+}
+
 /// The plan of `[start, end)` cut out of `window` (the plan of the range starting at
 /// `window_start`): terms narrowed to the chunks holding those bytes, each with one fetch of
-/// their stored byte range through the window's URL of its xorb.
+/// their stored byte range through the window's URL of its xorb (one fetch per xorb, its
+/// ranges merged).
 pub fn cut(
     window: &QueryReconstructionResponseV2,
     window_start: u64,
@@ -133,70 +152,77 @@ pub fn cut(
     end: u64,
 ) -> Result<QueryReconstructionResponseV2, XetError> {
     let mut terms = Vec::new();
-    let mut xorbs: HashMap<_, Vec<XorbMultiRangeFetch>> = HashMap::new();
+    // Per xorb, the chunk ranges its terms need (merged below).
+    let mut needs: Vec<(MerkleHash, Vec<(u32, u32)>)> = Vec::new();
     let mut offset_into_first_range = 0;
     for p in placed(window, window_start, start, end)? {
-        let footer = footers
-            .get(&p.xorb)
-            .ok_or_else(|| XetError::Cas(format!("no footer for xorb {}", p.xorb.hex())))?;
+        let footer = footer_of(footers, &p.xorb)?;
         let (first, last) = (p.term.range.start, p.term.range.end);
-        let ends = &footer.unpacked_ends;
-        let begin = |i: u32| -> Option<u64> {
-            match i {
-                0 => Some(0),
-                _ => ends.get(i as usize - 1).copied(),
-            }
-        };
         let shape = || {
             XetError::Cas(format!(
                 "xorb {} chunks {first}..{last}: the plan and the footer disagree",
                 p.xorb.hex()
             ))
         };
-        let base = begin(first).ok_or_else(shape)?;
-        if first >= last
-            || begin(last).ok_or_else(shape)? - base != u64::from(p.term.unpacked_length)
-        {
+        let begin = |i: u32| chunk_begin(footer, i).ok_or_else(shape);
+        let base = begin(first)?;
+        if first >= last || begin(last)? - base != u64::from(p.term.unpacked_length) {
             return Err(shape());
         }
         // File offset of chunk i of this term.
         let file_at = |i: u32| begin(i).map(|b| p.at + (b - base));
         // The first chunk ending after `start`, the last starting before `end`.
         let mut a = first;
-        while a + 1 < last && file_at(a + 1).ok_or_else(shape)? <= start {
+        while a + 1 < last && file_at(a + 1)? <= start {
             a += 1;
         }
         let mut b = a + 1;
-        while b < last && file_at(b).ok_or_else(shape)? < end {
+        while b < last && file_at(b)? < end {
             b += 1;
         }
-        let unpacked = begin(b).ok_or_else(shape)? - begin(a).ok_or_else(shape)?;
         if terms.is_empty() {
-            offset_into_first_range = start.saturating_sub(file_at(a).ok_or_else(shape)?);
+            offset_into_first_range = start.saturating_sub(file_at(a)?);
         }
-        let (from, to) = footer.stored_range(a, b).ok_or_else(shape)?;
-        let chunks = ChunkRange::new(a, b);
         terms.push(XorbReconstructionTerm {
             hash: p.xorb.into(),
-            unpacked_length: u32::try_from(unpacked).map_err(|_| shape())?,
-            range: chunks,
+            unpacked_length: u32::try_from(begin(b)? - begin(a)?).map_err(|_| shape())?,
+            range: ChunkRange::new(a, b),
         });
-        let fetches = xorbs.entry(p.xorb.into()).or_default();
-        let range = XorbRangeDescriptor {
-            chunks,
-            bytes: HttpRange::new(from, to),
-        };
-        match fetches.first_mut() {
-            Some(f) => {
-                if !f.ranges.iter().any(|r| r.chunks == chunks) {
-                    f.ranges.push(range)
-                }
-            }
-            None => fetches.push(XorbMultiRangeFetch {
-                url: url_of(window, &p.xorb)?,
-                ranges: vec![range],
-            }),
+        match needs.iter_mut().find(|(x, _)| *x == p.xorb) {
+            Some((_, ranges)) => ranges.push((a, b)),
+            None => needs.push((p.xorb, vec![(a, b)])),
         }
+    }
+    // One fetch per xorb, its ranges merged where they overlap or touch (as the CAS merges
+    // them): a chunk two terms share is fetched once.
+    let mut xorbs = HashMap::new();
+    for (xorb, mut ranges) in needs {
+        let footer = footer_of(footers, &xorb)?;
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::new();
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let ranges = merged
+            .into_iter()
+            .map(|(a, b)| {
+                let (from, to) = footer.stored_range(a, b).ok_or_else(|| {
+                    XetError::Cas(format!(
+                        "xorb {}: no stored range for chunks {a}..{b}",
+                        xorb.hex()
+                    ))
+                })?;
+                Ok(XorbRangeDescriptor {
+                    chunks: ChunkRange::new(a, b),
+                    bytes: HttpRange::new(from, to),
+                })
+            })
+            .collect::<Result<Vec<_>, XetError>>()?;
+        let url = url_of(window, &xorb)?;
+        xorbs.insert(xorb.into(), vec![XorbMultiRangeFetch { url, ranges }]);
     }
     Ok(QueryReconstructionResponseV2 {
         offset_into_first_range,
@@ -340,6 +366,26 @@ mod tests {
         assert_eq!(plan.offset_into_first_range, 30);
         assert_eq!((plan.terms[0].range.start, plan.terms[0].range.end), (1, 2));
         assert_eq!(plan.terms.len(), 1);
+    }
+
+    #[test]
+    fn ranges_of_one_xorb_are_merged_where_they_overlap_or_touch() {
+        let (mut window, footers, x, y) = setup();
+        // X chunks 1..4, then Y 0..3, then X 2..4 again, then X 0..1: bytes 970..1720.
+        window.terms.push(term(x, (2, 4), 200));
+        window.terms.push(term(x, (0, 1), 100));
+        let plan = cut(&window, 1000, &footers, 1000, 1720).unwrap();
+        assert_eq!(plan.terms.len(), 4);
+        let fx = &plan.xorbs[&x.into()];
+        assert_eq!(fx.len(), 1);
+        let ranges: Vec<_> = fx[0]
+            .ranges
+            .iter()
+            .map(|r| (r.chunks.start, r.chunks.end, r.bytes.start, r.bytes.end))
+            .collect();
+        // 1..4, 2..4 and 0..1 make 0..4: all of X, once.
+        assert_eq!(ranges, vec![(0, 4, 0, 431)]);
+        assert_eq!(plan.xorbs[&y.into()][0].ranges.len(), 1);
     }
 
     #[test]
