@@ -62,6 +62,10 @@ pub struct BlockCache {
     pub(super) pinned: Arc<super::pin::PinnedTotals>,
     /// Drops data-file pages the kernel already holds as the mounted file's (see `pages.rs`).
     pub(super) pages: super::pages::PageDropper,
+    /// Blocks carry a crc32c, checked on every read. False for a store whose caller checks
+    /// every byte it reads by other means (the Xet chunk store: chunk hashes, see
+    /// [`BlockCache::open_sharing`]): its records hold 0 and reads skip the pass.
+    pub(super) checksums: bool,
 }
 
 // Shared by reader threads through an Arc: keep it so.
@@ -99,17 +103,19 @@ impl BlockCache {
     /// (in one process or two) on one directory would corrupt each other's accounting. Daemons
     /// get exclusive directories from [`super::lock_cache_dir`].
     pub fn open(config: CacheConfig) -> io::Result<BlockCache> {
-        Self::open_with(config, Arc::default(), Arc::new(AtomicU64::new(1)))
+        Self::open_with(config, Arc::default(), Arc::new(AtomicU64::new(1)), true)
     }
 
     /// Opens a second store under `config.dir` (its own block size, files and index) that
     /// shares `main`'s size cap, accounting and LRU clock: the two together stay under
     /// `main`'s `max_bytes` (`config.max_bytes` is ignored), and when either needs room the
     /// least recently used regions of both are evicted first. Used for the Xet chunk store
-    /// (`chunks.rs`).
+    /// (`chunks.rs`). `checksums: false`: the caller checks every byte it reads by other means,
+    /// so blocks get no crc32c (see [`BlockCache::crc_of`]).
     pub fn open_sharing(
         config: CacheConfig,
         main: &Arc<BlockCache>,
+        checksums: bool,
     ) -> io::Result<Arc<BlockCache>> {
         let config = CacheConfig {
             max_bytes: main.max_bytes,
@@ -119,6 +125,7 @@ impl BlockCache {
             config,
             Arc::clone(&main.used),
             Arc::clone(&main.clock),
+            checksums,
         )?);
         if store.peer.set(Arc::downgrade(main)).is_err()
             || main.peer.set(Arc::downgrade(&store)).is_err()
@@ -134,6 +141,7 @@ impl BlockCache {
         config: CacheConfig,
         used: Arc<AtomicU64>,
         clock: Arc<AtomicU64>,
+        checksums: bool,
     ) -> io::Result<BlockCache> {
         let layout = config.layout()?;
         let root = config.dir.join(BLOCKS_DIR);
@@ -153,6 +161,7 @@ impl BlockCache {
             counters: Counters::default(),
             pinned: Arc::default(),
             pages: super::pages::PageDropper::start()?,
+            checksums,
         };
         cache.load(found);
         if cache.used.load(Ordering::Acquire) > cache.max_bytes {
@@ -164,6 +173,15 @@ impl BlockCache {
 
     pub fn block_size(&self) -> u64 {
         self.layout.block_size()
+    }
+
+    /// The crc32c record of a block's bytes: 0 in a store without checksums.
+    pub fn crc_of(&self, data: &[u8]) -> u32 {
+        if self.checksums {
+            crc32c::crc32c(data)
+        } else {
+            0
+        }
     }
 
     /// Whether block `idx` is cached (in-memory check; the bytes are verified on read).
@@ -214,7 +232,8 @@ impl BlockCache {
                 }
             },
         };
-        match read_checked(&files.data, self.layout.block_offset(idx), len, loc.crc)? {
+        let crc = self.checksums.then_some(loc.crc);
+        match read_checked(&files.data, self.layout.block_offset(idx), len, crc)? {
             Some(bytes) => {
                 if let Some(secs) = loc.touch {
                     // Best effort: a failed stamp only makes recency after a restart less exact.
@@ -370,17 +389,20 @@ impl BlockCache {
     }
 }
 
-/// Reads `len` bytes at `offset` and checks them against `crc`; None if truncated or mismatched.
+/// Reads `len` bytes at `offset` and checks them against `crc` (None: a store without
+/// checksums); None if truncated or mismatched.
 pub(super) fn read_checked(
     file: &std::fs::File,
     offset: u64,
     len: u64,
-    crc: u32,
+    crc: Option<u32>,
 ) -> io::Result<Option<Bytes>> {
     let Some(buf) = read_exact_fresh(file, offset, len as usize)? else {
         return Ok(None);
     };
-    Ok((crc32c::crc32c(&buf) == crc).then(|| Bytes::from(buf)))
+    Ok(crc
+        .is_none_or(|crc| crc32c::crc32c(&buf) == crc)
+        .then(|| Bytes::from(buf)))
 }
 
 /// `read_exact_at` into a new buffer that is not zero-filled first (the read overwrites it;

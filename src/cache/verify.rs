@@ -200,6 +200,11 @@ impl BlockCache {
                 None => return Ok(None),
             },
         };
-        read_checked(&files.data, self.layout.block_offset(idx), len, crc)
+        read_checked(
+            &files.data,
+            self.layout.block_offset(idx),
+            len,
+            self.checksums.then_some(crc),
+        )
     }
 }

@@ -41,7 +41,7 @@ impl BlockCache {
         idx: u64,
         data: &[u8],
     ) -> io::Result<()> {
-        self.write_block_with_crc(key, blob_size, idx, data, crc32c::crc32c(data))
+        self.write_block_with_crc(key, blob_size, idx, data, self.crc_of(data))
     }
 
     /// [`BlockCache::write_block`] for a caller that already has the block's crc32c (the read
@@ -54,7 +54,7 @@ impl BlockCache {
         data: &[u8],
         crc: u32,
     ) -> io::Result<()> {
-        debug_assert_eq!(crc, crc32c::crc32c(data));
+        debug_assert_eq!(crc, self.crc_of(data));
         let len = self.expect_block(blob_size, idx)?;
         if data.len() as u64 != len {
             return Err(io::Error::new(
@@ -121,7 +121,7 @@ impl BlockCache {
         let mut pending: Vec<Pending<'_, '_>> = Vec::with_capacity(blocks.len());
         for (i, (data, crc)) in blocks.iter().enumerate() {
             let idx = first + i as u64;
-            debug_assert_eq!(*crc, crc32c::crc32c(data));
+            debug_assert_eq!(*crc, self.crc_of(data));
             let len = self.expect_block(blob_size, idx)?;
             if data.len() as u64 != len {
                 return Err(io::Error::new(
