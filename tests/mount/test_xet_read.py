@@ -388,6 +388,33 @@ def test_a_sequential_read_plans_by_window(xet_repo, mount, emulator):
     assert emulator.stats()["reconstructions"] == plans2, "no new reconstruction"
 
 
+def test_a_file_over_several_windows_reads_from_their_plans(emulator, mount, tmp_path):
+    """A 300 MiB Xet file spans three plan windows ([0, 256), [128, 300) and [256, 300) MiB):
+    `cat` through the mount is byte-exact, runs past 128 MiB are cut from the window before
+    their own (which also holds them) while their own is asked for ahead, and the whole file
+    costs the exact plans of the first runs plus one request per window."""
+    size = 300 * MIB
+    local = tmp_path / "long.bin"
+    rng = np.random.default_rng(300)
+    with open(local, "wb") as f:
+        for _ in range(size // (30 * MIB)):
+            f.write(rng.integers(0, 256, 30 * MIB, dtype=np.uint8).tobytes())
+    repo = "alice/xet-windows"
+    seed_with_xet(emulator, repo, {"long.bin": local})
+    m = mount(repo)
+    os.listdir(m.path)
+    plans0 = emulator.stats()["reconstructions"]
+    assert sha(m / "long.bin") == sha(local)
+    st = m.status()["xet"]
+    exact = st["reads"] - st["plans_cut"]
+    print(f"300 MiB: {st['reads']} runs, {st['plans_cut']} cut from windows; xet {st}")
+    assert st["fallbacks"] == 0 and st["chain_verified"] == 1
+    assert st["plans_cut"] >= 0.8 * st["reads"], "most runs were cut from a window"
+    # One request per window, the last maybe still on its way when the read ends.
+    assert wait_until(lambda: m.status()["xet"]["reconstructions"] == exact + 3, 10), m.status()["xet"]
+    assert emulator.stats()["reconstructions"] - plans0 == exact + 3
+
+
 def test_no_xet_reads_through_the_bridge(xet_repo, mount, emulator):
     repo, local, _ = xet_repo
     m = mount(repo, args=["--no-xet"])
