@@ -81,6 +81,16 @@ def cas_stats(emulator):
     return s["cas_bytes_served"], s["xorb_fetches"]
 
 
+def pread_direct(path, off, n=4096):
+    """One O_DIRECT read on a handle of its own: no page cache, and no read of one call
+    continues another's run (no hubfs read-ahead), so it is one block run."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        return os.pread(fd, n, off)
+    finally:
+        os.close(fd)
+
+
 def test_tree_lists_xet_hash(xet_repo, api):
     """The emulator lists the seeded files with a xetHash: the premise of every test below."""
     repo, _, _ = xet_repo
@@ -260,12 +270,7 @@ def test_footers_and_plans_are_asked_for_once(xet_repo, mount, emulator):
     offsets = [i * MIB + 4096 * (i + 1) for i in range(6)]
 
     def pread(off):
-        # A handle per read: no read of one continues another's run (no hubfs read-ahead).
-        fd = os.open(m / "big.bin", os.O_RDONLY | os.O_DIRECT)
-        try:
-            return os.pread(fd, 4096, off)
-        finally:
-            os.close(fd)
+        return pread_direct(m / "big.bin", off)
 
     def read_all():
         with ThreadPoolExecutor(len(offsets)) as ex:
@@ -308,11 +313,7 @@ def test_a_refused_xorb_url_is_replanned_through_the_cache(xet_repo, mount, emul
     os.listdir(m.path)
 
     def pread(off):
-        fd = os.open(m / "big.bin", os.O_RDONLY | os.O_DIRECT)
-        try:
-            return os.pread(fd, 4096, off)
-        finally:
-            os.close(fd)
+        return pread_direct(m / "big.bin", off)
 
     # The footer is fetched (and kept) first, so the one refused GET is a data GET.
     assert pread(4096) == want[4096:8192]
@@ -363,14 +364,10 @@ def test_a_sequential_read_plans_by_window(xet_repo, mount, emulator):
     print(f"first 3 MiB: {st['reads']} runs, {st['plans_cut']} cut from the window")
 
     off = 5 * MIB + 4096
-    fd = os.open(m / "big.bin", os.O_RDONLY | os.O_DIRECT)
-    try:
-        plans1, faults0 = emulator.stats()["reconstructions"], emulator.stats()["faults_injected"]
-        with faults(emulator, "route=xorb,status=403,times=1"):
-            assert os.pread(fd, 4096, off) == want[off:off + 4096]
-            assert emulator.stats()["faults_injected"] - faults0 == 1
-    finally:
-        os.close(fd)
+    plans1, faults0 = emulator.stats()["reconstructions"], emulator.stats()["faults_injected"]
+    with faults(emulator, "route=xorb,status=403,times=1"):
+        assert pread_direct(m / "big.bin", off) == want[off:off + 4096]
+        assert emulator.stats()["faults_injected"] - faults0 == 1
     st2 = m.status()["xet"]
     assert st2["fallbacks"] == 0
     assert st2["plans_cut"] == st["plans_cut"] + 1, "the 4 KiB read was cut from the window"
