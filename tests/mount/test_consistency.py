@@ -36,11 +36,20 @@ def test_without_refresh_a_branch_stays_put(seeded, api, mount):
 
 
 def test_the_kernel_keeps_pages_of_a_pinned_file_across_opens(seeded, mount):
+    """A pinned file is opened with keep_cache: a second open reads the kernel's pages, no FUSE
+    read. This VM's kernel also pages out memory on its own (a DAMON `pageout` scheme that
+    can take pages read a moment ago), so one clean pass out of three proves it; without
+    keep_cache every open would drop the pages and every pass would read again."""
     m = mount("alice/tiny-model@v1.0")
     first = (m / "big.bin").read_bytes()
-    reads = m.status()["read"]["reads"]
-    assert (m / "big.bin").read_bytes() == first
-    assert m.status()["read"]["reads"] == reads, "the second open was served by the page cache"
+    extra = []
+    for _ in range(3):
+        reads = m.status()["read"]["reads"]
+        assert (m / "big.bin").read_bytes() == first
+        extra.append(m.status()["read"]["reads"] - reads)
+        if extra[-1] == 0:
+            break
+    assert extra[-1] == 0, f"every later open read through FUSE again ({extra} reads): no keep_cache"
 
 
 def read_region_concurrently(m, readers):
