@@ -29,8 +29,9 @@
 //!   chunk it takes from here against the chunk hash in the footer (keyed blake3, ~1 GB/s a
 //!   core) before handing it out; a chunk that fails is counted in `corrupt`, its blocks are
 //!   dropped, and it is fetched again. So the blocks carry no crc32c of their own (a second
-//!   pass over every byte that would catch nothing the chunk hash misses). A footer is written to a temporary file and
-//!   renamed, and is re-authenticated against the xorb hash whenever it is loaded.
+//!   pass over every byte that would catch nothing the chunk hash misses). A footer is
+//!   written to a temporary file and renamed, and is re-authenticated against the xorb hash
+//!   whenever it is loaded.
 
 use std::io;
 use std::ops::Range;

@@ -515,14 +515,12 @@ impl XetReader {
                 if let Some(footer) = self.stored_footer(xorb) {
                     return Ok((footer, None));
                 }
-                let bytes = self.hub.xorb_footer(url).await.map_err(|e| {
-                    if matches!(e, HubError::Forbidden { .. }) && conclude {
-                        self.footer_refused(xorb, &e)
-                    } else if matches!(e, HubError::Forbidden { .. }) {
+                let bytes = self.hub.xorb_footer(url).await.map_err(|e| match &e {
+                    HubError::Forbidden { .. } if conclude => self.footer_refused(xorb, &e),
+                    HubError::Forbidden { .. } => {
                         XetError::Refused(format!("footer of xorb {}: {e}", xorb.hex()))
-                    } else {
-                        XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex()))
                     }
+                    _ => XetError::Cas(format!("footer of xorb {}: {e}", xorb.hex())),
                 })?;
                 self.stats.footers_fetched.fetch_add(1, Ordering::Relaxed);
                 match Footer::parse(xorb, &bytes) {

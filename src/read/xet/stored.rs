@@ -296,12 +296,15 @@ fn split_runs(
     ends: &[u64],
     piece: u64,
 ) -> Vec<std::ops::Range<u64>> {
-    let begin = |i: u64| if i == 0 { 0 } else { ends[i as usize - 1] };
+    let unpacked = |from: u64, to: u64| {
+        let bytes = chunk_bytes(ends, from as u32..to as u32);
+        bytes.end - bytes.start
+    };
     let mut out = Vec::new();
     for run in runs {
         let mut from = run.start;
         for i in run.clone() {
-            if i > from && ends[i as usize] - begin(from) > piece {
+            if i > from && unpacked(from, i + 1) > piece {
                 out.push(from..i);
                 from = i;
             }
