@@ -3,6 +3,8 @@
 
 mod emulator_support;
 
+use std::time::Duration;
+
 use emulator_support::{client, header, Emu, BOB, READ, WRITE};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -237,4 +239,72 @@ async fn account_endpoints_answer_like_the_hub() {
         check(BOB, "").await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+}
+
+/// A write refused before its body is read must leave the connection fit for the next request,
+/// as a production front end does. The emulator refuses a read token's branch creation from the
+/// headers alone; if it then dropped the unread body, hyper would close the connection after the
+/// 403, and a client reusing it from its pool would see "Server disconnected without sending a
+/// response" (the official client did, in CI). The body here comes late, after the answer.
+#[tokio::test]
+async fn a_write_refused_before_its_body_keeps_the_connection() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let e = Emu::start(&[]);
+    e.create_repo(WRITE, "model", "alice/m", false).await;
+    let addr = e.url.trim_start_matches("http://").to_string();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(s);
+        // Reads one response whose body is delimited by Content-Length; returns its status line.
+        let response = |r: &mut BufReader<std::net::TcpStream>| -> Result<String, String> {
+            let mut status = String::new();
+            r.read_line(&mut status).map_err(|e| e.to_string())?;
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).map_err(|e| e.to_string())?;
+                if line.is_empty() || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().map_err(|_| line.clone())?;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).map_err(|e| e.to_string())?;
+            Ok(status.trim().to_string())
+        };
+        let body = format!("{{\"startingPoint\": \"main\"{}}}", " ".repeat(1 << 20));
+        write!(
+            w,
+            "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {READ}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        // Long enough for the 403 to go out before the body does.
+        std::thread::sleep(Duration::from_millis(300));
+        w.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+        let first = response(&mut r)?;
+        if !first.starts_with("HTTP/1.1 403") {
+            return Err(format!("first answer: {first}"));
+        }
+        write!(
+            w,
+            "GET /api/models/alice/m HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {READ}\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let second = response(&mut r).map_err(|e| format!("second request: {e}"))?;
+        if !second.starts_with("HTTP/1.1 200") {
+            return Err(format!("second answer: {second}"));
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome, Ok(()));
 }

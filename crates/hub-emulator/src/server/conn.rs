@@ -1,5 +1,6 @@
 //! Accept loop: one hyper HTTP/1.1 connection per socket, each with its own bandwidth bucket
-//! handed to the middleware through request extensions.
+//! handed to the middleware through request extensions, and its request bodies drained if a
+//! handler leaves them unread (`drain`).
 
 use std::io;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use super::drain::DrainOnDrop;
 use crate::net::shaping::Bucket;
 use crate::net::{ConnCtx, Listener};
 
@@ -36,7 +38,9 @@ pub async fn serve(listener: TcpListener, router: Router, kind: Listener) -> io:
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ctx.clone());
-                router.clone().oneshot(req.map(Body::new))
+                router
+                    .clone()
+                    .oneshot(req.map(|b| Body::new(DrainOnDrop::new(b))))
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -6,6 +6,7 @@ pub mod cas_token;
 pub mod conn;
 pub mod content;
 pub mod ctx;
+pub mod drain;
 pub mod error;
 pub mod route;
 pub mod sign;
