@@ -238,6 +238,7 @@ impl ReadPath {
             self.spans.keep(w.weak());
             w
         };
+        tracing::trace!("fetch {} [{start}, {end})", blob.path);
         let mut buf = new_buf(start);
         let mut pos = start;
         let mut attempts = 0u32;

@@ -60,6 +60,9 @@ pub struct ReadConfig {
     pub max_request: u64,
     /// Smallest prefetch request: below this, round trips dominate.
     pub min_request: u64,
+    /// The kernel's largest FUSE read, which prefetches keep in step with (`readahead.rs`):
+    /// 1 MiB, what `fuse.rs`'s `max_write` lets the kernel ask (256 pages).
+    pub reply_len: u64,
     /// A sequential run prefetches only once it has read this much: two adjacent reads of a
     /// random reader (one fio 256 KiB read arrives as two kernel requests) are not a run.
     pub start_after: u64,
@@ -87,6 +90,7 @@ impl Default for ReadConfig {
             max_window: 128 << 20,
             max_request: 8 << 20,
             min_request: 512 << 10,
+            reply_len: 1 << 20,
             start_after: 512 << 10,
             slow_start: 16 << 20,
             max_parallel_requests: 32,
@@ -280,6 +284,7 @@ impl ReadPath {
             slow_start: cfg.slow_start,
             max_request: cfg.max_request,
             min_request: cfg.min_request,
+            reply_len: cfg.reply_len,
         };
         ReadPath {
             client,

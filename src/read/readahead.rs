@@ -36,6 +36,9 @@ pub struct WindowConfig {
     pub max_request: u64,
     /// Smallest prefetch request (except the tail of the file).
     pub min_request: u64,
+    /// The kernel's largest read (FUSE replies of up to this much): prefetches end in step
+    /// with the reader's replies (see `in_step_with_replies`); 0 turns that off.
+    pub reply_len: u64,
 }
 
 /// What the file itself shows around a read that continues no remembered run: the bytes that
@@ -274,7 +277,14 @@ impl Readahead {
             target
         } else {
             // Whole requests only; the rest waits until the window has moved on.
-            from + (target - from) / request * request
+            let whole = from + (target - from) / request * request;
+            // Only a full-size read shows where the kernel's replies fall.
+            let reply = if end - start == cfg.reply_len {
+                cfg.reply_len
+            } else {
+                0
+            };
+            in_step_with_replies(whole, from, run.expected, request, reply)
         };
         if to <= from {
             return None;
@@ -307,6 +317,25 @@ impl Readahead {
     }
 }
 
+/// Ends a prefetch `[from, to)` where one of the reader's replies begins (`expected` plus a
+/// multiple of `reply`), moving `to` back by less than one reply. Once one prefetch ends in
+/// step, every later one starts in step, and so do its requests (whole multiples of a reply)
+/// and the run buffers cut from each request's start (`fetch.rs`): a reply then lies inside
+/// one buffer and goes out as a slice of it. Out of step (the ramp's 512 KiB requests leave
+/// `cat`'s 1 MiB reads 512 KiB off), half of a cold read's replies straddled two buffers and
+/// were copied.
+fn in_step_with_replies(to: u64, from: u64, expected: u64, request: u64, reply: u64) -> u64 {
+    if reply == 0 || request < reply || to < expected {
+        return to;
+    }
+    let off = (to - expected) % reply;
+    if off == 0 || to - off <= from {
+        to
+    } else {
+        to - off
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +350,7 @@ mod tests {
         slow_start: 16 * MIB,
         max_request: 8 * MIB,
         min_request: 512 * KIB,
+        reply_len: MIB,
     };
 
     /// Reads `[from, to)` sequentially in `step`s; returns the furthest prefetched offset and
@@ -340,6 +370,81 @@ mod tests {
             off += step;
         }
         furthest
+    }
+
+    #[test]
+    fn prefetches_fall_in_step_with_the_kernels_replies() {
+        // As `cat` through FUSE: 256 KiB, 512 KiB, then 1 MiB reads 768 KiB past each MiB.
+        let mut ra = Readahead::default();
+        let size = 1 << 30;
+        let mut reads = vec![(0, 256 * KIB), (256 * KIB, 768 * KIB)];
+        let mut off = 768 * KIB;
+        while off + MIB <= 512 * MIB {
+            reads.push((off, off + MIB));
+            off += MIB;
+        }
+        let mut furthest = 0;
+        let mut big = Vec::new();
+        for (start, end) in reads {
+            if let Some(p) = ra.on_read(start, end, size, &CFG, &mut NoContext) {
+                assert!(
+                    furthest == 0 || p.from == furthest,
+                    "{p:?} after {furthest}"
+                );
+                furthest = p.to;
+                if p.request >= MIB {
+                    big.push(p);
+                }
+            }
+        }
+        assert!(big.len() > 8, "{big:?}");
+        // The first prefetch of 1 MiB requests or more may start out of step; it ends in step,
+        // and so every later one starts and ends there, in whole requests.
+        for p in &big[1..] {
+            assert_eq!(p.from % MIB, 768 * KIB, "{p:?}");
+            assert_eq!(p.to % MIB, 768 * KIB, "{p:?}");
+        }
+        assert_eq!(big.last().unwrap().request, 8 * MIB);
+        assert!(furthest > 512 * MIB);
+    }
+
+    #[test]
+    fn in_step_moves_the_end_back_by_less_than_a_reply() {
+        // Out of step by 512 KiB: back to the reply boundary.
+        assert_eq!(
+            in_step_with_replies(
+                24 * MIB + 256 * KIB,
+                16 * MIB + 256 * KIB,
+                10 * MIB + 768 * KIB,
+                8 * MIB,
+                MIB
+            ),
+            23 * MIB + 768 * KIB
+        );
+        // Already in step, requests smaller than a reply, no reply size known: unchanged.
+        assert_eq!(
+            in_step_with_replies(24 * MIB, 16 * MIB, 10 * MIB, 8 * MIB, MIB),
+            24 * MIB
+        );
+        assert_eq!(
+            in_step_with_replies(3 * MIB, 2 * MIB + 512 * KIB, 0, 512 * KIB, MIB),
+            3 * MIB
+        );
+        assert_eq!(
+            in_step_with_replies(3 * MIB + 1, 2 * MIB, 0, 8 * MIB, 0),
+            3 * MIB + 1
+        );
+        // Never back to or before `from`.
+        assert_eq!(
+            in_step_with_replies(
+                2 * MIB + 512 * KIB,
+                2 * MIB + 384 * KIB,
+                256 * KIB,
+                MIB,
+                MIB
+            ),
+            2 * MIB + 512 * KIB
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@ budget and every prefetched block is served from memory, never read back from th
 by the readers or by the hash that checks each file (issue 14). Asserted on the daemon's counters (`hubfs status`), not on time."""
 
 import hashlib
+import subprocess
 import threading
 
 import pytest
@@ -169,3 +170,31 @@ def test_a_reader_moving_down_a_whole_file_is_served_and_logged(striped_file, mo
         os.close(fd)
     assert got == data
     assert wait_until(lambda: "read-ahead failed striped.bin" in m.log.read_text(), 10), m.log.read_text()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def long_file(api, workdir):
+    data = det_bytes(160 * MIB + 4321, 1420)
+    d = workdir / "long"
+    d.mkdir()
+    (d / "long.bin").write_bytes(data)
+    api.create_repo("alice/long")
+    api.upload_folder(repo_id="alice/long", folder_path=str(d))
+    return "alice/long", hashlib.sha256(data).hexdigest()
+
+
+def test_a_cat_is_answered_from_the_fetch_buffers_without_copies(long_file, mount):
+    """The kernel asks 1 MiB at a time, at whatever offset its own read-ahead ramp left it
+    (`cat`: 768 KiB past each MiB). A reply is sent without a copy only when it lies inside one
+    run buffer; the read-ahead keeps its requests, and so the buffers, in step with the
+    replies. Out of step, every other reply straddled two buffers and was copied."""
+    repo, want = long_file
+    m = mount(repo)
+    out = subprocess.run(f"cat {m / 'long.bin'} | sha256sum", shell=True, check=True,
+                         capture_output=True, text=True, timeout=300).stdout.split()[0]
+    assert out == want
+    r = m.status()["read"]
+    assert r["reads"] >= 160, r
+    # The ramp (512 KiB requests for the first 16 MiB or so) still costs a copy per reply.
+    assert r["replies_copied"] <= r["reads"] // 4, r
+    assert r["replies_joined"] >= r["reads"] // 2, r
