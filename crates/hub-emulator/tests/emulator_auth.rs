@@ -308,3 +308,63 @@ async fn a_write_refused_before_its_body_keeps_the_connection() {
     .unwrap();
     assert_eq!(outcome, Ok(()));
 }
+
+/// The drain has bounds: a refused request whose body never ends is cut off (10 s), and one
+/// that announced `Expect: 100-continue` is not drained at all (its client may never send the
+/// body, and the bytes that follow would be its next request).
+#[tokio::test]
+async fn refused_bodies_are_drained_within_bounds() {
+    use std::io::{Read, Write};
+    let e = Emu::start(&[]);
+    e.create_repo(WRITE, "model", "alice/m", false).await;
+    let addr = e.url.trim_start_matches("http://").to_string();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let io = |e: std::io::Error| e.to_string();
+        // An endless chunked body: the server answers, drains for a while, then closes.
+        let mut s = std::net::TcpStream::connect(&addr).map_err(io)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(io)?;
+        write!(
+            s,
+            "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {READ}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .map_err(io)?;
+        let started = std::time::Instant::now();
+        let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
+        let mut cut = false;
+        while started.elapsed() < Duration::from_secs(25) {
+            if s.write_all(chunk.as_bytes()).is_err() {
+                cut = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let waited = started.elapsed();
+        if !cut || waited < Duration::from_secs(8) {
+            return Err(format!("endless body: cut {cut} after {waited:?}"));
+        }
+        // Expect: 100-continue, refused, body never sent: the connection is closed after the
+        // answer instead of waiting for a body.
+        let mut s = std::net::TcpStream::connect(&addr).map_err(io)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(io)?;
+        write!(
+            s,
+            "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {READ}\r\nContent-Type: application/json\r\n\
+             Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"
+        )
+        .map_err(io)?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)
+            .map_err(|e| format!("no close after the answer: {e}"))?;
+        if !answer.starts_with(b"HTTP/1.1 403") {
+            return Err(format!("answer {:?}", String::from_utf8_lossy(&answer)));
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome, Ok(()));
+}

@@ -38,9 +38,15 @@ pub async fn serve(listener: TcpListener, router: Router, kind: Listener) -> io:
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ctx.clone());
-                router
-                    .clone()
-                    .oneshot(req.map(|b| Body::new(DrainOnDrop::new(b))))
+                // A client that sent `Expect: 100-continue` and got a final answer instead may
+                // never send its body: what would be drained is its next request. hyper closes
+                // such a connection, as before.
+                let expects = req.headers().contains_key(hyper::header::EXPECT);
+                let req = req.map(|b| match expects {
+                    true => Body::new(b),
+                    false => Body::new(DrainOnDrop::new(b)),
+                });
+                router.clone().oneshot(req)
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
