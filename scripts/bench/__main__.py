@@ -53,11 +53,16 @@ def _unmount_leftovers(run_dir):
         force_unmount(mp)
 
 
-def _header(started: float, duration: float) -> str:
+def _measured_commit() -> str:
+    """The commit being measured, taken when the run starts: a commit made while it measures
+    (docs, say) must not be named as the code that ran."""
     def git(*a):
         r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)
         return r.stdout.strip()
-    commit = git("rev-parse", "--short", "HEAD") + (" (dirty)" if git("status", "--porcelain", "--", "src") else "")
+    return git("rev-parse", "--short", "HEAD") + (" (dirty)" if git("status", "--porcelain", "--", "src") else "")
+
+
+def _header(started: float, duration: float, commit: str) -> str:
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
     return "\n".join([
         f"## hubfs benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}",
@@ -102,6 +107,7 @@ def main():
     legacy = not args.only or any(n not in OWN_DATA for n in args.only)
     facts = ensure_seeded(log_dir) if legacy else None
     started = time.time()
+    commit = _measured_commit()
     sections = []
     ctx = None
     try:
@@ -130,7 +136,7 @@ def main():
     # Partial runs (--only) never replace latest.* nor the README: those show whole runs.
     name = f"{stamp}-partial" if args.only else "latest"
     report.chart(sections, RESULTS / f"{name}.png")
-    header = _header(started, duration)
+    header = _header(started, duration, commit)
     out = RESULTS / (f"{name}.md" if args.only else f"{stamp}.md")
     # The chart is only kept as the latest one, so the dated copy of a whole run has none.
     out.write_text(report.document(sections, ctx.diagnostics, header, f"{name}.png" if args.only else None))
