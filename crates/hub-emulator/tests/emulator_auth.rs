@@ -241,6 +241,27 @@ async fn account_endpoints_answer_like_the_hub() {
     );
 }
 
+/// An emulator with alice's repo `alice/m`, and the address a raw socket connects to.
+async fn emu_with_repo() -> (Emu, String) {
+    let e = Emu::start(&[]);
+    e.create_repo(WRITE, "model", "alice/m", false).await;
+    let addr = e.url.trim_start_matches("http://").to_string();
+    (e, addr)
+}
+
+/// The head of a POST creating branch `b` of alice/m with alice's read token, which the
+/// emulator refuses (403) from the headers alone. `headers`: the body's own, each ending in CRLF.
+fn refused_branch_head(addr: &str, headers: &str) -> String {
+    format!(
+        "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {READ}\r\n{headers}\r\n"
+    )
+}
+
+fn io(e: std::io::Error) -> String {
+    e.to_string()
+}
+
 /// A write refused before its body is read must leave the connection fit for the next request,
 /// as a production front end does. The emulator refuses a read token's branch creation from the
 /// headers alone; if it then dropped the unread body, hyper would close the connection after the
@@ -249,23 +270,21 @@ async fn account_endpoints_answer_like_the_hub() {
 #[tokio::test]
 async fn a_write_refused_before_its_body_keeps_the_connection() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let e = Emu::start(&[]);
-    e.create_repo(WRITE, "model", "alice/m", false).await;
-    let addr = e.url.trim_start_matches("http://").to_string();
+    let (_e, addr) = emu_with_repo().await;
     let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+        let s = std::net::TcpStream::connect(&addr).map_err(io)?;
         s.set_read_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
-        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+            .map_err(io)?;
+        let mut w = s.try_clone().map_err(io)?;
         let mut r = BufReader::new(s);
         // Reads one response whose body is delimited by Content-Length; returns its status line.
         let response = |r: &mut BufReader<std::net::TcpStream>| -> Result<String, String> {
             let mut status = String::new();
-            r.read_line(&mut status).map_err(|e| e.to_string())?;
+            r.read_line(&mut status).map_err(io)?;
             let mut len = 0usize;
             loop {
                 let mut line = String::new();
-                r.read_line(&mut line).map_err(|e| e.to_string())?;
+                r.read_line(&mut line).map_err(io)?;
                 if line.is_empty() || line == "\r\n" {
                     break;
                 }
@@ -274,21 +293,21 @@ async fn a_write_refused_before_its_body_keeps_the_connection() {
                 }
             }
             let mut body = vec![0; len];
-            r.read_exact(&mut body).map_err(|e| e.to_string())?;
+            r.read_exact(&mut body).map_err(io)?;
             Ok(status.trim().to_string())
         };
         let body = format!("{{\"startingPoint\": \"main\"{}}}", " ".repeat(1 << 20));
-        write!(
-            w,
-            "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
-             Authorization: Bearer {READ}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .map_err(|e| e.to_string())?;
+        let head = refused_branch_head(
+            &addr,
+            &format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ),
+        );
+        w.write_all(head.as_bytes()).map_err(io)?;
         // Long enough for the 403 to go out before the body does.
         std::thread::sleep(Duration::from_millis(300));
-        w.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+        w.write_all(body.as_bytes()).map_err(io)?;
         let first = response(&mut r)?;
         if !first.starts_with("HTTP/1.1 403") {
             return Err(format!("first answer: {first}"));
@@ -297,7 +316,7 @@ async fn a_write_refused_before_its_body_keeps_the_connection() {
             w,
             "GET /api/models/alice/m HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {READ}\r\n\r\n"
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(io)?;
         let second = response(&mut r).map_err(|e| format!("second request: {e}"))?;
         if !second.starts_with("HTTP/1.1 200") {
             return Err(format!("second answer: {second}"));
@@ -315,21 +334,14 @@ async fn a_write_refused_before_its_body_keeps_the_connection() {
 #[tokio::test]
 async fn refused_bodies_are_drained_within_bounds() {
     use std::io::{Read, Write};
-    let e = Emu::start(&[]);
-    e.create_repo(WRITE, "model", "alice/m", false).await;
-    let addr = e.url.trim_start_matches("http://").to_string();
+    let (_e, addr) = emu_with_repo().await;
     let outcome = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let io = |e: std::io::Error| e.to_string();
         // An endless chunked body: the server answers, drains for a while, then closes.
         let mut s = std::net::TcpStream::connect(&addr).map_err(io)?;
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(io)?;
-        write!(
-            s,
-            "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
-             Authorization: Bearer {READ}\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        .map_err(io)?;
+        let head = refused_branch_head(&addr, "Transfer-Encoding: chunked\r\n");
+        s.write_all(head.as_bytes()).map_err(io)?;
         let started = std::time::Instant::now();
         let chunk = format!("{:x}\r\n{}\r\n", 4096, "x".repeat(4096));
         let mut cut = false;
@@ -349,13 +361,11 @@ async fn refused_bodies_are_drained_within_bounds() {
         let mut s = std::net::TcpStream::connect(&addr).map_err(io)?;
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .map_err(io)?;
-        write!(
-            s,
-            "POST /api/models/alice/m/branch/b HTTP/1.1\r\nHost: {addr}\r\n\
-             Authorization: Bearer {READ}\r\nContent-Type: application/json\r\n\
-             Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"
-        )
-        .map_err(io)?;
+        let head = refused_branch_head(
+            &addr,
+            "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100\r\n",
+        );
+        s.write_all(head.as_bytes()).map_err(io)?;
         let mut answer = Vec::new();
         s.read_to_end(&mut answer)
             .map_err(|e| format!("no close after the answer: {e}"))?;

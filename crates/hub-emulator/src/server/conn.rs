@@ -42,9 +42,12 @@ pub async fn serve(listener: TcpListener, router: Router, kind: Listener) -> io:
                 // never send its body: what would be drained is its next request. hyper closes
                 // such a connection, as before.
                 let expects = req.headers().contains_key(hyper::header::EXPECT);
-                let req = req.map(|b| match expects {
-                    true => Body::new(b),
-                    false => Body::new(DrainOnDrop::new(b)),
+                let req = req.map(|b| {
+                    if expects {
+                        Body::new(b)
+                    } else {
+                        Body::new(DrainOnDrop::new(b))
+                    }
                 });
                 router.clone().oneshot(req)
             });

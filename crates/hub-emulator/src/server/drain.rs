@@ -16,48 +16,45 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 /// Enough for any API request (JSON, an ndjson commit); uploads are read by their handlers.
 const DRAIN_MAX_BYTES: u64 = 64 << 20;
 /// nginx's `lingering_time` is 30 s; a client still sending after 10 s is not worth waiting for.
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(10);
 
-/// Wraps a request body; if dropped before its end, the rest is read in the background.
-pub struct DrainOnDrop<B: Body<Data = Bytes> + Send + Unpin + 'static> {
-    inner: Option<B>,
-    ended: bool,
+/// Wraps a request body; if dropped before its end, the rest is read in the background. The
+/// body is let go once it has ended (or failed): nothing is then left to drain.
+pub struct DrainOnDrop {
+    inner: Option<Incoming>,
 }
 
-impl<B: Body<Data = Bytes> + Send + Unpin + 'static> DrainOnDrop<B> {
-    pub fn new(inner: B) -> Self {
-        let ended = inner.is_end_stream();
-        Self {
-            inner: Some(inner),
-            ended,
-        }
+impl DrainOnDrop {
+    pub fn new(inner: Incoming) -> Self {
+        Self { inner: Some(inner) }
     }
 }
 
-impl<B: Body<Data = Bytes> + Send + Unpin + 'static> Body for DrainOnDrop<B> {
+impl Body for DrainOnDrop {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = hyper::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
         let polled = Pin::new(inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-            self.ended = true;
+            self.inner = None;
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -67,15 +64,12 @@ impl<B: Body<Data = Bytes> + Send + Unpin + 'static> Body for DrainOnDrop<B> {
     }
 }
 
-impl<B: Body<Data = Bytes> + Send + Unpin + 'static> Drop for DrainOnDrop<B> {
+impl Drop for DrainOnDrop {
     fn drop(&mut self) {
         let Some(mut body) = self.inner.take() else {
             return;
         };
-        if self.ended || body.is_end_stream() {
-            return;
-        }
-        if body.size_hint().lower() > DRAIN_MAX_BYTES {
+        if body.is_end_stream() || body.size_hint().lower() > DRAIN_MAX_BYTES {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
